@@ -1,0 +1,259 @@
+/* runtime/cgroup.c: creating, limiting, inspecting and removing the cgroups
+ * that hold one jail each. v2 uses one directory; v1 uses memory, pids and
+ * cpu hierarchies found in /proc/self/mountinfo. */
+#define _GNU_SOURCE
+#include "cgroup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <linux/magic.h>
+
+#include "lib/util.h"
+
+static const char *const v1_names[_CG_MAX] = { "memory", "pids", "cpu" };
+
+static bool has_token(const char *list, const char *tok) {
+        size_t n = strlen(tok);
+        for (const char *p = list; p && *p;) {
+                const char *c = strchr(p, ',');
+                size_t len = c ? (size_t) (c - p) : strlen(p);
+                if (len == n && strncmp(p, tok, n) == 0)
+                        return true;
+                p = c ? c + 1 : NULL;
+        }
+        return false;
+}
+
+/* Scan mountinfo for "cgroup" mounts and note where each controller lives. */
+static int detect_v1(CgroupHost *h) {
+        _cleanup_(fclosep_) FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return negative_errno();
+        char line[4096];
+        while (fgets(line, sizeof line, f)) {
+                char *sep = strstr(line, " - ");
+                if (!sep)
+                        continue;
+                char fstype[64], src[256], opts[1024], mnt[PATH_MAX];
+                if (sscanf(sep + 3, "%63s %255s %1023s", fstype, src, opts) != 3 ||
+                    strcmp(fstype, "cgroup") != 0)
+                        continue;
+                if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+                        continue;
+                for (int i = 0; i < _CG_MAX; i++)
+                        if (has_token(opts, v1_names[i]) && !h->root[i][0])
+                                snprintf(h->root[i], sizeof h->root[i], "%s", mnt);
+        }
+        for (int i = 0; i < _CG_MAX; i++)
+                if (!h->root[i][0])
+                        return -ENOENT;
+        h->version = 1;
+        return 0;
+}
+
+int cgroup_host_detect(CgroupHost *ret) {
+        CgroupHost h = { 0 };
+        struct statfs sf;
+        if (statfs("/sys/fs/cgroup", &sf) < 0)
+                return negative_errno();
+        if (sf.f_type == CGROUP2_SUPER_MAGIC) {
+                h.version = 2;
+                snprintf(h.root[0], sizeof h.root[0], "/sys/fs/cgroup");
+        } else {
+                int r = detect_v1(&h);
+                if (r < 0)
+                        return r;
+        }
+        *ret = h;
+        return 0;
+}
+
+static int write_at(const char *dir, const char *file, const char *val) {
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", dir, file) >= (int) sizeof p)
+                return -ENAMETOOLONG;
+        return write_file_str(p, val);
+}
+
+static int mkdir_p(const char *dir) {
+        char buf[PATH_MAX];
+        snprintf(buf, sizeof buf, "%s", dir);
+        for (char *p = buf + 1; *p; p++)
+                if (*p == '/') {
+                        *p = 0;
+                        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                                return negative_errno();
+                        *p = '/';
+                }
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+        return 0;
+}
+
+/* v2: controllers must be enabled in every ancestor's subtree_control. */
+static int v2_prepare_parent(const char *root, const char *parent) {
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", root, parent) >= (int) sizeof p)
+                return -ENAMETOOLONG;
+        int r = mkdir_p(p);
+        if (r < 0)
+                return r;
+        /* Ignore failures on the root: controllers may already be on. */
+        (void) write_at(root, "cgroup.subtree_control", "+memory +pids +cpu");
+        return write_at(p, "cgroup.subtree_control", "+memory +pids +cpu");
+}
+
+static int apply_v2(const char *dir, const CgroupLimits *l) {
+        char v[64];
+        int r;
+        snprintf(v, sizeof v, "%llu", (unsigned long long) l->memory_bytes);
+        if ((r = write_at(dir, "memory.max", v)) < 0)
+                return r;
+        (void) write_at(dir, "memory.swap.max", "0"); /* absent without swap accounting */
+        snprintf(v, sizeof v, "%llu", (unsigned long long) l->pids);
+        if ((r = write_at(dir, "pids.max", v)) < 0)
+                return r;
+        snprintf(v, sizeof v, "%llu 100000", (unsigned long long) l->cpu_millis * 100);
+        return write_at(dir, "cpu.max", v);
+}
+
+static int apply_v1(int which, const char *dir, const CgroupLimits *l) {
+        char v[64];
+        int r;
+        switch (which) {
+        case CG_MEMORY:
+                snprintf(v, sizeof v, "%llu", (unsigned long long) l->memory_bytes);
+                if ((r = write_at(dir, "memory.limit_in_bytes", v)) < 0)
+                        return r;
+                /* memory+swap: absent unless swap accounting is enabled */
+                (void) write_at(dir, "memory.memsw.limit_in_bytes", v);
+                return 0;
+        case CG_PIDS:
+                snprintf(v, sizeof v, "%llu", (unsigned long long) l->pids);
+                return write_at(dir, "pids.max", v);
+        default:
+                if ((r = write_at(dir, "cpu.cfs_period_us", "100000")) < 0)
+                        return r;
+                snprintf(v, sizeof v, "%llu", (unsigned long long) l->cpu_millis * 100);
+                return write_at(dir, "cpu.cfs_quota_us", v);
+        }
+}
+
+static int open_procs(const char *dir) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+        int fd = open(p, O_WRONLY | O_CLOEXEC);
+        return fd < 0 ? negative_errno() : fd;
+}
+
+int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
+                  const CgroupLimits *l, Cgroup *ret) {
+        Cgroup cg = { .version = h->version };
+        for (int i = 0; i < _CG_MAX; i++)
+                cg.procs_fd[i] = -1;
+        int n = h->version == 2 ? 1 : _CG_MAX, r = 0;
+        for (int i = 0; i < n; i++) {
+                if (snprintf(cg.path[i], PATH_MAX, "%s/%s/%s", h->root[i], parent, name) >= PATH_MAX) {
+                        r = -ENAMETOOLONG;
+                        goto fail;
+                }
+                if (h->version == 2)
+                        r = v2_prepare_parent(h->root[i], parent);
+                else {
+                        char p[PATH_MAX];
+                        snprintf(p, sizeof p, "%s/%s", h->root[i], parent);
+                        r = mkdir_p(p);
+                }
+                if (r < 0)
+                        goto fail;
+                if (mkdir(cg.path[i], 0755) < 0) {
+                        r = negative_errno();
+                        goto fail;
+                }
+                cg.n = i + 1;
+                r = h->version == 2 ? apply_v2(cg.path[i], l) : apply_v1(i, cg.path[i], l);
+                if (r < 0)
+                        goto fail;
+                if ((cg.procs_fd[i] = open_procs(cg.path[i])) < 0) {
+                        r = cg.procs_fd[i];
+                        goto fail;
+                }
+        }
+        *ret = cg;
+        return 0;
+fail:
+        cgroup_destroy(&cg);
+        return r;
+}
+
+/* Read "KEY N" from a flat keyed file such as memory.events. */
+static long long read_key(const char *dir, const char *file, const char *key) {
+        char p[PATH_MAX], buf[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, file);
+        if (read_file_small(p, buf, sizeof buf) < 0)
+                return -1;
+        size_t kl = strlen(key);
+        for (char *s = buf; s && *s; s = strchr(s, '\n'), s = s ? s + 1 : NULL)
+                if (strncmp(s, key, kl) == 0 && s[kl] == ' ')
+                        return atoll(s + kl + 1);
+        return -1;
+}
+
+bool cgroup_oom_killed(const Cgroup *cg) {
+        if (cg->n == 0)
+                return false;
+        if (cg->version == 2)
+                return read_key(cg->path[0], "memory.events", "oom_kill") > 0;
+        return read_key(cg->path[CG_MEMORY], "memory.oom_control", "oom_kill") > 0;
+}
+
+/* Kill every task listed in DIR/cgroup.procs; returns how many were found. */
+static int kill_listed(const char *dir) {
+        char p[PATH_MAX], buf[8192];
+        snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+        if (read_file_small(p, buf, sizeof buf) <= 0)
+                return 0;
+        int n = 0;
+        for (char *s = buf; *s;) {
+                long pid = strtol(s, &s, 10);
+                if (pid > 0 && kill((pid_t) pid, SIGKILL) == 0)
+                        n++;
+                while (*s == '\n')
+                        s++;
+        }
+        return n;
+}
+
+void cgroup_close_fds(Cgroup *cg) {
+        for (int i = 0; i < _CG_MAX; i++)
+                cg->procs_fd[i] = safe_close(cg->procs_fd[i]);
+}
+
+int cgroup_destroy(Cgroup *cg) {
+        int r = 0;
+        cgroup_close_fds(cg);
+        for (int i = cg->n - 1; i >= 0; i--) {
+                if (cg->version == 2)
+                        (void) write_at(cg->path[i], "cgroup.kill", "1");
+                /* rmdir fails with EBUSY while dying tasks are still listed */
+                for (int tries = 0; tries < 2000; tries++) {
+                        if (rmdir(cg->path[i]) == 0 || errno == ENOENT)
+                                break;
+                        if (errno != EBUSY) {
+                                r = negative_errno();
+                                break;
+                        }
+                        kill_listed(cg->path[i]);
+                        nanosleep(&(struct timespec) { 0, 1000000 }, NULL);
+                }
+                if (access(cg->path[i], F_OK) == 0 && r == 0)
+                        r = -EBUSY;
+        }
+        cg->n = 0;
+        return r;
+}

@@ -1,0 +1,39 @@
+/* runtime/cgroup.h: per-jail cgroups with memory, pids and CPU limits, on
+ * cgroup v2 (unified) or v1 (one hierarchy per controller). The jail's init
+ * attaches itself by writing "0" to the procs files opened here. */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum { CG_MEMORY, CG_PIDS, CG_CPU, _CG_MAX };
+
+typedef struct CgroupHost {
+        int version;                   /* 1 or 2 */
+        char root[_CG_MAX][PATH_MAX];  /* v1: each controller's mount; v2: root[0] */
+} CgroupHost;
+
+typedef struct CgroupLimits {
+        uint64_t memory_bytes;
+        uint64_t pids;
+        uint64_t cpu_millis;
+} CgroupLimits;
+
+typedef struct Cgroup {
+        int version;
+        int n;                          /* directories created (v1: 3, v2: 1) */
+        char path[_CG_MAX][PATH_MAX];
+        int procs_fd[_CG_MAX];          /* open O_WRONLY on cgroup.procs */
+} Cgroup;
+
+/* Find the cgroup mounts of this host. */
+int cgroup_host_detect(CgroupHost *ret);
+/* Create PARENT/NAME in every needed hierarchy with limits applied. */
+int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
+                  const CgroupLimits *l, Cgroup *ret);
+/* True if the kernel's OOM killer killed a task in the cgroup. */
+bool cgroup_oom_killed(const Cgroup *cg);
+/* SIGKILL everything left in the cgroup, then remove its directories. */
+int cgroup_destroy(Cgroup *cg);
+void cgroup_close_fds(Cgroup *cg);

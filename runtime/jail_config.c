@@ -1,0 +1,193 @@
+/* runtime/jail_config.c: defaults and validation of a jail's configuration,
+ * and the table of runtimes (which interpreter runs the code, with what
+ * flags). Everything a caller gets wrong is refused here, before any
+ * namespace, cgroup or mount exists. */
+#define _GNU_SOURCE
+#include "jail.h"
+#include "jail_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include "lib/util.h"
+
+const JailRuntimeInfo jail_runtimes[_JAIL_RUNTIME_MAX] = {
+        [JAIL_RUNTIME_EXEC] = { "exec", NULL, { NULL }, "main" },
+        [JAIL_RUNTIME_SH] = { "sh", "/bin/sh", { NULL }, "main.sh" },
+        [JAIL_RUNTIME_PYTHON3] = { "python3", "/usr/bin/python3", { "-I", "-S", NULL }, "main.py" },
+        [JAIL_RUNTIME_NODE] = { "node", "/usr/bin/node", { NULL }, "index.js" },
+};
+
+void jail_limits_default(JailLimits *l) {
+        *l = (JailLimits) {
+                .memory_bytes = 128ULL << 20,
+                .timeout_ns = 10ULL * 1000000000ULL,
+                .cpu_millis = 1000,
+                .pids = 64,
+                .tmp_bytes = 16ULL << 20,
+                .tmp_inodes = 0, /* derived from tmp_bytes */
+                .output_bytes = 1ULL << 20,
+                .fsize_bytes = 0, /* derived from tmp_bytes */
+                .nofile = 1024,
+                .stack_bytes = 8ULL << 20,
+        };
+}
+
+void jail_config_init(JailConfig *c) {
+        *c = (JailConfig) {
+                .runtime = JAIL_RUNTIME_EXEC,
+                .host_uid = 65534,
+                .host_gid = 65534,
+                .cgroup_parent = "fnbox",
+        };
+        jail_limits_default(&c->limits);
+}
+
+const char *jail_runtime_to_string(JailRuntime r) {
+        return r >= 0 && r < _JAIL_RUNTIME_MAX ? jail_runtimes[r].name : NULL;
+}
+
+int jail_runtime_from_string(const char *s) {
+        for (int i = 0; s && i < _JAIL_RUNTIME_MAX; i++)
+                if (strcmp(s, jail_runtimes[i].name) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+static int refuse(char *why, size_t len, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, len, fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+typedef struct Range {
+        const char *name;
+        uint64_t value, min, max;
+} Range;
+
+static int check_limits(const JailLimits *l, char *why, size_t len) {
+        struct sysinfo si;
+        uint64_t ram = sysinfo(&si) == 0 ? (uint64_t) si.totalram * si.mem_unit : (64ULL << 30);
+        uint64_t cores = (uint64_t) sysconf(_SC_NPROCESSORS_ONLN);
+        const Range ranges[] = {
+                { "--memory", l->memory_bytes, 4ULL << 20, ram },
+                { "--timeout", l->timeout_ns, 1000000ULL, 86400ULL * 1000000000ULL },
+                { "--cpu", l->cpu_millis, 10, cores * 1000 },
+                { "--pids", l->pids, 1, 32768 },
+                { "--tmp", l->tmp_bytes, 64ULL << 10, ram / 2 },
+                { "--output", l->output_bytes, 0, 1ULL << 30 },
+                { "nofile", l->nofile, 16, 65536 },
+                { "stack", l->stack_bytes, 128ULL << 10, 1ULL << 30 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(ranges); i++)
+                if (ranges[i].value < ranges[i].min || ranges[i].value > ranges[i].max)
+                        return refuse(why, len, "%s out of range: %llu (allowed %llu..%llu)",
+                                      ranges[i].name, (unsigned long long) ranges[i].value,
+                                      (unsigned long long) ranges[i].min, (unsigned long long) ranges[i].max);
+        return 0;
+}
+
+static bool env_key_valid(const char *kv) {
+        const char *eq = strchr(kv, '=');
+        if (!eq || eq == kv || strlen(kv) > 32768)
+                return false;
+        for (const char *p = kv; p < eq; p++)
+                if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
+                      (p > kv && *p >= '0' && *p <= '9')))
+                        return false;
+        return true;
+}
+
+/* Is st readable (and, if need_exec, executable or searchable) by the box's
+ * host uid? The box sees the code through a bind mount, so only the mode
+ * bits of the file or folder itself matter. */
+static bool jail_can_use(const struct stat *st, const JailConfig *c, bool need_exec) {
+        mode_t r = S_IROTH, x = S_IXOTH;
+        if (st->st_uid == c->host_uid)
+                r = S_IRUSR, x = S_IXUSR;
+        else if (st->st_gid == c->host_gid)
+                r = S_IRGRP, x = S_IXGRP;
+        return (st->st_mode & r) && (!need_exec || (st->st_mode & x));
+}
+
+static bool path_is_special(const char *real) {
+        static const char *const bad[] = { "/proc", "/sys", "/dev", "/run/fnbox" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                size_t n = strlen(bad[i]);
+                if (strncmp(real, bad[i], n) == 0 && (real[n] == 0 || real[n] == '/'))
+                        return true;
+        }
+        return false;
+}
+
+static int check_code(const JailConfig *c, char *why, size_t len) {
+        if (!c->code || !*c->code)
+                return refuse(why, len, "--code is required");
+        _cleanup_free_ char *real = realpath(c->code, NULL);
+        struct stat st;
+        if (!real || stat(real, &st) < 0)
+                return refuse(why, len, "--code %s: %s", c->code, strerror(errno));
+        if (path_is_special(real))
+                return refuse(why, len, "--code %s: must not be under /proc, /sys, /dev or /run/fnbox", c->code);
+        /* the caller (real uid, as for a setuid install) must be able to read it */
+        if (access(real, R_OK) < 0)
+                return refuse(why, len, "--code %s: not readable by you: %s", c->code, strerror(errno));
+        bool is_exec = c->runtime == JAIL_RUNTIME_EXEC;
+        if (S_ISREG(st.st_mode)) {
+                if (!jail_can_use(&st, c, is_exec))
+                        return refuse(why, len, "--code %s: the box user (uid %u) cannot %s it; chmod o+r%s",
+                                      c->code, (unsigned) c->host_uid, is_exec ? "execute" : "read",
+                                      is_exec ? "x" : "");
+                return 0;
+        }
+        if (!S_ISDIR(st.st_mode))
+                return refuse(why, len, "--code %s: not a regular file or a folder", c->code);
+        if (!jail_can_use(&st, c, true))
+                return refuse(why, len, "--code %s: the box user (uid %u) cannot enter the folder; chmod o+rx",
+                              c->code, (unsigned) c->host_uid);
+        const char *entry = c->entry ? c->entry : jail_runtimes[c->runtime].default_entry;
+        if (!*entry || entry[0] == '/' || strstr(entry, "..") || strlen(entry) > 200)
+                return refuse(why, len, "--entry %s: must be a relative path inside the code folder", entry);
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", real, entry);
+        if (stat(p, &st) < 0 || !S_ISREG(st.st_mode))
+                return refuse(why, len, "--code %s: entry %s not found in the folder", c->code, entry);
+        if (!jail_can_use(&st, c, is_exec))
+                return refuse(why, len, "--code %s: the box user cannot %s %s", c->code,
+                              is_exec ? "execute" : "read", entry);
+        return 0;
+}
+
+int jail_config_check(const JailConfig *c, char *why, size_t len) {
+        if (c->runtime < 0 || c->runtime >= _JAIL_RUNTIME_MAX)
+                return refuse(why, len, "unknown runtime");
+        const char *interp = jail_runtimes[c->runtime].interpreter;
+        if (interp && access(interp, X_OK) < 0)
+                return refuse(why, len, "runtime %s needs %s, which this host lacks",
+                              jail_runtimes[c->runtime].name, interp);
+        if (c->host_uid == 0 || c->host_gid == 0)
+                return refuse(why, len, "the box must map to an unprivileged host uid and gid, not 0");
+        int r = check_code(c, why, len);
+        if (r < 0)
+                return r;
+        if ((r = check_limits(&c->limits, why, len)) < 0)
+                return r;
+        if (c->n_env > 256)
+                return refuse(why, len, "too many --env (at most 256)");
+        for (size_t i = 0; i < c->n_env; i++)
+                if (!env_key_valid(c->env[i]))
+                        return refuse(why, len, "--env %.40s: expected KEY=VALUE with KEY of [A-Za-z_][A-Za-z0-9_]*", c->env[i]);
+        size_t total = 0;
+        for (size_t i = 0; i < c->n_args; i++)
+                total += strlen(c->args[i]) + 1;
+        if (c->n_args > 4096 || total > (1U << 20))
+                return refuse(why, len, "too many or too long arguments (at most 4096, 1 MiB in all)");
+        if (!c->cgroup_parent || !*c->cgroup_parent || strstr(c->cgroup_parent, "..") || c->cgroup_parent[0] == '/')
+                return refuse(why, len, "cgroup parent must be a relative path without ..");
+        return 0;
+}

@@ -1,0 +1,31 @@
+/* runtime/main.c: fnbox-runtime, the node agent. Today it has one verb,
+ * `run`, which runs one box in a one-shot jail; the daemon verbs arrive with
+ * the data plane. */
+#include <stdio.h>
+#include <string.h>
+
+#include "run_cmd.h"
+
+typedef struct Verb {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *help;
+} Verb;
+
+static const Verb verbs[] = {
+        { "run", run_cmd_main, "run one box in a one-shot jail" },
+};
+
+int main(int argc, char **argv) {
+        if (argc >= 2)
+                for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+                        if (strcmp(argv[1], verbs[i].name) == 0)
+                                return verbs[i].fn(argc - 1, argv + 1);
+        FILE *f = argc >= 2 && strcmp(argv[1], "--help") != 0 ? stderr : stdout;
+        if (f == stderr)
+                fprintf(stderr, "fnbox-runtime: unknown command '%s'\n", argv[1]);
+        fprintf(f, "usage: fnbox-runtime COMMAND [OPTIONS]\n\ncommands:\n");
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+                fprintf(f, "  %-8s %s\n", verbs[i].name, verbs[i].help);
+        return f == stderr ? 2 : 0;
+}

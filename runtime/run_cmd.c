@@ -1,0 +1,234 @@
+/* runtime/run_cmd.c: `fnbox-runtime run`: parse options (table-driven),
+ * read stdin, run one jail through the library, and print its output or the
+ * JSON result. Without --json the exit status mirrors the box's (see
+ * docs/jail.md for the codes of timeouts and other outcomes). */
+#define _GNU_SOURCE
+#include "run_cmd.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "jail.h"
+#include "lib/quantity.h"
+#include "lib/util.h"
+#include "result_json.h"
+
+#define STDIN_MAX (64ULL << 20)
+#define EXIT_USAGE 2
+
+typedef struct RunOptions {
+        JailConfig cfg;
+        bool json;
+        char **env;
+        size_t n_env;
+} RunOptions;
+
+typedef int (*opt_fn)(RunOptions *o, const char *arg);
+
+static int opt_runtime(RunOptions *o, const char *a) {
+        int r = jail_runtime_from_string(a);
+        if (r < 0)
+                return -EINVAL;
+        o->cfg.runtime = (JailRuntime) r;
+        return 0;
+}
+static int opt_code(RunOptions *o, const char *a) { o->cfg.code = a; return 0; }
+static int opt_entry(RunOptions *o, const char *a) { o->cfg.entry = a; return 0; }
+static int opt_memory(RunOptions *o, const char *a) { return quantity_parse_bytes(a, &o->cfg.limits.memory_bytes); }
+static int opt_timeout(RunOptions *o, const char *a) { return quantity_parse_duration(a, &o->cfg.limits.timeout_ns); }
+static int opt_cpu(RunOptions *o, const char *a) { return quantity_parse_cpu(a, &o->cfg.limits.cpu_millis); }
+static int opt_pids(RunOptions *o, const char *a) { return quantity_parse_uint(a, &o->cfg.limits.pids); }
+static int opt_tmp(RunOptions *o, const char *a) { return quantity_parse_bytes(a, &o->cfg.limits.tmp_bytes); }
+static int opt_output(RunOptions *o, const char *a) { return quantity_parse_bytes(a, &o->cfg.limits.output_bytes); }
+static int opt_json(RunOptions *o, const char *a) { (void) a; o->json = true; return 0; }
+static int opt_cgroup(RunOptions *o, const char *a) { o->cfg.cgroup_parent = a; return 0; }
+
+static int opt_uid(RunOptions *o, const char *a) {
+        uint64_t v;
+        int r = quantity_parse_uint(a, &v);
+        if (r < 0 || v == 0 || v >= 0xfffffffeULL)
+                return -EINVAL;
+        o->cfg.host_uid = (uid_t) v;
+        o->cfg.host_gid = (gid_t) v;
+        return 0;
+}
+
+static int opt_env(RunOptions *o, const char *a) {
+        if (o->n_env >= 256)
+                return -E2BIG;
+        char **n = realloc(o->env, (o->n_env + 1) * sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        o->env = n;
+        o->env[o->n_env++] = (char *) a;
+        return 0;
+}
+
+typedef struct OptionSpec {
+        const char *name;
+        bool has_arg;
+        opt_fn fn;
+        const char *expect;  /* shown when the value is refused */
+} OptionSpec;
+
+static const OptionSpec specs[] = {
+        { "runtime", true, opt_runtime, "one of exec, sh, python3, node" },
+        { "code", true, opt_code, "a path" },
+        { "entry", true, opt_entry, "a file inside the code folder" },
+        { "memory", true, opt_memory, "a size such as 128M" },
+        { "timeout", true, opt_timeout, "a duration such as 10s or 250ms" },
+        { "cpu", true, opt_cpu, "cores such as 1, 0.5 or 500m" },
+        { "pids", true, opt_pids, "a whole number" },
+        { "tmp", true, opt_tmp, "a size such as 16M" },
+        { "output", true, opt_output, "a size such as 1M" },
+        { "env", true, opt_env, "KEY=VALUE" },
+        { "json", false, opt_json, NULL },
+        { "uid", true, opt_uid, "an unprivileged host uid" },
+        { "cgroup-parent", true, opt_cgroup, "a cgroup path relative to the hierarchy root" },
+};
+
+static void usage(FILE *f) {
+        fputs("usage: fnbox-runtime run [--runtime exec|sh|python3|node] [--code PATH] [--entry FILE]\n"
+              "                         [--memory 128M] [--timeout 10s] [--cpu 1] [--pids 64]\n"
+              "                         [--tmp 16M] [--output 1M] [--env K=V]... [--json]\n"
+              "                         [--uid 65534] [--cgroup-parent fnbox] [-- ARGS...]\n", f);
+}
+
+static int parse(RunOptions *o, int argc, char **argv) {
+        struct option longopts[ELEMENTSOF(specs) + 2];
+        for (size_t i = 0; i < ELEMENTSOF(specs); i++)
+                longopts[i] = (struct option) { specs[i].name, specs[i].has_arg, NULL, (int) i + 1000 };
+        longopts[ELEMENTSOF(specs)] = (struct option) { "help", 0, NULL, 'h' };
+        longopts[ELEMENTSOF(specs) + 1] = (struct option) { 0 };
+        opterr = 0;
+        int c;
+        while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+                if (c == 'h') {
+                        usage(stdout);
+                        exit(0);
+                }
+                if (c < 1000) {
+                        fprintf(stderr, "fnbox-runtime run: unknown or incomplete option '%s'\n", argv[optind - 1]);
+                        return -EINVAL;
+                }
+                const OptionSpec *s = &specs[c - 1000];
+                if (s->fn(o, optarg) < 0) {
+                        fprintf(stderr, "fnbox-runtime run: --%s %s: expected %s\n", s->name, optarg, s->expect);
+                        return -EINVAL;
+                }
+        }
+        o->cfg.args = argv + optind;
+        o->cfg.n_args = (size_t) (argc - optind);
+        o->cfg.env = o->env;
+        o->cfg.n_env = o->n_env;
+        return 0;
+}
+
+/* The whole of stdin, bounded. */
+static int read_stdin(char **ret, size_t *ret_len) {
+        size_t len = 0, cap = 0;
+        char *buf = NULL;
+        for (;;) {
+                if (len == cap) {
+                        cap = cap ? cap * 2 : 65536;
+                        char *n = realloc(buf, cap);
+                        if (!n)
+                                return free(buf), -ENOMEM;
+                        buf = n;
+                }
+                ssize_t n = read(0, buf + len, cap - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && (errno == EBADF))
+                        break;
+                if (n < 0)
+                        return free(buf), negative_errno();
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len > STDIN_MAX)
+                        return free(buf), -EFBIG;
+        }
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+/* Exit status without --json: the box's own, or a fixed code per outcome. */
+static int exit_status(const JailResult *r) {
+        switch (r->status) {
+        case JAIL_EXITED: return r->exit_code;
+        case JAIL_SIGNALED: return 128 + r->signal;
+        case JAIL_TIMEOUT: return 124;
+        case JAIL_OUT_OF_MEMORY: return 137;
+        case JAIL_OUTPUT_LIMIT: return 122;
+        case JAIL_KILLED: return 137;
+        default: return 125;
+        }
+}
+
+static void print_plain(const JailResult *r) {
+        if (r->out.len)
+                (void) write_all(1, r->out.data, r->out.len);
+        if (r->err.len)
+                (void) write_all(2, r->err.data, r->err.len);
+        if (r->status == JAIL_EXITED || r->status == JAIL_SIGNALED)
+                return;
+        fprintf(stderr, "fnbox-runtime: box %s%s%s\n", jail_status_to_string(r->status),
+                r->error[0] ? ": " : "", r->error);
+}
+
+int run_cmd_main(int argc, char **argv) {
+        RunOptions o = { 0 };
+        jail_config_init(&o.cfg);
+        int r = parse(&o, argc, argv);
+        if (r < 0) {
+                free(o.env);
+                return EXIT_USAGE;
+        }
+        char why[256];
+        if (jail_config_check(&o.cfg, why, sizeof why) < 0) {
+                fprintf(stderr, "fnbox-runtime run: %s\n", why);
+                free(o.env);
+                return EXIT_USAGE;
+        }
+        if (geteuid() != 0) {
+                fprintf(stderr, "fnbox-runtime run: must run as root (it creates namespaces and cgroups)\n");
+                free(o.env);
+                return EXIT_USAGE;
+        }
+        _cleanup_free_ char *in = NULL;
+        size_t in_len = 0;
+        if ((r = read_stdin(&in, &in_len)) < 0) {
+                fprintf(stderr, "fnbox-runtime run: reading stdin: %s\n",
+                        r == -EFBIG ? "larger than 64 MiB" : strerror(-r));
+                free(o.env);
+                return EXIT_USAGE;
+        }
+        o.cfg.stdin_data = in;
+        o.cfg.stdin_len = in_len;
+        signal(SIGPIPE, SIG_IGN);
+        JailResult res;
+        r = jail_run(&o.cfg, &res);
+        free(o.env);
+        if (r < 0) {
+                fprintf(stderr, "fnbox-runtime run: could not start the jail: %s\n", strerror(-r));
+                return 125;
+        }
+        int code = exit_status(&res);
+        if (o.json) {
+                json_t *j = jail_result_to_json(&res);
+                if (!j || json_dumpf(j, stdout, JSON_COMPACT) < 0) {
+                        fprintf(stderr, "fnbox-runtime run: out of memory\n");
+                        code = 125;
+                } else {
+                        fputc('\n', stdout);
+                        code = res.status == JAIL_SETUP_ERROR ? 125 : 0;
+                }
+                json_decref(j);
+        } else
+                print_plain(&res);
+        jail_result_clear(&res);
+        return code;
+}

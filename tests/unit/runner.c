@@ -1,0 +1,66 @@
+/* tests/unit/runner.c: runs every registered unit test in its own forked
+ * process with a timeout, and ends with "N passed, N failed". An optional
+ * argument runs only the tests whose names contain it. */
+#include "test.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TEST_TIMEOUT_S 30
+
+static TestCase *tests;
+
+void test_register(TestCase *t) {
+        t->next = tests;
+        tests = t;
+}
+
+static int run_one(const TestCase *t) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+                perror("fork");
+                return -1;
+        }
+        if (pid == 0) {
+                alarm(TEST_TIMEOUT_S);
+                t->fn();
+                fflush(NULL);
+                _exit(0);
+        }
+        int st;
+        while (waitpid(pid, &st, 0) < 0)
+                ;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+                return 0;
+        if (WIFSIGNALED(st))
+                fprintf(stderr, "  killed by signal %d%s\n", WTERMSIG(st),
+                        WTERMSIG(st) == SIGALRM ? " (timeout)" : "");
+        return -1;
+}
+
+int main(int argc, char **argv) {
+        const char *filter = argc > 1 ? argv[1] : NULL;
+        /* registration order is reversed; restore source order */
+        TestCase *rev = NULL;
+        while (tests) {
+                TestCase *n = tests->next;
+                tests->next = rev;
+                rev = tests;
+                tests = n;
+        }
+        unsigned passed = 0, failed = 0;
+        for (TestCase *t = rev; t; t = t->next) {
+                if (filter && !strstr(t->name, filter))
+                        continue;
+                int r = run_one(t);
+                printf("%s %s\n", r == 0 ? "ok  " : "FAIL", t->name);
+                if (r == 0)
+                        passed++;
+                else
+                        failed++;
+        }
+        printf("unit: %u passed, %u failed\n", passed, failed);
+        return failed ? 1 : 0;
+}
