@@ -12,7 +12,12 @@ CC       ?= cc
 
 PKGS     := jansson libuv libseccomp libcap
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Link these statically when the archive exists: every jail start execs
+# fnbox-runtime, and each shared library costs dynamic-loader time.
+static_or_dyn = $(if $(filter /%,$(shell $(CC) -print-file-name=lib$(1).a)),$(shell $(CC) -print-file-name=lib$(1).a),-l$(2))
+RUNTIME_LIBS := $(call static_or_dyn,jansson,jansson) $(call static_or_dyn,uv_a,uv) \
+                $(call static_or_dyn,cap,cap) -lpthread -ldl
+SECCOMP_LIBS := $(call static_or_dyn,seccomp,seccomp)
 
 WARN     := -Wall -Wextra -Werror=format=2 -Werror=missing-prototypes \
             -Werror=shadow -Werror=strict-prototypes -Werror=implicit-function-declaration
@@ -32,7 +37,7 @@ endif
 
 LIB_SRCS     := lib/util.c lib/quantity.c lib/base64.c
 RUNTIME_SRCS := runtime/jail.c runtime/jail_config.c runtime/jail_child.c \
-                runtime/cgroup.c runtime/seccomp.c runtime/result_json.c runtime/run_cmd.c
+                runtime/cgroup.c runtime/result_json.c runtime/run_cmd.c
 UNIT_SRCS    := tests/unit/runner.c $(wildcard tests/unit/test_*.c)
 BOX_SRCS     := $(wildcard tests/security/boxes/*.c)
 
@@ -50,13 +55,28 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/bin/fnbox-runtime: $(call obj,runtime/main.c $(RUNTIME_SRCS) $(LIB_SRCS))
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PKG_LIBS)
+# The seccomp filter is compiled with libseccomp at build time (seccomp_gen)
+# and linked in as a BPF array.
+SECCOMP_BPF := $(BUILD)/obj/gen/seccomp_bpf.o
 
-$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) $(LIB_SRCS))
+$(BUILD)/gen/seccomp-gen: $(call obj,runtime/seccomp_gen.c runtime/seccomp.c lib/util.c)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(SECCOMP_LIBS)
+
+$(BUILD)/gen/seccomp_bpf.c: $(BUILD)/gen/seccomp-gen
+	$< > $@.tmp && mv $@.tmp $@
+
+$(SECCOMP_BPF): $(BUILD)/gen/seccomp_bpf.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/bin/fnbox-runtime: $(call obj,runtime/main.c $(RUNTIME_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS)
+
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(LIB_SRCS)) $(SECCOMP_BPF)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS)
 
 # Hostile boxes: small programs that run inside the jail and try to escape.
 $(BUILD)/tests/boxes/%: tests/security/boxes/%.c

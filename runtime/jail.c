@@ -30,7 +30,7 @@
 typedef struct JailHost {
         bool ready;
         CgroupHost cg;
-        struct sock_fprog filter;
+        struct sock_fprog filter;  /* points at the build-time program */
         JailTopDir topdirs[6];
         char *ld_cache;
         size_t ld_cache_len;
@@ -86,8 +86,8 @@ static int host_init(void) {
         int r = cgroup_host_detect(&host.cg);
         if (r < 0)
                 return r;
-        if ((r = syscall_filter_build(&host.filter)) < 0)
-                return r;
+        host.filter.filter = (struct sock_filter *) syscall_filter_bpf;
+        host.filter.len = syscall_filter_bpf_len;
         static const char *const tops[] = { "bin", "sbin", "lib", "lib32", "lib64", "libx32" };
         for (size_t i = 0; i < ELEMENTSOF(tops); i++) {
                 JailTopDir *t = &host.topdirs[i];

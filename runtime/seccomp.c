@@ -69,20 +69,23 @@ static int add_rules(scmp_filter_ctx ctx) {
                         return r;
         if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) < 0)
                 return r;
-        /* Sockets: AF_UNIX only. The kernel reads the domain as an int, so
-         * compare the low 32 bits. */
+        /* Sockets: AF_UNIX only. The kernel reads the domain as an int; this
+         * compares all 64 bits, so a set high bit is refused too (the safe
+         * direction: AF_UNIX with garbage above bit 31 is refused as well). */
         if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
                                   SCMP_A0_32(SCMP_CMP_NE, AF_UNIX))) < 0)
                 return r;
         if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socketpair), 1,
                                   SCMP_A0_32(SCMP_CMP_NE, AF_UNIX))) < 0)
                 return r;
-        /* Terminal injection; ioctl's command is 32 bits in the kernel, so a
-         * set bit 32 must not slip past. */
+        /* Terminal injection. The kernel reads ioctl's command as 32 bits, so
+         * compare only those: TIOCSTI with bit 32 set must not slip past.
+         * (libseccomp 2.5's SCMP_A1_32 casts the datum but still compares
+         * all 64 bits, hence the explicit mask.) */
         static const unsigned long tty_ioctls[] = { TIOCSTI, TIOCLINUX };
         for (size_t i = 0; i < ELEMENTSOF(tty_ioctls); i++)
                 if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
-                                          SCMP_A1_32(SCMP_CMP_EQ, tty_ioctls[i]))) < 0)
+                                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, tty_ioctls[i]))) < 0)
                         return r;
         return 0;
 }

@@ -5,6 +5,10 @@
 
 #include <linux/filter.h>
 
+/* The filter as compiled at build time by seccomp_gen (build/gen/). */
+extern const struct sock_filter syscall_filter_bpf[];
+extern const unsigned short syscall_filter_bpf_len;
+
 /* Build the filter; ret->filter is malloc()ed. */
 int syscall_filter_build(struct sock_fprog *ret);
 void syscall_filter_free(struct sock_fprog *p);
