@@ -38,8 +38,8 @@ static char *script(const char *body) {
         snprintf(dir, sizeof dir, "/tmp/fnbox-unit-XXXXXX");
         ASSERT_TRUE(mkdtemp(dir) != NULL);
         ASSERT_EQ_INT(chmod(dir, 0755), 0);
-        char *p;
-        ASSERT_TRUE(asprintf(&p, "%s/main.sh", dir) > 0);
+        static char p[96];
+        snprintf(p, sizeof p, "%s/main.sh", dir);
         FILE *f = fopen(p, "w");
         ASSERT_TRUE(f != NULL);
         fputs(body, f);
