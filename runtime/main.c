@@ -1,6 +1,7 @@
 /* runtime/main.c: fnbox-runtime, the node agent. Today it has one verb,
  * `run`, which runs one box in a one-shot jail; the daemon verbs arrive with
  * the data plane. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,8 +22,9 @@ int main(int argc, char **argv) {
                 for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
                         if (strcmp(argv[1], verbs[i].name) == 0)
                                 return verbs[i].fn(argc - 1, argv + 1);
-        FILE *f = argc >= 2 && strcmp(argv[1], "--help") != 0 ? stderr : stdout;
-        if (f == stderr)
+        bool help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+        FILE *f = help ? stdout : stderr;
+        if (argc >= 2 && !help)
                 fprintf(stderr, "fnbox-runtime: unknown command '%s'\n", argv[1]);
         fprintf(f, "usage: fnbox-runtime COMMAND [OPTIONS]\n\ncommands:\n");
         for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
