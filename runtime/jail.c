@@ -480,8 +480,6 @@ static void child_args(JailChildArgs *a, const Jail *j, const JailConfig *c, int
         snprintf(a->code_target, sizeof a->code_target, "%s", target);
         snprintf(a->tmp_opts, sizeof a->tmp_opts, "size=%llu,nr_inodes=%llu,mode=1777",
                  (unsigned long long) l->tmp_bytes, (unsigned long long) (inodes < 64 ? 64 : inodes));
-        for (int i = 0; i < _CG_MAX; i++)
-                a->cg_procs[i] = j->cg.procs_fd[i];
 }
 
 static int start_polls(Jail *j) {
@@ -517,11 +515,10 @@ static int spawn_child(Jail *j, const JailConfig *c, int code_fd, bool is_dir, c
         JailChildArgs a;
         child_args(&a, j, c, sp[1], (int[3]) { in[0], out[1], err[1] }, code_fd, is_dir, target);
         int pidfd = -1;
-        /* A fork-like clone straight into new pid, mount, ipc, uts and net
-         * namespaces. The child is still host root; it gives that up after
-         * it has built its root filesystem (jail_child.c). */
-        long pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-                           CLONE_NEWNET | CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, 0);
+        /* A fork-like clone into a new pid namespace. The child is still
+         * host root: it makes its other namespaces and its root filesystem,
+         * then gives every privilege up (jail_child.c). */
+        long pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, 0);
         if (pid < 0) {
                 r = negative_errno();
                 goto out;
@@ -539,6 +536,22 @@ out:
         safe_close(in[0]), safe_close(in[1]), safe_close(out[0]), safe_close(out[1]);
         safe_close(err[0]), safe_close(err[1]), safe_close(sp[0]), safe_close(sp[1]);
         return r;
+}
+
+/* Hand the child its cgroup.procs fds; it moves itself in. */
+static int send_cgroup(Jail *j) {
+        int n = j->cg.n;
+        JailMsg m = { .type = JAIL_MSG_CGROUP, .err = n };
+        char cbuf[CMSG_SPACE(sizeof j->cg.procs_fd)] = { 0 };
+        struct iovec iov = { &m, sizeof m };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                             .msg_controllen = CMSG_SPACE((size_t) n * sizeof(int)) };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t) n * sizeof(int));
+        memcpy(CMSG_DATA(c), j->cg.procs_fd, (size_t) n * sizeof(int));
+        return sendmsg(j->fds[PL_SOCK], &mh, MSG_NOSIGNAL) == (ssize_t) sizeof m ? 0 : negative_errno();
 }
 
 static int code_target(const JailConfig *c, int *ret_fd, bool *ret_dir, char *target, size_t len) {
@@ -589,14 +602,19 @@ int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *us
             (r = code_target(c, &code_fd, &is_dir, target, sizeof target)) < 0)
                 goto fail;
         snprintf(name, sizeof name, "jail-%d-%lu", (int) getpid(), ++jail_counter);
-        /* one more pid than asked for: the jail's init */
-        CgroupLimits cl = { c->limits.memory_bytes, c->limits.pids + 1, c->limits.cpu_millis };
-        if ((r = cgroup_create(&host.cg, c->cgroup_parent, name, &cl, &j->cg)) < 0)
-                goto fail;
         if ((r = j->fds[PL_TIMER] = arm_timer(c->limits.timeout_ns)) < 0)
                 goto fail;
         if ((r = spawn_child(j, c, code_fd, is_dir, target)) < 0)
                 goto fail;
+        /* while the child builds its namespaces and root: its cgroups. One
+         * more pid than asked for: the jail's init. */
+        CgroupLimits cl = { c->limits.memory_bytes, c->limits.pids + 1, c->limits.cpu_millis };
+        if ((r = cgroup_create(&host.cg, c->cgroup_parent, name, &cl, &j->cg)) < 0 ||
+            (r = send_cgroup(j)) < 0) {
+                (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
+                (void) syscall(SYS_waitid, P_PIDFD, j->pidfd, NULL, WEXITED, NULL);
+                goto fail;
+        }
         cgroup_close_fds(&j->cg);
         if ((r = start_polls(j)) < 0) {
                 jail_signal(j, KILL_SETUP);
@@ -610,6 +628,7 @@ int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *us
         return 0;
 fail:
         cgroup_destroy(&j->cg);
+        safe_close(j->pidfd);
         for (int i = 0; i < _PL_MAX; i++)
                 safe_close(j->fds[i]);
         strv_free(j->argv);

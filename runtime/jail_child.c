@@ -216,16 +216,39 @@ _Noreturn static void run_init(const JailChildArgs *a, pid_t box) {
         }
 }
 
+/* Receive the cgroup.procs fds the parent opened while we were building the
+ * root, and move ourselves into every one of them. */
+static void join_cgroups(const JailChildArgs *a) {
+        JailMsg m;
+        int fds[_CG_MAX];
+        char cbuf[CMSG_SPACE(sizeof fds)];
+        struct iovec iov = { &m, sizeof m };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+        ssize_t n = recvmsg(a->sock, &mh, MSG_CMSG_CLOEXEC);
+        if (n != sizeof m || m.type != JAIL_MSG_CGROUP)
+                _exit(126); /* the parent gave up on us */
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN((size_t) m.err * sizeof(int)) ||
+            m.err < 1 || m.err > _CG_MAX)
+                _exit(126);
+        memcpy(fds, CMSG_DATA(c), (size_t) m.err * sizeof(int));
+        for (int i = 0; i < m.err; i++) {
+                CHECK(a, write_fd_str(fds[i], "0"), "join cgroup");
+                close(fds[i]);
+        }
+}
+
 _Noreturn void jail_child_main(const JailChildArgs *a) {
         CHECK(a, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
         CHECK(a, setsid(), "setsid");
-        for (int i = 0; i < _CG_MAX; i++)
-                if (a->cg_procs[i] >= 0)
-                        CHECK(a, write_fd_str(a->cg_procs[i], "0"), "join cgroup");
-        /* the cgroup namespace is rooted at the jail's own cgroup */
-        CHECK(a, unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
+        /* The pid namespace came with clone(); the others are made here, so
+         * that the parent creates the cgroups meanwhile instead of waiting. */
+        CHECK(a, unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET), "unshare namespaces");
         build_root(a);
         CHECK(a, sethostname("box", 3), "sethostname");
+        join_cgroups(a);
+        /* the cgroup namespace is rooted at the jail's own cgroup */
+        CHECK(a, unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
         enter_userns(a);
         drop_privileges(a);
         /* vfork: no page-table copy; the box only dups fds and execs */

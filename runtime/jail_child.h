@@ -17,7 +17,8 @@
 #define JAIL_BOX_UID 1000   /* the box's uid and gid inside its user namespace */
 
 enum {
-        JAIL_MSG_USERNS = 1,  /* child -> parent: user namespace made, write its maps */
+        JAIL_MSG_CGROUP = 1,  /* parent -> child: cgroup.procs fds attached (SCM_RIGHTS) */
+        JAIL_MSG_USERNS,      /* child -> parent: user namespace made, write its maps */
         JAIL_MSG_GO,          /* parent -> child: maps written */
         JAIL_MSG_SETUP_ERROR, /* child -> parent: a setup step failed */
         JAIL_MSG_EXIT,        /* init -> parent: the box's wait status */
@@ -44,7 +45,6 @@ typedef struct JailChildArgs {
         int code_fd;                  /* O_PATH fd of the code */
         bool code_is_dir;
         char code_target[300];        /* relative to the new root: "fn" or "fn/NAME" */
-        int cg_procs[_CG_MAX];
         const JailTopDir *topdirs;
         size_t n_topdirs;
         const char *ld_cache;         /* host /etc/ld.so.cache contents, may be NULL */
