@@ -134,13 +134,10 @@ static void strv_free(char **v) {
         free(v);
 }
 
-static int build_argv(Jail *j, const JailConfig *c) {
+static int build_argv(Jail *j, const JailConfig *c, bool is_dir) {
         const JailRuntimeInfo *rt = &jail_runtimes[c->runtime];
         char code_in_jail[PATH_MAX];
-        struct stat st;
-        if (stat(c->code, &st) < 0)
-                return negative_errno();
-        if (S_ISDIR(st.st_mode))
+        if (is_dir)
                 snprintf(code_in_jail, sizeof code_in_jail, "/fn/%s", c->entry ? c->entry : rt->default_entry);
         else {
                 _cleanup_free_ char *copy = strdup(c->code);
@@ -554,17 +551,10 @@ static int send_cgroup(Jail *j) {
         return sendmsg(j->fds[PL_SOCK], &mh, MSG_NOSIGNAL) == (ssize_t) sizeof m ? 0 : negative_errno();
 }
 
-static int code_target(const JailConfig *c, int *ret_fd, bool *ret_dir, char *target, size_t len) {
-        struct stat st;
-        _cleanup_close_ int path_fd = open(c->code, O_PATH | O_CLOEXEC);
-        if (path_fd < 0 || fstat(path_fd, &st) < 0)
-                return negative_errno();
-        /* A detached copy of the code's mount, which the child moves into its
-         * own mount namespace (a plain bind cannot cross namespaces). */
-        _cleanup_close_ int fd = open_tree(path_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-        if (fd < 0)
-                return negative_errno();
-        if (S_ISDIR(st.st_mode))
+/* A detached copy of the checked code's mount, which the child moves into
+ * its own mount namespace (a plain bind cannot cross namespaces). */
+static int code_target(const JailConfig *c, int path_fd, bool is_dir, int *ret_fd, char *target, size_t len) {
+        if (is_dir)
                 snprintf(target, len, "fn");
         else {
                 _cleanup_free_ char *copy = strdup(c->code);
@@ -572,15 +562,19 @@ static int code_target(const JailConfig *c, int *ret_fd, bool *ret_dir, char *ta
                         return -ENOMEM;
                 snprintf(target, len, "fn/%s", basename(copy));
         }
-        *ret_dir = S_ISDIR(st.st_mode);
-        *ret_fd = TAKE_FD(fd);
+        int fd = open_tree(path_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (fd < 0)
+                return negative_errno();
+        *ret_fd = fd;
         return 0;
 }
 
 int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *userdata, Jail **ret) {
         char why[256];
-        int r = jail_config_check(c, why, sizeof why);
-        if (r < 0)
+        _cleanup_close_ int path_fd = -1;
+        struct stat st;
+        int r = jail_config_check_rest(c, why, sizeof why);
+        if (r < 0 || (r = jail_code_open(c, why, sizeof why, &path_fd, &st)) < 0)
                 return r;
         if ((r = host_init()) < 0)
                 return r;
@@ -596,10 +590,10 @@ int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *us
         for (int i = 0; i < _CG_MAX; i++)
                 j->cg.procs_fd[i] = -1;
         _cleanup_close_ int code_fd = -1;
-        bool is_dir = false;
+        bool is_dir = S_ISDIR(st.st_mode);
         char target[300], name[64];
-        if ((r = build_argv(j, c)) < 0 || (r = build_env(j, c)) < 0 ||
-            (r = code_target(c, &code_fd, &is_dir, target, sizeof target)) < 0)
+        if ((r = build_argv(j, c, is_dir)) < 0 || (r = build_env(j, c)) < 0 ||
+            (r = code_target(c, path_fd, is_dir, &code_fd, target, sizeof target)) < 0)
                 goto fail;
         snprintf(name, sizeof name, "jail-%d-%lu", (int) getpid(), ++jail_counter);
         if ((r = j->fds[PL_TIMER] = arm_timer(c->limits.timeout_ns)) < 0)

@@ -6,6 +6,7 @@
 #include "jail.h"
 #include "jail_internal.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -125,17 +126,26 @@ static bool path_is_special(const char *real) {
         return false;
 }
 
-static int check_code(const JailConfig *c, char *why, size_t len) {
+/* Open the code once and check what was opened, never the path again: a
+ * path can be swapped for a symlink (to /proc, say) between a check and a
+ * later open. The fd is what gets mounted. */
+int jail_code_open(const JailConfig *c, char *why, size_t len, int *ret_fd, struct stat *ret_st) {
         if (!c->code || !*c->code)
                 return refuse(why, len, "--code is required");
-        _cleanup_free_ char *real = realpath(c->code, NULL);
+        _cleanup_close_ int fd = open(c->code, O_PATH | O_CLOEXEC);
         struct stat st;
-        if (!real || stat(real, &st) < 0)
+        if (fd < 0 || fstat(fd, &st) < 0)
                 return refuse(why, len, "--code %s: %s", c->code, strerror(errno));
-        if (path_is_special(real))
+        char link[64], real[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, real, sizeof real - 1);
+        if (n <= 0)
+                return refuse(why, len, "--code %s: cannot resolve: %s", c->code, strerror(errno));
+        real[n] = 0;
+        if (real[0] != '/' || path_is_special(real))
                 return refuse(why, len, "--code %s: must not be under /proc, /sys, /dev or /run/fnbox", c->code);
         /* the caller (real uid, as for a setuid install) must be able to read it */
-        if (access(real, R_OK) < 0)
+        if (faccessat(AT_FDCWD, link, R_OK, 0) < 0)
                 return refuse(why, len, "--code %s: not readable by you: %s", c->code, strerror(errno));
         bool is_exec = c->runtime == JAIL_RUNTIME_EXEC;
         if (S_ISREG(st.st_mode)) {
@@ -143,27 +153,31 @@ static int check_code(const JailConfig *c, char *why, size_t len) {
                         return refuse(why, len, "--code %s: the box user (uid %u) cannot %s it; chmod o+r%s",
                                       c->code, (unsigned) c->host_uid, is_exec ? "execute" : "read",
                                       is_exec ? "x" : "");
-                return 0;
-        }
-        if (!S_ISDIR(st.st_mode))
+        } else if (!S_ISDIR(st.st_mode))
                 return refuse(why, len, "--code %s: not a regular file or a folder", c->code);
-        if (!jail_can_use(&st, c, true))
-                return refuse(why, len, "--code %s: the box user (uid %u) cannot enter the folder; chmod o+rx",
-                              c->code, (unsigned) c->host_uid);
-        const char *entry = c->entry ? c->entry : jail_runtimes[c->runtime].default_entry;
-        if (!*entry || entry[0] == '/' || strstr(entry, "..") || strlen(entry) > 200)
-                return refuse(why, len, "--entry %s: must be a relative path inside the code folder", entry);
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s", real, entry);
-        if (stat(p, &st) < 0 || !S_ISREG(st.st_mode))
-                return refuse(why, len, "--code %s: entry %s not found in the folder", c->code, entry);
-        if (!jail_can_use(&st, c, is_exec))
-                return refuse(why, len, "--code %s: the box user cannot %s %s", c->code,
-                              is_exec ? "execute" : "read", entry);
+        else {
+                if (!jail_can_use(&st, c, true))
+                        return refuse(why, len, "--code %s: the box user (uid %u) cannot enter the folder; chmod o+rx",
+                                      c->code, (unsigned) c->host_uid);
+                const char *entry = c->entry ? c->entry : jail_runtimes[c->runtime].default_entry;
+                if (!*entry || entry[0] == '/' || strstr(entry, "..") || strlen(entry) > 200)
+                        return refuse(why, len, "--entry %s: must be a relative path inside the code folder", entry);
+                struct stat est;
+                if (fstatat(fd, entry, &est, 0) < 0 || !S_ISREG(est.st_mode))
+                        return refuse(why, len, "--code %s: entry %s not found in the folder", c->code, entry);
+                if (!jail_can_use(&est, c, is_exec))
+                        return refuse(why, len, "--code %s: the box user cannot %s %s", c->code,
+                                      is_exec ? "execute" : "read", entry);
+        }
+        if (ret_st)
+                *ret_st = st;
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
-int jail_config_check(const JailConfig *c, char *why, size_t len) {
+/* Everything but the code, which jail_code_open() checks. */
+int jail_config_check_rest(const JailConfig *c, char *why, size_t len) {
         if (c->runtime < 0 || c->runtime >= _JAIL_RUNTIME_MAX)
                 return refuse(why, len, "unknown runtime");
         const char *interp = jail_runtimes[c->runtime].interpreter;
@@ -172,10 +186,8 @@ int jail_config_check(const JailConfig *c, char *why, size_t len) {
                               jail_runtimes[c->runtime].name, interp);
         if (c->host_uid == 0 || c->host_gid == 0)
                 return refuse(why, len, "the box must map to an unprivileged host uid and gid, not 0");
-        int r = check_code(c, why, len);
+        int r = check_limits(&c->limits, why, len);
         if (r < 0)
-                return r;
-        if ((r = check_limits(&c->limits, why, len)) < 0)
                 return r;
         if (c->n_env > 256)
                 return refuse(why, len, "too many --env (at most 256)");
@@ -190,4 +202,9 @@ int jail_config_check(const JailConfig *c, char *why, size_t len) {
         if (!c->cgroup_parent || !*c->cgroup_parent || strstr(c->cgroup_parent, "..") || c->cgroup_parent[0] == '/')
                 return refuse(why, len, "cgroup parent must be a relative path without ..");
         return 0;
+}
+
+int jail_config_check(const JailConfig *c, char *why, size_t len) {
+        int r = jail_config_check_rest(c, why, len);
+        return r < 0 ? r : jail_code_open(c, why, len, NULL, NULL);
 }
