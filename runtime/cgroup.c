@@ -15,7 +15,7 @@
 
 #include "lib/util.h"
 
-static const char *const v1_names[_CG_MAX] = { "memory", "pids", "cpu" };
+static const char *const v1_names[_CG_MAX] = { "memory", "pids", "cpu", "cpuacct" };
 
 static bool has_token(const char *list, const char *tok) {
         size_t n = strlen(tok);
@@ -156,19 +156,26 @@ int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
         Cgroup cg = { .version = h->version };
         for (int i = 0; i < _CG_MAX; i++)
                 cg.procs_fd[i] = -1;
-        int n = h->version == 2 ? 1 : _CG_MAX, r = 0;
-        for (int i = 0; i < n; i++) {
-                if (snprintf(cg.path[i], PATH_MAX, "%s/%s/%s", h->root[i], parent, name) >= PATH_MAX) {
+        int r = 0, ctrl_max = h->version == 2 ? 1 : _CG_MAX;
+        for (int c = 0; c < ctrl_max; c++) {
+                /* v1 controllers mounted together (cpu,cpuacct) share one directory */
+                int same = -1;
+                for (int k = 0; k < c && h->version == 1; k++)
+                        if (strcmp(h->root[k], h->root[c]) == 0)
+                                same = k;
+                if (same >= 0) {
+                        if (c == CG_CPUACCT)
+                                cg.cpuacct = same;
+                        continue;
+                }
+                int i = cg.n;
+                if (snprintf(cg.path[i], PATH_MAX, "%s/%s/%s", h->root[c], parent, name) >= PATH_MAX) {
                         r = -ENAMETOOLONG;
                         goto fail;
                 }
-                if (h->version == 2)
-                        r = v2_prepare_parent(h->root[i], parent);
-                else {
-                        char p[PATH_MAX];
-                        snprintf(p, sizeof p, "%s/%s", h->root[i], parent);
-                        r = mkdir_p(p);
-                }
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s/%s", h->root[c], parent);
+                r = h->version == 2 ? v2_prepare_parent(h->root[c], parent) : mkdir_p(p);
                 if (r < 0)
                         goto fail;
                 if (mkdir(cg.path[i], 0755) < 0) {
@@ -176,7 +183,11 @@ int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
                         goto fail;
                 }
                 cg.n = i + 1;
-                r = h->version == 2 ? apply_v2(cg.path[i], l) : apply_v1(i, cg.path[i], l);
+                if (c == CG_CPUACCT)
+                        cg.cpuacct = i;
+                if (c == CG_MEMORY)
+                        cg.memory = i;
+                r = h->version == 2 ? apply_v2(cg.path[i], l) : c == CG_CPUACCT ? 0 : apply_v1(c, cg.path[i], l);
                 if (r < 0)
                         goto fail;
                 if ((cg.procs_fd[i] = open_procs(cg.path[i])) < 0) {
@@ -209,7 +220,63 @@ bool cgroup_oom_killed(const Cgroup *cg) {
                 return false;
         if (cg->version == 2)
                 return read_key(cg->path[0], "memory.events", "oom_kill") > 0;
-        return read_key(cg->path[CG_MEMORY], "memory.oom_control", "oom_kill") > 0;
+        return read_key(cg->path[cg->memory], "memory.oom_control", "oom_kill") > 0;
+}
+
+static long long read_number(const char *dir, const char *file) {
+        char p[PATH_MAX], buf[64];
+        snprintf(p, sizeof p, "%s/%s", dir, file);
+        if (read_file_small(p, buf, sizeof buf) <= 0)
+                return -1;
+        return atoll(buf);
+}
+
+long long cgroup_cpu_usage_ns(const Cgroup *cg) {
+        if (cg->n == 0)
+                return -1;
+        if (cg->version == 2) {
+                long long us = read_key(cg->path[0], "cpu.stat", "usage_usec");
+                return us < 0 ? -1 : us * 1000;
+        }
+        return read_number(cg->path[cg->cpuacct], "cpuacct.usage");
+}
+
+long long cgroup_memory_peak(const Cgroup *cg) {
+        if (cg->n == 0)
+                return -1;
+        if (cg->version == 2)
+                return read_number(cg->path[0], "memory.peak");
+        return read_number(cg->path[cg->memory], "memory.max_usage_in_bytes");
+}
+
+/* Remove one stale jail cgroup directory if its runtime is gone. */
+static void sweep_dir(const char *dir) {
+        DIR *d = opendir(dir);
+        if (!d)
+                return;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                int pid;
+                unsigned long n;
+                if (sscanf(e->d_name, "jail-%d-%lu", &pid, &n) != 2 || pid <= 0)
+                        continue;
+                if (kill(pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                Cgroup cg = { .n = 1 };
+                cg.procs_fd[0] = -1;
+                if (snprintf(cg.path[0], PATH_MAX, "%s/%s", dir, e->d_name) < PATH_MAX)
+                        (void) cgroup_destroy(&cg);
+        }
+        closedir(d);
+}
+
+void cgroup_sweep_stale(const CgroupHost *h, const char *parent) {
+        int n = h->version == 2 ? 1 : _CG_MAX;
+        for (int i = 0; i < n; i++) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s/%s", h->root[i], parent);
+                sweep_dir(p);
+        }
 }
 
 /* Kill every task listed in DIR/cgroup.procs; returns how many were found. */
@@ -238,7 +305,7 @@ int cgroup_destroy(Cgroup *cg) {
         int r = 0;
         cgroup_close_fds(cg);
         for (int i = cg->n - 1; i >= 0; i--) {
-                if (cg->version == 2)
+                if (cg->version == 2 || cg->n == 1)
                         (void) write_at(cg->path[i], "cgroup.kill", "1");
                 /* rmdir fails with EBUSY while dying tasks are still listed */
                 for (int tries = 0; tries < 2000; tries++) {

@@ -7,7 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum { CG_MEMORY, CG_PIDS, CG_CPU, _CG_MAX };
+/* CG_CPUACCT is only used on v1, where it may share a hierarchy with cpu. */
+enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, _CG_MAX };
 
 typedef struct CgroupHost {
         int version;                   /* 1 or 2 */
@@ -22,9 +23,11 @@ typedef struct CgroupLimits {
 
 typedef struct Cgroup {
         int version;
-        int n;                          /* directories created (v1: 3, v2: 1) */
+        int n;                          /* directories created, in path[0..n-1] */
         char path[_CG_MAX][PATH_MAX];
-        int procs_fd[_CG_MAX];          /* open O_WRONLY on cgroup.procs */
+        int procs_fd[_CG_MAX];          /* open O_WRONLY on each cgroup.procs */
+        int cpuacct;                    /* index in path[] that has cpuacct.usage (v1) */
+        int memory;                     /* index in path[] of the memory controller */
 } Cgroup;
 
 /* Find the cgroup mounts of this host. */
@@ -34,6 +37,12 @@ int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
                   const CgroupLimits *l, Cgroup *ret);
 /* True if the kernel's OOM killer killed a task in the cgroup. */
 bool cgroup_oom_killed(const Cgroup *cg);
+/* CPU time of every task that ever ran in it, in ns; -1 if unknown. */
+long long cgroup_cpu_usage_ns(const Cgroup *cg);
+/* Peak memory charged to it, in bytes; -1 if unknown. */
+long long cgroup_memory_peak(const Cgroup *cg);
+/* Remove PARENT/jail-PID-* left by runtimes that died (PID not running). */
+void cgroup_sweep_stale(const CgroupHost *h, const char *parent);
 /* SIGKILL everything left in the cgroup, then remove its directories. */
 int cgroup_destroy(Cgroup *cg);
 void cgroup_close_fds(Cgroup *cg);

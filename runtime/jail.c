@@ -124,6 +124,15 @@ static int host_init(void) {
         return 0;
 }
 
+/* Once per process: remove jail cgroups whose runtime died (SIGKILL, crash). */
+static void host_sweep(const char *parent) {
+        static bool swept;
+        if (swept)
+                return;
+        swept = true;
+        cgroup_sweep_stale(&host.cg, parent);
+}
+
 /* ----- argv and environment ----- */
 
 static char **strv_new(size_t n) { return calloc(n + 1, sizeof(char *)); }
@@ -421,9 +430,15 @@ static void classify(Jail *j) {
         if (r->status == JAIL_TIMEOUT || r->status == JAIL_OUTPUT_LIMIT || r->status == JAIL_KILLED ||
             r->status == JAIL_OUT_OF_MEMORY)
                 r->signal = SIGKILL;
-        r->cpu_ms = (double) (j->ru.ru_utime.tv_sec + j->ru.ru_stime.tv_sec) * 1e3 +
-                    (double) (j->ru.ru_utime.tv_usec + j->ru.ru_stime.tv_usec) / 1e3;
+        /* The cgroup counts every task; rusage misses the tasks the kernel
+         * reaped itself when a killed jail's pid namespace was torn down. */
+        long long cpu_ns = cgroup_cpu_usage_ns(&j->cg), peak = cgroup_memory_peak(&j->cg);
+        r->cpu_ms = cpu_ns >= 0 ? (double) cpu_ns / 1e6
+                                : (double) (j->ru.ru_utime.tv_sec + j->ru.ru_stime.tv_sec) * 1e3 +
+                                          (double) (j->ru.ru_utime.tv_usec + j->ru.ru_stime.tv_usec) / 1e3;
         r->max_rss_kb = j->ru.ru_maxrss;
+        if (j->kill_reason != KILL_NONE && peak / 1024 > r->max_rss_kb)
+                r->max_rss_kb = (long) (peak / 1024);
 }
 
 static void finish(Jail *j) {
@@ -537,7 +552,7 @@ out:
 
 /* Hand the child its cgroup.procs fds; it moves itself in. */
 static int send_cgroup(Jail *j) {
-        int n = j->cg.n;
+        int n = j->cg.n; /* procs_fd[0..n-1] are all open */
         JailMsg m = { .type = JAIL_MSG_CGROUP, .err = n };
         char cbuf[CMSG_SPACE(sizeof j->cg.procs_fd)] = { 0 };
         struct iovec iov = { &m, sizeof m };
@@ -578,6 +593,7 @@ int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *us
                 return r;
         if ((r = host_init()) < 0)
                 return r;
+        host_sweep(c->cgroup_parent);
         Jail *j = calloc(1, sizeof *j);
         if (!j)
                 return -ENOMEM;
@@ -649,11 +665,27 @@ Jail *jail_free(Jail *j) {
         return NULL;
 }
 
+typedef struct RunState {
+        JailResult *result;
+        Jail *jail;
+        uv_signal_t sigs[3];
+} RunState;
+
 static void run_done(Jail *j, JailResult *r, void *userdata) {
-        JailResult *dst = userdata;
+        RunState *st = userdata;
         (void) j;
-        *dst = *r;
-        memset(r, 0, sizeof *r); /* buffers now belong to dst */
+        *st->result = *r;
+        memset(r, 0, sizeof *r); /* buffers now belong to the caller */
+        for (size_t i = 0; i < ELEMENTSOF(st->sigs); i++)
+                uv_close((uv_handle_t *) &st->sigs[i], NULL);
+}
+
+/* SIGINT, SIGTERM or SIGHUP to the caller kills the jail; the normal clean-up
+ * (cgroups removed) follows and jail_run returns its result. */
+static void run_signal(uv_signal_t *h, int signum) {
+        RunState *st = h->data;
+        (void) signum;
+        jail_kill(st->jail);
 }
 
 int jail_run(const JailConfig *c, JailResult *ret) {
@@ -661,12 +693,19 @@ int jail_run(const JailConfig *c, JailResult *ret) {
         int r = uv_loop_init(&loop);
         if (r < 0)
                 return r;
-        Jail *j = NULL;
+        RunState st = { .result = ret };
         *ret = (JailResult) { 0 };
-        r = jail_spawn(&loop, c, run_done, ret, &j);
-        if (r >= 0)
+        r = jail_spawn(&loop, c, run_done, &st, &st.jail);
+        if (r >= 0) {
+                static const int signums[] = { SIGINT, SIGTERM, SIGHUP };
+                for (size_t i = 0; i < ELEMENTSOF(signums); i++) {
+                        uv_signal_init(&loop, &st.sigs[i]);
+                        st.sigs[i].data = &st;
+                        uv_signal_start(&st.sigs[i], run_signal, signums[i]);
+                }
                 uv_run(&loop, UV_RUN_DEFAULT);
-        jail_free(j);
+        }
+        jail_free(st.jail);
         uv_loop_close(&loop);
         return r;
 }
