@@ -33,6 +33,8 @@ typedef struct JailLimits {
         uint64_t stack_bytes;   /* RLIMIT_STACK */
 } JailLimits;
 
+#define JAIL_STDIN_MAX (1ULL << 30)  /* the most stdin a jail is fed */
+
 typedef struct JailConfig {
         JailRuntime runtime;
         const char *code;        /* host path of a file or directory, bound at /fn */

@@ -189,6 +189,9 @@ int jail_config_check_rest(const JailConfig *c, char *why, size_t len) {
         int r = check_limits(&c->limits, why, len);
         if (r < 0)
                 return r;
+        if (c->stdin_len > JAIL_STDIN_MAX)
+                return refuse(why, len, "stdin too large: %zu bytes (at most %u MiB)", c->stdin_len,
+                              (unsigned) (JAIL_STDIN_MAX >> 20));
         if (c->n_env > 256)
                 return refuse(why, len, "too many --env (at most 256)");
         for (size_t i = 0; i < c->n_env; i++)

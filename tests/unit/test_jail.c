@@ -68,6 +68,10 @@ TEST(jail_config_refuses) {
         c.n_env = 1;
         ASSERT_EQ_INT(jail_config_check(&c, why, sizeof why), -EINVAL);
         c.n_env = 0;
+        c.stdin_len = JAIL_STDIN_MAX + 1;
+        ASSERT_EQ_INT(jail_config_check(&c, why, sizeof why), -EINVAL);
+        ASSERT_TRUE(strstr(why, "stdin") != NULL);
+        c.stdin_len = 0;
         c.code = "/proc/self";
         ASSERT_EQ_INT(jail_config_check(&c, why, sizeof why), -EINVAL);
         ASSERT_EQ_INT(jail_runtime_from_string("cobol"), -EINVAL);
