@@ -80,10 +80,33 @@ static uint64_t now_ns(void) {
 
 /* ----- the per-process host description ----- */
 
+/* If the process was started with 0, 1 or 2 closed (CI runs with no stdin),
+ * the next pipe or socket would take that number: the box's pipes would
+ * become our stdio, and libuv refuses to close fds <= 2. Fill the gaps with
+ * /dev/null once, before any jail fd exists. */
+static int stdio_fill(void) {
+        for (int fd = 0; fd <= 2; fd++) {
+                if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+                        continue;
+                int n = open("/dev/null", O_RDWR); /* lowest free number: fd itself */
+                if (n < 0)
+                        return negative_errno();
+                if (n != fd) {
+                        close(n);
+                        return -EBADF;
+                }
+        }
+        return 0;
+}
+
 static int host_init(void) {
         if (host.ready)
                 return 0;
-        int r = cgroup_host_detect(&host.cg);
+        int r = stdio_fill();
+        if (r < 0)
+                return r;
+        if ((r = cgroup_host_detect(&host.cg)) < 0)
+                return r;
         if (r < 0)
                 return r;
         host.filter.filter = (struct sock_filter *) syscall_filter_bpf;
@@ -690,8 +713,8 @@ static void run_signal(uv_signal_t *h, int signum) {
 
 int jail_run(const JailConfig *c, JailResult *ret) {
         uv_loop_t loop;
-        int r = uv_loop_init(&loop);
-        if (r < 0)
+        int r = stdio_fill(); /* before the loop's own fds exist */
+        if (r < 0 || (r = uv_loop_init(&loop)) < 0)
                 return r;
         RunState st = { .result = ret };
         *ret = (JailResult) { 0 };

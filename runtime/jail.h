@@ -2,7 +2,8 @@
  * (namespaces, a pivoted read-only root, cgroup limits, seccomp, no
  * capabilities) around one box process, feeds it stdin and collects its
  * capped stdout and stderr on a libuv loop; the done callback receives the
- * result. Many jails may run on one loop at once. Callers must ignore SIGPIPE.
+ * result. Many jails may run on one loop at once. Callers must ignore SIGPIPE,
+ * and must have fds 0-2 open before creating their loop (jail_run does it).
  * Nothing here logs: errors are returned as negative errno values. */
 #pragma once
 

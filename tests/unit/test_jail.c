@@ -165,3 +165,14 @@ TEST(jail_kill_stops_everything) {
         uv_run(&loop, UV_RUN_DEFAULT);
         ASSERT_EQ_INT(uv_loop_close(&loop), 0);
 }
+
+TEST(jail_run_with_stdio_closed) {
+        /* as under CI, which gives no stdin: no jail fd may land on 0-2 */
+        close(0);
+        JailConfig c = sh_config(script("echo ok\n"));
+        JailResult r;
+        ASSERT_EQ_INT(jail_run(&c, &r), 0);
+        ASSERT_EQ_STR(jail_status_to_string(r.status), "exited");
+        ASSERT_EQ_STR(r.out.data, "ok\n");
+        jail_result_clear(&r);
+}
