@@ -3,7 +3,9 @@
 # sanitizer build included); `make bench` prints the figures.
 #
 # The source lists below are the architecture: lib/ is shared, runtime/ is
-# the node agent (today: the jail), tests/ holds unit, security and bench.
+# the node agent, controller/ the control plane and its REST API, cli/ the
+# `fnbox` command; tests/ holds unit, store, integration, security, fuzz and
+# bench suites.
 
 BUILD    ?= build
 PREFIX   ?= /usr/local
@@ -11,7 +13,10 @@ DESTDIR  ?=
 CC       ?= cc
 
 PKGS     := jansson libuv libseccomp libcap
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# The control plane's libraries: manifests, the two stores, hashing, HTTP.
+CTL_PKGS := yaml-0.1 sqlite3 libpq libcrypto libmicrohttpd libcurl libsystemd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CTL_PKGS) 2>/dev/null)
+CTL_LIBS := $(shell pkg-config --libs jansson $(CTL_PKGS) 2>/dev/null)
 # Link these statically when the archive exists: every jail start execs
 # fnbox-runtime, and each shared library costs dynamic-loader time.
 static_or_dyn = $(if $(filter /%,$(shell $(CC) -print-file-name=lib$(1).a)),$(shell $(CC) -print-file-name=lib$(1).a),-l$(2))
@@ -27,29 +32,46 @@ ALL_CFLAGS = -std=gnu11 $(WARN) $(HARDEN) -I. $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
 LDFLAGS  ?=
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
+ASAN_BUILD := $(BUILD)-asan
 ifeq ($(SANITIZE),1)
-BUILD    := build-asan
+override BUILD := $(ASAN_BUILD)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ALL_LDFLAGS += -fsanitize=address,undefined
 else
 ALL_CFLAGS += -D_FORTIFY_SOURCE=2
 endif
 
+# lib/: the core every program links (the runtime links nothing more, to
+# start fast), then what the control plane adds: manifests (libyaml), code
+# artifacts and tokens (libcrypto), the store (SQLite, PostgreSQL).
 LIB_SRCS     := lib/util.c lib/quantity.c lib/base64.c
+CTL_LIB_SRCS := $(wildcard lib/manifest.c lib/artifact.c lib/token.c \
+                           lib/store.c lib/store_sqlite.c lib/store_pg.c)
 RUNTIME_SRCS := runtime/jail.c runtime/jail_config.c runtime/jail_child.c \
                 runtime/cgroup.c runtime/result_json.c runtime/run_cmd.c
+CONTROLLER_SRCS := $(wildcard controller/*.c)
+CLI_SRCS     := $(wildcard cli/*.c)
 UNIT_SRCS    := tests/unit/runner.c $(wildcard tests/unit/test_*.c)
+STORE_TEST_SRCS := $(wildcard tests/store/*.c)
 BOX_SRCS     := $(wildcard tests/security/boxes/*.c)
+FUNCTION_SRCS := $(wildcard functions/*/main.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-PROGRAMS := $(BUILD)/bin/fnbox-runtime
+PROGRAMS := $(BUILD)/bin/fnbox-runtime \
+            $(if $(CONTROLLER_SRCS),$(BUILD)/bin/fnbox-controller) \
+            $(if $(CLI_SRCS),$(BUILD)/bin/fnbox)
 UNIT_BIN := $(BUILD)/tests/unit-tests
+STORE_TEST_BIN := $(if $(STORE_TEST_SRCS),$(BUILD)/tests/store-conformance)
 BOXES    := $(patsubst tests/security/boxes/%.c,$(BUILD)/tests/boxes/%,$(BOX_SRCS))
+# Native example functions: functions/NAME/main.c builds functions/NAME/main
+# in the build folder ($(BUILD)/functions/NAME/main).
+FUNCTIONS := $(patsubst %/main.c,$(BUILD)/%/main,$(FUNCTION_SRCS))
 
-.PHONY: all deps test test-unit test-security check-sanitize bench install run clean
+.PHONY: all deps test test-unit test-store test-integration test-security \
+        fuzz fuzz-smoke check-sanitize bench install run clean
 
-all: $(PROGRAMS) $(UNIT_BIN) $(BOXES)
+all: $(PROGRAMS) $(UNIT_BIN) $(STORE_TEST_BIN) $(BOXES) $(FUNCTIONS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -74,9 +96,26 @@ $(BUILD)/bin/fnbox-runtime: $(call obj,runtime/main.c $(RUNTIME_SRCS) $(LIB_SRCS
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS)
 
-$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(LIB_SRCS)) $(SECCOMP_BPF)
+$(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
+
+$(BUILD)/bin/fnbox: $(call obj,$(CLI_SRCS) $(CTL_LIB_SRCS) $(LIB_SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
+
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS) $(CTL_LIBS)
+
+$(BUILD)/tests/store-conformance: $(call obj,$(STORE_TEST_SRCS) $(CTL_LIB_SRCS) $(LIB_SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
+
+$(BUILD)/functions/%/main: functions/%/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@
+	@chmod 0755 $@
 
 # Hostile boxes: small programs that run inside the jail and try to escape.
 $(BUILD)/tests/boxes/%: tests/security/boxes/%.c
@@ -90,11 +129,38 @@ deps:
 test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
+	$(MAKE) test-store
+	$(MAKE) test-integration
 	$(MAKE) test-security
+	$(MAKE) fuzz-smoke
 	$(MAKE) check-sanitize
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN)
+
+# The same conformance suite against SQLite and against a PostgreSQL server
+# that the script starts in a temporary folder (and tears down).
+test-store: $(STORE_TEST_BIN)
+	@if [ -n "$(STORE_TEST_BIN)" ]; then ./tests/store/run.sh $(BUILD); fi
+
+# The real daemons and the CLI, on ports the kernel picks.
+test-integration: all
+	@if [ -f tests/integration/run.py ]; then python3 tests/integration/run.py --build $(BUILD); fi
+
+# libFuzzer targets (clang): `make fuzz` runs each for FUZZ_TIME seconds;
+# fuzz-smoke is the short run inside `make test`.
+FUZZ_TIME ?= 60
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CTL_LIB_SRCS) $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined $^ -o $@ $(CTL_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do ./tests/fuzz/run.sh $$f $(FUZZ_TIME) || exit 1; done
+
+fuzz-smoke: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do ./tests/fuzz/run.sh $$f 10 || exit 1; done
 
 test-security: $(PROGRAMS) $(BOXES)
 	python3 tests/security/run.py --build $(BUILD)
@@ -103,7 +169,7 @@ test-security: $(PROGRAMS) $(BOXES)
 check-sanitize:
 	$(MAKE) SANITIZE=1 all
 	$(MAKE) SANITIZE=1 test-unit
-	ASAN_OPTIONS=detect_leaks=1 python3 tests/security/run.py --build build-asan --quick
+	ASAN_OPTIONS=detect_leaks=1 python3 tests/security/run.py --build $(ASAN_BUILD) --quick
 
 bench: deps all
 	python3 tests/bench/jail_bench.py --build $(BUILD)
@@ -116,6 +182,6 @@ install: $(PROGRAMS)
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan
+	rm -rf $(BUILD) $(ASAN_BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

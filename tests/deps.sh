@@ -3,7 +3,8 @@
 # Idempotent and quick: apt runs only when something is missing.
 set -eu
 PKGS="build-essential pkg-config libseccomp-dev libcap-dev libjansson-dev libuv1-dev
-      libyaml-dev python3 nodejs bubblewrap util-linux procps"
+      libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev
+      libpq-dev postgresql python3 nodejs bubblewrap util-linux procps"
 missing=""
 for p in $PKGS; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

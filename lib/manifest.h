@@ -1,0 +1,141 @@
+/* lib/manifest.h: fnbox manifests (apiVersion fnbox.dev/v1, kind Function),
+ * parsed with libyaml into a typed structure with every default applied.
+ * The CLI parses before it uploads; the controller parses again on receipt.
+ * Hostile input (alias bombs, deep nesting, huge scalars, invalid UTF-8,
+ * oversized documents) is refused before it costs anything. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MANIFEST_DOC_MAX        (1u << 20)      /* bytes per file */
+#define MANIFEST_DEPTH_MAX      16              /* nesting of mappings/sequences */
+#define MANIFEST_SCALAR_MAX     (16u << 10)     /* bytes per scalar */
+#define MANIFEST_DOCS_MAX       256             /* documents per file or folder */
+#define MANIFEST_NAME_MAX       63              /* DNS-1123 label */
+#define MANIFEST_ENV_MAX        256
+#define MANIFEST_TRAFFIC_MAX    16
+#define MANIFEST_VARIANTS_MAX   16
+#define MANIFEST_LABELS_MAX     32
+
+typedef enum {
+        MANIFEST_RUNTIME_EXEC,
+        MANIFEST_RUNTIME_SH,
+        MANIFEST_RUNTIME_PYTHON3,
+        MANIFEST_RUNTIME_NODE,
+} ManifestRuntime;
+
+typedef enum {
+        MANIFEST_MODE_FRESH,
+        MANIFEST_MODE_SERVICE,
+} ManifestMode;
+
+typedef struct ManifestPair {
+        char *key;
+        char *value;
+} ManifestPair;
+
+/* Each limit is 0 when unset; manifest_parse fills the defaults (the jail's:
+ * 128Mi, 10s, 1 CPU, 64 pids, 16Mi tmp, 1Mi output). */
+typedef struct ManifestLimits {
+        uint64_t memory_bytes;
+        uint64_t timeout_ns;
+        uint64_t cpu_millis;
+        uint64_t pids;
+        uint64_t tmp_bytes;
+        uint64_t output_bytes;
+} ManifestLimits;
+
+typedef struct ManifestScale {
+        uint32_t min, max, initial, target;     /* defaults 0, 20, 1, 10 */
+        uint64_t scale_to_zero_after_ns;        /* default 30s */
+} ManifestScale;
+
+typedef struct ManifestTraffic {
+        char *revision;         /* NAME-00001, or NULL when latest */
+        bool latest;            /* latestRevision: true */
+        uint32_t percent;       /* 0..100 */
+        char *tag;              /* DNS-1123 label or NULL */
+} ManifestTraffic;
+
+/* A build of the function for nodes whose labels match node_selector
+ * (a CUDA build and a ROCm build, say). Unset fields inherit from spec. */
+typedef struct ManifestVariant {
+        char *name;
+        ManifestPair *node_selector;
+        size_t n_node_selector;
+        char *code;             /* NULL: the spec's */
+        char *entrypoint;       /* NULL: the spec's */
+        ManifestPair *env;      /* added to (and overriding) the spec's */
+        size_t n_env;
+        ManifestLimits limits;  /* 0 fields inherit */
+} ManifestVariant;
+
+typedef struct Manifest {
+        char *source;           /* file name as given, for messages */
+        unsigned line;          /* line where the document starts */
+
+        char *name;
+        char *namespace_;       /* default "default" */
+
+        ManifestRuntime runtime;
+        char *code;             /* relative to the manifest's folder, as written */
+        char *entrypoint;       /* NULL: the runtime's default inside a folder */
+        ManifestMode mode;
+        ManifestPair *env;
+        size_t n_env;
+        ManifestLimits limits;
+        ManifestScale scale;
+        ManifestPair *node_selector;
+        size_t n_node_selector;
+        ManifestVariant *variants;
+        size_t n_variants;
+        ManifestTraffic *traffic;       /* n_traffic == 0: 100% to latest */
+        size_t n_traffic;
+} Manifest;
+
+typedef struct ManifestList {
+        Manifest *items;
+        size_t n;
+} ManifestList;
+
+/* Where and why parsing failed. field is the dotted path ("spec.limits.memory",
+ * "spec.traffic[1].percent"), empty when the error is about the whole document. */
+typedef struct ManifestError {
+        char file[256];
+        unsigned line, column;  /* 1-based; 0 when unknown */
+        char field[128];
+        char message[256];      /* says what was expected */
+} ManifestError;
+
+/* Parse every document in buf (a single file; filename is used for messages
+ * and nothing else). Returns 0 and a list of at least one manifest, or
+ * -EINVAL (bad manifest), -E2BIG (over a size limit), -ENOMEM, with *err
+ * filled. Semantic checks included: names, ranges, traffic summing to 100,
+ * a code path that is absolute or climbs out with "..". */
+int manifest_parse(const char *buf, size_t len, const char *filename, ManifestList **ret, ManifestError *err);
+
+/* Read and parse a file, or every *.yaml / *.yml in a folder (sorted by
+ * name, not recursive). A file over MANIFEST_DOC_MAX is -E2BIG. */
+int manifest_load_path(const char *path, ManifestList **ret, ManifestError *err);
+
+/* "FILE:LINE:COL: FIELD: MESSAGE" */
+int manifest_error_format(const ManifestError *err, char *buf, size_t size);
+
+void manifest_list_free(ManifestList *l);
+void manifest_list_freep(ManifestList **l);
+#define _cleanup_manifest_list_ __attribute__((cleanup(manifest_list_freep)))
+
+/* The canonical JSON form of the spec, defaults applied, keys in a fixed
+ * order, quantities as plain integers (memoryBytes, timeoutMs, cpuMillis, ...).
+ * With include_traffic false it is what defines a revision: two manifests that
+ * differ only in traffic give the same revision JSON. */
+json_t *manifest_spec_to_json(const Manifest *m, bool include_traffic);
+
+const char *manifest_runtime_name(ManifestRuntime r);
+const char *manifest_mode_name(ManifestMode m);
+
+/* DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters. */
+bool manifest_name_valid(const char *s);

@@ -1,0 +1,153 @@
+/* lib/store.h: fnbox's state, behind one interface with two backends:
+ * SQLite (the embedded default, one file in the data folder) and PostgreSQL
+ * through libpq (several controllers sharing one database). Schema
+ * migrations are versioned and applied by store_open. Every write is one
+ * transaction and is durable when the call returns.
+ *
+ * Documents (specs, traffic, labels) are opaque JSON text to the store.
+ * Errors are negative errno values: -ENOENT (no such object), -EEXIST,
+ * -ESTALE (resource version mismatch: the caller answers 409), -EINVAL,
+ * -E2BIG, -EIO (the database failed; store_last_error says why). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_ARTIFACT_MAX      (64u << 20)     /* bytes per code artifact */
+#define STORE_LIST_MAX          1000            /* items per page */
+
+typedef struct Store Store;
+
+/* url: "sqlite:/path/to/fnbox.db" or "postgres://..." / "postgresql://..."
+ * (any libpq connection URI; "host=/tmp dbname=x" key=value strings are
+ * accepted after "postgres:"). Creates the database file / schema when
+ * missing and applies pending migrations. */
+int store_open(const char *url, Store **ret);
+void store_close(Store *s);
+void store_closep(Store **s);
+#define _cleanup_store_ __attribute__((cleanup(store_closep)))
+
+const char *store_backend(const Store *s);     /* "sqlite" or "postgres" */
+int store_schema_version(Store *s);
+/* The database's last error message, for logs (never includes secrets). */
+const char *store_last_error(const Store *s);
+
+/* ---- functions and revisions ---------------------------------------- */
+
+typedef struct StoreFunction {
+        char *namespace_;
+        char *name;
+        int64_t resource_version;       /* starts at 1, +1 on every change */
+        int64_t latest_revision;        /* number of the newest revision, 0 if none */
+        char *spec_json;                /* canonical spec with traffic */
+        char *traffic_json;             /* JSON array of {revision|latestRevision, percent, tag} */
+        int64_t created_ms, updated_ms; /* Unix epoch milliseconds */
+} StoreFunction;
+
+typedef struct StoreRevision {
+        char *namespace_;
+        char *function;
+        int64_t number;                 /* 1, 2, ...; name is FUNCTION-%05d */
+        char *spec_json;                /* canonical revision spec (no traffic) */
+        char *spec_digest;              /* sha256 hex of spec_json + code digest */
+        char *code_digest;              /* "sha256:HEX" */
+        int64_t created_ms;
+} StoreRevision;
+
+void store_function_clear(StoreFunction *f);
+void store_revision_clear(StoreRevision *r);
+void store_function_array_free(StoreFunction *a, size_t n);
+void store_revision_array_free(StoreRevision *a, size_t n);
+
+typedef struct StoreDeploy {
+        const char *namespace_;
+        const char *name;
+        int64_t expected_version;       /* -1: any; 0: must not exist; N: must be N */
+        const char *spec_json;          /* canonical spec with traffic */
+        const char *traffic_json;
+        const char *revision_json;      /* canonical spec without traffic */
+        const char *spec_digest;        /* equal to the latest revision's: no new revision */
+        const char *code_digest;        /* must name a stored artifact: else -ENOENT */
+} StoreDeploy;
+
+typedef struct StoreDeployResult {
+        int64_t revision;               /* the latest revision after the deploy */
+        bool revision_created;
+        bool function_created;
+        int64_t resource_version;       /* the function's version after the deploy */
+} StoreDeployResult;
+
+/* Create or update a function and, when spec_digest differs from the latest
+ * revision's, add revision latest+1, all in one transaction. Racing deploys
+ * never lose a revision: with expected_version >= 0 the loser gets -ESTALE;
+ * with -1 they are serialised. */
+int store_deploy(Store *s, const StoreDeploy *d, StoreDeployResult *ret);
+
+int store_function_get(Store *s, const char *ns, const char *name, StoreFunction *ret);
+/* Functions of one namespace (ns NULL: of every namespace; the caller has
+ * checked that it may see them), ordered by (namespace, name),
+ * starting after the cursor "NS/NAME" (NULL or "" from the start). At most
+ * limit (<= STORE_LIST_MAX) items; *ret_next is the cursor for the next page
+ * or NULL when this was the last. */
+int store_function_list(Store *s, const char *ns, const char *after, size_t limit,
+                        StoreFunction **ret, size_t *ret_n, char **ret_next);
+/* Replace the traffic split. -ESTALE on version mismatch (expected -1: any). */
+int store_traffic_set(Store *s, const char *ns, const char *name, int64_t expected_version,
+                      const char *traffic_json, int64_t *ret_version);
+/* Delete a function and its revisions (artifacts stay: they are shared). */
+int store_function_delete(Store *s, const char *ns, const char *name, int64_t expected_version);
+
+int store_revision_get(Store *s, const char *ns, const char *function, int64_t number, StoreRevision *ret);
+/* Newest first, starting below number `before` (0: from the newest). */
+int store_revision_list(Store *s, const char *ns, const char *function, int64_t before, size_t limit,
+                        StoreRevision **ret, size_t *ret_n);
+
+/* ---- code artifacts, content addressed -------------------------------- */
+
+/* digest is "sha256:HEX" of data; the store trusts the caller to have
+ * checked it (lib/artifact.h does). Putting an existing digest is a no-op. */
+int store_artifact_put(Store *s, const char *digest, const void *data, size_t len);
+int store_artifact_get(Store *s, const char *digest, void **ret_data, size_t *ret_len);
+/* 1 if present, 0 if not, or -errno. */
+int store_artifact_exists(Store *s, const char *digest);
+
+/* ---- tokens ----------------------------------------------------------- */
+
+typedef struct StoreToken {
+        char *id;                       /* public part, 16 hex characters */
+        char *secret_hash;              /* sha256 hex of the secret part */
+        char *role;                     /* "admin", "developer", "invoker" */
+        char *namespaces;               /* comma-separated, or "*" */
+        char *description;
+        int64_t created_ms;
+        int64_t revoked_ms;             /* 0 while valid */
+} StoreToken;
+
+void store_token_clear(StoreToken *t);
+void store_token_array_free(StoreToken *a, size_t n);
+
+int store_token_create(Store *s, const StoreToken *t);         /* -EEXIST on id clash */
+int store_token_get(Store *s, const char *id, StoreToken *ret);
+int store_token_list(Store *s, StoreToken **ret, size_t *ret_n);
+int store_token_revoke(Store *s, const char *id);              /* -ENOENT, or 0 (idempotent) */
+/* Number of tokens ever created (revoked included): 0 means first start. */
+int store_token_count(Store *s, int64_t *ret);
+
+/* ---- nodes (registered by runtimes; the data plane fills these in) ---- */
+
+typedef struct StoreNode {
+        char *name;
+        char *labels_json;              /* {"arch": "x86_64", "accelerator": "none", ...} */
+        char *capacity_json;            /* {"cpuMillis": 2000, "memoryBytes": ..., "gpus": 0} */
+        char *state;                    /* "ready", "lost" */
+        int64_t heartbeat_ms;
+        int64_t registered_ms;
+} StoreNode;
+
+void store_node_clear(StoreNode *n);
+void store_node_array_free(StoreNode *a, size_t n);
+
+int store_node_put(Store *s, const StoreNode *n);               /* insert or replace */
+int store_node_list(Store *s, StoreNode **ret, size_t *ret_n);
+int store_node_delete(Store *s, const char *name);
