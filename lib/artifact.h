@@ -9,15 +9,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ARTIFACT_DIGEST_LEN     71      /* "sha256:" + 64 hex + NUL */
+#define ARTIFACT_DIGEST_LEN     72      /* "sha256:" (7) + 64 hex + NUL */
 #define ARTIFACT_ENTRIES_MAX    10000
 #define ARTIFACT_PATH_MAX       255
 
 /* Pack path (a file: one entry named by its basename; a folder: its
- * contents, recursively) into a malloc()ed buffer. Refuses (-E2BIG) a pack
- * over max_bytes or ARTIFACT_ENTRIES_MAX entries, and (-ELOOP) a symlink
- * that points out of the folder. On error *ret_why (may be NULL) gets a short
- * static-or-malloced reason; see artifact.c. */
+ * contents, recursively, without the folder's own name) into a malloc()ed
+ * buffer, and put its digest in ret_digest (may be NULL). Inside a folder,
+ * ".git" and "__pycache__" are left out. Symlinks are stored as symlinks
+ * when they stay inside the folder (relative, leading ".." only, never
+ * above the folder), else -ELOOP. Other errors: -E2BIG (over max_bytes or
+ * ARTIFACT_ENTRIES_MAX entries; checked before reading a file's content),
+ * -ENAMETOOLONG (a path over ARTIFACT_PATH_MAX or that ustar cannot split),
+ * -EINVAL (a device, socket or fifo), -EIO (a file shrank while being read),
+ * or the -errno of open/read. */
 int artifact_pack(const char *path, size_t max_bytes, void **ret_data, size_t *ret_len,
                   char ret_digest[ARTIFACT_DIGEST_LEN]);
 
@@ -27,8 +32,16 @@ void artifact_digest(const void *data, size_t len, char ret_digest[ARTIFACT_DIGE
 int artifact_digest_valid(const char *s);
 
 /* Unpack into the directory dir_fd (which should be empty). -EINVAL on a
- * malformed or hostile archive; nothing outside dir_fd is ever touched. */
+ * malformed or hostile archive (bad checksum or magic, truncation, absolute
+ * paths, "." or ".." components, a path through a symlink, a duplicate file,
+ * hard links, devices, fifos, pax/GNU extensions, a symlink that could
+ * resolve outside), -E2BIG past ARTIFACT_ENTRIES_MAX entries, or the -errno
+ * of a file-system call. Nothing outside dir_fd is ever touched, but on
+ * error what was unpacked so far stays: the caller removes the folder.
+ * Files get mode 0755 if any execute bit was set, else 0644; folders 0755. */
 int artifact_unpack(const void *data, size_t len, int dir_fd);
 
-/* sha256 hex (64 characters + NUL) of data: shared with tokens and revisions. */
+/* sha256 hex (64 characters + NUL) of data: shared with tokens and revisions.
+ * Both digest functions write an empty string if libcrypto fails, so a
+ * failure never yields a digest that matches anything. */
 void sha256_hex(const void *data, size_t len, char ret_hex[65]);
