@@ -1,0 +1,162 @@
+/* controller/main.c: fnbox-controller. Parses its options, opens the data
+ * folder and the store, makes the first admin token, serves the REST API
+ * (controller/http.c, controller/api*.c) until SIGTERM or SIGINT, and says
+ * where it listens on stdout and to systemd (READY=1). */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "controller/api.h"
+#include "controller/bootstrap.h"
+#include "controller/http.h"
+#include "controller/listen.h"
+#include "lib/store.h"
+#include "lib/util.h"
+
+#define PROG "fnbox-controller"
+
+typedef struct Options {
+        const char *data_dir;
+        const char *store;
+        const char *listen;
+} Options;
+
+static const struct {
+        const char *name;
+        size_t offset;
+        const char *arg;
+        const char *help;
+} option_table[] = {
+        { "--data-dir", offsetof(Options, data_dir), "DIR",
+          "the data folder (default /var/lib/fnbox as root, else $XDG_DATA_HOME/fnbox)" },
+        { "--store", offsetof(Options, store), "URL",
+          "sqlite:PATH or postgres://... (default sqlite:DATA_DIR/fnbox.db)" },
+        { "--listen", offsetof(Options, listen), "ADDR:PORT",
+          "where to serve the API (default 127.0.0.1:8081; port 0: the kernel picks)" },
+};
+
+static void usage(FILE *f) {
+        fprintf(f, "usage: " PROG " [--data-dir DIR] [--store URL] [--listen ADDR:PORT]\n\n");
+        for (size_t i = 0; i < ELEMENTSOF(option_table); i++)
+                fprintf(f, "  %s %-10s %s\n", option_table[i].name, option_table[i].arg, option_table[i].help);
+        fprintf(f, "  --help                this text\n");
+}
+
+/* "--name VALUE" and "--name=VALUE". Returns 0, 1 after --help, or -EINVAL. */
+static int options_parse(int argc, char **argv, Options *o) {
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+                        return 1;
+                size_t k, nl = 0;
+                for (k = 0; k < ELEMENTSOF(option_table); k++) {
+                        nl = strlen(option_table[k].name);
+                        if (strncmp(argv[i], option_table[k].name, nl) == 0 && (!argv[i][nl] || argv[i][nl] == '='))
+                                break;
+                }
+                if (k == ELEMENTSOF(option_table)) {
+                        fprintf(stderr, PROG ": unknown option %s\n", argv[i]);
+                        return -EINVAL;
+                }
+                const char *v = argv[i][nl] == '=' ? argv[i] + nl + 1 : (i + 1 < argc ? argv[++i] : NULL);
+                if (!v || !*v) {
+                        fprintf(stderr, PROG ": %s needs %s\n", option_table[k].name, option_table[k].arg);
+                        return -EINVAL;
+                }
+                *(const char **) ((char *) o + option_table[k].offset) = v;
+        }
+        return 0;
+}
+
+/* SIGTERM and SIGINT are blocked in every thread and taken by sigwait in
+ * main; SIGPIPE is ignored (a client that hangs up is not our death). */
+static void signals_setup(sigset_t *set) {
+        sigemptyset(set);
+        sigaddset(set, SIGTERM);
+        sigaddset(set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, set, NULL);
+        signal(SIGPIPE, SIG_IGN);
+}
+
+static int open_store(const Options *o, const char *data_dir, Store **ret) {
+        char url[4200];
+        if (o->store)
+                snprintf(url, sizeof url, "%s", o->store);
+        else
+                snprintf(url, sizeof url, "sqlite:%s/fnbox.db", data_dir);
+        int r = store_open(url, ret);
+        if (r < 0)
+                fprintf(stderr, PROG ": cannot open the store %s: %s\n",
+                        o->store && strncmp(o->store, "sqlite:", 7) != 0 ? "(postgres)" : url, strerror(-r));
+        return r;
+}
+
+static int prepare(const Options *o, const char *data_dir, Store **ret_store) {
+        _cleanup_close_ int dir_fd = -1;
+        int r = bootstrap_data_dir(data_dir, &dir_fd);
+        if (r < 0) {
+                fprintf(stderr, PROG ": cannot make the data folder %s: %s\n", data_dir, strerror(-r));
+                return r;
+        }
+        r = open_store(o, data_dir, ret_store);
+        if (r < 0)
+                return r;
+        r = bootstrap_admin_token(*ret_store, dir_fd);
+        if (r < 0)
+                fprintf(stderr, PROG ": cannot create the first admin token: %s\n", strerror(-r));
+        else if (r > 0)
+                fprintf(stderr, PROG ": created the first admin token; it is in %s/%s (mode 0600)\n",
+                        data_dir, BOOTSTRAP_TOKEN_FILE);
+        return r < 0 ? r : 0;
+}
+
+static int serve(Store *store, const char *listen_spec, const sigset_t *sigs) {
+        char url[LISTEN_URL_MAX];
+        int fd, sig = 0;
+        int r = listen_open(listen_spec, &fd, url);
+        if (r < 0) {
+                fprintf(stderr, PROG ": cannot listen on %s: %s\n", listen_spec, strerror(-r));
+                return r;
+        }
+        Api api = { .store = store };
+        HttpConfig cfg = { .listen_fd = fd, .routes = api_routes, .n_routes = api_n_routes, .api = &api };
+        HttpServer *server = NULL;
+        r = http_server_start(&cfg, &server);
+        if (r < 0) {
+                safe_close(fd);
+                fprintf(stderr, PROG ": cannot start the HTTP server: %s\n", strerror(-r));
+                return r;
+        }
+        printf(PROG ": listening on %s\n", url);
+        fflush(stdout);
+        sd_notify(0, "READY=1");
+        while (sigwait(sigs, &sig) != 0)
+                ;
+        sd_notify(0, "STOPPING=1");
+        fprintf(stderr, PROG ": %s: stopping\n", strsignal(sig));
+        http_server_stop(server);
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        Options o = { .listen = "127.0.0.1:8081" };
+        sigset_t sigs;
+        int r = options_parse(argc, argv, &o);
+        if (r != 0) {
+                usage(r > 0 ? stdout : stderr);
+                return r > 0 ? 0 : 2;
+        }
+        signals_setup(&sigs);
+        _cleanup_free_ char *default_dir = o.data_dir ? NULL : bootstrap_default_data_dir();
+        const char *data_dir = o.data_dir ? o.data_dir : default_dir;
+        if (!data_dir)
+                return 1;
+        _cleanup_store_ Store *store = NULL;
+        if (prepare(&o, data_dir, &store) < 0 || serve(store, o.listen, &sigs) < 0)
+                return 1;
+        return 0;
+}
