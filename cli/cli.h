@@ -1,0 +1,100 @@
+/* cli/cli.h: what every `fnbox` verb shares: the exit codes, the resolved
+ * settings (server URL, token, namespace, output format), the verb's parsed
+ * arguments, and the verbs themselves. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "output.h"
+
+/* Exit codes (docs/cli.md). */
+enum {
+        CLI_EXIT_OK = 0,
+        CLI_EXIT_ERROR = 1,             /* the server failed, or anything else */
+        CLI_EXIT_USAGE = 2,             /* bad command line or configuration */
+        CLI_EXIT_INVALID = 3,           /* a manifest is invalid (here or on the server) */
+        CLI_EXIT_UNAUTHENTICATED = 4,   /* 401 */
+        CLI_EXIT_FORBIDDEN = 5,         /* 403 */
+        CLI_EXIT_NOT_FOUND = 6,         /* 404 */
+        CLI_EXIT_CONFLICT = 7,          /* 409 after every retry */
+        CLI_EXIT_UNREACHABLE = 8,       /* no answer from the server */
+};
+
+#define CLI_DEFAULT_URL         "http://127.0.0.1:8081"
+#define CLI_DEFAULT_NAMESPACE   "default"
+#define CLI_DEFAULT_TIMEOUT_MS  60000
+#define CLI_TAGS_MAX            16
+#define CLI_CONFLICT_RETRIES    5       /* re-reads after a 409 */
+
+/* Settings after flag > environment > config file > default. */
+typedef struct Cli {
+        char *url;              /* without a trailing '/' */
+        char *token;            /* NULL: none */
+        const char *token_from; /* "--token", "FNBOX_TOKEN", a file name */
+        char *namespace_;
+        bool namespace_given;   /* set by flag, environment or config file */
+        OutputFormat output;
+        uint64_t timeout_ms;
+        const char *prog;       /* "fnbox deploy", for messages */
+        Http *http;
+} Cli;
+
+/* Options of the verbs (each verb's table fills only its own). */
+typedef struct VerbArgs {
+        const char *file;                       /* deploy -f */
+        const char *tags[CLI_TAGS_MAX];         /* traffic --tag REV=TAG */
+        size_t n_tags;
+        const char *role;                       /* token create */
+        const char *namespaces;
+        const char *description;
+        bool all_namespaces;                    /* list -A */
+        char **pos;                             /* positional arguments */
+        size_t n_pos;
+} VerbArgs;
+
+typedef int (*VerbFn)(Cli *c, const VerbArgs *a);
+
+int deploy_main(Cli *c, const VerbArgs *a);
+int list_main(Cli *c, const VerbArgs *a);
+int describe_main(Cli *c, const VerbArgs *a);
+int delete_main(Cli *c, const VerbArgs *a);
+int revisions_main(Cli *c, const VerbArgs *a);
+int traffic_main(Cli *c, const VerbArgs *a);
+int nodes_main(Cli *c, const VerbArgs *a);
+int token_create_main(Cli *c, const VerbArgs *a);
+int token_list_main(Cli *c, const VerbArgs *a);
+int token_revoke_main(Cli *c, const VerbArgs *a);
+
+/* One request to the API. On a 2xx answer returns 0 and hands over the JSON
+ * body (*ret may be NULL); otherwise prints one line on stderr, "PROG: WHAT:
+ * STATUS TYPE: MESSAGE (field F)" or the transport failure, and returns the
+ * exit code. what may be NULL. */
+int cli_call(Cli *c, const char *what, const char *method, const char *path, json_t *body, json_t **ret);
+
+/* Like cli_call for GET of a list: follows "next" and returns
+ * {"items": [every item]} (bounded). */
+int cli_get_all(Cli *c, const char *what, const char *path, json_t **ret);
+
+/* The exit code and message for a finished request that did not succeed
+ * (transport error r < 0, or a non-2xx status). Prints one line. */
+int cli_report(Cli *c, const char *what, int r, const HttpResponse *resp);
+
+/* "/v1/functions/NAME...?namespace=NS": path and a query parameter for the
+ * namespace appended (escaped). Returns -ENAMETOOLONG when it does not fit. */
+int cli_path(Cli *c, char *buf, size_t size, const char *ns, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+
+/* Sleep before retry number attempt (0-based) after a conflict: 50 ms,
+ * doubling, times a random factor in [0.5, 1.5). */
+void cli_backoff(unsigned attempt);
+
+/* The traffic table of describe and traffic: REVISION PERCENT TAG LATEST. */
+int cli_print_traffic(json_t *traffic);
+
+/* A function name from the command line; prints why and returns false when
+ * it is not a DNS-1123 label. */
+bool cli_check_name(Cli *c, const char *what, const char *name);

@@ -1,0 +1,275 @@
+/* cli/main.c: `fnbox`, the command-line client of the control API. Parses
+ * the global options, finds the verb in the verb table, parses the verb's
+ * options (table-driven, see opts.h), resolves the settings (config.h) and
+ * runs the verb. Exit codes are in cli.h and docs/cli.md. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "opts.h"
+#include "lib/util.h"
+
+#define FNBOX_VERSION "0.3.0"
+
+/* ---- option setters ----------------------------------------------------- */
+
+static int set_url(void *t, const char *a) { ((CliFlags *) t)->url = a; return 0; }
+static int set_token(void *t, const char *a) { ((CliFlags *) t)->token = a; return 0; }
+static int set_namespace(void *t, const char *a) { ((CliFlags *) t)->namespace_ = a; return 0; }
+static int set_timeout(void *t, const char *a) { ((CliFlags *) t)->timeout = a; return 0; }
+static int set_output(void *t, const char *a) {
+        if (output_format_from_string(a) < 0)
+                return -EINVAL;
+        ((CliFlags *) t)->output = a;
+        return 0;
+}
+
+static int set_file(void *t, const char *a) { ((VerbArgs *) t)->file = a; return 0; }
+static int set_all(void *t, const char *a) { (void) a; ((VerbArgs *) t)->all_namespaces = true; return 0; }
+static int set_role(void *t, const char *a) { ((VerbArgs *) t)->role = a; return 0; }
+static int set_namespaces(void *t, const char *a) { ((VerbArgs *) t)->namespaces = a; return 0; }
+static int set_description(void *t, const char *a) { ((VerbArgs *) t)->description = a; return 0; }
+static int add_tag(void *t, const char *a) {
+        VerbArgs *v = t;
+        if (v->n_tags >= CLI_TAGS_MAX)
+                return -E2BIG;
+        if (!strchr(a, '='))
+                return -EINVAL;
+        v->tags[v->n_tags++] = a;
+        return 0;
+}
+
+/* ---- the tables --------------------------------------------------------- */
+
+static const OptSpec global_opts[] = {
+        { "url", 0, "URL", set_url, "control API address (FNBOX_URL; default " CLI_DEFAULT_URL ")" },
+        { "token", 0, "TOKEN", set_token, "bearer token (FNBOX_TOKEN; else the config file, else a readable admin.token)" },
+        { "namespace", 'n', "NS", set_namespace, "namespace (FNBOX_NAMESPACE; default " CLI_DEFAULT_NAMESPACE ")" },
+        { "output", 'o', "FORMAT", set_output, "table, json or yaml (default table)" },
+        { "timeout", 0, "DURATION", set_timeout, "limit for each request, such as 30s (default 60s)" },
+};
+
+static const OptSpec deploy_opts[] = {
+        { "file", 'f', "FILE|DIR", set_file, "a manifest file (one or more documents) or a folder of *.yaml/*.yml" },
+};
+static const OptSpec list_opts[] = {
+        { "all-namespaces", 'A', NULL, set_all, "list every namespace the token may see" },
+};
+static const OptSpec traffic_opts[] = {
+        { "tag", 0, "REV=TAG", add_tag, "give REV (a revision, its number, or @latest) the tag TAG; TAG empty removes it" },
+};
+static const OptSpec token_create_opts[] = {
+        { "role", 0, "ROLE", set_role, "admin, developer or invoker" },
+        { "namespace", 'n', "NS[,NS]", set_namespaces, "namespaces the token may touch" },
+        { "description", 0, "TEXT", set_description, "what the token is for" },
+};
+
+typedef struct Verb {
+        const char *name;
+        const char *args;               /* after "fnbox NAME" in the usage line */
+        const char *summary;
+        const char *description;
+        const OptSpec *opts;
+        size_t n_opts;
+        size_t min_pos, max_pos;
+        VerbFn fn;
+        const struct Verb *subs;
+        size_t n_subs;
+} Verb;
+
+#define OPTS(t) t, ELEMENTSOF(t)
+
+static const Verb token_verbs[] = {
+        { "create", "--role ROLE [--namespace NS[,NS]] [--description TEXT]", "create a token (shown once)",
+          "Create a bearer token with a role (admin, developer, invoker) scoped to namespaces.\n"
+          "The token itself is printed only now; store it safely. Needs an admin token.",
+          OPTS(token_create_opts), 0, 0, token_create_main, NULL, 0 },
+        { "list", "", "list tokens (never their secrets)",
+          "List every token: id, role, namespaces, description, creation time, revoked or not.",
+          NULL, 0, 0, 0, token_list_main, NULL, 0 },
+        { "revoke", "ID", "revoke a token at once",
+          "Revoke the token ID; requests that carry it get 401 from now on.",
+          NULL, 0, 1, 1, token_revoke_main, NULL, 0 },
+};
+
+static const Verb verbs[] = {
+        { "deploy", "-f FILE|DIR", "validate manifests, upload code, deploy functions",
+          "Validate every manifest in FILE (several YAML documents allowed) or in the folder DIR\n"
+          "(*.yaml and *.yml, not recursive) before anything is uploaded; then pack each\n"
+          "function's code, upload it unless the server has it, and deploy. A deploy that\n"
+          "changed neither spec nor code creates no revision and says so.",
+          OPTS(deploy_opts), 0, 1, deploy_main, NULL, 0 },
+        { "list", "[-A]", "list functions",
+          "List the functions of the namespace (every namespace the token may see with -A).",
+          OPTS(list_opts), 0, 0, list_main, NULL, 0 },
+        { "describe", "NAME", "show one function",
+          "Show a function: its latest revision, spec, limits, scale and traffic.",
+          NULL, 0, 1, 1, describe_main, NULL, 0 },
+        { "delete", "NAME", "delete a function and its revisions",
+          "Delete a function, its revisions and its traffic routes.",
+          NULL, 0, 1, 1, delete_main, NULL, 0 },
+        { "revisions", "NAME", "list a function's revisions, newest first",
+          "List the revisions of a function, newest first, with their code digests and traffic.",
+          NULL, 0, 1, 1, revisions_main, NULL, 0 },
+        { "traffic", "NAME [REV=PCT|@latest=PCT]... [--tag REV=TAG]...", "show or split traffic",
+          "Without assignments, show the traffic of NAME. With them, replace the split: REV is a\n"
+          "revision name (NAME-00002) or its number (2), @latest follows the newest revision;\n"
+          "percentages must sum to 100. Tags stay with their revision unless --tag changes them.",
+          OPTS(traffic_opts), 1, 1 + CLI_TAGS_MAX, traffic_main, NULL, 0 },
+        { "nodes", "", "list the nodes (runtimes) and their state",
+          "List the nodes that registered with the controller. Needs an admin token.",
+          NULL, 0, 0, 0, nodes_main, NULL, 0 },
+        { "token", "create|list|revoke", "manage API tokens (admin)",
+          "Create, list and revoke bearer tokens. Needs an admin token.",
+          NULL, 0, 0, 0, NULL, token_verbs, ELEMENTSOF(token_verbs) },
+        { "version", "", "print the CLI's version", "Print the version of this fnbox CLI.",
+          NULL, 0, 0, 0, NULL, NULL, 0 },
+};
+
+/* Verbs of later releases: a clear message rather than "unknown". */
+static const char *const later_verbs[] = { "up", "call", "logs", "skill", "llm", "replay" };
+
+/* ---- help --------------------------------------------------------------- */
+
+static void verb_list(FILE *f, const Verb *v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "  %-10s  %s\n", v[i].name, v[i].summary);
+}
+
+static void main_usage(FILE *f) {
+        fputs("usage: fnbox [OPTIONS] COMMAND [ARGS...]\n\n"
+              "Deploy and manage functions on an fnbox control plane.\n\nCommands:\n", f);
+        verb_list(f, verbs, ELEMENTSOF(verbs));
+        fputs("\nGlobal options (before or after the command):\n", f);
+        opts_print_help(f, global_opts, ELEMENTSOF(global_opts), true);
+        fputs("\nSettings: flag, then FNBOX_URL / FNBOX_TOKEN / FNBOX_NAMESPACE, then the config file\n"
+              "($FNBOX_CONFIG or ~/.config/fnbox/config.yaml), then the default.\n"
+              "Exit codes: 0 ok, 1 error, 2 usage, 3 invalid manifest, 4 unauthenticated,\n"
+              "5 forbidden, 6 not found, 7 conflict, 8 server unreachable (docs/cli.md).\n"
+              "Run 'fnbox COMMAND --help' for a command's options.\n", f);
+}
+
+static void verb_usage(FILE *f, const char *prog, const Verb *v) {
+        fprintf(f, "usage: %s %s%s[OPTIONS]\n\n%s\n", prog, v->args, *v->args ? " " : "", v->description);
+        if (v->subs) {
+                fputs("\nCommands:\n", f);
+                verb_list(f, v->subs, v->n_subs);
+                fprintf(f, "\nRun '%s COMMAND --help' for a command's options.\n", prog);
+                return;
+        }
+        if (v->n_opts) {
+                fputs("\nOptions:\n", f);
+                opts_print_help(f, v->opts, v->n_opts, false);
+        }
+        /* the verb's own options shadow global ones of the same name */
+        OptSpec shown[ELEMENTSOF(global_opts)];
+        size_t n = 0;
+        for (size_t i = 0; i < ELEMENTSOF(global_opts); i++) {
+                bool shadowed = false;
+                for (size_t j = 0; j < v->n_opts; j++)
+                        shadowed = shadowed || strcmp(v->opts[j].name, global_opts[i].name) == 0;
+                if (!shadowed)
+                        shown[n++] = global_opts[i];
+        }
+        fputs("\nGlobal options:\n", f);
+        opts_print_help(f, shown, n, true);
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static const Verb *verb_find(const char *prog, const Verb *v, size_t n, const char *name) {
+        const char *names[32];
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(v[i].name, name) == 0)
+                        return &v[i];
+        for (size_t i = 0; v == verbs && i < ELEMENTSOF(later_verbs); i++)
+                if (strcmp(later_verbs[i], name) == 0) {
+                        fprintf(stderr, "%s: '%s' is not available in this version of fnbox yet; see '%s --help'\n",
+                                prog, name, prog);
+                        return NULL;
+                }
+        for (size_t i = 0; i < n && i < ELEMENTSOF(names); i++)
+                names[i] = v[i].name;
+        const char *s = opts_suggest(name, names, n < ELEMENTSOF(names) ? n : ELEMENTSOF(names));
+        char shown[64];
+        fprintf(stderr, "%s: unknown command '%s'%s%s%s; see '%s --help'\n", prog,
+                output_sanitize(name, shown, sizeof shown), s ? " (did you mean '" : "", s ? s : "",
+                s ? "'?)" : "", prog);
+        return NULL;
+}
+
+static int verb_execute(const Verb *v, CliFlags *flags, VerbArgs *args, const char *prog) {
+        Cli c = { .prog = prog };
+        if (strcmp(v->name, "version") == 0) {
+                printf("fnbox %s\n", FNBOX_VERSION);
+                return CLI_EXIT_OK;
+        }
+        if (config_resolve(flags, &c) < 0) {
+                config_cli_done(&c);
+                return CLI_EXIT_USAGE;
+        }
+        int r = http_new(c.url, c.token, c.timeout_ms, &c.http);
+        if (r < 0) {
+                fprintf(stderr, "%s: cannot set up the HTTP client: %s\n", prog, strerror(-r));
+                config_cli_done(&c);
+                return CLI_EXIT_ERROR;
+        }
+        r = v->fn(&c, args);
+        fflush(stdout);
+        config_cli_done(&c);
+        return r;
+}
+
+static int verb_run(const Verb *v, CliFlags *flags, int argc, char **argv, const char *parent) {
+        char prog[64];
+        snprintf(prog, sizeof prog, "%s %s", parent, v->name);
+        if (v->subs) {
+                if (argc > 0 && argv[0][0] != '-') {
+                        const Verb *s = verb_find(prog, v->subs, v->n_subs, argv[0]);
+                        return s ? verb_run(s, flags, argc - 1, argv + 1, prog) : CLI_EXIT_USAGE;
+                }
+                bool help = argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0);
+                verb_usage(help ? stdout : stderr, prog, v);
+                return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+        }
+        VerbArgs args = { 0 };
+        OptTable tables[] = { { v->opts, v->n_opts, &args }, { OPTS(global_opts), flags } };
+        OptResult res;
+        if (opts_parse(tables, ELEMENTSOF(tables), argc, argv, false, prog, &res) < 0)
+                return CLI_EXIT_USAGE;
+        if (res.help) {
+                verb_usage(stdout, prog, v);
+                return CLI_EXIT_OK;
+        }
+        if (res.n_positional < v->min_pos || res.n_positional > v->max_pos) {
+                fprintf(stderr, "%s: expected %s%s; see '%s --help'\n", prog,
+                        *v->args ? v->args : "no arguments", *v->args ? " as arguments" : "", prog);
+                return CLI_EXIT_USAGE;
+        }
+        args.pos = res.positional;
+        args.n_pos = res.n_positional;
+        return verb_execute(v, flags, &args, prog);
+}
+
+int main(int argc, char **argv) {
+        CliFlags flags = { 0 };
+        OptTable global = { OPTS(global_opts), &flags };
+        OptResult res;
+        if (opts_parse(&global, 1, argc - 1, argv + 1, true, "fnbox", &res) < 0)
+                return CLI_EXIT_USAGE;
+        if (res.help) {
+                main_usage(stdout);
+                return CLI_EXIT_OK;
+        }
+        if (res.next >= argc - 1) {
+                main_usage(stderr);
+                return CLI_EXIT_USAGE;
+        }
+        const char *name = argv[res.next + 1];
+        const Verb *v = verb_find("fnbox", verbs, ELEMENTSOF(verbs), name);
+        if (!v)
+                return CLI_EXIT_USAGE;
+        return verb_run(v, &flags, argc - res.next - 2, argv + res.next + 2, "fnbox");
+}
