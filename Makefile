@@ -65,8 +65,10 @@ UNIT_BIN := $(BUILD)/tests/unit-tests
 STORE_TEST_BIN := $(if $(STORE_TEST_SRCS),$(BUILD)/tests/store-conformance)
 BOXES    := $(patsubst tests/security/boxes/%.c,$(BUILD)/tests/boxes/%,$(BOX_SRCS))
 # Native example functions: functions/NAME/main.c builds functions/NAME/main
-# in the build folder ($(BUILD)/functions/NAME/main).
-FUNCTIONS := $(patsubst %/main.c,$(BUILD)/%/main,$(FUNCTION_SRCS))
+# in the build folder ($(BUILD)/functions/NAME/main), with the function's
+# manifest.yaml copied next to it: that folder is what gets deployed.
+FUNCTIONS := $(patsubst %/main.c,$(BUILD)/%/main,$(FUNCTION_SRCS)) \
+             $(patsubst %/main.c,$(BUILD)/%/manifest.yaml,$(FUNCTION_SRCS))
 
 .PHONY: all deps test test-unit test-store test-integration test-security \
         fuzz fuzz-smoke check-sanitize bench install run clean
@@ -116,6 +118,10 @@ $(BUILD)/functions/%/main: functions/%/main.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@
 	@chmod 0755 $@
+
+$(BUILD)/functions/%/manifest.yaml: functions/%/manifest.yaml
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 # Hostile boxes: small programs that run inside the jail and try to escape.
 $(BUILD)/tests/boxes/%: tests/security/boxes/%.c

@@ -18,7 +18,30 @@
 #define MANIFEST_ENV_MAX        256
 #define MANIFEST_TRAFFIC_MAX    16
 #define MANIFEST_VARIANTS_MAX   16
-#define MANIFEST_LABELS_MAX     32
+#define MANIFEST_LABELS_MAX     32              /* nodeSelector entries */
+#define MANIFEST_NODES_MAX      (1u << 15)      /* YAML nodes per document */
+#define MANIFEST_CODE_MAX       1024            /* bytes in spec.code */
+#define MANIFEST_ENTRY_MAX      200             /* bytes in spec.entrypoint (the jail's) */
+
+/* Ranges a manifest may ask for: the jail's (runtime/jail_config.c), with
+ * fixed ceilings where the jail uses the size of the host, since a manifest
+ * is checked away from the node that will run it (that node refuses what it
+ * cannot hold). Durations have millisecond precision. */
+#define MANIFEST_MEMORY_MIN     (4ULL << 20)
+#define MANIFEST_MEMORY_MAX     (1ULL << 40)
+#define MANIFEST_TIMEOUT_MIN_MS 1ULL
+#define MANIFEST_TIMEOUT_MAX_MS (24ULL * 3600 * 1000)
+#define MANIFEST_CPU_MIN        10ULL           /* millicores */
+#define MANIFEST_CPU_MAX        64000ULL
+#define MANIFEST_PIDS_MIN       1ULL
+#define MANIFEST_PIDS_MAX       32768ULL
+#define MANIFEST_TMP_MIN        (64ULL << 10)
+#define MANIFEST_TMP_MAX        (512ULL << 30)
+#define MANIFEST_OUTPUT_MIN     (1ULL << 10)
+#define MANIFEST_OUTPUT_MAX     (64ULL << 20)
+#define MANIFEST_SCALE_MAX      1000            /* instances, and target concurrency */
+#define MANIFEST_IDLE_MIN_MS    1000ULL         /* scaleToZeroAfter */
+#define MANIFEST_IDLE_MAX_MS    (3600ULL * 1000)
 
 typedef enum {
         MANIFEST_RUNTIME_EXEC,
@@ -79,6 +102,7 @@ typedef struct Manifest {
 
         char *name;
         char *namespace_;       /* default "default" */
+        bool namespace_set;     /* written in the manifest: it then wins over -n / ?namespace= */
 
         ManifestRuntime runtime;
         char *code;             /* relative to the manifest's folder, as written */
@@ -133,6 +157,10 @@ void manifest_list_freep(ManifestList **l);
  * With include_traffic false it is what defines a revision: two manifests that
  * differ only in traffic give the same revision JSON. */
 json_t *manifest_spec_to_json(const Manifest *m, bool include_traffic);
+/* The traffic part alone, as in the spec: [{"revision" | "latestRevision":
+ * true, "percent", "tag"?}...]; no traffic is [{"latestRevision": true,
+ * "percent": 100}]. */
+json_t *manifest_traffic_to_json(const Manifest *m);
 
 const char *manifest_runtime_name(ManifestRuntime r);
 const char *manifest_mode_name(ManifestMode m);
