@@ -37,10 +37,10 @@ class Controller:
     existing folder to use (kept on exit) or None for a temporary one
     (removed on exit); store: a --store URL or None for SQLite in the data
     folder; extra_args: more command-line arguments; env: extra environment
-    variables."""
+    variables; wrapper: a command to run it under (valgrind, say)."""
 
     def __init__(self, build, data_dir=None, store=None, extra_args=(), env=None,
-                 start_timeout=START_TIMEOUT_S):
+                 start_timeout=START_TIMEOUT_S, wrapper=()):
         self.binary = os.path.join(os.path.abspath(build), "bin", "fnbox-controller")
         if not os.access(self.binary, os.X_OK):
             raise ControllerError("no controller at %s (build it first)" % self.binary)
@@ -50,6 +50,7 @@ class Controller:
         self.extra_args = list(extra_args)
         self.env = dict(os.environ, **(env or {}))
         self.start_timeout = start_timeout
+        self.wrapper = list(wrapper)
         self.log_path = os.path.join(self._tmp, "controller.log")
         self.proc = None
         self.url = None
@@ -70,7 +71,7 @@ class Controller:
         return False
 
     def argv(self):
-        argv = [self.binary, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"]
+        argv = self.wrapper + [self.binary, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"]
         if self.store:
             argv += ["--store", self.store]
         return argv + self.extra_args
