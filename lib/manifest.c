@@ -1040,12 +1040,15 @@ static int parse_stream(Ctx *c, yaml_parser_t *p, ManifestList *list) {
         return r;
 }
 
-/* Two documents for one namespace/name would deploy over each other. */
+/* Two documents for one namespace/name would deploy over each other. A
+ * namespace left out is decided later (-n, ?namespace=), so only documents
+ * that both give one, or both leave it out, can be compared. */
 static int check_unique(Ctx *c, const ManifestList *l) {
         for (size_t i = 1; i < l->n; i++)
                 for (size_t j = 0; j < i; j++) {
                         const Manifest *a = &l->items[j], *b = &l->items[i];
-                        if (strcmp(a->name, b->name) != 0 || strcmp(a->namespace_, b->namespace_) != 0)
+                        if (strcmp(a->name, b->name) != 0 || a->namespace_set != b->namespace_set ||
+                            strcmp(a->namespace_, b->namespace_) != 0)
                                 continue;
                         Node at = { .line = b->line, .column = 1 };
                         char shown[64];

@@ -465,6 +465,9 @@ TEST(manifest_multi_document) {
         ASSERT_EQ_UINT(l->items[1].line, 6);
         parse_bad(MIN_DOC "---\n" MIN_DOC, -EINVAL, 5, 1, "metadata.name",
                   "function default/hello is defined twice (also at t.yaml:1)");
+        _cleanup_manifest_list_ ManifestList *l2 = parse_ok(MIN_DOC "---\n"
+                HEAD "metadata: {name: hello, namespace: default}\nspec: {runtime: sh, code: x}\n");
+        ASSERT_EQ_UINT(l2->n, 2);
         parse_bad(MIN_DOC "---\n" HEAD "metadata: {name: b}\nspec: {runtime: sh, code: x, cpu: 1}\n",
                   -EINVAL, 9, 30, "spec.cpu", "unknown field");
 }
