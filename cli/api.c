@@ -16,6 +16,7 @@
 
 #define PATH_BUF        4096
 #define PAGES_MAX       1000
+#define PAGE_LIMIT      500     /* items asked for per page */
 #define MESSAGE_SHOWN   512
 
 int cli_path(Cli *c, char *buf, size_t size, const char *ns, const char *fmt, ...) {
@@ -139,33 +140,48 @@ static int page_merge(Cli *c, const char *what, json_t *page, json_t *all, const
         return 0;
 }
 
+/* One page: GET path with limit and after=cursor, merged into all. */
+static int page_get(Cli *c, const char *what, const char *path, const char *cursor, json_t *all, char **ret_next) {
+        _cleanup_free_ char *e = cursor ? http_escape(cursor) : NULL;
+        char p[PATH_BUF];
+        json_t *page = NULL;
+        const char *next = NULL;
+        int n = snprintf(p, sizeof p, "%s%slimit=%d%s%s", path, strchr(path, '?') ? "&" : "?", PAGE_LIMIT,
+                         e ? "&after=" : "", e ? e : "");
+        if ((cursor && !e) || n < 0 || (size_t) n >= sizeof p)
+                return CLI_EXIT_ERROR;
+        int code = cli_call(c, what, "GET", p, NULL, &page);
+        if (code == 0)
+                code = page_merge(c, what, page, all, &next);
+        if (code == 0 && next && !(*ret_next = strdup(next)))
+                code = CLI_EXIT_ERROR;
+        json_decref(page);
+        return code;
+}
+
 int cli_get_all(Cli *c, const char *what, const char *path, json_t **ret) {
         json_t *all = json_array();
-        _cleanup_free_ char *cursor = NULL;
-        char p[PATH_BUF];
-        if (!all)
-                return CLI_EXIT_ERROR;
-        for (unsigned page_no = 0; page_no < PAGES_MAX; page_no++) {
-                _cleanup_free_ char *e = cursor ? http_escape(cursor) : NULL;
-                json_t *page = NULL;
-                const char *next = NULL;
-                int n = snprintf(p, sizeof p, "%s%slimit=1000%s%s", path, strchr(path, '?') ? "&" : "?",
-                                 e ? "&after=" : "", e ? e : "");
-                int code = n < 0 || (size_t) n >= sizeof p ? CLI_EXIT_ERROR : cli_call(c, what, "GET", p, NULL, &page);
-                if (code == 0)
-                        code = page_merge(c, what, page, all, &next);
-                if (code == 0 && next && cursor && strcmp(next, cursor) == 0)
-                        code = CLI_EXIT_ERROR;  /* the same page again: stop */
+        char *cursor = NULL;
+        int code = all ? 0 : CLI_EXIT_ERROR;
+        for (unsigned page_no = 0; code == 0; page_no++) {
+                char *next = NULL;
+                code = page_get(c, what, path, cursor, all, &next);
+                bool stuck = next && cursor && strcmp(next, cursor) == 0;
                 free(cursor);
-                cursor = next && code == 0 ? strdup(next) : NULL;
-                json_decref(page);
-                if (code != 0)
-                        return json_decref(all), code;
+                cursor = next;
+                if (code == 0 && (stuck || page_no + 1 >= PAGES_MAX)) {
+                        fprintf(stderr, "%s: %s%sthe server's pages do not end\n", c->prog,
+                                what ? what : "", what ? ": " : "");
+                        code = CLI_EXIT_ERROR;
+                }
                 if (!cursor)
                         break;
         }
-        *ret = json_pack("{s:o}", "items", all);
-        return *ret ? 0 : CLI_EXIT_ERROR;
+        free(cursor);
+        if (code == 0 && !(*ret = json_pack("{s:O}", "items", all)))
+                code = CLI_EXIT_ERROR;
+        json_decref(all);
+        return code;
 }
 
 void cli_backoff(unsigned attempt) {

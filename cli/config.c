@@ -130,17 +130,18 @@ static int parse_line(const char *p, const char *end, unsigned line, ConfigFile 
                 return fail(why, size, line, "nested values are not supported; write 'key: value' at the start of the line");
         while (p < end && (islower((unsigned char) *p) || *p == '_'))
                 p++;
+        int klen = (int) (p - k);
         if (p == k || p >= end || *p != ':' || (p + 1 < end && p[1] != ' ' && p[1] != '\t'))
                 return fail(why, size, line, "expected 'key: value'");
-        char **slot = config_slot(f, k, (size_t) (p - k));
+        char **slot = config_slot(f, k, (size_t) klen);
         if (!slot)
-                return fail(why, size, line, "unknown key '%.*s' (expected url, token or namespace)", (int) (p - k), k);
+                return fail(why, size, line, "unknown key '%.*s' (expected url, token or namespace)", klen, k);
         if (*slot)
-                return fail(why, size, line, "'%.*s' is set twice", (int) (p - k), k);
+                return fail(why, size, line, "'%.*s' is set twice", klen, k);
         for (p++; p < end && (*p == ' ' || *p == '\t'); p++)
                 ;
         if (p >= end || *p == '#')
-                return fail(why, size, line, "'%.*s' has no value", (int) (p - k), k);
+                return fail(why, size, line, "'%.*s' has no value", klen, k);
         int r = (*p == '"' || *p == '\'') ? parse_quoted(p, end, value, sizeof value, &err)
                                           : parse_plain(p, end, value, sizeof value, &err);
         if (r < 0)
@@ -368,13 +369,4 @@ int config_resolve(const CliFlags *flags, Cli *c) {
                 r = resolve_token(flags, &cf, c);
         config_file_done(&cf);
         return r < 0 ? -EINVAL : 0;
-}
-
-void config_cli_done(Cli *c) {
-        free(c->url);
-        if (c->token)
-                explicit_bzero(c->token, strlen(c->token));
-        free(c->token);
-        free(c->namespace_);
-        c->http = http_free(c->http);
 }

@@ -43,7 +43,6 @@ void config_file_done(ConfigFile *f);
 /* Fill c from flags, environment, config file and defaults. Prints one
  * line and returns -EINVAL on a bad value or file. */
 int config_resolve(const CliFlags *flags, Cli *c);
-void config_cli_done(Cli *c);
 
 /* Checks that each setting's value has the right shape. */
 bool config_url_valid(const char *s);

@@ -3,6 +3,7 @@
  * options (table-driven, see opts.h), resolves the settings (config.h) and
  * runs the verb. Exit codes are in cli.h and docs/cli.md. */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -200,6 +201,15 @@ static const Verb *verb_find(const char *prog, const Verb *v, size_t n, const ch
         return NULL;
 }
 
+static void cli_done(Cli *c) {
+        free(c->url);
+        if (c->token)
+                explicit_bzero(c->token, strlen(c->token));
+        free(c->token);
+        free(c->namespace_);
+        c->http = http_free(c->http);
+}
+
 static int verb_execute(const Verb *v, CliFlags *flags, VerbArgs *args, const char *prog) {
         Cli c = { .prog = prog };
         if (strcmp(v->name, "version") == 0) {
@@ -207,18 +217,18 @@ static int verb_execute(const Verb *v, CliFlags *flags, VerbArgs *args, const ch
                 return CLI_EXIT_OK;
         }
         if (config_resolve(flags, &c) < 0) {
-                config_cli_done(&c);
+                cli_done(&c);
                 return CLI_EXIT_USAGE;
         }
         int r = http_new(c.url, c.token, c.timeout_ms, &c.http);
         if (r < 0) {
                 fprintf(stderr, "%s: cannot set up the HTTP client: %s\n", prog, strerror(-r));
-                config_cli_done(&c);
+                cli_done(&c);
                 return CLI_EXIT_ERROR;
         }
         r = v->fn(&c, args);
         fflush(stdout);
-        config_cli_done(&c);
+        cli_done(&c);
         return r;
 }
 

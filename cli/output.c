@@ -141,9 +141,12 @@ int table_print(const Table *t, FILE *f, bool bold) {
                                 width[c] = w;
                 }
         for (size_t r = 0; r < t->n_rows; r++) {
-                for (size_t c = 0; c < t->n_columns; c++) {
+                size_t used = t->n_columns;     /* no padding after the last non-empty cell */
+                while (used > 1 && !t->cells[r * t->n_columns + used - 1][0])
+                        used--;
+                for (size_t c = 0; c < used; c++) {
                         const char *s = t->cells[r * t->n_columns + c];
-                        bool last = c + 1 == t->n_columns;
+                        bool last = c + 1 == used;
                         fprintf(f, "%s%s%s", r == 0 && bold ? "\033[1m" : "", s, r == 0 && bold ? "\033[0m" : "");
                         if (!last)
                                 fprintf(f, "%*s", (int) (width[c] - output_width(s) + 2), "");

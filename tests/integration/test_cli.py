@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""tests/integration/test_cli.py: the `fnbox` CLI against a real controller.
+
+Starts fnbox-controller (tests/integration/fixture.py) on a port the kernel
+picks and drives BUILD/bin/fnbox as a user would: deploys of the example
+functions and of temporary manifests (created, unchanged, new revision,
+multi-document files, folders, invalid manifests that upload nothing, code
+paths that escape through symlinks), list/describe/revisions as tables and
+JSON/YAML, traffic splits and tags, delete, tokens (create, list, revoke;
+revoked -> exit 4, other namespace -> exit 5), --help everywhere, usage
+errors, settings precedence (flag > env > config file), an unreachable
+server (exit 8), and racing deploys that must not lose a revision.
+
+usage: test_cli.py [--build DIR] [--only NAME]... [--valgrind]
+
+  --valgrind  run every fnbox call under valgrind (memcheck, definite leaks
+              are errors); slow, so use it with --only.
+
+Prints "cli: N passed, N failed"; exits non-zero when a test failed.
+Python standard library only (PyYAML, when installed, checks -o yaml).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from fixture import Controller, api  # noqa: E402
+
+CALL_LIMIT_S = 60
+VALGRIND = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]
+
+try:
+    import yaml  # optional
+except ImportError:  # pragma: no cover
+    yaml = None
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg, *detail):
+    if not cond:
+        raise Fail(msg + "".join("\n    " + str(d) for d in detail))
+
+
+class Env:
+    """The controller, the fnbox binary and a clean environment for it."""
+
+    def __init__(self, build, ctl, tmp, valgrind):
+        self.build = build
+        self.bin = os.path.join(build, "bin", "fnbox")
+        self.ctl = ctl
+        self.tmp = tmp
+        self.valgrind = valgrind
+        self.home = os.path.join(tmp, "home")
+        os.makedirs(self.home, exist_ok=True)
+
+    def base_env(self):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("FNBOX_") and not k.startswith("XDG_")}
+        env.update(HOME=self.home, XDG_CONFIG_HOME=os.path.join(self.home, ".config"),
+                   XDG_DATA_HOME=os.path.join(self.home, ".local", "share"), LC_ALL="C")
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        return env
+
+    def run(self, *args, env=None, auth=True, stdin=None):
+        """fnbox ARGS with FNBOX_URL and the admin token unless auth is False
+        or env overrides them; returns (rc, stdout, stderr)."""
+        e = self.base_env()
+        if auth:
+            e.update(FNBOX_URL=self.ctl.url, FNBOX_TOKEN=self.ctl.admin_token)
+        e.update(env or {})
+        e = {k: v for k, v in e.items() if v is not None}
+        argv = ([*VALGRIND] if self.valgrind else []) + [self.bin] + [str(a) for a in args]
+        p = subprocess.run(argv, env=e, stdin=subprocess.DEVNULL if stdin is None else stdin,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=CALL_LIMIT_S)
+        out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+        check(p.returncode != 99 or not self.valgrind, "valgrind found errors", err)
+        check("ERROR: AddressSanitizer" not in err and "runtime error:" not in err
+              and "LeakSanitizer" not in err, "sanitizer report", err)
+        return p.returncode, out, err
+
+    def ok(self, *args, **kw):
+        rc, out, err = self.run(*args, **kw)
+        check(rc == 0, "fnbox %s: exit %d" % (" ".join(map(str, args)), rc), out, err)
+        return out
+
+    def fails(self, code, *args, **kw):
+        rc, out, err = self.run(*args, **kw)
+        check(rc == code, "fnbox %s: exit %d, expected %d" % (" ".join(map(str, args)), rc, code), out, err)
+        check(err.strip(), "no message on stderr")
+        return err
+
+    def json(self, *args, **kw):
+        out = self.ok(*args, "-o", "json", **kw)
+        try:
+            return json.loads(out)
+        except ValueError as e:
+            raise Fail("not JSON: %s\n%s" % (e, out))
+
+    def api(self, method, path, body=None, token=None):
+        return api(method, self.ctl.url + path, token=token or self.ctl.admin_token, body=body)
+
+    def folder(self, name, files):
+        """A temporary folder of files ({relative path: text})."""
+        d = os.path.join(self.tmp, name)
+        for rel, text in files.items():
+            p = os.path.join(d, rel)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, "w") as f:
+                f.write(text)
+        return d
+
+
+def manifest(name, code="main.py", runtime="python3", namespace=None, extra=""):
+    ns = "  namespace: %s\n" % namespace if namespace else ""
+    return ("apiVersion: fnbox.dev/v1\nkind: Function\nmetadata:\n  name: %s\n%s"
+            "spec:\n  runtime: %s\n  code: %s\n%s" % (name, ns, runtime, code, extra))
+
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+# ---- help and usage ------------------------------------------------------
+
+VERBS = ["deploy", "list", "describe", "delete", "revisions", "traffic", "nodes", "token",
+         "token create", "token list", "token revoke", "version"]
+
+
+@test
+def help_everywhere(t):
+    out = t.ok("--help", auth=False)
+    for v in ["deploy", "list", "describe", "delete", "revisions", "traffic", "nodes", "token"]:
+        check(re.search(r"^  %s\b" % v, out, re.M), "fnbox --help does not list " + v, out)
+    for v in VERBS:
+        out = t.ok(*v.split(), "--help", auth=False)
+        check(out.startswith("usage: fnbox " + v), "fnbox %s --help: no usage line" % v, out)
+        t.ok(*v.split(), "-h", auth=False)
+
+
+@test
+def usage_errors(t):
+    err = t.fails(2, "delpoy", auth=False)
+    check("unknown command 'delpoy'" in err and "did you mean 'deploy'" in err, "unknown verb message", err)
+    err = t.fails(2, "list", "--nmespace", "x", auth=False)
+    check("unknown option '--nmespace'" in err and "--namespace" in err, "unknown option message", err)
+    t.fails(2, "list", "--bogus", auth=False)
+    t.fails(2, "describe", auth=False)                      # NAME missing
+    t.fails(2, "describe", "a", "b", auth=False)            # one too many
+    t.fails(2, "list", "-o", "xml", auth=False)
+    t.fails(2, "list", "--timeout", "soon", auth=False)
+    t.fails(2, "describe", "Not_A_Name")
+    t.fails(2, "token", auth=False)
+    t.fails(2, "token", "frobnicate", auth=False)
+    err = t.fails(2, "up", auth=False)
+    check("not available" in err, "later verb message", err)
+    t.fails(2, auth=False)
+    t.fails(2, "deploy", "-f")                              # value missing
+    t.fails(2, "token", "create", "--role", "king", "-n", "a")
+    t.fails(2, "token", "create", "--role", "developer")    # no namespace
+
+
+# ---- deploy ----------------------------------------------------------------
+
+@test
+def deploy_examples(t):
+    for name in ["hello", "shout", "wordcount"]:
+        path = os.path.join(ROOT, "functions", name, "manifest.yaml")
+        out = t.ok("deploy", "-f", path)
+        check(out == "%s: created revision %s-00001\n" % (name, name), "first deploy of " + name, out)
+        out = t.ok("deploy", "-f", path)
+        check(out == "%s: unchanged (revision %s-00001)\n" % (name, name), "second deploy of " + name, out)
+    fib = os.path.join(t.build, "functions", "fib", "manifest.yaml")
+    if os.path.exists(fib):
+        out = t.ok("deploy", fib)
+        check(out == "fib: created revision fib-00001\n", "deploy of the native fib", out)
+
+
+@test
+def deploy_new_revision_when_code_changes(t):
+    d = os.path.join(t.tmp, "hello-copy")
+    shutil.copytree(os.path.join(ROOT, "functions", "hello"), d)
+    out = t.ok("deploy", "-f", os.path.join(d, "manifest.yaml"))
+    check(out == "hello: unchanged (revision hello-00001)\n", "the same tree elsewhere is the same code", out)
+    with open(os.path.join(d, "main.py"), "a") as f:
+        f.write("# changed\n")
+    out = t.ok("deploy", "-f", d)
+    check(out == "hello: created revision hello-00002\n", "changed code makes revision 2", out)
+
+
+MULTI = """# two functions in one file
+apiVersion: fnbox.dev/v1
+kind: Function
+metadata:
+  name: alpha
+spec:
+  runtime: python3
+  code: alpha.py
+  env: {NOTE: "--- not a marker inside a flow"}
+---
+# the second document
+apiVersion: fnbox.dev/v1
+kind: Function
+metadata:
+  name: beta
+spec:
+  runtime: sh
+  code: ./beta.sh
+  env:
+    TEXT: |
+      a block scalar
+      ---x is content, not a marker
+...
+"""
+
+
+@test
+def deploy_multi_document_and_folder(t):
+    d = t.folder("multi", {"a.yaml": MULTI, "alpha.py": "print('a')\n", "beta.sh": "echo b\n",
+                           "b.yml": manifest("gamma", code="g"), "g/main.py": "print('g')\n",
+                           "notes.txt": "not a manifest\n", ".hidden.yaml": "not: [valid\n"})
+    out = t.ok("deploy", "-f", d)
+    check(out.splitlines() == ["alpha: created revision alpha-00001", "beta: created revision beta-00001",
+                               "gamma: created revision gamma-00001"], "folder deploy", out)
+    out = t.ok("deploy", "-f", os.path.join(d, "a.yaml"))
+    check(out.splitlines() == ["alpha: unchanged (revision alpha-00001)",
+                               "beta: unchanged (revision beta-00001)"], "multi-document redeploy", out)
+    beta = t.json("describe", "beta")
+    check(beta["spec"]["env"]["TEXT"] == "a block scalar\n---x is content, not a marker\n",
+          "the second document went up whole", beta["spec"])
+    alpha = t.json("describe", "alpha")
+    check(alpha["spec"]["env"]["NOTE"] == "--- not a marker inside a flow", "alpha's env", alpha["spec"])
+
+
+@test
+def deploy_invalid_uploads_nothing(t):
+    bad = manifest("bad", extra="  limits: {memory: lots}\n")
+    d = t.folder("invalid", {"a-good.yaml": manifest("goodfn"), "b-bad.yaml": bad, "main.py": "print(1)\n"})
+    err = t.fails(3, "deploy", "-f", d)
+    check(re.search(r"^\S*b-bad\.yaml:\d+:\d+: spec\.limits\.memory: ", err, re.M),
+          "no FILE:LINE:COL: field: message line", err)
+    check("nothing was uploaded" in err, "summary line", err)
+    status, _ = t.api("GET", "/v1/functions/goodfn")
+    check(status == 404, "the valid function of a refused deploy was deployed", status)
+    t.fails(3, "deploy", "-f", os.path.join(d, "b-bad.yaml"))
+    # a manifest in a multi-document file that fails stops the whole file
+    d2 = t.folder("invalid2", {"m.yaml": manifest("fine1") + "---\n" + bad, "main.py": "x\n"})
+    err = t.fails(3, "deploy", d2 + "/m.yaml")
+    check(re.search(r"m\.yaml:1[0-9]:\d+: spec\.limits\.memory", err), "line of the second document", err)
+    status, _ = t.api("GET", "/v1/functions/fine1")
+    check(status == 404, "fine1 deployed from a refused file", status)
+
+
+@test
+def deploy_refuses_code_outside_the_folder(t):
+    d = t.folder("escape", {"m.yaml": manifest("escaper", code="link")})
+    os.symlink("/etc/passwd", os.path.join(d, "link"))
+    err = t.fails(3, "deploy", "-f", d)
+    check("outside the manifest's folder" in err and "spec.code" in err, "escape message", err)
+    d = t.folder("escape2", {"sub/m.yaml": manifest("escaper2", code="code"), "secret.py": "s\n"})
+    os.symlink("..", os.path.join(d, "sub", "code"))
+    err = t.fails(3, "deploy", "-f", os.path.join(d, "sub"))
+    check("outside the manifest's folder" in err, "escape through a folder symlink", err)
+    d = t.folder("missing", {"m.yaml": manifest("nocode", code="nothere.py")})
+    err = t.fails(3, "deploy", "-f", d)
+    check("nothere.py" in err, "missing code named", err)
+    for n in ["escaper", "escaper2", "nocode"]:
+        check(t.api("GET", "/v1/functions/" + n)[0] == 404, n + " was deployed")
+
+
+@test
+def deploy_usage(t):
+    t.fails(2, "deploy")
+    t.fails(2, "deploy", "-f", "a", "b")
+    t.fails(2, "deploy", "-f", os.path.join(t.tmp, "does-not-exist"))
+    empty = t.folder("empty", {"readme.txt": "x"})
+    t.fails(3, "deploy", "-f", empty)
+
+
+@test
+def racing_deploys_lose_no_revision(t):
+    """Four deploys of different code to one function at once: each gets
+    its own revision (the 409 retry at work)."""
+    dirs = []
+    for i in range(4):
+        dirs.append(t.folder("race%d" % i, {"m.yaml": manifest("racer"), "main.py": "print(%d)\n" % i}))
+    results = [None] * len(dirs)
+
+    def one(i):
+        results[i] = t.run("deploy", "-f", dirs[i])
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(dirs))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for rc, out, err in results:
+        check(rc == 0 and "racer: created revision racer-0000" in out, "a racing deploy failed", out, err)
+    revs = t.json("revisions", "racer")["items"]
+    check(len(revs) == 4, "expected 4 revisions", [r["name"] for r in revs])
+
+
+# ---- reading ---------------------------------------------------------------
+
+@test
+def list_describe_revisions(t):
+    out = t.ok("list")
+    lines = out.splitlines()
+    check(lines and lines[0].split()[:2] == ["NAME", "LATEST"], "list header", out)
+    check(any(l.split()[:2] == ["hello", "hello-00002"] for l in lines), "hello in list", out)
+    col = lines[0].index("LATEST")
+    check(all(l[col - 2:col] == "  " for l in lines[1:]), "columns are not aligned", out)
+    check(not any(l.endswith(" ") for l in lines), "trailing blanks", out)
+    check("\x1b[" not in out, "colours when stdout is not a terminal", out)
+    items = t.json("list")["items"]
+    check("hello" in [f["name"] for f in items], "hello in list -o json", items)
+    check(all(f["namespace"] == "default" for f in items), "list shows another namespace", items)
+    out = t.ok("describe", "hello")
+    check(re.search(r"^Name:\s+hello$", out, re.M) and re.search(r"^Latest revision:\s+hello-00002$", out, re.M),
+          "describe table", out)
+    f = t.json("describe", "hello")
+    check(f["name"] == "hello" and isinstance(f["resourceVersion"], int), "describe -o json", f)
+    raw = t.ok("describe", "hello", "-o", "json")
+    check(raw == json.dumps(f, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+          "JSON is not pretty-printed with sorted keys", raw)
+    out = t.ok("revisions", "hello")
+    names = [l.split()[0] for l in out.splitlines()[1:]]
+    check(names == ["hello-00002", "hello-00001"], "revisions newest first", out)
+    revs = t.json("revisions", "hello")["items"]
+    check([r["name"] for r in revs] == names, "revisions -o json", revs)
+    err = t.fails(6, "describe", "nosuchfn")
+    check("404" in err and "nosuchfn" in err, "404 message", err)
+    t.fails(6, "revisions", "nosuchfn")
+
+
+@test
+def yaml_output(t):
+    out = t.ok("describe", "wordcount", "-o", "yaml")
+    check(re.search(r"^name: wordcount$", out, re.M), "yaml name", out)
+    check(re.search(r'^createdAt: "', out, re.M), "timestamps must be quoted", out)
+    if yaml is not None:
+        check(yaml.safe_load(out) == t.json("describe", "wordcount"), "YAML and JSON differ", out)
+        lst = yaml.safe_load(t.ok("list", "-o", "yaml"))
+        check(lst == t.json("list"), "list YAML and JSON differ")
+
+
+# ---- traffic and delete ----------------------------------------------------
+
+@test
+def traffic_split(t):
+    out = t.ok("traffic", "hello", "1=90", "@latest=10", "--tag", "1=stable", "--tag", "@latest=canary")
+    check(re.search(r"^hello-00001\s+90%\s+stable$", out, re.M), "traffic output", out)
+    f = t.json("describe", "hello")
+    want = [{"revision": "hello-00001", "percent": 90, "tag": "stable"},
+            {"latestRevision": True, "revision": "hello-00002", "percent": 10, "tag": "canary"}]
+    check(f["traffic"] == want, "traffic after the split", f["traffic"])
+    out = t.ok("describe", "hello")
+    check(re.search(r"^hello-00002\s+10%\s+canary\s+yes$", out, re.M), "describe shows the split", out)
+    # tags stay with their revision when the split changes
+    t.ok("traffic", "hello", "hello-00001=50", "@latest=50")
+    f = t.json("describe", "hello")
+    check([e.get("tag") for e in f["traffic"]] == ["stable", "canary"], "tags kept", f["traffic"])
+    out = t.ok("revisions", "hello")
+    check(re.search(r"^hello-00001\s+[0-9a-f]{12}\s+50%\s+stable", out, re.M), "revisions traffic column", out)
+    t.ok("traffic", "hello", "--tag", "@latest=")
+    check("tag" not in t.json("traffic", "hello")["traffic"][1], "tag removed")
+    t.fails(2, "traffic", "hello", "1=50", "@latest=40")
+    t.fails(2, "traffic", "hello", "1=50", "1=50")
+    t.fails(2, "traffic", "hello", "x=y")
+    t.fails(2, "traffic", "hello", "1=100", "--tag", "2=nope")
+    rc, _, err = t.run("traffic", "hello", "7=100")
+    check(rc in (1, 3) and "traffic[0].revision" in err, "unknown revision", rc, err)
+    t.fails(6, "traffic", "nosuchfn", "@latest=100")
+    t.ok("traffic", "hello", "@latest=100")
+
+
+@test
+def delete_function(t):
+    out = t.ok("delete", "shout")
+    check(out == "shout: deleted\n", "delete output", out)
+    t.fails(6, "describe", "shout")
+    err = t.fails(6, "delete", "shout")
+    check("404" in err, "second delete", err)
+
+
+# ---- tokens and authorisation --------------------------------------------
+
+@test
+def tokens(t):
+    tok = t.json("token", "create", "--role", "developer", "--namespace", "team-a", "--description", "ci")
+    check(tok["token"].startswith("fnb_") and tok["role"] == "developer", "token create", tok)
+    out = t.ok("token", "list")
+    row = [l for l in out.splitlines() if l.startswith(tok["id"])]
+    check(row and "developer" in row[0] and "team-a" in row[0] and tok["token"] not in out, "token list", out)
+    dev = {"FNBOX_TOKEN": tok["token"]}
+    d = t.folder("team-a", {"m.yaml": manifest("teamfn"), "main.py": "print(1)\n"})
+    out = t.ok("deploy", "-n", "team-a", "-f", d, env=dev)
+    check(out == "teamfn: created revision teamfn-00001\n", "developer deploy", out)
+    check([f["name"] for f in t.json("list", "-n", "team-a", env=dev)["items"]] == ["teamfn"], "team-a list")
+    err = t.fails(5, "list", "-n", "team-b", env=dev)
+    check("403" in err and "role or namespaces do not allow this" in err, "403 explanation", err)
+    t.fails(5, "describe", "hello", env=dev)                 # default is not team-a's
+    t.fails(5, "token", "list", env=dev)                     # admin only
+    t.fails(5, "nodes", env=dev)
+    d = t.folder("team-b", {"m.yaml": manifest("other", namespace="team-b"), "main.py": "x\n"})
+    t.fails(5, "deploy", "-f", d, env=dev)
+    out = t.ok("token", "revoke", tok["id"])
+    check(tok["id"] in out and "revoked" in out, "revoke output", out)
+    err = t.fails(4, "list", "-n", "team-a", env=dev)
+    check("401" in err and "missing, malformed, unknown or revoked" in err and "FNBOX_TOKEN" in err,
+          "401 explanation", err)
+    row = [l for l in t.ok("token", "list").splitlines() if l.startswith(tok["id"])]
+    check(row and row[0].rstrip().endswith("yes"), "revoked column", row)
+    t.fails(4, "list", env={"FNBOX_TOKEN": "fnb_nope_nope"})
+    t.fails(2, "list", env={"FNBOX_TOKEN": "bad token with spaces"})
+    if not os.path.exists("/var/lib/fnbox/admin.token"):
+        err = t.fails(4, "list", env={"FNBOX_TOKEN": None})
+        check("no token was given" in err, "no-token explanation", err)
+
+
+@test
+def nodes(t):
+    rc, out, err = t.run("nodes")
+    check(rc == 0, "nodes", out, err)
+    check(t.json("nodes")["items"] == [], "no runtime registered in this test")
+
+
+# ---- settings --------------------------------------------------------------
+
+@test
+def settings_precedence(t):
+    dead = "http://127.0.0.1:9"           # the discard port: nothing listens
+    cfg = os.path.join(t.tmp, "config.yaml")
+
+    def write_cfg(text):
+        with open(cfg, "w") as f:
+            f.write(text)
+        os.chmod(cfg, 0o600)
+    good = "url: %s\ntoken: '%s'\n" % (t.ctl.url, t.ctl.admin_token)
+    write_cfg("# fnbox\n" + good + "namespace: team-a   # a comment\n")
+    items = t.json("list", env={"FNBOX_CONFIG": cfg}, auth=False)["items"]
+    check([f["name"] for f in items] == ["teamfn"], "config file namespace", items)
+    t.fails(8, "list", env={"FNBOX_CONFIG": cfg, "FNBOX_URL": dead}, auth=False)    # env > config
+    t.ok("list", "--url", t.ctl.url, env={"FNBOX_CONFIG": cfg, "FNBOX_URL": dead}, auth=False)  # flag > env
+    items = t.json("list", "-n", "default", env={"FNBOX_CONFIG": cfg, "FNBOX_NAMESPACE": "team-a"}, auth=False)
+    check("hello" in [f["name"] for f in items["items"]], "flag namespace over env")
+    items = t.json("list", env={"FNBOX_CONFIG": cfg, "FNBOX_NAMESPACE": "default"}, auth=False)
+    check("hello" in [f["name"] for f in items["items"]], "env namespace over config")
+    t.fails(4, "list", env={"FNBOX_CONFIG": cfg, "FNBOX_TOKEN": "fnb_x_y"}, auth=False)  # env token > config
+    t.fails(4, "list", "--token", "fnb_x_y", auth=True)                                # flag > env
+    # the default path, ~/.config/fnbox/config.yaml (XDG_CONFIG_HOME here)
+    os.makedirs(os.path.join(t.home, ".config", "fnbox"), exist_ok=True)
+    home_cfg = os.path.join(t.home, ".config", "fnbox", "config.yaml")
+    shutil.copy(cfg, home_cfg)
+    try:
+        items = t.json("list", auth=False)["items"]
+        check([f["name"] for f in items] == ["teamfn"], "default config path", items)
+    finally:
+        os.unlink(home_cfg)
+    # strict parsing
+    for text, why in [("colour: blue\n", "unknown key"), ("url: a\nurl: b\n", "set twice"),
+                      ("  url: x\n", "nested"), ("url: [a]\n", "plain or quoted"),
+                      ("url %s\n" % t.ctl.url, "expected 'key: value'")]:
+        write_cfg(text)
+        err = t.fails(2, "list", env={"FNBOX_CONFIG": cfg}, auth=False)
+        check(why in err and cfg in err, "config error for %r" % text, err)
+    write_cfg("url: ftp://example.com\n")
+    err = t.fails(2, "list", env={"FNBOX_CONFIG": cfg}, auth=False)
+    check("invalid URL" in err, "bad scheme", err)
+    t.fails(2, "list", env={"FNBOX_CONFIG": os.path.join(t.tmp, "nope.yaml")}, auth=False)
+    write_cfg(good)
+    os.chmod(cfg, 0o644)
+    rc, _, err = t.run("list", env={"FNBOX_CONFIG": cfg}, auth=False)
+    check(rc == 0 and "others can read it" in err, "warning for a readable token file", rc, err)
+
+
+@test
+def unreachable_server(t):
+    err = t.fails(8, "list", "--url", "http://127.0.0.1:9")
+    check("cannot reach the server at http://127.0.0.1:9" in err and "fnbox up" in err, "message", err)
+    t.fails(8, "deploy", "-f", os.path.join(ROOT, "functions", "hello"), "--url", "http://127.0.0.1:9")
+    t.fails(2, "list", "--url", "file:///etc/passwd")
+    t.fails(2, "list", "--url", "http://x/\r\nInjected: 1")
+
+
+# ---- the runner -------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--only", action="append", default=[])
+    ap.add_argument("--valgrind", action="store_true")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    if not os.access(os.path.join(build, "bin", "fnbox"), os.X_OK):
+        print("cli: no %s/bin/fnbox (build it first)" % build)
+        print("cli: 0 passed, 1 failed")
+        return 1
+    passed = failed = 0
+    tmp = tempfile.mkdtemp(prefix="fnbox-cli-")
+    try:
+        with Controller(build) as ctl:
+            t = Env(build, ctl, tmp, args.valgrind)
+            for fn in TESTS:
+                if args.only and not any(o in fn.__name__ for o in args.only):
+                    continue
+                t0 = time.monotonic()
+                try:
+                    fn(t)
+                    passed += 1
+                    print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
+                except Fail as e:
+                    failed += 1
+                    print("FAIL %s: %s" % (fn.__name__, e))
+                except Exception:
+                    failed += 1
+                    print("FAIL %s:\n%s" % (fn.__name__, traceback.format_exc()))
+                sys.stdout.flush()
+            if failed:
+                print("--- controller log (tail) ---\n" + ctl.log()[-3000:])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("cli: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
