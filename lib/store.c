@@ -1,0 +1,1016 @@
+/* lib/store.c: the store's operations, written once over the shared SQL in
+ * store_sql[] and run by a backend (store_sqlite.c, store_pg.c) through the
+ * StoreOps vtable: URL parsing, one lock per handle, transactions with
+ * retries and one reconnect, schema migrations, argument checks, and the
+ * deploy, list, token and node logic. The contract is lib/store.h. */
+#define _GNU_SOURCE
+#include "store_backend.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+#define STORE_RETRIES   8               /* serialisation failures retried */
+#define STORE_NAME_MAX  253
+#define STORE_DOC_MAX   (8u << 20)      /* bytes per JSON document */
+
+/* ---- the statements ----------------------------------------------------- */
+
+#define FN_COLS   "namespace, name, resource_version, latest_revision, spec_json, " \
+                  "traffic_json, created_ms, updated_ms"
+#define REV_COLS  "namespace, function, number, spec_json, spec_digest, code_digest, created_ms"
+#define TOK_COLS  "id, secret_hash, role, namespaces, description, created_ms, revoked_ms"
+#define NODE_COLS "name, labels_json, capacity_json, state, heartbeat_ms, registered_ms"
+#define FN_KEY    " WHERE namespace = $1 AND name = $2"
+
+const StoreSql store_sql[_STMT_MAX] = {
+        [STMT_SCHEMA_VERSION] = { "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", 0 },
+        [STMT_SCHEMA_INSERT]  = { "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)", 0 },
+        [STMT_FN_LOCK]        = { "SELECT resource_version, latest_revision, spec_json, traffic_json"
+                                  " FROM functions" FN_KEY, STORE_Q_LOCK },
+        [STMT_FN_GET]         = { "SELECT " FN_COLS " FROM functions" FN_KEY, 0 },
+        [STMT_FN_EXISTS]      = { "SELECT 1 FROM functions" FN_KEY, 0 },
+        [STMT_FN_LIST_NS]     = { "SELECT " FN_COLS " FROM functions WHERE namespace = $1 AND name > $2"
+                                  " ORDER BY name LIMIT $3", 0 },
+        [STMT_FN_LIST_ALL]    = { "SELECT " FN_COLS " FROM functions WHERE (namespace, name) > ($1, $2)"
+                                  " ORDER BY namespace, name LIMIT $3", 0 },
+        [STMT_FN_INSERT]      = { "INSERT INTO functions (" FN_COLS ") VALUES ($1, $2, 1, $3, $4, $5, $6, $6)", 0 },
+        [STMT_FN_UPDATE]      = { "UPDATE functions SET resource_version = resource_version + 1,"
+                                  " latest_revision = $3, spec_json = $4, traffic_json = $5, updated_ms = $6"
+                                  FN_KEY, 0 },
+        [STMT_FN_TRAFFIC]     = { "UPDATE functions SET resource_version = resource_version + 1,"
+                                  " traffic_json = $3, updated_ms = $4" FN_KEY, 0 },
+        [STMT_FN_DELETE]      = { "DELETE FROM functions" FN_KEY, 0 },
+        [STMT_REV_DIGEST]     = { "SELECT spec_digest FROM revisions"
+                                  " WHERE namespace = $1 AND function = $2 AND number = $3", 0 },
+        [STMT_REV_INSERT]     = { "INSERT INTO revisions (" REV_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7)", 0 },
+        [STMT_REV_GET]        = { "SELECT " REV_COLS " FROM revisions"
+                                  " WHERE namespace = $1 AND function = $2 AND number = $3", 0 },
+        [STMT_REV_LIST]       = { "SELECT " REV_COLS " FROM revisions"
+                                  " WHERE namespace = $1 AND function = $2 AND number < $3"
+                                  " ORDER BY number DESC LIMIT $4", 0 },
+        [STMT_REV_DELETE_ALL] = { "DELETE FROM revisions WHERE namespace = $1 AND function = $2", 0 },
+        [STMT_ART_EXISTS]     = { "SELECT 1 FROM artifacts WHERE digest = $1", 0 },
+        [STMT_ART_PUT]        = { "INSERT INTO artifacts (digest, size, data, created_ms) VALUES ($1, $2, $3, $4)"
+                                  " ON CONFLICT (digest) DO NOTHING", 0 },
+        [STMT_ART_GET]        = { "SELECT data FROM artifacts WHERE digest = $1", STORE_Q_BINARY },
+        [STMT_TOK_INSERT]     = { "INSERT INTO tokens (" TOK_COLS ") VALUES ($1, $2, $3, $4, $5, $6, 0)", 0 },
+        [STMT_TOK_GET]        = { "SELECT " TOK_COLS " FROM tokens WHERE id = $1", 0 },
+        [STMT_TOK_LIST]       = { "SELECT " TOK_COLS " FROM tokens ORDER BY created_ms, id", 0 },
+        [STMT_TOK_REVOKE]     = { "UPDATE tokens SET revoked_ms = $2 WHERE id = $1 AND revoked_ms = 0", 0 },
+        [STMT_TOK_COUNT]      = { "SELECT COUNT(*) FROM tokens", 0 },
+        [STMT_NODE_PUT]       = { "INSERT INTO nodes (" NODE_COLS ") VALUES ($1, $2, $3, $4, $5, $6)"
+                                  " ON CONFLICT (name) DO UPDATE SET labels_json = excluded.labels_json,"
+                                  " capacity_json = excluded.capacity_json, state = excluded.state,"
+                                  " heartbeat_ms = excluded.heartbeat_ms", 0 },
+        [STMT_NODE_LIST]      = { "SELECT " NODE_COLS " FROM nodes ORDER BY name", 0 },
+        [STMT_NODE_DELETE]    = { "DELETE FROM nodes WHERE name = $1", 0 },
+};
+
+/* ---- errors, time, rows ------------------------------------------------- */
+
+static __thread char tls_error[512];
+static __thread const Store *tls_error_store;
+
+int store_set_error(Store *s, int r, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(tls_error, sizeof tls_error, fmt, ap);
+        va_end(ap);
+        size_t n = strlen(tls_error);
+        while (n > 0 && (tls_error[n - 1] == '\n' || tls_error[n - 1] == ' '))
+                tls_error[--n] = 0;
+        tls_error_store = s;
+        return r;
+}
+
+/* The calling thread's last error on s; with s NULL, whatever failed last in
+ * this thread (how store_open failed, since it returns no handle). */
+const char *store_last_error(const Store *s) {
+        if (!s || s == tls_error_store)
+                return tls_error;
+        return "";
+}
+
+int64_t store_now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void store_rows_clear(StoreRows *r) {
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->nrows * r->ncols; i++)
+                free(r->cells[i].data);
+        free(r->cells);
+        *r = (StoreRows) {};
+}
+
+StoreCell *store_rows_add(StoreRows *r, size_t ncols) {
+        if (r->nrows == 0)
+                r->ncols = ncols;
+        if (ncols != r->ncols || ncols == 0)
+                return NULL;
+        /* capacity doubles: it equals nrows whenever nrows is a power of two */
+        if ((r->nrows & (r->nrows - 1)) == 0) {
+                size_t cap = r->nrows ? r->nrows * 2 : 1;
+                if (cap > SIZE_MAX / sizeof(StoreCell) / ncols)
+                        return NULL;
+                StoreCell *c = realloc(r->cells, cap * ncols * sizeof(StoreCell));
+                if (!c)
+                        return NULL;
+                r->cells = c;
+        }
+        StoreCell *row = r->cells + r->nrows * ncols;
+        memset(row, 0, ncols * sizeof(StoreCell));
+        r->nrows++;
+        return row;
+}
+
+static const StoreCell *cell(const StoreRows *r, size_t row, size_t col) {
+        return &r->cells[row * r->ncols + col];
+}
+
+static char *cell_take(StoreRows *r, size_t row, size_t col) {
+        return TAKE_PTR(r->cells[row * r->ncols + col].data);
+}
+
+static int64_t cell_int(const StoreRows *r, size_t row, size_t col) {
+        return strtoll(cell(r, row, col)->data, NULL, 10);
+}
+
+/* ---- open, close, locking ----------------------------------------------- */
+
+static bool startswith(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* "sqlite:PATH" (also "sqlite://PATH"), "postgres[ql]://URI", or
+ * "postgres[ql]:KEY=VALUE ...". */
+static int store_parse_url(const char *url, const StoreOps **ret_ops, const char **ret_info) {
+        const char *info;
+        if (startswith(url, "sqlite:")) {
+                info = url + strlen("sqlite:");
+                if (startswith(info, "//"))
+                        info += 2;
+                *ret_ops = &store_sqlite_ops;
+        } else if (startswith(url, "postgres://") || startswith(url, "postgresql://")) {
+                info = url;
+                *ret_ops = &store_pg_ops;
+        } else if (startswith(url, "postgres:") || startswith(url, "postgresql:")) {
+                info = strchr(url, ':') + 1;
+                *ret_ops = &store_pg_ops;
+        } else
+                return -EINVAL;
+        if (!*info)
+                return -EINVAL;
+        *ret_info = info;
+        return 0;
+}
+
+static int store_schema_current(Store *s, int64_t *ret) {
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_SCHEMA_VERSION, NULL, 0, &rows);
+        if (r < 0)
+                return r;
+        *ret = rows.nrows ? cell_int(&rows, 0, 0) : 0;
+        return 0;
+}
+
+/* Apply migration `version` unless another opener already has: the check
+ * and the change are one write transaction. */
+static int store_migrate_one(Store *s, int64_t version) {
+        int64_t cur = 0;
+        int r = s->ops->begin(s, true);
+        if (r < 0)
+                return r;
+        r = s->ops->script(s, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                              "version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)");
+        if (r >= 0)
+                r = store_schema_current(s, &cur);
+        if (r >= 0 && cur < version) {
+                r = s->ops->script(s, s->ops->migrations[version - 1]);
+                if (r >= 0)
+                        r = s->ops->exec(s, STMT_SCHEMA_INSERT,
+                                         (StoreArg[]) { ARG_INT(version), ARG_INT(store_now_ms()) }, 2, NULL);
+        }
+        if (r < 0) {
+                s->ops->rollback(s);
+                return r;
+        }
+        return s->ops->commit(s);
+}
+
+static int store_migrate(Store *s) {
+        int64_t cur = 0;
+        int r;
+
+        /* the quick path: one query when nothing is pending (it fails on a
+         * new database, which has no schema_migrations yet) */
+        if (store_schema_current(s, &cur) >= 0 && cur >= STORE_SCHEMA_LATEST) {
+                if (cur == STORE_SCHEMA_LATEST)
+                        return 0;
+                return store_set_error(s, -EPROTO, "the database's schema version %" PRId64
+                                       " is newer than this fnbox's (%d)", cur, STORE_SCHEMA_LATEST);
+        }
+        if (s->ops->migrate_lock && (r = s->ops->migrate_lock(s)) < 0)
+                return r;
+        r = 0;
+        for (int64_t v = 1; v <= STORE_SCHEMA_LATEST && r >= 0; v++)
+                r = store_migrate_one(s, v);
+        if (s->ops->migrate_unlock)
+                s->ops->migrate_unlock(s);
+        return r;
+}
+
+int store_open(const char *url, Store **ret) {
+        const StoreOps *ops;
+        const char *info;
+
+        if (!url || !ret || store_parse_url(url, &ops, &info) < 0)
+                return store_set_error(NULL, -EINVAL, "the store URL must be sqlite:PATH or postgres://...");
+        Store *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->ops = ops;
+        pthread_mutex_init(&s->lock, NULL);
+        int r = ops->connect(s, info);
+        if (r >= 0)
+                r = store_migrate(s);
+        if (r < 0) {
+                store_close(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+void store_close(Store *s) {
+        if (!s)
+                return;
+        if (s->impl)
+                s->ops->disconnect(s);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+}
+
+void store_closep(Store **s) {
+        store_close(*s);
+        *s = NULL;
+}
+
+const char *store_backend(const Store *s) {
+        return s ? s->ops->name : NULL;
+}
+
+typedef enum StoreTx { TX_NONE, TX_READ, TX_WRITE } StoreTx;
+typedef int (*StoreBody)(Store *s, void *arg);
+
+static int store_tx_once(Store *s, StoreTx tx, StoreBody body, void *arg) {
+        if (tx == TX_NONE)
+                return body(s, arg);
+        int r = s->ops->begin(s, tx == TX_WRITE);
+        if (r < 0)
+                return r;
+        r = body(s, arg);
+        if (r < 0) {
+                s->ops->rollback(s);
+                return r;
+        }
+        int k = s->ops->commit(s);
+        return k < 0 ? k : r;
+}
+
+/* Run body under the handle's lock, in a transaction when asked. A body
+ * runs again after a serialisation failure (-EAGAIN), and once more after
+ * a reconnect when the connection broke (-ENOTCONN), so a body must set its
+ * results only when it succeeds. */
+static int store_call(Store *s, StoreTx tx, StoreBody body, void *arg) {
+        bool reconnected = false;
+        int r;
+
+        if (!s)
+                return -EINVAL;
+        pthread_mutex_lock(&s->lock);
+        for (unsigned attempt = 0;; attempt++) {
+                r = store_tx_once(s, tx, body, arg);
+                if (r == -ENOTCONN && !reconnected) {
+                        reconnected = true;
+                        if (s->ops->reconnect(s) >= 0)
+                                continue;
+                } else if (r == -EAGAIN && attempt < STORE_RETRIES)
+                        continue;
+                break;
+        }
+        pthread_mutex_unlock(&s->lock);
+        return r == -ENOTCONN || r == -EAGAIN ? -EIO : r;
+}
+
+static int schema_version_body(Store *s, void *arg) {
+        return store_schema_current(s, arg);
+}
+
+int store_schema_version(Store *s) {
+        int64_t v = 0;
+        int r = store_call(s, TX_NONE, schema_version_body, &v);
+        return r < 0 ? r : (int) v;
+}
+
+/* ---- argument checks ---------------------------------------------------- */
+
+/* Names and ids: 1-253 bytes, no '/' (the list cursor's separator), no
+ * control characters. The controller checks the finer rules (DNS-1123). */
+static bool name_ok(const char *s) {
+        if (!s)
+                return false;
+        size_t n = 0;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++, n++)
+                if (*p == '/' || *p < 0x20 || *p == 0x7f)
+                        return false;
+        return n > 0 && n <= STORE_NAME_MAX;
+}
+
+static bool digest_ok(const char *s) {
+        if (!s || !startswith(s, "sha256:") || strlen(s) != 71)
+                return false;
+        for (const char *p = s + 7; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return false;
+        return true;
+}
+
+static int check_doc(const char *s) {
+        if (!s)
+                return -EINVAL;
+        return strlen(s) > STORE_DOC_MAX ? -E2BIG : 0;
+}
+
+static int check_deploy(const StoreDeploy *d) {
+        int r;
+        if (!d || !name_ok(d->namespace_) || !name_ok(d->name) || !digest_ok(d->code_digest))
+                return -EINVAL;
+        if (!d->spec_digest || !*d->spec_digest || strlen(d->spec_digest) > 128)
+                return -EINVAL;
+        if ((r = check_doc(d->spec_json)) < 0 || (r = check_doc(d->traffic_json)) < 0 ||
+            (r = check_doc(d->revision_json)) < 0)
+                return r;
+        return d->expected_version >= -1 ? 0 : -EINVAL;
+}
+
+static int invalid(Store *s, int r, const char *what) {
+        return store_set_error(s, r, "%s", what);
+}
+
+/* ---- functions and revisions -------------------------------------------- */
+
+typedef struct DeployCall {
+        const StoreDeploy *d;
+        StoreDeployResult res;
+} DeployCall;
+
+static int artifact_present(Store *s, const char *digest) {
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_ART_EXISTS, (StoreArg[]) { ARG_TEXT(digest) }, 1, &rows);
+        return r < 0 ? r : rows.nrows > 0;
+}
+
+/* 1 when the deploy needs a new revision: there is none yet, or the latest
+ * one has another spec digest. */
+static int deploy_needs_revision(Store *s, const StoreDeploy *d, int64_t latest) {
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        if (latest <= 0)
+                return 1;
+        int r = s->ops->exec(s, STMT_REV_DIGEST, (StoreArg[]) {
+                ARG_TEXT(d->namespace_), ARG_TEXT(d->name), ARG_INT(latest) }, 3, &rows);
+        if (r < 0)
+                return r;
+        return rows.nrows == 0 || strcmp(cell(&rows, 0, 0)->data, d->spec_digest) != 0;
+}
+
+/* Write the function row: insert it, or update it when anything changed.
+ * Two first deploys racing on PostgreSQL both find no row to lock; the
+ * loser's insert hits the key and its transaction runs again (-EAGAIN). */
+static int deploy_write_function(Store *s, const StoreDeploy *d, const StoreRows *fn,
+                                 int64_t number, bool new_rev, int64_t now, int64_t *ret_version) {
+        StoreArg args[] = { ARG_TEXT(d->namespace_), ARG_TEXT(d->name), ARG_INT(number),
+                            ARG_TEXT(d->spec_json), ARG_TEXT(d->traffic_json), ARG_INT(now) };
+        int r;
+
+        if (fn->nrows == 0) {
+                r = s->ops->exec(s, STMT_FN_INSERT, args, ELEMENTSOF(args), NULL);
+                *ret_version = 1;
+                return r == -EEXIST ? -EAGAIN : r;
+        }
+        int64_t version = cell_int(fn, 0, 0);
+        bool changed = new_rev || strcmp(cell(fn, 0, 2)->data, d->spec_json) != 0 ||
+                       strcmp(cell(fn, 0, 3)->data, d->traffic_json) != 0;
+        *ret_version = changed ? version + 1 : version;
+        return changed ? s->ops->exec(s, STMT_FN_UPDATE, args, ELEMENTSOF(args), NULL) : 0;
+}
+
+static int deploy_body(Store *s, void *arg) {
+        DeployCall *c = arg;
+        const StoreDeploy *d = c->d;
+        _cleanup_(store_rows_clear) StoreRows fn = {};
+        int64_t now = store_now_ms(), version = 0, latest = 0, rv;
+        int r;
+
+        r = s->ops->exec(s, STMT_FN_LOCK, (StoreArg[]) { ARG_TEXT(d->namespace_), ARG_TEXT(d->name) }, 2, &fn);
+        if (r < 0)
+                return r;
+        if (fn.nrows > 0) {
+                version = cell_int(&fn, 0, 0);
+                latest = cell_int(&fn, 0, 1);
+        }
+        if (d->expected_version >= 0 && d->expected_version != version)
+                return store_set_error(s, -ESTALE, "resource version is %" PRId64 ", not %" PRId64,
+                                       version, d->expected_version);
+        if ((r = artifact_present(s, d->code_digest)) <= 0)
+                return r < 0 ? r : store_set_error(s, -ENOENT, "no artifact %s", d->code_digest);
+        int new_rev = deploy_needs_revision(s, d, latest);
+        if (new_rev < 0)
+                return new_rev;
+        int64_t number = new_rev ? latest + 1 : latest;
+        r = deploy_write_function(s, d, &fn, number, new_rev, now, &rv);
+        if (r >= 0 && new_rev)
+                r = s->ops->exec(s, STMT_REV_INSERT, (StoreArg[]) {
+                        ARG_TEXT(d->namespace_), ARG_TEXT(d->name), ARG_INT(number),
+                        ARG_TEXT(d->revision_json), ARG_TEXT(d->spec_digest),
+                        ARG_TEXT(d->code_digest), ARG_INT(now) }, 7, NULL);
+        if (r < 0)
+                return r;
+        c->res = (StoreDeployResult) { .revision = number, .revision_created = new_rev,
+                                       .function_created = fn.nrows == 0, .resource_version = rv };
+        return 0;
+}
+
+int store_deploy(Store *s, const StoreDeploy *d, StoreDeployResult *ret) {
+        int r = check_deploy(d);
+        if (r < 0)
+                return invalid(s, r, "invalid deploy arguments");
+        DeployCall c = { .d = d };
+        r = store_call(s, TX_WRITE, deploy_body, &c);
+        if (r >= 0 && ret)
+                *ret = c.res;
+        return r;
+}
+
+static void function_from_row(StoreFunction *f, StoreRows *rows, size_t i) {
+        *f = (StoreFunction) {
+                .namespace_ = cell_take(rows, i, 0),
+                .name = cell_take(rows, i, 1),
+                .resource_version = cell_int(rows, i, 2),
+                .latest_revision = cell_int(rows, i, 3),
+                .spec_json = cell_take(rows, i, 4),
+                .traffic_json = cell_take(rows, i, 5),
+                .created_ms = cell_int(rows, i, 6),
+                .updated_ms = cell_int(rows, i, 7),
+        };
+}
+
+typedef struct GetCall {
+        const char *a, *b;
+        int64_t number;
+        void *ret;
+} GetCall;
+
+static int function_get_body(Store *s, void *arg) {
+        GetCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_FN_GET, (StoreArg[]) { ARG_TEXT(c->a), ARG_TEXT(c->b) }, 2, &rows);
+        if (r < 0)
+                return r;
+        if (rows.nrows == 0)
+                return store_set_error(s, -ENOENT, "no function %s/%s", c->a, c->b);
+        function_from_row(c->ret, &rows, 0);
+        return 0;
+}
+
+int store_function_get(Store *s, const char *ns, const char *name, StoreFunction *ret) {
+        if (!name_ok(ns) || !name_ok(name) || !ret)
+                return invalid(s, -EINVAL, "invalid function name");
+        StoreFunction f = {};
+        int r = store_call(s, TX_NONE, function_get_body, &(GetCall) { ns, name, 0, &f });
+        if (r >= 0)
+                *ret = f;
+        return r;
+}
+
+typedef struct ListCall {
+        const char *ns, *after_ns, *after_name;
+        size_t limit;
+        StoreFunction *items;
+        size_t n;
+        char *next;
+} ListCall;
+
+static int function_list_body(Store *s, void *arg) {
+        ListCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r;
+
+        if (c->ns)
+                r = s->ops->exec(s, STMT_FN_LIST_NS, (StoreArg[]) {
+                        ARG_TEXT(c->ns), ARG_TEXT(c->after_name), ARG_INT(c->limit + 1) }, 3, &rows);
+        else
+                r = s->ops->exec(s, STMT_FN_LIST_ALL, (StoreArg[]) {
+                        ARG_TEXT(c->after_ns), ARG_TEXT(c->after_name), ARG_INT(c->limit + 1) }, 3, &rows);
+        if (r < 0)
+                return r;
+        size_t n = rows.nrows > c->limit ? c->limit : rows.nrows;
+        _cleanup_free_ char *next = NULL;
+        if (rows.nrows > c->limit &&
+            asprintf(&next, "%s/%s", cell(&rows, n - 1, 0)->data, cell(&rows, n - 1, 1)->data) < 0)
+                return -ENOMEM;
+        StoreFunction *items = calloc(n ? n : 1, sizeof *items);
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                function_from_row(&items[i], &rows, i);
+        c->items = items;
+        c->n = n;
+        c->next = TAKE_PTR(next);
+        return 0;
+}
+
+int store_function_list(Store *s, const char *ns, const char *after, size_t limit,
+                        StoreFunction **ret, size_t *ret_n, char **ret_next) {
+        _cleanup_free_ char *cursor = strdup(after ? after : "");
+        if (!cursor)
+                return -ENOMEM;
+        if ((ns && !name_ok(ns)) || limit == 0 || limit > STORE_LIST_MAX || !ret || !ret_n)
+                return invalid(s, -EINVAL, "invalid list arguments");
+        ListCall c = { .ns = ns, .after_ns = "", .after_name = "", .limit = limit };
+        if (*cursor) {
+                char *slash = strchr(cursor, '/');
+                if (!slash)
+                        return invalid(s, -EINVAL, "a list cursor is NAMESPACE/NAME");
+                *slash = 0;
+                c.after_ns = cursor;
+                c.after_name = slash + 1;
+                if (ns && strcmp(ns, cursor) != 0)
+                        return invalid(s, -EINVAL, "the list cursor is from another namespace");
+        }
+        int r = store_call(s, TX_NONE, function_list_body, &c);
+        if (r < 0)
+                return r;
+        *ret = c.items;
+        *ret_n = c.n;
+        if (ret_next)
+                *ret_next = c.next;
+        else
+                free(c.next);
+        return 0;
+}
+
+typedef struct UpdateCall {
+        const char *ns, *name, *doc;
+        int64_t expected, version;
+} UpdateCall;
+
+/* Lock the function row; -ENOENT or -ESTALE unless it exists at the
+ * expected version. On success *ret_rows holds STMT_FN_LOCK's columns. */
+static int function_lock(Store *s, const UpdateCall *c, StoreRows *ret_rows) {
+        int r = s->ops->exec(s, STMT_FN_LOCK, (StoreArg[]) { ARG_TEXT(c->ns), ARG_TEXT(c->name) }, 2, ret_rows);
+        if (r < 0)
+                return r;
+        if (ret_rows->nrows == 0)
+                return store_set_error(s, -ENOENT, "no function %s/%s", c->ns, c->name);
+        int64_t version = cell_int(ret_rows, 0, 0);
+        if (c->expected >= 0 && c->expected != version)
+                return store_set_error(s, -ESTALE, "resource version is %" PRId64 ", not %" PRId64,
+                                       version, c->expected);
+        return 0;
+}
+
+static int traffic_set_body(Store *s, void *arg) {
+        UpdateCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows fn = {};
+        int r = function_lock(s, c, &fn);
+        if (r < 0)
+                return r;
+        c->version = cell_int(&fn, 0, 0);
+        if (strcmp(cell(&fn, 0, 3)->data, c->doc) == 0)
+                return 0;
+        r = s->ops->exec(s, STMT_FN_TRAFFIC, (StoreArg[]) {
+                ARG_TEXT(c->ns), ARG_TEXT(c->name), ARG_TEXT(c->doc), ARG_INT(store_now_ms()) }, 4, NULL);
+        if (r < 0)
+                return r;
+        c->version++;
+        return 0;
+}
+
+int store_traffic_set(Store *s, const char *ns, const char *name, int64_t expected_version,
+                      const char *traffic_json, int64_t *ret_version) {
+        int r = check_doc(traffic_json);
+        if (!name_ok(ns) || !name_ok(name) || expected_version < -1)
+                r = -EINVAL;
+        if (r < 0)
+                return invalid(s, r, "invalid traffic arguments");
+        UpdateCall c = { ns, name, traffic_json, expected_version, 0 };
+        r = store_call(s, TX_WRITE, traffic_set_body, &c);
+        if (r >= 0 && ret_version)
+                *ret_version = c.version;
+        return r;
+}
+
+static int function_delete_body(Store *s, void *arg) {
+        UpdateCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows fn = {};
+        StoreArg key[] = { ARG_TEXT(c->ns), ARG_TEXT(c->name) };
+        int r = function_lock(s, c, &fn);
+        if (r >= 0)
+                r = s->ops->exec(s, STMT_REV_DELETE_ALL, key, 2, NULL);
+        if (r >= 0)
+                r = s->ops->exec(s, STMT_FN_DELETE, key, 2, NULL);
+        return r;
+}
+
+int store_function_delete(Store *s, const char *ns, const char *name, int64_t expected_version) {
+        if (!name_ok(ns) || !name_ok(name) || expected_version < -1)
+                return invalid(s, -EINVAL, "invalid function name");
+        UpdateCall c = { ns, name, NULL, expected_version, 0 };
+        return store_call(s, TX_WRITE, function_delete_body, &c);
+}
+
+static void revision_from_row(StoreRevision *v, StoreRows *rows, size_t i) {
+        *v = (StoreRevision) {
+                .namespace_ = cell_take(rows, i, 0),
+                .function = cell_take(rows, i, 1),
+                .number = cell_int(rows, i, 2),
+                .spec_json = cell_take(rows, i, 3),
+                .spec_digest = cell_take(rows, i, 4),
+                .code_digest = cell_take(rows, i, 5),
+                .created_ms = cell_int(rows, i, 6),
+        };
+}
+
+static int revision_get_body(Store *s, void *arg) {
+        GetCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_REV_GET, (StoreArg[]) {
+                ARG_TEXT(c->a), ARG_TEXT(c->b), ARG_INT(c->number) }, 3, &rows);
+        if (r < 0)
+                return r;
+        if (rows.nrows == 0)
+                return store_set_error(s, -ENOENT, "no revision %s/%s-%05" PRId64, c->a, c->b, c->number);
+        revision_from_row(c->ret, &rows, 0);
+        return 0;
+}
+
+int store_revision_get(Store *s, const char *ns, const char *function, int64_t number, StoreRevision *ret) {
+        if (!name_ok(ns) || !name_ok(function) || number <= 0 || !ret)
+                return invalid(s, -EINVAL, "invalid revision name");
+        StoreRevision v = {};
+        int r = store_call(s, TX_NONE, revision_get_body, &(GetCall) { ns, function, number, &v });
+        if (r >= 0)
+                *ret = v;
+        return r;
+}
+
+typedef struct RevListCall {
+        const char *ns, *function;
+        int64_t before;
+        size_t limit;
+        StoreRevision *items;
+        size_t n;
+} RevListCall;
+
+static int revision_list_body(Store *s, void *arg) {
+        RevListCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows fn = {}, rows = {};
+        store_revision_array_free(TAKE_PTR(c->items), c->n);
+        c->n = 0;
+        int r = s->ops->exec(s, STMT_FN_EXISTS, (StoreArg[]) { ARG_TEXT(c->ns), ARG_TEXT(c->function) }, 2, &fn);
+        if (r < 0)
+                return r;
+        if (fn.nrows == 0)
+                return store_set_error(s, -ENOENT, "no function %s/%s", c->ns, c->function);
+        r = s->ops->exec(s, STMT_REV_LIST, (StoreArg[]) {
+                ARG_TEXT(c->ns), ARG_TEXT(c->function), ARG_INT(c->before), ARG_INT(c->limit) }, 4, &rows);
+        if (r < 0)
+                return r;
+        StoreRevision *items = calloc(rows.nrows ? rows.nrows : 1, sizeof *items);
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < rows.nrows; i++)
+                revision_from_row(&items[i], &rows, i);
+        c->items = items;
+        c->n = rows.nrows;
+        return 0;
+}
+
+int store_revision_list(Store *s, const char *ns, const char *function, int64_t before, size_t limit,
+                        StoreRevision **ret, size_t *ret_n) {
+        if (!name_ok(ns) || !name_ok(function) || limit == 0 || limit > STORE_LIST_MAX || !ret || !ret_n)
+                return invalid(s, -EINVAL, "invalid revision list arguments");
+        RevListCall c = { ns, function, before > 0 ? before : INT64_MAX, limit, NULL, 0 };
+        int r = store_call(s, TX_READ, revision_list_body, &c);
+        if (r < 0) {
+                store_revision_array_free(c.items, c.n);
+                return r;
+        }
+        *ret = c.items;
+        *ret_n = c.n;
+        return 0;
+}
+
+/* ---- artifacts ---------------------------------------------------------- */
+
+typedef struct ArtifactCall {
+        const char *digest;
+        const void *data;
+        size_t len;
+        void *ret_data;
+} ArtifactCall;
+
+static int artifact_put_body(Store *s, void *arg) {
+        ArtifactCall *c = arg;
+        int r = artifact_present(s, c->digest);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return s->ops->exec(s, STMT_ART_PUT, (StoreArg[]) {
+                ARG_TEXT(c->digest), ARG_INT((int64_t) c->len), ARG_BLOB(c->data, c->len),
+                ARG_INT(store_now_ms()) }, 4, NULL);
+}
+
+int store_artifact_put(Store *s, const char *digest, const void *data, size_t len) {
+        if (!digest_ok(digest) || (!data && len > 0))
+                return invalid(s, -EINVAL, "an artifact digest is sha256: and 64 hex digits");
+        if (len > STORE_ARTIFACT_MAX)
+                return invalid(s, -E2BIG, "the artifact is over the size limit");
+        return store_call(s, TX_NONE, artifact_put_body, &(ArtifactCall) { digest, data, len, NULL });
+}
+
+static int artifact_get_body(Store *s, void *arg) {
+        ArtifactCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_ART_GET, (StoreArg[]) { ARG_TEXT(c->digest) }, 1, &rows);
+        if (r < 0)
+                return r;
+        if (rows.nrows == 0)
+                return store_set_error(s, -ENOENT, "no artifact %s", c->digest);
+        c->len = cell(&rows, 0, 0)->len;
+        c->ret_data = cell_take(&rows, 0, 0);
+        return 0;
+}
+
+int store_artifact_get(Store *s, const char *digest, void **ret_data, size_t *ret_len) {
+        if (!digest_ok(digest) || !ret_data || !ret_len)
+                return invalid(s, -EINVAL, "an artifact digest is sha256: and 64 hex digits");
+        ArtifactCall c = { digest, NULL, 0, NULL };
+        int r = store_call(s, TX_NONE, artifact_get_body, &c);
+        if (r < 0)
+                return r;
+        *ret_data = c.ret_data;
+        *ret_len = c.len;
+        return 0;
+}
+
+static int artifact_exists_body(Store *s, void *arg) {
+        return artifact_present(s, ((ArtifactCall *) arg)->digest);
+}
+
+int store_artifact_exists(Store *s, const char *digest) {
+        if (!digest_ok(digest))
+                return invalid(s, -EINVAL, "an artifact digest is sha256: and 64 hex digits");
+        return store_call(s, TX_NONE, artifact_exists_body, &(ArtifactCall) { digest, NULL, 0, NULL });
+}
+
+/* ---- tokens ------------------------------------------------------------- */
+
+static void token_from_row(StoreToken *t, StoreRows *rows, size_t i) {
+        *t = (StoreToken) {
+                .id = cell_take(rows, i, 0),
+                .secret_hash = cell_take(rows, i, 1),
+                .role = cell_take(rows, i, 2),
+                .namespaces = cell_take(rows, i, 3),
+                .description = cell_take(rows, i, 4),
+                .created_ms = cell_int(rows, i, 5),
+                .revoked_ms = cell_int(rows, i, 6),
+        };
+}
+
+static int token_create_body(Store *s, void *arg) {
+        const StoreToken *t = arg;
+        int r = s->ops->exec(s, STMT_TOK_INSERT, (StoreArg[]) {
+                ARG_TEXT(t->id), ARG_TEXT(t->secret_hash), ARG_TEXT(t->role), ARG_TEXT(t->namespaces),
+                ARG_TEXT(t->description ? t->description : ""),
+                ARG_INT(t->created_ms > 0 ? t->created_ms : store_now_ms()) }, 6, NULL);
+        return r == -EEXIST ? store_set_error(s, r, "token %s exists", t->id) : r;
+}
+
+int store_token_create(Store *s, const StoreToken *t) {
+        if (!t || !name_ok(t->id) || !t->secret_hash || !*t->secret_hash || !name_ok(t->role) ||
+            !t->namespaces || check_doc(t->description ? t->description : "") < 0)
+                return invalid(s, -EINVAL, "invalid token");
+        return store_call(s, TX_NONE, token_create_body, (void *) t);
+}
+
+static int token_get_body(Store *s, void *arg) {
+        GetCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_TOK_GET, (StoreArg[]) { ARG_TEXT(c->a) }, 1, &rows);
+        if (r < 0)
+                return r;
+        if (rows.nrows == 0)
+                return store_set_error(s, -ENOENT, "no token %s", c->a);
+        if (c->ret)
+                token_from_row(c->ret, &rows, 0);
+        return 0;
+}
+
+int store_token_get(Store *s, const char *id, StoreToken *ret) {
+        if (!name_ok(id) || !ret)
+                return invalid(s, -EINVAL, "invalid token id");
+        StoreToken t = {};
+        int r = store_call(s, TX_NONE, token_get_body, &(GetCall) { id, NULL, 0, &t });
+        if (r >= 0)
+                *ret = t;
+        return r;
+}
+
+static int token_list_body(Store *s, void *arg) {
+        store_rows_clear(arg);
+        return s->ops->exec(s, STMT_TOK_LIST, NULL, 0, arg);
+}
+
+int store_token_list(Store *s, StoreToken **ret, size_t *ret_n) {
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        if (!ret || !ret_n)
+                return -EINVAL;
+        int r = store_call(s, TX_NONE, token_list_body, &rows);
+        if (r < 0)
+                return r;
+        StoreToken *items = calloc(rows.nrows ? rows.nrows : 1, sizeof *items);
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < rows.nrows; i++)
+                token_from_row(&items[i], &rows, i);
+        *ret = items;
+        *ret_n = rows.nrows;
+        return 0;
+}
+
+static int token_revoke_body(Store *s, void *arg) {
+        GetCall *c = arg;
+        StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_TOK_REVOKE, (StoreArg[]) { ARG_TEXT(c->a), ARG_INT(store_now_ms()) }, 2, &rows);
+        int64_t changes = rows.changes;
+        store_rows_clear(&rows);
+        if (r < 0 || changes > 0)
+                return r;
+        /* nothing changed: revoked already (0), or no such token */
+        return token_get_body(s, c);
+}
+
+int store_token_revoke(Store *s, const char *id) {
+        if (!name_ok(id))
+                return invalid(s, -EINVAL, "invalid token id");
+        return store_call(s, TX_WRITE, token_revoke_body, &(GetCall) { id, NULL, 0, NULL });
+}
+
+static int token_count_body(Store *s, void *arg) {
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_TOK_COUNT, NULL, 0, &rows);
+        if (r < 0)
+                return r;
+        *(int64_t *) arg = rows.nrows ? cell_int(&rows, 0, 0) : 0;
+        return 0;
+}
+
+int store_token_count(Store *s, int64_t *ret) {
+        int64_t n = 0;
+        if (!ret)
+                return -EINVAL;
+        int r = store_call(s, TX_NONE, token_count_body, &n);
+        if (r >= 0)
+                *ret = n;
+        return r;
+}
+
+/* ---- nodes -------------------------------------------------------------- */
+
+static int node_put_body(Store *s, void *arg) {
+        const StoreNode *n = arg;
+        int64_t now = store_now_ms();
+        return s->ops->exec(s, STMT_NODE_PUT, (StoreArg[]) {
+                ARG_TEXT(n->name), ARG_TEXT(n->labels_json), ARG_TEXT(n->capacity_json), ARG_TEXT(n->state),
+                ARG_INT(n->heartbeat_ms > 0 ? n->heartbeat_ms : now),
+                ARG_INT(n->registered_ms > 0 ? n->registered_ms : now) }, 6, NULL);
+}
+
+int store_node_put(Store *s, const StoreNode *n) {
+        if (!n || !name_ok(n->name) || !name_ok(n->state) || check_doc(n->labels_json) < 0 ||
+            check_doc(n->capacity_json) < 0)
+                return invalid(s, -EINVAL, "invalid node");
+        return store_call(s, TX_NONE, node_put_body, (void *) n);
+}
+
+static int node_list_body(Store *s, void *arg) {
+        store_rows_clear(arg);
+        return s->ops->exec(s, STMT_NODE_LIST, NULL, 0, arg);
+}
+
+int store_node_list(Store *s, StoreNode **ret, size_t *ret_n) {
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        if (!ret || !ret_n)
+                return -EINVAL;
+        int r = store_call(s, TX_NONE, node_list_body, &rows);
+        if (r < 0)
+                return r;
+        StoreNode *items = calloc(rows.nrows ? rows.nrows : 1, sizeof *items);
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < rows.nrows; i++)
+                items[i] = (StoreNode) {
+                        .name = cell_take(&rows, i, 0),
+                        .labels_json = cell_take(&rows, i, 1),
+                        .capacity_json = cell_take(&rows, i, 2),
+                        .state = cell_take(&rows, i, 3),
+                        .heartbeat_ms = cell_int(&rows, i, 4),
+                        .registered_ms = cell_int(&rows, i, 5),
+                };
+        *ret = items;
+        *ret_n = rows.nrows;
+        return 0;
+}
+
+static int node_delete_body(Store *s, void *arg) {
+        const char *name = arg;
+        StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_NODE_DELETE, (StoreArg[]) { ARG_TEXT(name) }, 1, &rows);
+        int64_t changes = rows.changes;
+        store_rows_clear(&rows);
+        if (r < 0)
+                return r;
+        return changes > 0 ? 0 : store_set_error(s, -ENOENT, "no node %s", name);
+}
+
+int store_node_delete(Store *s, const char *name) {
+        if (!name_ok(name))
+                return invalid(s, -EINVAL, "invalid node name");
+        return store_call(s, TX_NONE, node_delete_body, (void *) name);
+}
+
+/* ---- clearing and freeing ------------------------------------------------ */
+
+void store_function_clear(StoreFunction *f) {
+        if (!f)
+                return;
+        free(f->namespace_);
+        free(f->name);
+        free(f->spec_json);
+        free(f->traffic_json);
+        *f = (StoreFunction) {};
+}
+
+void store_revision_clear(StoreRevision *r) {
+        if (!r)
+                return;
+        free(r->namespace_);
+        free(r->function);
+        free(r->spec_json);
+        free(r->spec_digest);
+        free(r->code_digest);
+        *r = (StoreRevision) {};
+}
+
+void store_token_clear(StoreToken *t) {
+        if (!t)
+                return;
+        free(t->id);
+        free(t->secret_hash);
+        free(t->role);
+        free(t->namespaces);
+        free(t->description);
+        *t = (StoreToken) {};
+}
+
+void store_node_clear(StoreNode *n) {
+        if (!n)
+                return;
+        free(n->name);
+        free(n->labels_json);
+        free(n->capacity_json);
+        free(n->state);
+        *n = (StoreNode) {};
+}
+
+#define DEFINE_ARRAY_FREE(fn, type, clear)                      \
+        void fn(type *a, size_t n) {                            \
+                for (size_t i = 0; a && i < n; i++)             \
+                        clear(&a[i]);                           \
+                free(a);                                        \
+        }
+
+DEFINE_ARRAY_FREE(store_function_array_free, StoreFunction, store_function_clear)
+DEFINE_ARRAY_FREE(store_revision_array_free, StoreRevision, store_revision_clear)
+DEFINE_ARRAY_FREE(store_token_array_free, StoreToken, store_token_clear)
+DEFINE_ARRAY_FREE(store_node_array_free, StoreNode, store_node_clear)
