@@ -232,17 +232,19 @@ void api_revisions_list(Api *api, HttpRequest *req, HttpResponse *resp) {
                 return;
         StoreRevision *revs = NULL;
         size_t n = 0;
-        int r = store_revision_list(api->store, ns, name, before, limit + 1, &revs, &n);
+        int r = store_revision_list(api->store, ns, name, before, limit, &revs, &n);
         if (r < 0) {
                 api_store_error(api, resp, r, name);
                 return;
         }
+        /* revisions are numbered 1..latest without gaps: a full page that
+         * did not reach number 1 has a next one */
         char next[API_REVISION_NAME_MAX];
-        bool more = n > limit;
+        bool more = n == limit && revs[n - 1].number > 1;
         if (more)
-                api_revision_name(name, revs[limit - 1].number, next, sizeof next);
+                api_revision_name(name, revs[n - 1].number, next, sizeof next);
         json_t *items = json_array();
-        for (size_t i = 0; items && i < n && i < limit; i++)
+        for (size_t i = 0; items && i < n; i++)
                 if (json_array_append_new(items, render_revision(&revs[i])) < 0)
                         items = (json_decref(items), NULL);
         store_revision_array_free(revs, n);

@@ -11,8 +11,10 @@ deploys lose nothing.
 usage: test_api.py [--build DIR] [--store URL] [--only NAME]... [--wrap CMD]
 
   --wrap CMD   run the controller under CMD (for example
-               "valgrind --leak-check=full --error-exitcode=99"); the suite
-               then checks the exit status of every controller it stops
+               "valgrind --leak-check=full --error-exitcode=99")
+
+Every controller the suite stops with SIGTERM must exit 0 with no sanitizer
+or valgrind report in its log.
 """
 import argparse
 import hashlib
@@ -171,11 +173,18 @@ def controller(**kw):
     return Controller(ARGS.build, store=ARGS.store, wrapper=wrapper, start_timeout=timeout, **kw)
 
 
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|ERROR SUMMARY: [1-9]")
+
+
 def stop_checked(ctl):
-    """Stop a controller; under --wrap its exit status must be 0."""
+    """Stop a controller with SIGTERM: it must exit 0 and no sanitizer or
+    valgrind report may be in its log (LeakSanitizer and valgrind's
+    --error-exitcode also turn a leak into a non-zero status)."""
     rc = ctl.stop()
-    if ARGS.wrap:
-        check(rc == 0, "controller under %s exited %s" % (ARGS.wrap, rc), ctl.log()[-3000:])
+    log = ctl.log()
+    m = SANITIZER_RE.search(log)
+    check(rc == 0 and not m, "controller%s exited %s" % (" under " + ARGS.wrap if ARGS.wrap else "", rc),
+          log[max(0, m.start() - 200) if m else -3000:][:6000])
 
 
 # ---- health and routing ------------------------------------------------------------
@@ -361,7 +370,12 @@ def deploy_revisions(S):
     check([r["number"] for r in p1["items"]] == [3, 2] and p1["next"], "revision page 1", p1)
     p2 = expect(a.req("GET", "/v1/functions/hello/revisions?limit=2&after=" + p1["next"]), 200)
     check([r["number"] for r in p2["items"]] == [1] and p2["next"] is None, "revision page 2", p2)
+    p3 = expect(a.req("GET", "/v1/functions/hello/revisions?limit=3"), 200)
+    check(len(p3["items"]) == 3 and p3["next"] is None, "an exact page has no next", p3)
+    p4 = expect(a.req("GET", "/v1/functions/hello/revisions?limit=1000"), 200)
+    check(len(p4["items"]) == 3 and p4["next"] is None, "limit 1000", p4)
     expect(a.req("GET", "/v1/functions/hello/revisions?after=nope-00001"), 400, "bad_request", "after")
+    expect(a.req("GET", "/v1/functions/hello/revisions?limit=1001"), 400, "bad_request", "limit")
 
 
 @test
@@ -765,8 +779,9 @@ def request_log(S):
 @test
 def sigterm(S):
     with controller() as c:
-        rc = c.stop()
-        check(rc == 0, "SIGTERM stops it cleanly: %s" % rc, c.log()[-2000:])
+        expect(Client(c, c.admin_token).req("GET", "/v1/functions"), 200)
+        stop_checked(c)
+        check(re.search(r"(?m)^fnbox-controller: .*: stopping$", c.log()), "says it stops", c.log())
 
 
 # ---- runner --------------------------------------------------------------------------------------------------
