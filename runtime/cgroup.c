@@ -128,7 +128,13 @@ static int apply_v1(int which, const char *dir, const CgroupLimits *l) {
         switch (which) {
         case CG_MEMORY:
                 snprintf(v, sizeof v, "%llu", (unsigned long long) l->memory_bytes);
-                if ((r = write_at(dir, "memory.limit_in_bytes", v)) < 0)
+                /* memory+swap may never be below memory: when a prepared
+                 * jail's small limit is raised, memsw must grow first */
+                if ((r = write_at(dir, "memory.limit_in_bytes", v)) == -EINVAL) {
+                        (void) write_at(dir, "memory.memsw.limit_in_bytes", v);
+                        r = write_at(dir, "memory.limit_in_bytes", v);
+                }
+                if (r < 0)
                         return r;
                 /* memory+swap: absent unless swap accounting is enabled */
                 (void) write_at(dir, "memory.memsw.limit_in_bytes", v);
@@ -142,6 +148,16 @@ static int apply_v1(int which, const char *dir, const CgroupLimits *l) {
                 snprintf(v, sizeof v, "%llu", (unsigned long long) l->cpu_millis * 100);
                 return write_at(dir, "cpu.cfs_quota_us", v);
         }
+}
+
+int cgroup_set_limits(const Cgroup *cg, const CgroupLimits *l) {
+        for (int i = 0; i < cg->n; i++) {
+                int r = cg->version == 2 ? apply_v2(cg->path[i], l)
+                                         : cg->kind[i] == CG_CPUACCT ? 0 : apply_v1(cg->kind[i], cg->path[i], l);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int open_procs(const char *dir) {
@@ -183,18 +199,18 @@ int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
                         goto fail;
                 }
                 cg.n = i + 1;
+                cg.kind[i] = c;
                 if (c == CG_CPUACCT)
                         cg.cpuacct = i;
                 if (c == CG_MEMORY)
                         cg.memory = i;
-                r = h->version == 2 ? apply_v2(cg.path[i], l) : c == CG_CPUACCT ? 0 : apply_v1(c, cg.path[i], l);
-                if (r < 0)
-                        goto fail;
                 if ((cg.procs_fd[i] = open_procs(cg.path[i])) < 0) {
                         r = cg.procs_fd[i];
                         goto fail;
                 }
         }
+        if ((r = cgroup_set_limits(&cg, l)) < 0)
+                goto fail;
         *ret = cg;
         return 0;
 fail:

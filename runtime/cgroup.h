@@ -25,6 +25,7 @@ typedef struct Cgroup {
         int version;
         int n;                          /* directories created, in path[0..n-1] */
         char path[_CG_MAX][PATH_MAX];
+        int kind[_CG_MAX];              /* the controller (CG_*) path[i] was made for */
         int procs_fd[_CG_MAX];          /* open O_WRONLY on each cgroup.procs */
         int cpuacct;                    /* index in path[] that has cpuacct.usage (v1) */
         int memory;                     /* index in path[] of the memory controller */
@@ -35,6 +36,9 @@ int cgroup_host_detect(CgroupHost *ret);
 /* Create PARENT/NAME in every needed hierarchy with limits applied. */
 int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
                   const CgroupLimits *l, Cgroup *ret);
+/* Write the limits into an existing cgroup (a prepared jail's, at request
+ * time, before its box can start). */
+int cgroup_set_limits(const Cgroup *cg, const CgroupLimits *l);
 /* True if the kernel's OOM killer killed a task in the cgroup. */
 bool cgroup_oom_killed(const Cgroup *cg);
 /* CPU time of every task that ever ran in it, in ns; -1 if unknown. */

@@ -1,20 +1,18 @@
-/* runtime/jail.c: spawning jails and collecting their results on a libuv
- * loop. The parent side: prepares everything the child needs (cgroup, pipes,
- * the control socket, argv and environment), clones the child into new
- * namespaces, writes its user namespace maps when asked, enforces the
- * deadline and the output caps, and turns what happened into a JailResult. */
+/* runtime/jail.c: preparing jails, starting them with a request, and
+ * collecting their results on a libuv loop. The parent side: prepares what
+ * the child needs (cgroup, pipes, the control socket), clones the child into
+ * new namespaces, sends it the request, writes its user namespace maps when
+ * asked, enforces the deadline and the output caps, turns what happened
+ * into a JailResult as soon as the box is done, and tears the jail down. */
 #define _GNU_SOURCE
 #include "jail.h"
 #include "jail_internal.h"
-#include "jail_child.h"
 #include "seccomp.h"
 
 #include <fcntl.h>
-#include <libgen.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -41,6 +39,10 @@ typedef struct JailHost {
 static JailHost host;
 static unsigned long jail_counter;
 
+/* The limits of a prepared jail's cgroup until its request: its init alone,
+ * which has nothing to do but wait. */
+static const CgroupLimits idle_limits = { .memory_bytes = 16ULL << 20, .pids = 1, .cpu_millis = 100 };
+
 enum { PL_PIDFD, PL_SOCK, PL_OUT, PL_ERR, PL_IN, PL_TIMER, _PL_MAX };
 
 typedef enum KillReason { KILL_NONE, KILL_TIMEOUT, KILL_OUTPUT, KILL_REQUEST, KILL_SETUP } KillReason;
@@ -49,6 +51,8 @@ struct Jail {
         uv_loop_t *loop;
         jail_done_fn done;
         void *userdata;
+        jail_event_fn event;
+        void *event_userdata;
         pid_t pid;
         int pidfd;
         int fds[_PL_MAX];          /* parent ends, indexed like polls */
@@ -56,18 +60,16 @@ struct Jail {
         bool poll_open[_PL_MAX];
         unsigned open_handles;
         Cgroup cg;
+        CgroupLimits cg_limits;    /* as last written */
         uint64_t t_start_ns;
         uv_buf_t stdin_buf;       /* remaining stdin, borrowed from the config */
         KillReason kill_reason;
-        bool exited, finished;
-        int wstatus;              /* init's, from waitid */
-        struct rusage ru;
+        bool ready, started, exited, reported, ended, free_requested;
+        struct rusage ru;         /* init's, from waitid */
         bool got_exit_msg, got_setup_error;
         JailMsg last_exit, setup_error;
         JailResult result;
         uint64_t output_cap;
-        char **argv, **envp;      /* owned, freed with the jail */
-        char exec_path[PATH_MAX];
         uid_t host_uid;
         gid_t host_gid;
 };
@@ -84,7 +86,7 @@ static uint64_t now_ns(void) {
  * the next pipe or socket would take that number: the box's pipes would
  * become our stdio, and libuv refuses to close fds <= 2. Fill the gaps with
  * /dev/null once, before any jail fd exists. */
-static int stdio_fill(void) {
+int jail_stdio_fill(void) {
         for (int fd = 0; fd <= 2; fd++) {
                 if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
                         continue;
@@ -102,7 +104,7 @@ static int stdio_fill(void) {
 static int host_init(void) {
         if (host.ready)
                 return 0;
-        int r = stdio_fill();
+        int r = jail_stdio_fill();
         if (r < 0)
                 return r;
         if ((r = cgroup_host_detect(&host.cg)) < 0)
@@ -156,70 +158,6 @@ static void host_sweep(const char *parent) {
         cgroup_sweep_stale(&host.cg, parent);
 }
 
-/* ----- argv and environment ----- */
-
-static char **strv_new(size_t n) { return calloc(n + 1, sizeof(char *)); }
-
-static void strv_free(char **v) {
-        for (size_t i = 0; v && v[i]; i++)
-                free(v[i]);
-        free(v);
-}
-
-static int build_argv(Jail *j, const JailConfig *c, bool is_dir) {
-        const JailRuntimeInfo *rt = &jail_runtimes[c->runtime];
-        char code_in_jail[PATH_MAX];
-        if (is_dir)
-                snprintf(code_in_jail, sizeof code_in_jail, "/fn/%s", c->entry ? c->entry : rt->default_entry);
-        else {
-                _cleanup_free_ char *copy = strdup(c->code);
-                if (!copy)
-                        return -ENOMEM;
-                snprintf(code_in_jail, sizeof code_in_jail, "/fn/%s", basename(copy));
-        }
-        char **v = j->argv = strv_new(8 + c->n_args);
-        if (!v)
-                return -ENOMEM;
-        size_t n = 0;
-        if (rt->interpreter) {
-                v[n++] = strdup(rt->interpreter);
-                for (size_t i = 0; rt->flags[i]; i++)
-                        v[n++] = strdup(rt->flags[i]);
-                snprintf(j->exec_path, sizeof j->exec_path, "%s", rt->interpreter);
-        } else
-                snprintf(j->exec_path, sizeof j->exec_path, "%s", code_in_jail);
-        v[n++] = strdup(code_in_jail);
-        for (size_t i = 0; i < c->n_args; i++)
-                v[n++] = strdup(c->args[i]);
-        for (size_t i = 0; i < n; i++)
-                if (!v[i])
-                        return -ENOMEM;
-        return 0;
-}
-
-static int build_env(Jail *j, const JailConfig *c) {
-        static const char *const base[] = {
-                "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp",
-                "LANG=C.UTF-8", "USER=box", "LOGNAME=box",
-        };
-        char **v = j->envp = strv_new(ELEMENTSOF(base) + c->n_env);
-        if (!v)
-                return -ENOMEM;
-        size_t n = 0;
-        for (size_t i = 0; i < ELEMENTSOF(base); i++) {
-                size_t klen = strcspn(base[i], "=") + 1;
-                bool overridden = false;
-                for (size_t k = 0; k < c->n_env; k++)
-                        overridden |= strncmp(c->env[k], base[i], klen) == 0;
-                if (!overridden && !(v[n++] = strdup(base[i])))
-                        return -ENOMEM;
-        }
-        for (size_t k = 0; k < c->n_env; k++)
-                if (!(v[n++] = strdup(c->env[k])))
-                        return -ENOMEM;
-        return 0;
-}
-
 /* ----- lifecycle ----- */
 
 static void jail_signal(Jail *j, KillReason why) {
@@ -237,6 +175,13 @@ int jail_kill(Jail *j) {
 }
 
 pid_t jail_pid(const Jail *j) { return j ? j->pid : -1; }
+bool jail_is_ready(const Jail *j) { return j->ready && !j->started && !j->exited && j->kill_reason == KILL_NONE; }
+bool jail_is_started(const Jail *j) { return j->started; }
+
+void jail_set_events(Jail *j, jail_event_fn fn, void *userdata) {
+        j->event = fn;
+        j->event_userdata = userdata;
+}
 
 static void on_handle_closed(uv_handle_t *h);
 
@@ -245,13 +190,11 @@ static void poll_stop(Jail *j, int which) {
                 return;
         j->poll_open[which] = false;
         uv_poll_stop(&j->polls[which]);
+        /* the fd itself is closed when the handle's close callback runs */
         uv_close((uv_handle_t *) &j->polls[which], on_handle_closed);
 }
 
-static void close_stream(Jail *j, int which) {
-        poll_stop(j, which);
-        /* the fd itself is closed when the handle's close callback runs */
-}
+static void maybe_report(Jail *j);
 
 /* Append output, keeping at most the cap; more than the cap kills the jail. */
 static void output_read(Jail *j, int which) {
@@ -263,10 +206,8 @@ static void output_read(Jail *j, int which) {
                         continue;
                 if (n < 0 && errno == EAGAIN)
                         return;
-                if (n <= 0) {
-                        close_stream(j, which);
-                        return;
-                }
+                if (n <= 0)
+                        break;
                 size_t room = j->output_cap - o->len, take = (size_t) n < room ? (size_t) n : room;
                 if (take > 0) {
                         char *d = realloc(o->data, o->len + take + 1);
@@ -282,10 +223,13 @@ static void output_read(Jail *j, int which) {
                 if ((size_t) n > take) {
                         o->truncated = true;
                         jail_signal(j, KILL_OUTPUT);
-                        close_stream(j, which);
-                        return;
+                        break;
                 }
+                if (rounds == 63)
+                        return;
         }
+        poll_stop(j, which); /* EOF, an error, or past the cap */
+        maybe_report(j);
 }
 
 static void stdin_write(Jail *j) {
@@ -300,7 +244,7 @@ static void stdin_write(Jail *j) {
                 j->stdin_buf.base += n;
                 j->stdin_buf.len -= (size_t) n;
         }
-        close_stream(j, PL_IN);
+        poll_stop(j, PL_IN);
 }
 
 /* Write the box's user namespace maps: its uid and gid map to the
@@ -320,6 +264,47 @@ static int write_maps(Jail *j, uid_t uid, gid_t gid) {
         return write_file_str(path, map);
 }
 
+static void setup_failed(Jail *j, int err, const char *what) {
+        if (!j->got_setup_error) {
+                j->setup_error = (JailMsg) { .type = JAIL_MSG_SETUP_ERROR, .err = err };
+                snprintf(j->setup_error.what, sizeof j->setup_error.what, "%s", what);
+                j->got_setup_error = true;
+        }
+        jail_signal(j, KILL_SETUP);
+}
+
+static void on_message(Jail *j, const JailMsg *m) {
+        switch (m->type) {
+        case JAIL_MSG_READY:
+                j->ready = true;
+                if (j->event && !j->started)
+                        j->event(j, JAIL_EVENT_READY, 0, j->event_userdata);
+                break;
+        case JAIL_MSG_USERNS: {
+                if (!j->started) {
+                        setup_failed(j, EPROTO, "user namespace before the request");
+                        return;
+                }
+                int r = write_maps(j, j->host_uid, j->host_gid);
+                JailMsg go = { .type = JAIL_MSG_GO };
+                if (r < 0 || send(j->fds[PL_SOCK], &go, sizeof go, MSG_NOSIGNAL) != sizeof go)
+                        setup_failed(j, r < 0 ? -r : errno, "write user namespace maps");
+                break;
+        }
+        case JAIL_MSG_SETUP_ERROR:
+                if (!j->got_setup_error) {
+                        j->setup_error = *m;
+                        j->got_setup_error = true;
+                }
+                break;
+        case JAIL_MSG_EXIT:
+                j->last_exit = *m;
+                j->got_exit_msg = true;
+                maybe_report(j);
+                break;
+        }
+}
+
 static void sock_read(Jail *j) {
         for (;;) {
                 JailMsg m;
@@ -328,37 +313,15 @@ static void sock_read(Jail *j) {
                         continue;
                 if (n != sizeof m) {
                         if (n == 0 || (n < 0 && errno != EAGAIN))
-                                close_stream(j, PL_SOCK);
+                                poll_stop(j, PL_SOCK);
                         return;
                 }
                 m.what[sizeof m.what - 1] = 0;
-                switch (m.type) {
-                case JAIL_MSG_USERNS: {
-                        int r = write_maps(j, j->host_uid, j->host_gid);
-                        JailMsg go = { .type = JAIL_MSG_GO };
-                        if (r < 0 || send(j->fds[PL_SOCK], &go, sizeof go, MSG_NOSIGNAL) != sizeof go) {
-                                j->setup_error = (JailMsg) { .type = JAIL_MSG_SETUP_ERROR, .err = -r };
-                                snprintf(j->setup_error.what, sizeof j->setup_error.what, "write user namespace maps");
-                                j->got_setup_error = true;
-                                jail_signal(j, KILL_SETUP);
-                        }
-                        break;
-                }
-                case JAIL_MSG_SETUP_ERROR:
-                        if (!j->got_setup_error) {
-                                j->setup_error = m;
-                                j->got_setup_error = true;
-                        }
-                        break;
-                case JAIL_MSG_EXIT:
-                        j->last_exit = m;
-                        j->got_exit_msg = true;
-                        break;
-                }
+                on_message(j, &m);
+                if (!j->poll_open[PL_SOCK])
+                        return;
         }
 }
-
-static void finish(Jail *j);
 
 /* init has exited: every process of the jail is gone (the kernel kills and
  * reaps the rest of a pid namespace before its init's exit is reported). */
@@ -367,8 +330,8 @@ static void on_init_exit(Jail *j) {
         if (syscall(SYS_waitid, P_PIDFD, j->pidfd, &si, WEXITED, &j->ru) < 0)
                 return; /* spurious wake-up */
         j->exited = true;
-        j->result.wall_ms = (double) (now_ns() - j->t_start_ns) / 1e6;
-        j->wstatus = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+        if (!j->reported)
+                j->result.wall_ms = (double) (now_ns() - j->t_start_ns) / 1e6;
         poll_stop(j, PL_PIDFD);
         poll_stop(j, PL_TIMER);
         poll_stop(j, PL_IN);
@@ -376,11 +339,12 @@ static void on_init_exit(Jail *j) {
                 sock_read(j);
         poll_stop(j, PL_SOCK);
         /* every writer is dead: what is left in the pipes is all there is */
-        for (int w = PL_OUT; w <= PL_ERR; w++) {
+        for (int w = PL_OUT; w <= PL_ERR; w++)
                 if (j->poll_open[w])
                         output_read(j, w);
-                close_stream(j, w);
-        }
+        for (int w = PL_OUT; w <= PL_ERR; w++)
+                poll_stop(j, w);
+        maybe_report(j);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -388,7 +352,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         int which = (int) (h - j->polls);
         (void) events;
         if (status < 0 && which != PL_PIDFD) {
-                close_stream(j, which);
+                poll_stop(j, which);
+                maybe_report(j);
                 return;
         }
         switch (which) {
@@ -415,17 +380,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         }
 }
 
-static void on_handle_closed(uv_handle_t *h) {
-        Jail *j = h->data;
-        int which = (int) ((uv_poll_t *) h - j->polls);
-        j->fds[which] = safe_close(j->fds[which]);
-        if (--j->open_handles == 0 && j->exited)
-                finish(j);
-}
-
-static void classify(Jail *j) {
+static void classify_status(Jail *j, bool oom) {
         JailResult *r = &j->result;
-        bool oom = cgroup_oom_killed(&j->cg);
         if (j->kill_reason == KILL_TIMEOUT)
                 r->status = JAIL_TIMEOUT;
         else if (j->kill_reason == KILL_OUTPUT)
@@ -448,34 +404,96 @@ static void classify(Jail *j) {
                 }
         } else {
                 r->status = JAIL_SETUP_ERROR;
-                snprintf(r->error, sizeof r->error, "jail init ended early (status %d)", j->wstatus);
+                snprintf(r->error, sizeof r->error, "jail init ended early");
         }
         if (r->status == JAIL_TIMEOUT || r->status == JAIL_OUTPUT_LIMIT || r->status == JAIL_KILLED ||
             r->status == JAIL_OUT_OF_MEMORY)
                 r->signal = SIGKILL;
-        /* The cgroup counts every task; rusage misses the tasks the kernel
-         * reaped itself when a killed jail's pid namespace was torn down. */
+}
+
+/* Usage: init reports its children's with the box's status; when the jail
+ * was killed, init's own rusage (waitid) holds what was reaped. The cgroup
+ * counts every task, including those the kernel reaped itself while tearing
+ * a killed jail's pid namespace down. */
+static void classify(Jail *j) {
+        JailResult *r = &j->result;
+        classify_status(j, cgroup_oom_killed(&j->cg));
         long long cpu_ns = cgroup_cpu_usage_ns(&j->cg), peak = cgroup_memory_peak(&j->cg);
-        r->cpu_ms = cpu_ns >= 0 ? (double) cpu_ns / 1e6
-                                : (double) (j->ru.ru_utime.tv_sec + j->ru.ru_stime.tv_sec) * 1e3 +
-                                          (double) (j->ru.ru_utime.tv_usec + j->ru.ru_stime.tv_usec) / 1e3;
+        long long ru_us = (j->ru.ru_utime.tv_sec + j->ru.ru_stime.tv_sec) * 1000000LL +
+                          j->ru.ru_utime.tv_usec + j->ru.ru_stime.tv_usec;
+        if (j->got_exit_msg && j->last_exit.cpu_us > ru_us)
+                ru_us = j->last_exit.cpu_us;
+        r->cpu_ms = cpu_ns >= 0 ? (double) cpu_ns / 1e6 : (double) ru_us / 1e3;
         r->max_rss_kb = j->ru.ru_maxrss;
+        if (j->got_exit_msg && j->last_exit.maxrss_kb > r->max_rss_kb)
+                r->max_rss_kb = (long) j->last_exit.maxrss_kb;
         if (j->kill_reason != KILL_NONE && peak / 1024 > r->max_rss_kb)
                 r->max_rss_kb = (long) (peak / 1024);
 }
 
-static void finish(Jail *j) {
-        if (j->finished)
+/* The result is known once stdout and stderr reached EOF and either the box's
+ * status came from init (and nobody killed the jail), or init is gone. */
+static void maybe_report(Jail *j) {
+        if (!j->started || j->reported || j->poll_open[PL_OUT] || j->poll_open[PL_ERR])
                 return;
-        j->finished = true;
+        if (!j->exited && !(j->got_exit_msg && j->kill_reason == KILL_NONE))
+                return;
+        j->reported = true;
+        if (!j->exited)
+                j->result.wall_ms = (double) (now_ns() - j->t_start_ns) / 1e6;
+        poll_stop(j, PL_TIMER);
+        poll_stop(j, PL_IN);
         classify(j);
-        if (cgroup_destroy(&j->cg) < 0 && j->result.status != JAIL_SETUP_ERROR)
-                snprintf(j->result.error, sizeof j->result.error, "could not remove the jail's cgroup");
-        j->pidfd = safe_close(j->pidfd);
-        j->done(j, &j->result, j->userdata);
+        if (j->done)
+                j->done(j, &j->result, j->userdata); /* may ask for jail_free: deferred */
 }
 
-/* ----- spawn ----- */
+static void jail_release(Jail *j) {
+        jail_result_clear(&j->result);
+        free(j);
+}
+
+/* Everything is closed and init is gone: remove the cgroup, say so. */
+static void teardown(Jail *j) {
+        for (int i = 0; i < _PL_MAX; i++)
+                j->fds[i] = safe_close(j->fds[i]); /* ends that were never polled */
+        j->pidfd = safe_close(j->pidfd);
+        int r = cgroup_destroy(&j->cg);
+        j->ended = true;
+        if (j->free_requested) {
+                if (j->event)
+                        j->event(j, JAIL_EVENT_END, r, j->event_userdata);
+                jail_release(j);
+        } else if (j->event)
+                j->event(j, JAIL_EVENT_END, r, j->event_userdata); /* may jail_free */
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+        Jail *j = h->data;
+        int which = (int) ((uv_poll_t *) h - j->polls);
+        if (which != PL_PIDFD)
+                j->fds[which] = safe_close(j->fds[which]);
+        if (--j->open_handles == 0 && j->exited)
+                teardown(j);
+}
+
+Jail *jail_free(Jail *j) {
+        if (!j)
+                return NULL;
+        if (j->ended) {
+                jail_release(j);
+                return NULL;
+        }
+        /* still alive or tearing down: finish on the loop, then release;
+         * a jail whose result is not in yet is killed, and done never fires */
+        j->free_requested = true;
+        j->done = NULL;
+        if (!j->reported)
+                jail_signal(j, KILL_REQUEST);
+        return NULL;
+}
+
+/* ----- prepare ----- */
 
 static int make_pipe(int fds[2], bool parent_reads) {
         if (pipe2(fds, O_CLOEXEC) < 0)
@@ -484,61 +502,17 @@ static int make_pipe(int fds[2], bool parent_reads) {
         return fcntl(parent, F_SETFL, O_NONBLOCK) < 0 ? negative_errno() : 0;
 }
 
-static int arm_timer(uint64_t ns) {
-        int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        if (fd < 0)
-                return negative_errno();
-        struct itimerspec its = { .it_value = { (time_t) (ns / 1000000000ULL), (long) (ns % 1000000000ULL) } };
-        if (timerfd_settime(fd, 0, &its, NULL) < 0)
-                return safe_close(fd), negative_errno();
-        return fd;
+static int poll_start(Jail *j, int which, int fd, int events) {
+        int r = uv_poll_init(j->loop, &j->polls[which], fd);
+        if (r < 0)
+                return r;
+        j->polls[which].data = j;
+        j->poll_open[which] = true;
+        j->open_handles++;
+        return uv_poll_start(&j->polls[which], events, on_poll);
 }
 
-/* Fill in what only the child needs; fds index the child's own copies. */
-static void child_args(JailChildArgs *a, const Jail *j, const JailConfig *c, int sock,
-                       const int stdio[3], int code_fd, bool is_dir, const char *target) {
-        const JailLimits *l = &c->limits;
-        uint64_t inodes = l->tmp_inodes ? l->tmp_inodes : l->tmp_bytes / 4096;
-        uint64_t fsize = l->fsize_bytes ? l->fsize_bytes : l->tmp_bytes;
-        *a = (JailChildArgs) {
-                .sock = sock, .code_fd = code_fd, .code_is_dir = is_dir,
-                .topdirs = host.topdirs, .n_topdirs = ELEMENTSOF(host.topdirs),
-                .ld_cache = host.ld_cache, .ld_cache_len = host.ld_cache_len,
-                .filter = &host.filter, .no_caps = host.no_caps, .cap_last = host.cap_last,
-                .exec_path = j->exec_path, .argv = j->argv, .envp = j->envp,
-                .rl_core = { 0, 0 },
-                .rl_fsize = { fsize, fsize },
-                .rl_nofile = { l->nofile, l->nofile },
-                .rl_stack = { l->stack_bytes, l->stack_bytes },
-        };
-        memcpy(a->stdio, stdio, sizeof a->stdio);
-        snprintf(a->code_target, sizeof a->code_target, "%s", target);
-        snprintf(a->tmp_opts, sizeof a->tmp_opts, "size=%llu,nr_inodes=%llu,mode=1777",
-                 (unsigned long long) l->tmp_bytes, (unsigned long long) (inodes < 64 ? 64 : inodes));
-}
-
-static int start_polls(Jail *j) {
-        static const int ev[_PL_MAX] = {
-                [PL_PIDFD] = UV_READABLE, [PL_SOCK] = UV_READABLE, [PL_OUT] = UV_READABLE,
-                [PL_ERR] = UV_READABLE, [PL_IN] = UV_WRITABLE, [PL_TIMER] = UV_READABLE,
-        };
-        j->fds[PL_PIDFD] = j->pidfd;
-        for (int i = 0; i < _PL_MAX; i++) {
-                int r = uv_poll_init(j->loop, &j->polls[i], j->fds[i]);
-                if (r < 0)
-                        return r;
-                j->polls[i].data = j;
-                j->poll_open[i] = true;
-                j->open_handles++;
-                if ((r = uv_poll_start(&j->polls[i], ev[i], on_poll)) < 0)
-                        return r;
-        }
-        /* the pidfd is owned by j->pidfd, not by the poll */
-        j->fds[PL_PIDFD] = -1;
-        return 0;
-}
-
-static int spawn_child(Jail *j, const JailConfig *c, int code_fd, bool is_dir, const char *target) {
+static int spawn_child(Jail *j) {
         int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, sp[2] = { -1, -1 };
         int r;
         if ((r = make_pipe(in, false)) < 0 || (r = make_pipe(out, true)) < 0 || (r = make_pipe(err, true)) < 0)
@@ -547,12 +521,17 @@ static int spawn_child(Jail *j, const JailConfig *c, int code_fd, bool is_dir, c
                 r = negative_errno();
                 goto out;
         }
-        JailChildArgs a;
-        child_args(&a, j, c, sp[1], (int[3]) { in[0], out[1], err[1] }, code_fd, is_dir, target);
+        JailChildArgs a = {
+                .sock = sp[1], .stdio = { in[0], out[1], err[1] },
+                .topdirs = host.topdirs, .n_topdirs = ELEMENTSOF(host.topdirs),
+                .ld_cache = host.ld_cache, .ld_cache_len = host.ld_cache_len,
+                .filter = &host.filter, .no_caps = host.no_caps, .cap_last = host.cap_last,
+        };
         int pidfd = -1;
         /* A fork-like clone into a new pid namespace. The child is still
          * host root: it makes its other namespaces and its root filesystem,
-         * then gives every privilege up (jail_child.c). */
+         * waits for its request, then gives every privilege up before the
+         * box runs (jail_child.c). */
         long pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, 0);
         if (pid < 0) {
                 r = negative_errno();
@@ -589,85 +568,196 @@ static int send_cgroup(Jail *j) {
         return sendmsg(j->fds[PL_SOCK], &mh, MSG_NOSIGNAL) == (ssize_t) sizeof m ? 0 : negative_errno();
 }
 
-/* A detached copy of the checked code's mount, which the child moves into
- * its own mount namespace (a plain bind cannot cross namespaces). */
-static int code_target(const JailConfig *c, int path_fd, bool is_dir, int *ret_fd, char *target, size_t len) {
-        if (is_dir)
-                snprintf(target, len, "fn");
-        else {
-                _cleanup_free_ char *copy = strdup(c->code);
-                if (!copy)
-                        return -ENOMEM;
-                snprintf(target, len, "fn/%s", basename(copy));
-        }
-        int fd = open_tree(path_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-        if (fd < 0)
-                return negative_errno();
-        *ret_fd = fd;
-        return 0;
-}
-
-int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *userdata, Jail **ret) {
-        char why[256];
-        _cleanup_close_ int path_fd = -1;
-        struct stat st;
-        int r = jail_config_check_rest(c, why, sizeof why);
-        if (r < 0 || (r = jail_code_open(c, why, sizeof why, &path_fd, &st)) < 0)
-                return r;
-        if ((r = host_init()) < 0)
-                return r;
-        host_sweep(c->cgroup_parent);
+static Jail *jail_new(uv_loop_t *loop) {
         Jail *j = calloc(1, sizeof *j);
         if (!j)
-                return -ENOMEM;
-        *j = (Jail) { .loop = loop, .done = done, .userdata = userdata, .pid = -1, .pidfd = -1,
-                      .t_start_ns = now_ns(), .output_cap = c->limits.output_bytes,
-                      .host_uid = c->host_uid, .host_gid = c->host_gid,
-                      .stdin_buf = uv_buf_init((char *) c->stdin_data, (unsigned) c->stdin_len) };
+                return NULL;
+        *j = (Jail) { .loop = loop, .pid = -1, .pidfd = -1 };
         for (int i = 0; i < _PL_MAX; i++)
                 j->fds[i] = -1;
         for (int i = 0; i < _CG_MAX; i++)
                 j->cg.procs_fd[i] = -1;
-        _cleanup_close_ int code_fd = -1;
-        bool is_dir = S_ISDIR(st.st_mode);
-        char target[300], name[64];
-        if ((r = build_argv(j, c, is_dir)) < 0 || (r = build_env(j, c)) < 0 ||
-            (r = code_target(c, path_fd, is_dir, &code_fd, target, sizeof target)) < 0)
-                goto fail;
-        snprintf(name, sizeof name, "jail-%d-%lu", (int) getpid(), ++jail_counter);
-        if ((r = j->fds[PL_TIMER] = arm_timer(c->limits.timeout_ns)) < 0)
-                goto fail;
-        if ((r = spawn_child(j, c, code_fd, is_dir, target)) < 0)
-                goto fail;
-        /* while the child builds its namespaces and root: its cgroups. One
-         * more pid than asked for: the jail's init. */
-        CgroupLimits cl = { c->limits.memory_bytes, c->limits.pids + 1, c->limits.cpu_millis };
-        if ((r = cgroup_create(&host.cg, c->cgroup_parent, name, &cl, &j->cg)) < 0 ||
-            (r = send_cgroup(j)) < 0) {
+        return j;
+}
+
+/* Undo a jail whose child never got going: kill and reap it, remove all. */
+static void jail_abort(Jail *j) {
+        if (j->pidfd >= 0) {
                 (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
                 (void) syscall(SYS_waitid, P_PIDFD, j->pidfd, NULL, WEXITED, NULL);
-                goto fail;
         }
-        cgroup_close_fds(&j->cg);
-        if ((r = start_polls(j)) < 0) {
-                jail_signal(j, KILL_SETUP);
-                /* handles already started will still deliver the exit */
-                *ret = j;
-                return 0;
-        }
-        if (c->stdin_len == 0)
-                close_stream(j, PL_IN);
-        *ret = j;
-        return 0;
-fail:
         cgroup_destroy(&j->cg);
         safe_close(j->pidfd);
         for (int i = 0; i < _PL_MAX; i++)
                 safe_close(j->fds[i]);
-        strv_free(j->argv);
-        strv_free(j->envp);
         free(j);
-        return r;
+}
+
+static int prepare_with(uv_loop_t *loop, const char *cgroup_parent, const CgroupLimits *l, Jail **ret) {
+        int r = host_init();
+        if (r < 0)
+                return r;
+        host_sweep(cgroup_parent);
+        Jail *j = jail_new(loop);
+        if (!j)
+                return -ENOMEM;
+        char name[64];
+        snprintf(name, sizeof name, "jail-%d-%lu", (int) getpid(), ++jail_counter);
+        if ((r = spawn_child(j)) < 0) {
+                jail_abort(j);
+                return r;
+        }
+        /* while the child builds its namespaces and root: its cgroups */
+        if ((r = cgroup_create(&host.cg, cgroup_parent, name, l, &j->cg)) < 0 || (r = send_cgroup(j)) < 0) {
+                jail_abort(j);
+                return r;
+        }
+        j->cg_limits = *l;
+        cgroup_close_fds(&j->cg);
+        if ((r = poll_start(j, PL_PIDFD, j->pidfd, UV_READABLE)) < 0 ||
+            (r = poll_start(j, PL_SOCK, j->fds[PL_SOCK], UV_READABLE)) < 0) {
+                /* a started handle will still deliver the exit */
+                jail_signal(j, KILL_SETUP);
+                j->free_requested = true;
+                return r;
+        }
+        *ret = j;
+        return 0;
+}
+
+int jail_prepare(uv_loop_t *loop, const char *cgroup_parent, Jail **ret) {
+        if (!cgroup_parent || !*cgroup_parent || strstr(cgroup_parent, "..") || cgroup_parent[0] == '/')
+                return -EINVAL;
+        return prepare_with(loop, cgroup_parent, &idle_limits, ret);
+}
+
+/* ----- start ----- */
+
+static int arm_timer(uint64_t deadline_ns) {
+        int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (fd < 0)
+                return negative_errno();
+        struct itimerspec its = { .it_value = { (time_t) (deadline_ns / 1000000000ULL),
+                                                (long) (deadline_ns % 1000000000ULL) } };
+        if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+                return safe_close(fd), negative_errno();
+        return fd;
+}
+
+static int send_start(Jail *j, const JailStartParts *p) {
+        int fds[2] = { p->code_fd, p->spec_fd };
+        char cbuf[CMSG_SPACE(sizeof fds)] = { 0 };
+        struct iovec iov = { (void *) &p->msg, sizeof p->msg };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof fds);
+        memcpy(CMSG_DATA(c), fds, sizeof fds);
+        return sendmsg(j->fds[PL_SOCK], &mh, MSG_NOSIGNAL) == (ssize_t) sizeof p->msg ? 0 : negative_errno();
+}
+
+/* From here on the jail is committed to this request: every failure is a
+ * setup error in the result, never a return value. */
+static int commit_steps(Jail *j, const JailConfig *c, const JailStartParts *p, const char **what) {
+        CgroupLimits l = { c->limits.memory_bytes, c->limits.pids + 1, c->limits.cpu_millis };
+        int r = 0;
+        /* the request's limits, before the box can exist: it is forked only
+         * after START, which is sent below. One more pid than asked for: the
+         * jail's init. */
+        *what = "set the cgroup limits";
+        if (memcmp(&l, &j->cg_limits, sizeof l) != 0 && (r = cgroup_set_limits(&j->cg, &l)) < 0)
+                return r;
+        j->cg_limits = l;
+        *what = "arm the deadline";
+        if ((r = arm_timer(j->t_start_ns + c->limits.timeout_ns)) < 0)
+                return r;
+        j->fds[PL_TIMER] = r;
+        *what = "send the request";
+        if ((r = send_start(j, p)) < 0)
+                return r;
+        *what = "watch the jail";
+        if ((r = poll_start(j, PL_OUT, j->fds[PL_OUT], UV_READABLE)) < 0 ||
+            (r = poll_start(j, PL_ERR, j->fds[PL_ERR], UV_READABLE)) < 0 ||
+            (r = poll_start(j, PL_TIMER, j->fds[PL_TIMER], UV_READABLE)) < 0)
+                return r;
+        if (c->stdin_len == 0)
+                j->fds[PL_IN] = safe_close(j->fds[PL_IN]);
+        else if ((r = poll_start(j, PL_IN, j->fds[PL_IN], UV_WRITABLE)) < 0)
+                return r;
+        return 0;
+}
+
+/* From here on the jail is committed to this request: every failure is a
+ * setup error in the result, never a return value. */
+static void commit(Jail *j, const JailConfig *c, const JailStartParts *p) {
+        const char *what;
+        int r = commit_steps(j, c, p, &what);
+        if (r < 0)
+                setup_failed(j, -r, what);
+}
+
+static int start_checked(Jail *j, const JailConfig *c, int path_fd, const struct stat *st,
+                         jail_done_fn done, void *userdata, uint64_t t_start_ns) {
+        if (j->started || j->exited || j->kill_reason != KILL_NONE)
+                return -ESRCH;
+        JailStartParts p;
+        int r = jail_request_build(c, path_fd, S_ISDIR(st->st_mode), &p);
+        if (r < 0)
+                return r;
+        j->started = true;
+        j->done = done;
+        j->userdata = userdata;
+        j->t_start_ns = t_start_ns;
+        j->output_cap = c->limits.output_bytes;
+        j->host_uid = c->host_uid;
+        j->host_gid = c->host_gid;
+        j->stdin_buf = uv_buf_init((char *) c->stdin_data, (unsigned) c->stdin_len);
+        commit(j, c, &p);
+        jail_request_clear(&p);
+        return 0;
+}
+
+/* Check the config and the code (the fd the caller gave, or one opened
+ * here), then run the request-dependent steps. */
+int jail_start(Jail *j, const JailConfig *c, jail_done_fn done, void *userdata, char *why, size_t why_len) {
+        char buf[256];
+        _cleanup_close_ int opened = -1;
+        struct stat st;
+        if (!why)
+                why = buf, why_len = sizeof buf;
+        int r = jail_config_check_rest(c, why, why_len);
+        if (r >= 0)
+                r = c->code_fd >= 0 ? jail_code_check(c, c->code_fd, why, why_len, &st)
+                                    : jail_code_open(c, why, why_len, &opened, &st);
+        if (r < 0)
+                return r;
+        return start_checked(j, c, c->code_fd >= 0 ? c->code_fd : opened, &st, done, userdata, now_ns());
+}
+
+/* One-shot: check, then prepare with the request's limits (no second write)
+ * and start at once; the child builds its root while the request is made. */
+int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *userdata, Jail **ret) {
+        char why[256];
+        _cleanup_close_ int opened = -1;
+        struct stat st;
+        uint64_t t0 = now_ns();
+        int r = jail_config_check_rest(c, why, sizeof why);
+        if (r >= 0)
+                r = c->code_fd >= 0 ? jail_code_check(c, c->code_fd, why, sizeof why, &st)
+                                    : jail_code_open(c, why, sizeof why, &opened, &st);
+        if (r < 0)
+                return r;
+        CgroupLimits l = { c->limits.memory_bytes, c->limits.pids + 1, c->limits.cpu_millis };
+        Jail *j;
+        if ((r = prepare_with(loop, c->cgroup_parent, &l, &j)) < 0)
+                return r;
+        if ((r = start_checked(j, c, c->code_fd >= 0 ? c->code_fd : opened, &st, done, userdata, t0)) < 0) {
+                jail_free(j); /* killed; the loop tears it down */
+                return r;
+        }
+        *ret = j;
+        return 0;
 }
 
 void jail_result_clear(JailResult *r) {
@@ -676,22 +766,11 @@ void jail_result_clear(JailResult *r) {
         memset(r, 0, sizeof *r);
 }
 
-Jail *jail_free(Jail *j) {
-        if (!j)
-                return NULL;
-        /* a jail is freed only after done ran, when every handle is closed */
-        jail_result_clear(&j->result);
-        strv_free(j->argv);
-        strv_free(j->envp);
-        safe_close(j->pidfd);
-        free(j);
-        return NULL;
-}
-
 typedef struct RunState {
         JailResult *result;
         Jail *jail;
         uv_signal_t sigs[3];
+        bool have_result;
 } RunState;
 
 static void run_done(Jail *j, JailResult *r, void *userdata) {
@@ -699,6 +778,18 @@ static void run_done(Jail *j, JailResult *r, void *userdata) {
         (void) j;
         *st->result = *r;
         memset(r, 0, sizeof *r); /* buffers now belong to the caller */
+        st->have_result = true;
+}
+
+/* The jail is gone: report a cgroup that could not be removed, and stop
+ * listening for signals so that the loop can end. */
+static void run_event(Jail *j, JailEvent ev, int error, void *userdata) {
+        RunState *st = userdata;
+        (void) j;
+        if (ev != JAIL_EVENT_END)
+                return;
+        if (error < 0 && st->have_result && !st->result->error[0] && st->result->status != JAIL_SETUP_ERROR)
+                snprintf(st->result->error, sizeof st->result->error, "could not remove the jail's cgroup");
         for (size_t i = 0; i < ELEMENTSOF(st->sigs); i++)
                 uv_close((uv_handle_t *) &st->sigs[i], NULL);
 }
@@ -713,22 +804,24 @@ static void run_signal(uv_signal_t *h, int signum) {
 
 int jail_run(const JailConfig *c, JailResult *ret) {
         uv_loop_t loop;
-        int r = stdio_fill(); /* before the loop's own fds exist */
+        int r = jail_stdio_fill(); /* before the loop's own fds exist */
         if (r < 0 || (r = uv_loop_init(&loop)) < 0)
                 return r;
         RunState st = { .result = ret };
         *ret = (JailResult) { 0 };
         r = jail_spawn(&loop, c, run_done, &st, &st.jail);
         if (r >= 0) {
+                jail_set_events(st.jail, run_event, &st);
                 static const int signums[] = { SIGINT, SIGTERM, SIGHUP };
                 for (size_t i = 0; i < ELEMENTSOF(signums); i++) {
                         uv_signal_init(&loop, &st.sigs[i]);
                         st.sigs[i].data = &st;
                         uv_signal_start(&st.sigs[i], run_signal, signums[i]);
                 }
-                uv_run(&loop, UV_RUN_DEFAULT);
         }
-        jail_free(st.jail);
+        uv_run(&loop, UV_RUN_DEFAULT); /* also finishes a jail that failed to start */
+        if (r >= 0)
+                jail_free(st.jail);
         uv_loop_close(&loop);
         return r;
 }

@@ -2,7 +2,10 @@
  * (namespaces, a pivoted read-only root, cgroup limits, seccomp, no
  * capabilities) around one box process, feeds it stdin and collects its
  * capped stdout and stderr on a libuv loop; the done callback receives the
- * result. Many jails may run on one loop at once. Callers must ignore SIGPIPE,
+ * result. A jail can also be prepared ahead (jail_prepare: namespaces, root
+ * and cgroup, no code) and started later with a request (jail_start): the
+ * runtime daemon keeps a pool of them. jail_spawn() is exactly prepare then
+ * start. Many jails may run on one loop at once. Callers must ignore SIGPIPE,
  * and must have fds 0-2 open before creating their loop (jail_run does it).
  * Nothing here logs: errors are returned as negative errno values. */
 #pragma once
@@ -39,6 +42,11 @@ typedef struct JailLimits {
 typedef struct JailConfig {
         JailRuntime runtime;
         const char *code;        /* host path of a file or directory, bound at /fn */
+        int code_fd;             /* >= 0: an O_PATH fd of the code that the caller
+                                  * opened (borrowed); the checks apply to it and it
+                                  * is what gets mounted; code then only names it
+                                  * (its last component is the name at /fn/).
+                                  * -1 (the default): open code */
         const char *entry;       /* for a directory: the file to run, relative to it */
         char *const *args;       /* extra arguments after the program */
         size_t n_args;
@@ -81,8 +89,27 @@ typedef struct JailResult {
 } JailResult;
 
 typedef struct Jail Jail;
-/* r is owned by the jail; the callback may take r->out.data and r->err.data. */
+
+/* When callbacks fire, for a jail that was started (jail_start/jail_spawn):
+ *
+ *   done  as soon as the result is known: the box's exit status has arrived
+ *         and its stdout and stderr reached EOF (or fnbox killed the jail and
+ *         its init is gone). The jail's teardown (init's exit, which ends the
+ *         pid and mount namespaces and kills what the box left, and the
+ *         removal of its cgroup) may still be running: a daemon can answer
+ *         its client first. r is owned by the jail; done may take
+ *         r->out.data and r->err.data, and may call jail_free().
+ *   JAIL_EVENT_END  once the jail is entirely gone (no process, no cgroup),
+ *         with 0 or the negative errno of removing its cgroup. It follows
+ *         done for a started jail; a prepared jail that dies before it was
+ *         started (killed, or its preparation failed) gets END only.
+ *   JAIL_EVENT_READY  a prepared jail finished preparing and waits.
+ *
+ * The loop keeps running until END (uv_run returns only after the
+ * teardown), so nothing is left behind when a caller's loop ends. */
 typedef void (*jail_done_fn)(Jail *j, JailResult *r, void *userdata);
+typedef enum JailEvent { JAIL_EVENT_READY, JAIL_EVENT_END } JailEvent;
+typedef void (*jail_event_fn)(Jail *j, JailEvent ev, int error, void *userdata);
 
 void jail_limits_default(JailLimits *l);
 void jail_config_init(JailConfig *c);
@@ -91,13 +118,42 @@ void jail_config_init(JailConfig *c);
  * (or another errno) and writes a one-line reason to why. */
 int jail_config_check(const JailConfig *c, char *why, size_t why_len);
 
-/* Build and start a jail. The result arrives through done on loop; after
- * done returns, the caller may jail_free() the handle. */
+/* Build and start a jail: jail_prepare() then jail_start(). The result
+ * arrives through done on loop. */
 int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *userdata, Jail **ret);
-/* Kill the whole jail now; the result reports JAIL_KILLED. */
+
+/* Build a jail up to the steps that depend on a request: a new pid, mount,
+ * ipc, uts and net namespace, the root filesystem without the code, and a
+ * fresh cgroup under cgroup_parent (with small idle limits) that its init has
+ * joined. Its init then waits, as host root in those namespaces, having read
+ * nothing of any request. */
+int jail_prepare(uv_loop_t *loop, const char *cgroup_parent, Jail **ret);
+/* Give a prepared jail its request: check c (the code's fd included),
+ * write the cgroup limits, and send the code, the /tmp size, rlimits, argv
+ * and environment; the jail then mounts them and runs the box as in a
+ * one-shot jail. A prepared jail runs at most one request. On a failed check
+ * (or out of memory) returns a negative errno, writes why when given, and
+ * leaves the jail unused; after that, failures come through done as
+ * JAIL_SETUP_ERROR. c's strings and stdin must live until done. */
+int jail_start(Jail *j, const JailConfig *c, jail_done_fn done, void *userdata, char *why, size_t why_len);
+void jail_set_events(Jail *j, jail_event_fn fn, void *userdata);
+bool jail_is_ready(const Jail *j);   /* prepared, waiting, not started */
+bool jail_is_started(const Jail *j);
+
+/* Kill the whole jail now; a started one reports JAIL_KILLED. */
 int jail_kill(Jail *j);
 pid_t jail_pid(const Jail *j);
+/* Release the handle (once). Before END, the jail is torn down on the loop
+ * first and releases itself then; a jail whose result has not come yet is
+ * killed, and its done callback will not fire (END still does). */
 Jail *jail_free(Jail *j);
+
+/* Open /dev/null on whichever of fds 0-2 is closed, so that no jail fd
+ * (or loop fd) takes their place: call it before creating a loop. */
+int jail_stdio_fill(void);
+/* Check a config and open its code (O_PATH): the fd, which the checks
+ * applied to, can be passed on as code_fd (to the daemon, for one). */
+int jail_config_check_open(const JailConfig *c, char *why, size_t why_len, int *ret_code_fd);
 
 /* Spawn on a private loop and wait: the one-shot path used by the CLI. */
 int jail_run(const JailConfig *c, JailResult *ret);

@@ -1,9 +1,11 @@
 /* runtime/jail_child.c: the jail's init, from clone() to the box's execve().
- * It starts as host root inside fresh pid, mount, ipc, uts and net
- * namespaces, builds the root filesystem there while it still has real
- * privilege, then enters a new user namespace whose only mapping is the box
- * uid, drops every privilege, loads the seccomp filter, and forks the box.
- * It stays as the jail's pid 1 until the box exits; its exit kills the rest. */
+ * It starts as host root inside a fresh pid namespace, makes its mount, ipc,
+ * uts and net namespaces, builds the request-independent root there and joins
+ * its cgroup: a prepared jail, which then waits for its request. With the
+ * request it mounts the code and /tmp, makes the root read-only, enters a new
+ * user namespace whose only mapping is the box uid, drops every privilege,
+ * loads the seccomp filter, and forks the box. It stays as the jail's pid 1
+ * until the box exits; its exit kills the rest. */
 #define _GNU_SOURCE
 #include "jail_child.h"
 
@@ -11,6 +13,7 @@
 #include <grp.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -25,6 +28,15 @@
 #include "lib/util.h"
 
 #define NEWROOT "/tmp"   /* staging mount point; hidden from the host by our mount ns */
+
+/* The request, as received: the START message, the code's detached mount,
+ * and argv and envp pointing into the mapped spec. */
+typedef struct JailRequest {
+        JailStartMsg m;
+        int code_fd;
+        const char *exec_path;
+        char **argv, **envp;
+} JailRequest;
 
 static void send_msg(int sock, int type, int err, int wstatus, const char *what) {
         JailMsg m = { .type = type, .err = err, .wstatus = wstatus };
@@ -110,33 +122,20 @@ static void build_dev(const JailChildArgs *a) {
         CHECK(a, symlink("/proc/self/fd/2", "dev/stderr"), "dev/stderr");
 }
 
-/* The code arrives as a detached mount (open_tree() in the parent): move
- * it into place, then make it read-only. */
-static void build_code(const JailChildArgs *a) {
-        CHECK(a, mkdir("fn", 0755), "mkdir /fn");
-        if (!a->code_is_dir) {
-                int fd = open(a->code_target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-                if (fd < 0)
-                        fail(a, "create /fn entry");
-                close(fd);
-        }
-        CHECK(a, move_mount(a->code_fd, "", AT_FDCWD, a->code_target, MOVE_MOUNT_F_EMPTY_PATH), "attach /fn");
-        CHECK(a, mount(NULL, a->code_target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
-              "remount /fn read-only");
-}
-
-/* Build the new root at NEWROOT and pivot into it. Runs as host root in a
- * private mount namespace: nothing here is visible to the host. */
+/* Build the request-independent root at NEWROOT and pivot into it: the
+ * system directories, /dev, /proc, and empty /fn and /tmp, which the request
+ * fills. Runs as host root in a private mount namespace: nothing here is
+ * visible to the host. The root stays writable until the request's code is
+ * in place (mount_request). */
 static void build_root(const JailChildArgs *a) {
         CHECK(a, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private");
         CHECK(a, mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID,
                        "size=4m,nr_inodes=1024,mode=0755"), "mount root tmpfs");
         CHECK(a, chdir(NEWROOT), "chdir new root");
         build_system(a);
-        build_code(a);
         build_dev(a);
+        CHECK(a, mkdir("fn", 0755), "mkdir /fn");
         CHECK(a, mkdir("tmp", 01777), "mkdir /tmp");
-        CHECK(a, mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, a->tmp_opts), "mount /tmp");
         CHECK(a, mkdir("proc", 0555), "mkdir /proc");
         /* subset=pid: only this pid namespace's processes, no /proc/sys,
          * /proc/kallsyms, /proc/sysrq-trigger or other global files */
@@ -145,6 +144,24 @@ static void build_root(const JailChildArgs *a) {
         CHECK(a, syscall(SYS_pivot_root, ".", "."), "pivot_root");
         CHECK(a, umount2(".", MNT_DETACH), "detach old root");
         CHECK(a, chdir("/"), "chdir /");
+}
+
+/* The code arrives as a detached mount (open_tree() in the parent): move it
+ * into place and make it read-only; then /tmp at the requested size, and
+ * the whole root read-only. Still host root in our own mount namespace. */
+static void mount_request(const JailChildArgs *a, const JailRequest *q) {
+        const char *target = q->m.code_target;
+        if (!q->m.code_is_dir) {
+                int fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        fail(a, "create /fn entry");
+                close(fd);
+        }
+        CHECK(a, move_mount(q->code_fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH), "attach /fn");
+        close(q->code_fd);
+        CHECK(a, mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
+              "remount /fn read-only");
+        CHECK(a, mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, q->m.tmp_opts), "mount /tmp");
         CHECK(a, mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL),
               "remount / read-only");
 }
@@ -165,8 +182,10 @@ static void enter_userns(const JailChildArgs *a) {
 
 /* Drop every capability the user namespace gave us, for good: bounding set,
  * ambient set, securebits locked so that no uid change brings any back,
- * then the permitted/effective/inheritable sets. */
-static void drop_privileges(const JailChildArgs *a) {
+ * then the permitted/effective/inheritable sets. (The uid change in
+ * enter_userns already made us non-dumpable: the box, which runs as the
+ * same uid, cannot read this process's memory, a copy of the parent's.) */
+static void drop_privileges(const JailChildArgs *a, const JailRequest *q) {
         for (int c = 0; c <= a->cap_last; c++)
                 CHECK(a, prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "drop bounding set");
         CHECK(a, prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps");
@@ -176,28 +195,29 @@ static void drop_privileges(const JailChildArgs *a) {
                        SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED, 0, 0, 0), "securebits");
         CHECK(a, cap_set_proc(a->no_caps), "clear capabilities");
         CHECK(a, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
-        CHECK(a, setrlimit(RLIMIT_CORE, &a->rl_core), "rlimit core");
-        CHECK(a, setrlimit(RLIMIT_FSIZE, &a->rl_fsize), "rlimit fsize");
-        CHECK(a, setrlimit(RLIMIT_NOFILE, &a->rl_nofile), "rlimit nofile");
-        CHECK(a, setrlimit(RLIMIT_STACK, &a->rl_stack), "rlimit stack");
+        CHECK(a, setrlimit(RLIMIT_CORE, &q->m.rl_core), "rlimit core");
+        CHECK(a, setrlimit(RLIMIT_FSIZE, &q->m.rl_fsize), "rlimit fsize");
+        CHECK(a, setrlimit(RLIMIT_NOFILE, &q->m.rl_nofile), "rlimit nofile");
+        CHECK(a, setrlimit(RLIMIT_STACK, &q->m.rl_stack), "rlimit stack");
         /* credential changes reset the parent-death signal; set it last */
         CHECK(a, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
         CHECK(a, syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, a->filter), "seccomp");
 }
 
-_Noreturn static void exec_box(const JailChildArgs *a) {
+_Noreturn static void exec_box(const JailChildArgs *a, const JailRequest *q) {
         for (int i = 0; i < 3; i++)
                 if (dup2(a->stdio[i], i) < 0)
                         fail(a, "dup2 stdio");
         /* keep the control socket until execve succeeds, to report failure */
         CHECK(a, syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC), "close_range");
-        execve(a->exec_path, a->argv, a->envp);
-        send_msg(a->sock, JAIL_MSG_SETUP_ERROR, errno, 0, a->exec_path);
+        execve(q->exec_path, q->argv, q->envp);
+        send_msg(a->sock, JAIL_MSG_SETUP_ERROR, errno, 0, q->exec_path);
         _exit(127);
 }
 
-/* pid 1: reap everything, report the box's status, and exit, which makes
- * the kernel kill whatever the box left behind in this pid namespace. */
+/* pid 1: reap everything, report the box's status and usage (so that the
+ * parent can answer before the namespaces are torn down), and exit, which
+ * makes the kernel kill whatever the box left behind in this pid namespace. */
 _Noreturn static void run_init(const JailChildArgs *a, pid_t box) {
         for (int i = 0; i < 3; i++)
                 close(a->stdio[i]);
@@ -208,7 +228,14 @@ _Noreturn static void run_init(const JailChildArgs *a, pid_t box) {
                 int st;
                 pid_t p = waitpid(-1, &st, __WALL);
                 if (p == box) {
-                        send_msg(a->sock, JAIL_MSG_EXIT, 0, st, NULL);
+                        JailMsg m = { .type = JAIL_MSG_EXIT, .wstatus = st };
+                        struct rusage ru;
+                        if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
+                                m.maxrss_kb = ru.ru_maxrss;
+                                m.cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
+                                           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+                        }
+                        (void) send(a->sock, &m, sizeof m, MSG_NOSIGNAL);
                         _exit(0);
                 }
                 if (p < 0 && errno != EINTR)
@@ -225,7 +252,7 @@ static void join_cgroups(const JailChildArgs *a) {
         struct iovec iov = { &m, sizeof m };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
         ssize_t n = recvmsg(a->sock, &mh, MSG_CMSG_CLOEXEC);
-        if (n != sizeof m || m.type != JAIL_MSG_CGROUP)
+        if (n != sizeof m || m.type != JAIL_MSG_CGROUP || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
                 _exit(126); /* the parent gave up on us */
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN((size_t) m.err * sizeof(int)) ||
@@ -238,8 +265,106 @@ static void join_cgroups(const JailChildArgs *a) {
         }
 }
 
-_Noreturn void jail_child_main(const JailChildArgs *a) {
+/* Map the spec (exec path, argv, envp as NUL-terminated strings) and point
+ * argv and envp into it; every string must end inside the mapping. */
+static void map_spec(const JailChildArgs *a, JailRequest *q, int fd) {
+        struct stat st;
+        size_t len = q->m.spec_len, na = q->m.n_argv, ne = q->m.n_env;
+        errno = EINVAL;
+        if (len == 0 || len > JAIL_SPEC_MAX || na < 1 || na > JAIL_SPEC_ARGS || ne > JAIL_SPEC_ENV ||
+            fstat(fd, &st) < 0 || (uint64_t) st.st_size != len)
+                fail(a, "read the request");
+        const char *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+        char **v = mmap(NULL, (na + ne + 2) * sizeof(char *), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED || v == MAP_FAILED)
+                fail(a, "map the request");
+        size_t off = 0, k = 0;
+        for (size_t i = 0; i < 1 + na + ne; i++) {
+                const char *end = off < len ? memchr(p + off, 0, len - off) : NULL;
+                errno = EINVAL;
+                if (!end)
+                        fail(a, "read the request");
+                if (i == 0)
+                        q->exec_path = p + off;
+                else
+                        v[k++] = (char *) (p + off);
+                if (i == na)
+                        v[k++] = NULL; /* end of argv */
+                off = (size_t) (end - p) + 1;
+        }
+        errno = EINVAL;
+        if (off != len)
+                fail(a, "read the request");
+        v[k] = NULL;
+        q->argv = v;
+        q->envp = v + na + 1;
+}
+
+/* Wait for the request: the START message with the code's detached mount
+ * and the spec attached. If the parent closes the socket instead (the pool
+ * is shutting down), leave quietly. */
+static void wait_start(const JailChildArgs *a, JailRequest *q) {
+        int fds[2];
+        char cbuf[CMSG_SPACE(sizeof fds)];
+        struct iovec iov = { &q->m, sizeof q->m };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+        ssize_t n;
+        do
+                n = recvmsg(a->sock, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n != sizeof q->m || q->m.type != JAIL_MSG_START || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+                _exit(126);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof fds))
+                _exit(126);
+        memcpy(fds, CMSG_DATA(c), sizeof fds);
+        q->m.code_target[sizeof q->m.code_target - 1] = 0;
+        q->m.tmp_opts[sizeof q->m.tmp_opts - 1] = 0;
+        q->code_fd = fds[0];
+        map_spec(a, q, fds[1]);
+        close(fds[1]);
+}
+
+/* Close every fd inherited from the parent but our own: a prepared jail may
+ * wait a long time, and must not hold the parent's sockets or other jails'
+ * pipes (a copy of another box's stdin would keep it from ever seeing EOF). */
+static void close_inherited(const JailChildArgs *a) {
+        int keep[4] = { a->sock, a->stdio[0], a->stdio[1], a->stdio[2] };
+        for (int i = 1; i < 4; i++)
+                for (int k = i; k > 0 && keep[k - 1] > keep[k]; k--) {
+                        int t = keep[k];
+                        keep[k] = keep[k - 1];
+                        keep[k - 1] = t;
+                }
+        unsigned from = 0;
+        for (int i = 0; i < 4; i++) {
+                if ((unsigned) keep[i] > from)
+                        CHECK(a, syscall(SYS_close_range, from, (unsigned) keep[i] - 1, 0), "close inherited fds");
+                from = (unsigned) keep[i] + 1;
+        }
+        CHECK(a, syscall(SYS_close_range, from, ~0U, 0), "close inherited fds");
+}
+
+/* Nothing of the parent's signal state survives: handlers it installed
+ * (a daemon's libuv handlers) would otherwise be "handled" signals that a box
+ * could send to its pid 1, and ignored ones (SIGPIPE) would pass to the box. */
+static void reset_signals(const JailChildArgs *a) {
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) sigaction(sig, &dfl, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        CHECK(a, sigprocmask(SIG_SETMASK, &none, NULL), "signal mask");
+}
+
+/* Everything that does not depend on the request; then wait for it. */
+static void prepare(const JailChildArgs *a) {
         CHECK(a, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
+        close_inherited(a);
+        reset_signals(a);
+        umask(022);
         CHECK(a, setsid(), "setsid");
         /* The pid namespace came with clone(); the others are made here, so
          * that the parent creates the cgroups meanwhile instead of waiting. */
@@ -247,15 +372,26 @@ _Noreturn void jail_child_main(const JailChildArgs *a) {
         build_root(a);
         CHECK(a, sethostname("box", 3), "sethostname");
         join_cgroups(a);
+        send_msg(a->sock, JAIL_MSG_READY, 0, 0, NULL);
+}
+
+_Noreturn void jail_child_main(const JailChildArgs *a) {
+        prepare(a);
+        /* A prepared jail: host root in its own namespaces, no code, no box,
+         * in its own cgroup. It has read nothing that a client controls;
+         * the request below comes from the parent, which checked it. */
+        JailRequest q;
+        wait_start(a, &q);
+        mount_request(a, &q);
         /* the cgroup namespace is rooted at the jail's own cgroup */
         CHECK(a, unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
         enter_userns(a);
-        drop_privileges(a);
+        drop_privileges(a, &q);
         /* vfork: no page-table copy; the box only dups fds and execs */
         pid_t box = vfork();
         if (box < 0)
                 fail(a, "fork box");
         if (box == 0)
-                exec_box(a);
+                exec_box(a, &q);
         run_init(a, box);
 }

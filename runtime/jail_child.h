@@ -1,7 +1,10 @@
 /* runtime/jail_child.h: what the parent prepares for a jail's first process
  * (its init), and the messages the two exchange over a SOCK_SEQPACKET pair.
- * Everything the child needs is computed before clone(): the child runs in a
- * copy of a possibly multi-threaded parent, so it makes system calls only. */
+ * The request-independent part is computed before clone(); the request
+ * (code, /tmp size, rlimits, argv, environment) arrives later in one START
+ * message, so that a jail can be prepared ahead and wait for it. The child
+ * runs in a copy of a possibly multi-threaded parent, so it makes system
+ * calls only (no malloc, no stdio). */
 #pragma once
 
 #include <linux/filter.h>
@@ -18,18 +21,41 @@
 
 enum {
         JAIL_MSG_CGROUP = 1,  /* parent -> child: cgroup.procs fds attached (SCM_RIGHTS) */
+        JAIL_MSG_READY,       /* child -> parent: prepared, waiting for START */
+        JAIL_MSG_START,       /* parent -> child: JailStartMsg, code and spec fds attached */
         JAIL_MSG_USERNS,      /* child -> parent: user namespace made, write its maps */
         JAIL_MSG_GO,          /* parent -> child: maps written */
         JAIL_MSG_SETUP_ERROR, /* child -> parent: a setup step failed */
-        JAIL_MSG_EXIT,        /* init -> parent: the box's wait status */
+        JAIL_MSG_EXIT,        /* init -> parent: the box's wait status and usage */
 };
 
 typedef struct JailMsg {
         int32_t type;
-        int32_t err;      /* errno for SETUP_ERROR */
-        int32_t wstatus;  /* for EXIT */
-        char what[80];    /* the step that failed */
+        int32_t err;        /* errno for SETUP_ERROR; fd count for CGROUP */
+        int32_t wstatus;    /* for EXIT */
+        int32_t pad;
+        int64_t maxrss_kb;  /* for EXIT: the largest child of init (getrusage) */
+        int64_t cpu_us;     /* for EXIT: user + system time of init's children */
+        char what[80];      /* the step that failed */
 } JailMsg;
+
+/* Limits of what a START message may ask for. */
+#define JAIL_SPEC_MAX   (16U << 20)   /* bytes of the argv/env spec */
+#define JAIL_SPEC_ARGS  (4096 + 8)    /* argv entries: the caller's and ours */
+#define JAIL_SPEC_ENV   (256 + 8)
+
+/* The request, as the parent sends it to a prepared child. Its strings
+ * (exec path, argv, envp, each NUL-terminated, in that order) travel in a
+ * memfd of spec_len bytes, attached with the code's detached mount. */
+typedef struct JailStartMsg {
+        int32_t type;               /* JAIL_MSG_START */
+        uint32_t code_is_dir;
+        uint32_t n_argv, n_env;
+        uint64_t spec_len;
+        char code_target[300];      /* relative to the new root: "fn" or "fn/NAME" */
+        char tmp_opts[128];         /* mount options of /tmp */
+        struct rlimit rl_core, rl_fsize, rl_nofile, rl_stack;
+} JailStartMsg;
 
 /* A top-level host directory such as /lib: replicated as a symlink on
  * merged-/usr systems, bound read-only otherwise. */
@@ -42,21 +68,13 @@ typedef struct JailTopDir {
 typedef struct JailChildArgs {
         int sock;
         int stdio[3];                 /* child ends of the box's stdin/stdout/stderr */
-        int code_fd;                  /* O_PATH fd of the code */
-        bool code_is_dir;
-        char code_target[300];        /* relative to the new root: "fn" or "fn/NAME" */
         const JailTopDir *topdirs;
         size_t n_topdirs;
         const char *ld_cache;         /* host /etc/ld.so.cache contents, may be NULL */
         size_t ld_cache_len;
-        char tmp_opts[128];           /* mount options of /tmp */
         const struct sock_fprog *filter;
         cap_t no_caps;
         int cap_last;
-        const char *exec_path;
-        char *const *argv;
-        char *const *envp;
-        struct rlimit rl_core, rl_fsize, rl_nofile, rl_stack;
 } JailChildArgs;
 
 /* Runs in the cloned child; never returns. */

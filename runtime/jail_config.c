@@ -40,6 +40,7 @@ void jail_limits_default(JailLimits *l) {
 void jail_config_init(JailConfig *c) {
         *c = (JailConfig) {
                 .runtime = JAIL_RUNTIME_EXEC,
+                .code_fd = -1,
                 .host_uid = 65534,
                 .host_gid = 65534,
                 .cgroup_parent = "fnbox",
@@ -126,15 +127,37 @@ static bool path_is_special(const char *real) {
         return false;
 }
 
-/* Open the code once and check what was opened, never the path again: a
- * path can be swapped for a symlink (to /proc, say) between a check and a
- * later open. The fd is what gets mounted. */
-int jail_code_open(const JailConfig *c, char *why, size_t len, int *ret_fd, struct stat *ret_st) {
+/* The name a code file gets under /fn: the last component of its path. */
+static bool code_name_valid(const char *code) {
+        const char *slash = strrchr(code, '/'), *name = slash ? slash + 1 : code;
+        return *name && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && strlen(name) < 256;
+}
+
+static int check_folder(const JailConfig *c, int fd, const struct stat *st, char *why, size_t len) {
+        bool is_exec = c->runtime == JAIL_RUNTIME_EXEC;
+        if (!jail_can_use(st, c, true))
+                return refuse(why, len, "--code %s: the box user (uid %u) cannot enter the folder; chmod o+rx",
+                              c->code, (unsigned) c->host_uid);
+        const char *entry = c->entry ? c->entry : jail_runtimes[c->runtime].default_entry;
+        if (!*entry || entry[0] == '/' || strstr(entry, "..") || strlen(entry) > 200)
+                return refuse(why, len, "--entry %s: must be a relative path inside the code folder", entry);
+        struct stat est;
+        if (fstatat(fd, entry, &est, 0) < 0 || !S_ISREG(est.st_mode))
+                return refuse(why, len, "--code %s: entry %s not found in the folder", c->code, entry);
+        if (!jail_can_use(&est, c, is_exec))
+                return refuse(why, len, "--code %s: the box user cannot %s %s", c->code,
+                              is_exec ? "execute" : "read", entry);
+        return 0;
+}
+
+/* Check the opened code, never the path again: a path can be swapped for a
+ * symlink (to /proc, say) between a check and a later open. The fd is what
+ * gets mounted. The daemon runs this on the fd its client sent. */
+int jail_code_check(const JailConfig *c, int fd, char *why, size_t len, struct stat *ret_st) {
+        struct stat st;
         if (!c->code || !*c->code)
                 return refuse(why, len, "--code is required");
-        _cleanup_close_ int fd = open(c->code, O_PATH | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0)
+        if (fstat(fd, &st) < 0)
                 return refuse(why, len, "--code %s: %s", c->code, strerror(errno));
         char link[64], real[PATH_MAX];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
@@ -148,29 +171,33 @@ int jail_code_open(const JailConfig *c, char *why, size_t len, int *ret_fd, stru
         if (faccessat(AT_FDCWD, link, R_OK, 0) < 0)
                 return refuse(why, len, "--code %s: not readable by you: %s", c->code, strerror(errno));
         bool is_exec = c->runtime == JAIL_RUNTIME_EXEC;
+        int r = 0;
         if (S_ISREG(st.st_mode)) {
                 if (!jail_can_use(&st, c, is_exec))
                         return refuse(why, len, "--code %s: the box user (uid %u) cannot %s it; chmod o+r%s",
                                       c->code, (unsigned) c->host_uid, is_exec ? "execute" : "read",
                                       is_exec ? "x" : "");
+                if (!code_name_valid(c->code))
+                        return refuse(why, len, "--code %s: the file's name must be a plain name", c->code);
         } else if (!S_ISDIR(st.st_mode))
                 return refuse(why, len, "--code %s: not a regular file or a folder", c->code);
-        else {
-                if (!jail_can_use(&st, c, true))
-                        return refuse(why, len, "--code %s: the box user (uid %u) cannot enter the folder; chmod o+rx",
-                                      c->code, (unsigned) c->host_uid);
-                const char *entry = c->entry ? c->entry : jail_runtimes[c->runtime].default_entry;
-                if (!*entry || entry[0] == '/' || strstr(entry, "..") || strlen(entry) > 200)
-                        return refuse(why, len, "--entry %s: must be a relative path inside the code folder", entry);
-                struct stat est;
-                if (fstatat(fd, entry, &est, 0) < 0 || !S_ISREG(est.st_mode))
-                        return refuse(why, len, "--code %s: entry %s not found in the folder", c->code, entry);
-                if (!jail_can_use(&est, c, is_exec))
-                        return refuse(why, len, "--code %s: the box user cannot %s %s", c->code,
-                                      is_exec ? "execute" : "read", entry);
-        }
+        else if ((r = check_folder(c, fd, &st, why, len)) < 0)
+                return r;
         if (ret_st)
                 *ret_st = st;
+        return 0;
+}
+
+/* Open the code once (O_PATH) and check what was opened. */
+int jail_code_open(const JailConfig *c, char *why, size_t len, int *ret_fd, struct stat *ret_st) {
+        if (!c->code || !*c->code)
+                return refuse(why, len, "--code is required");
+        _cleanup_close_ int fd = open(c->code, O_PATH | O_CLOEXEC);
+        if (fd < 0)
+                return refuse(why, len, "--code %s: %s", c->code, strerror(errno));
+        int r = jail_code_check(c, fd, why, len, ret_st);
+        if (r < 0)
+                return r;
         if (ret_fd)
                 *ret_fd = TAKE_FD(fd);
         return 0;
@@ -209,5 +236,13 @@ int jail_config_check_rest(const JailConfig *c, char *why, size_t len) {
 
 int jail_config_check(const JailConfig *c, char *why, size_t len) {
         int r = jail_config_check_rest(c, why, len);
-        return r < 0 ? r : jail_code_open(c, why, len, NULL, NULL);
+        if (r < 0)
+                return r;
+        return c->code_fd >= 0 ? jail_code_check(c, c->code_fd, why, len, NULL)
+                               : jail_code_open(c, why, len, NULL, NULL);
+}
+
+int jail_config_check_open(const JailConfig *c, char *why, size_t len, int *ret_code_fd) {
+        int r = jail_config_check_rest(c, why, len);
+        return r < 0 ? r : jail_code_open(c, why, len, ret_code_fd, NULL);
 }

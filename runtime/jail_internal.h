@@ -2,6 +2,7 @@
 #pragma once
 
 #include "jail.h"
+#include "jail_child.h"
 
 typedef struct JailRuntimeInfo {
         const char *name;
@@ -13,7 +14,19 @@ typedef struct JailRuntimeInfo {
 extern const JailRuntimeInfo jail_runtimes[_JAIL_RUNTIME_MAX];
 
 struct stat;
-/* Open --code once (O_PATH), check the opened file, and hand back the fd and
- * its stat: what is checked is what gets mounted. */
+/* Check an open (O_PATH) fd of the code: what is checked is what gets
+ * mounted. Returns its stat. */
+int jail_code_check(const JailConfig *c, int fd, char *why, size_t len, struct stat *ret_st);
+/* Open --code once (O_PATH) and check the opened file. */
 int jail_code_open(const JailConfig *c, char *why, size_t len, int *ret_fd, struct stat *ret_st);
 int jail_config_check_rest(const JailConfig *c, char *why, size_t len);
+
+/* What a prepared jail receives with START (jail_request.c). */
+typedef struct JailStartParts {
+        JailStartMsg msg;
+        int code_fd;   /* the code's detached mount (open_tree) */
+        int spec_fd;   /* memfd: exec path, argv, envp */
+} JailStartParts;
+
+int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, JailStartParts *ret);
+void jail_request_clear(JailStartParts *p);

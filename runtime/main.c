@@ -1,11 +1,12 @@
-/* runtime/main.c: fnbox-runtime, the node agent. Today it has one verb,
- * `run`, which runs one box in a one-shot jail; the daemon verbs arrive with
- * the data plane. */
+/* runtime/main.c: fnbox-runtime, the node agent. `serve` is the daemon that
+ * keeps prepared jails; `run` runs one box, in one of the daemon's jails
+ * when it is there, else in a one-shot jail of its own. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "run_cmd.h"
+#include "serve.h"
 
 typedef struct Verb {
         const char *name;
@@ -14,7 +15,8 @@ typedef struct Verb {
 } Verb;
 
 static const Verb verbs[] = {
-        { "run", run_cmd_main, "run one box in a one-shot jail" },
+        { "run", run_cmd_main, "run one box in a jail (the daemon's, or a one-shot one)" },
+        { "serve", serve_cmd_main, "the runtime daemon: a pool of prepared jails on a unix socket" },
 };
 
 int main(int argc, char **argv) {

@@ -1,7 +1,9 @@
 /* runtime/run_cmd.c: `fnbox-runtime run`: parse options (table-driven),
- * read stdin, run one jail through the library, and print its output or the
- * JSON result. Without --json the exit status mirrors the box's (see
- * docs/jail.md for the codes of timeouts and other outcomes). */
+ * read stdin, run one jail, and print its output or the JSON result. The jail
+ * comes from the runtime daemon when its socket exists (a prepared one, much
+ * faster), else it is built here through the library (one-shot). Without
+ * --json the exit status mirrors the box's (see docs/jail.md for the codes
+ * of timeouts and other outcomes). */
 #define _GNU_SOURCE
 #include "run_cmd.h"
 
@@ -13,15 +15,22 @@
 #include "lib/quantity.h"
 #include "lib/util.h"
 #include "result_json.h"
+#include "run_client.h"
+#include "serve.h"
 
 #define STDIN_MAX (64ULL << 20)
 #define EXIT_USAGE 2
+
+typedef enum DaemonUse { DAEMON_IF_THERE, DAEMON_NEVER, DAEMON_ALWAYS } DaemonUse;
 
 typedef struct RunOptions {
         JailConfig cfg;
         bool json;
         char **env;
         size_t n_env;
+        bool uid_set, cgroup_set;   /* given: sent to the daemon, else its defaults */
+        const char *socket;
+        DaemonUse daemon;
 } RunOptions;
 
 typedef int (*opt_fn)(RunOptions *o, const char *arg);
@@ -42,7 +51,10 @@ static int opt_pids(RunOptions *o, const char *a) { return quantity_parse_uint(a
 static int opt_tmp(RunOptions *o, const char *a) { return quantity_parse_bytes(a, &o->cfg.limits.tmp_bytes); }
 static int opt_output(RunOptions *o, const char *a) { return quantity_parse_bytes(a, &o->cfg.limits.output_bytes); }
 static int opt_json(RunOptions *o, const char *a) { (void) a; o->json = true; return 0; }
-static int opt_cgroup(RunOptions *o, const char *a) { o->cfg.cgroup_parent = a; return 0; }
+static int opt_cgroup(RunOptions *o, const char *a) { o->cfg.cgroup_parent = a; o->cgroup_set = true; return 0; }
+static int opt_socket(RunOptions *o, const char *a) { o->socket = a; return *a == '/' ? 0 : -EINVAL; }
+static int opt_no_daemon(RunOptions *o, const char *a) { (void) a; o->daemon = DAEMON_NEVER; return 0; }
+static int opt_daemon(RunOptions *o, const char *a) { (void) a; o->daemon = DAEMON_ALWAYS; return 0; }
 
 static int opt_uid(RunOptions *o, const char *a) {
         uint64_t v;
@@ -51,6 +63,7 @@ static int opt_uid(RunOptions *o, const char *a) {
                 return -EINVAL;
         o->cfg.host_uid = (uid_t) v;
         o->cfg.host_gid = (gid_t) v;
+        o->uid_set = true;
         return 0;
 }
 
@@ -86,13 +99,18 @@ static const OptionSpec specs[] = {
         { "json", false, opt_json, NULL },
         { "uid", true, opt_uid, "an unprivileged host uid" },
         { "cgroup-parent", true, opt_cgroup, "a cgroup path relative to the hierarchy root" },
+        { "socket", true, opt_socket, "the absolute path of the runtime daemon's socket" },
+        { "no-daemon", false, opt_no_daemon, NULL },
+        { "daemon", false, opt_daemon, NULL },
 };
 
 static void usage(FILE *f) {
         fputs("usage: fnbox-runtime run [--runtime exec|sh|python3|node] [--code PATH] [--entry FILE]\n"
               "                         [--memory 128M] [--timeout 10s] [--cpu 1] [--pids 64]\n"
               "                         [--tmp 16M] [--output 1M] [--env K=V]... [--json]\n"
-              "                         [--uid 65534] [--cgroup-parent fnbox] [-- ARGS...]\n", f);
+              "                         [--uid 65534] [--cgroup-parent fnbox]\n"
+              "                         [--socket " SERVE_SOCKET_DEFAULT "] [--no-daemon | --daemon]\n"
+              "                         [-- ARGS...]\n", f);
 }
 
 static int parse(RunOptions *o, int argc, char **argv) {
@@ -179,56 +197,106 @@ static void print_plain(const JailResult *r) {
                 r->error[0] ? ": " : "", r->error);
 }
 
-int run_cmd_main(int argc, char **argv) {
-        RunOptions o = { 0 };
-        jail_config_init(&o.cfg);
-        int r = parse(&o, argc, argv);
-        if (r < 0) {
-                free(o.env);
-                return EXIT_USAGE;
-        }
-        char why[256];
-        if (jail_config_check(&o.cfg, why, sizeof why) < 0) {
-                fprintf(stderr, "fnbox-runtime run: %s\n", why);
-                free(o.env);
-                return EXIT_USAGE;
-        }
-        if (geteuid() != 0) {
-                fprintf(stderr, "fnbox-runtime run: must run as root (it creates namespaces and cgroups)\n");
-                free(o.env);
-                return EXIT_USAGE;
-        }
-        _cleanup_free_ char *in = NULL;
-        size_t in_len = 0;
-        if ((r = read_stdin(&in, &in_len)) < 0) {
-                fprintf(stderr, "fnbox-runtime run: reading stdin: %s\n",
-                        r == -EFBIG ? "larger than 64 MiB" : strerror(-r));
-                free(o.env);
-                return EXIT_USAGE;
-        }
-        o.cfg.stdin_data = in;
-        o.cfg.stdin_len = in_len;
-        signal(SIGPIPE, SIG_IGN);
-        JailResult res;
-        r = jail_run(&o.cfg, &res);
-        free(o.env);
-        if (r < 0) {
-                fprintf(stderr, "fnbox-runtime run: could not start the jail: %s\n", strerror(-r));
-                return 125;
-        }
-        int code = exit_status(&res);
-        if (o.json) {
-                json_t *j = jail_result_to_json(&res);
+static int print_result(const RunOptions *o, const JailResult *res) {
+        int code = exit_status(res);
+        if (o->json) {
+                json_t *j = jail_result_to_json(res);
                 if (!j || json_dumpf(j, stdout, JSON_COMPACT) < 0) {
                         fprintf(stderr, "fnbox-runtime run: out of memory\n");
                         code = 125;
                 } else {
                         fputc('\n', stdout);
-                        code = res.status == JAIL_SETUP_ERROR ? 125 : 0;
+                        code = res->status == JAIL_SETUP_ERROR ? 125 : 0;
                 }
                 json_decref(j);
         } else
-                print_plain(&res);
+                print_plain(res);
+        return code;
+}
+
+/* Through the daemon: 1 when there is none (run it here instead), else the
+ * exit status. A daemon that answers with an error is final. */
+static int run_via_daemon(RunOptions *o) {
+        const char *path = o->socket ? o->socket : getenv("FNBOX_RUNTIME_SOCKET");
+        if (!path || !*path)
+                path = SERVE_SOCKET_DEFAULT;
+        _cleanup_close_ int fd = -1;
+        int r = run_client_connect(path, &fd);
+        if ((r == -ENOENT || r == -ECONNREFUSED) && o->daemon == DAEMON_IF_THERE)
+                return 1;
+        if (r < 0) {
+                fprintf(stderr, "fnbox-runtime run: the runtime daemon at %s: %s\n", path,
+                        r == -EPERM ? "not run by root, refusing to use it" : strerror(-r));
+                return 125;
+        }
+        ProtoReply rep;
+        r = run_client_call(fd, &o->cfg, o->uid_set ? o->cfg.host_uid : 0,
+                            o->cgroup_set ? o->cfg.cgroup_parent : NULL, &rep);
+        if (r < 0) {
+                fprintf(stderr, "fnbox-runtime run: the runtime daemon at %s: %s\n", path,
+                        r == -EBADMSG ? "malformed reply" : r == -ECONNRESET ? "closed the connection" : strerror(-r));
+                return 125;
+        }
+        if (rep.refused) {
+                fprintf(stderr, "fnbox-runtime run: %s\n", rep.text);
+                int code = rep.exit_status;
+                proto_reply_clear(&rep);
+                return code;
+        }
+        int code = print_result(o, &rep.result);
+        proto_reply_clear(&rep);
+        return code;
+}
+
+static int run_here(RunOptions *o) {
+        JailResult res;
+        int r = jail_run(&o->cfg, &res);
+        if (r < 0) {
+                fprintf(stderr, "fnbox-runtime run: could not start the jail: %s\n", strerror(-r));
+                return 125;
+        }
+        int code = print_result(o, &res);
         jail_result_clear(&res);
         return code;
+}
+
+static int run_checked(RunOptions *o) {
+        char why[256];
+        _cleanup_close_ int code_fd = -1;
+        if (jail_config_check_open(&o->cfg, why, sizeof why, &code_fd) < 0) {
+                fprintf(stderr, "fnbox-runtime run: %s\n", why);
+                return EXIT_USAGE;
+        }
+        if (geteuid() != 0) {
+                fprintf(stderr, "fnbox-runtime run: must run as root (it creates namespaces and cgroups)\n");
+                return EXIT_USAGE;
+        }
+        _cleanup_free_ char *in = NULL;
+        size_t in_len = 0;
+        int r = read_stdin(&in, &in_len);
+        if (r < 0) {
+                fprintf(stderr, "fnbox-runtime run: reading stdin: %s\n",
+                        r == -EFBIG ? "larger than 64 MiB" : strerror(-r));
+                return EXIT_USAGE;
+        }
+        o->cfg.stdin_data = in;
+        o->cfg.stdin_len = in_len;
+        /* the checked fd is what the jail mounts, here or in the daemon */
+        o->cfg.code_fd = code_fd;
+        signal(SIGPIPE, SIG_IGN);
+        if (o->daemon != DAEMON_NEVER && (r = run_via_daemon(o)) != 1)
+                return r;
+        return run_here(o);
+}
+
+int run_cmd_main(int argc, char **argv) {
+        RunOptions o = { 0 };
+        jail_config_init(&o.cfg);
+        int r = parse(&o, argc, argv);
+        if (r >= 0)
+                r = run_checked(&o);
+        else
+                r = EXIT_USAGE;
+        free(o.env);
+        return r;
 }

@@ -1,0 +1,169 @@
+/* runtime/jail_request.c: turning a checked JailConfig into what a prepared
+ * jail's init receives with its START message: the argv and environment
+ * (built from scratch, carried in a memfd), the code's detached mount and
+ * its place under /fn, the /tmp mount options and the rlimits. Parent side;
+ * nothing here touches a jail's processes. */
+#define _GNU_SOURCE
+#include "jail.h"
+#include "jail_internal.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "lib/util.h"
+
+static char **strv_new(size_t n) { return calloc(n + 1, sizeof(char *)); }
+
+static void strv_free(char **v) {
+        for (size_t i = 0; v && v[i]; i++)
+                free(v[i]);
+        free(v);
+}
+
+static void strv_freep(char ***v) { strv_free(*v); }
+
+/* The file's name under /fn: the last component of the path it was given by. */
+static int code_name(const char *code, char *ret, size_t len) {
+        _cleanup_free_ char *copy = strdup(code);
+        if (!copy)
+                return -ENOMEM;
+        if (snprintf(ret, len, "%s", basename(copy)) >= (int) len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int build_argv(const JailConfig *c, bool is_dir, char ***ret, char *exec_path, size_t len) {
+        const JailRuntimeInfo *rt = &jail_runtimes[c->runtime];
+        char code_in_jail[PATH_MAX], name[256];
+        int r;
+        if (is_dir)
+                snprintf(code_in_jail, sizeof code_in_jail, "/fn/%s", c->entry ? c->entry : rt->default_entry);
+        else if ((r = code_name(c->code, name, sizeof name)) < 0)
+                return r;
+        else
+                snprintf(code_in_jail, sizeof code_in_jail, "/fn/%s", name);
+        char **v = strv_new(8 + c->n_args);
+        if (!v)
+                return -ENOMEM;
+        *ret = v;
+        size_t n = 0;
+        if (rt->interpreter) {
+                v[n++] = strdup(rt->interpreter);
+                for (size_t i = 0; rt->flags[i]; i++)
+                        v[n++] = strdup(rt->flags[i]);
+        }
+        snprintf(exec_path, len, "%s", rt->interpreter ? rt->interpreter : code_in_jail);
+        v[n++] = strdup(code_in_jail);
+        for (size_t i = 0; i < c->n_args; i++)
+                v[n++] = strdup(c->args[i]);
+        for (size_t i = 0; i < n; i++)
+                if (!v[i])
+                        return -ENOMEM;
+        return 0;
+}
+
+static int build_env(const JailConfig *c, char ***ret) {
+        static const char *const base[] = {
+                "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp",
+                "LANG=C.UTF-8", "USER=box", "LOGNAME=box",
+        };
+        char **v = strv_new(ELEMENTSOF(base) + c->n_env);
+        if (!v)
+                return -ENOMEM;
+        *ret = v;
+        size_t n = 0;
+        for (size_t i = 0; i < ELEMENTSOF(base); i++) {
+                size_t klen = strcspn(base[i], "=") + 1;
+                bool overridden = false;
+                for (size_t k = 0; k < c->n_env; k++)
+                        overridden |= strncmp(c->env[k], base[i], klen) == 0;
+                if (!overridden && !(v[n++] = strdup(base[i])))
+                        return -ENOMEM;
+        }
+        for (size_t k = 0; k < c->n_env; k++)
+                if (!(v[n++] = strdup(c->env[k])))
+                        return -ENOMEM;
+        return 0;
+}
+
+static size_t strv_bytes(char **v, uint32_t *ret_n) {
+        size_t total = 0, n = 0;
+        for (; v[n]; n++)
+                total += strlen(v[n]) + 1;
+        *ret_n = (uint32_t) n;
+        return total;
+}
+
+static char *strv_pack(char *p, char **v) {
+        for (size_t i = 0; v[i]; i++)
+                p = stpcpy(p, v[i]) + 1;
+        return p;
+}
+
+/* The exec path, argv and envp as NUL-terminated strings, in a memfd. */
+static int spec_write(const char *exec_path, char **argv, char **envp, JailStartMsg *m) {
+        size_t total = strlen(exec_path) + 1 + strv_bytes(argv, &m->n_argv) + strv_bytes(envp, &m->n_env);
+        if (total > JAIL_SPEC_MAX || m->n_argv > JAIL_SPEC_ARGS || m->n_env > JAIL_SPEC_ENV)
+                return -E2BIG;
+        _cleanup_free_ char *buf = malloc(total);
+        if (!buf)
+                return -ENOMEM;
+        char *p = stpcpy(buf, exec_path) + 1;
+        p = strv_pack(strv_pack(p, argv), envp);
+        int fd = memfd_create("fnbox-request", MFD_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        int r = write_all(fd, buf, total);
+        if (r < 0)
+                return safe_close(fd), r;
+        m->spec_len = total;
+        return fd;
+}
+
+static void limits_to_msg(const JailLimits *l, JailStartMsg *m) {
+        uint64_t inodes = l->tmp_inodes ? l->tmp_inodes : l->tmp_bytes / 4096;
+        uint64_t fsize = l->fsize_bytes ? l->fsize_bytes : l->tmp_bytes;
+        snprintf(m->tmp_opts, sizeof m->tmp_opts, "size=%llu,nr_inodes=%llu,mode=1777",
+                 (unsigned long long) l->tmp_bytes, (unsigned long long) (inodes < 64 ? 64 : inodes));
+        m->rl_core = (struct rlimit) { 0, 0 };
+        m->rl_fsize = (struct rlimit) { fsize, fsize };
+        m->rl_nofile = (struct rlimit) { l->nofile, l->nofile };
+        m->rl_stack = (struct rlimit) { l->stack_bytes, l->stack_bytes };
+}
+
+int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, JailStartParts *ret) {
+        _cleanup_(strv_freep) char **argv = NULL, **envp = NULL;
+        char exec_path[PATH_MAX], name[256];
+        JailStartParts p = { .msg = { .type = JAIL_MSG_START, .code_is_dir = is_dir }, .code_fd = -1, .spec_fd = -1 };
+        int r;
+        if ((r = build_argv(c, is_dir, &argv, exec_path, sizeof exec_path)) < 0 || (r = build_env(c, &envp)) < 0)
+                return r;
+        if (is_dir)
+                snprintf(p.msg.code_target, sizeof p.msg.code_target, "fn");
+        else if ((r = code_name(c->code, name, sizeof name)) < 0)
+                return r;
+        else
+                snprintf(p.msg.code_target, sizeof p.msg.code_target, "fn/%s", name);
+        limits_to_msg(&c->limits, &p.msg);
+        if ((p.spec_fd = spec_write(exec_path, argv, envp, &p.msg)) < 0)
+                return p.spec_fd;
+        /* A detached copy of the checked code's mount, which the jail moves
+         * into its own mount namespace (a plain bind cannot cross them). */
+        p.code_fd = open_tree(path_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (p.code_fd < 0) {
+                r = negative_errno();
+                safe_close(p.spec_fd);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+void jail_request_clear(JailStartParts *p) {
+        p->code_fd = safe_close(p->code_fd);
+        p->spec_fd = safe_close(p->spec_fd);
+}
