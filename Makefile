@@ -48,7 +48,9 @@ LIB_SRCS     := lib/util.c lib/quantity.c lib/base64.c
 CTL_LIB_SRCS := $(wildcard lib/manifest.c lib/artifact.c lib/token.c \
                            lib/store.c lib/store_sqlite.c lib/store_pg.c)
 RUNTIME_SRCS := runtime/jail.c runtime/jail_config.c runtime/jail_child.c \
-                runtime/cgroup.c runtime/result_json.c runtime/run_cmd.c
+                runtime/jail_request.c runtime/cgroup.c runtime/result_json.c \
+                runtime/run_cmd.c runtime/proto.c runtime/pool.c runtime/serve.c \
+                runtime/run_client.c
 CONTROLLER_SRCS := $(wildcard controller/*.c)
 CLI_SRCS     := $(wildcard cli/*.c)
 UNIT_SRCS    := tests/unit/runner.c $(wildcard tests/unit/test_*.c)
