@@ -3,6 +3,7 @@
  * (controller/http.c, controller/api*.c) until SIGTERM or SIGINT, and says
  * where it listens on stdout and to systemd (READY=1). */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -68,6 +69,23 @@ static int options_parse(int argc, char **argv, Options *o) {
                         return -EINVAL;
                 }
                 *(const char **) ((char *) o + option_table[k].offset) = v;
+        }
+        return 0;
+}
+
+/* Started with stdin, stdout or stderr closed, the next file we open would
+ * take its number, and a log line would land in the database or a socket:
+ * fill the gaps with /dev/null first. */
+static int stdio_ensure(void) {
+        for (int fd = 0; fd <= 2; fd++) {
+                if (fcntl(fd, F_GETFD) >= 0)
+                        continue;
+                int n = open("/dev/null", O_RDWR);
+                if (n != fd) {
+                        if (n >= 0)
+                                close(n);
+                        return -EBADF;
+                }
         }
         return 0;
 }
@@ -145,6 +163,8 @@ static int serve(Store *store, const char *listen_spec, const sigset_t *sigs) {
 int main(int argc, char **argv) {
         Options o = { .listen = "127.0.0.1:8081" };
         sigset_t sigs;
+        if (stdio_ensure() < 0)
+                return 1;
         int r = options_parse(argc, argv, &o);
         if (r != 0) {
                 usage(r > 0 ? stdout : stderr);
