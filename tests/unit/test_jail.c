@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "runtime/jail.h"
+#include "runtime/pool.h"
 
 static JailConfig sh_config(const char *script_path) {
         JailConfig c;
@@ -175,4 +176,127 @@ TEST(jail_run_with_stdio_closed) {
         ASSERT_EQ_STR(jail_status_to_string(r.status), "exited");
         ASSERT_EQ_STR(r.out.data, "ok\n");
         jail_result_clear(&r);
+}
+
+/* ----- prepared jails and the pool ----- */
+
+typedef struct Prep {
+        int ready, ended, done;
+        bool done_before_end;
+        JailStatus status;
+        char out[64];
+} Prep;
+
+static void prep_event(Jail *j, JailEvent ev, int error, void *userdata) {
+        Prep *p = userdata;
+        (void) j;
+        ASSERT_EQ_INT(error, 0);
+        if (ev == JAIL_EVENT_READY)
+                p->ready++;
+        else
+                p->ended++;
+}
+
+static void prep_done(Jail *j, JailResult *r, void *userdata) {
+        Prep *p = userdata;
+        (void) j;
+        p->done++;
+        p->done_before_end = p->ended == 0;
+        p->status = r->status;
+        snprintf(p->out, sizeof p->out, "%s", r->out.data ? r->out.data : "");
+}
+
+static void start_when_ready(Jail *j, JailEvent ev, int error, void *userdata) {
+        prep_event(j, ev, error, userdata);
+        if (ev != JAIL_EVENT_READY)
+                return;
+        JailConfig c = sh_config(script("echo pooled:$(cat)\n"));
+        c.stdin_data = "in";
+        c.stdin_len = 2;
+        ASSERT_EQ_INT(jail_start(j, &c, prep_done, userdata, NULL, 0), 0);
+        /* started: a second request is refused */
+        ASSERT_EQ_INT(jail_start(j, &c, prep_done, userdata, NULL, 0), -ESRCH);
+        ASSERT_TRUE(!jail_is_ready(j));
+}
+
+TEST(jail_prepare_then_start) {
+        uv_loop_t loop;
+        ASSERT_EQ_INT(uv_loop_init(&loop), 0);
+        Prep p = { 0 };
+        Jail *j;
+        ASSERT_EQ_INT(jail_prepare(&loop, "fnbox", &j), 0);
+        jail_set_events(j, start_when_ready, &p);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ_INT(p.ready, 1);
+        ASSERT_EQ_INT(p.done, 1);
+        ASSERT_EQ_INT(p.ended, 1);
+        ASSERT_TRUE(p.done_before_end); /* the result comes before the teardown */
+        ASSERT_EQ_STR(jail_status_to_string(p.status), "exited");
+        ASSERT_EQ_STR(p.out, "pooled:in\n");
+        ASSERT_TRUE(kill(jail_pid(j), 0) < 0);
+        jail_free(j);
+        ASSERT_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+TEST(jail_start_refuses_bad_config_and_stays_unused) {
+        uv_loop_t loop;
+        ASSERT_EQ_INT(uv_loop_init(&loop), 0);
+        Jail *j;
+        ASSERT_EQ_INT(jail_prepare(&loop, "fnbox", &j), 0);
+        JailConfig c = sh_config("/proc/self/status");
+        char why[256] = "";
+        ASSERT_EQ_INT(jail_start(j, &c, prep_done, NULL, why, sizeof why), -EINVAL);
+        ASSERT_TRUE(strstr(why, "/proc") != NULL);
+        ASSERT_TRUE(!jail_is_started(j));
+        /* freeing an unused prepared jail kills it; the loop tears it down */
+        Prep p = { 0 };
+        jail_set_events(j, prep_event, &p);
+        jail_free(j);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ_INT(p.ended, 1);
+        ASSERT_EQ_INT(p.done, 0);
+        ASSERT_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+typedef struct PoolRun {
+        Pool *pool;
+        unsigned settled_ready;
+        Prep prep[3];
+        int started;
+} PoolRun;
+
+static void pool_done(Jail *j, JailResult *r, void *userdata) {
+        prep_done(j, r, userdata);
+        jail_free(j); /* its teardown goes on, then it releases itself */
+}
+
+static void pool_settled(Pool *pool, unsigned ready, void *userdata) {
+        PoolRun *pr = userdata;
+        pr->settled_ready = ready;
+        JailConfig c = sh_config(script("echo $$\n"));
+        /* three requests: two pooled jails, then none left */
+        for (int i = 0; i < 3; i++) {
+                Jail *j = pool_take(pool);
+                if (!j)
+                        continue;
+                ASSERT_EQ_INT(jail_start(j, &c, pool_done, &pr->prep[i], NULL, 0), 0);
+                pr->started++;
+        }
+        pool_free(pool); /* nothing waits in it now; running jails go on */
+}
+
+TEST(pool_hands_out_prepared_jails_once) {
+        uv_loop_t loop;
+        ASSERT_EQ_INT(uv_loop_init(&loop), 0);
+        PoolRun pr = { 0 };
+        ASSERT_EQ_INT(pool_new(&loop, 2, "fnbox", pool_settled, &pr, &pr.pool), 0);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ_INT(pr.settled_ready, 2);
+        ASSERT_EQ_INT(pr.started, 2);
+        for (int i = 0; i < 2; i++) {
+                ASSERT_EQ_INT(pr.prep[i].done, 1);
+                ASSERT_EQ_STR(jail_status_to_string(pr.prep[i].status), "exited");
+                ASSERT_EQ_STR(pr.prep[i].out, "2\n"); /* the box is pid 2, as in a one-shot jail */
+        }
+        ASSERT_EQ_INT(uv_loop_close(&loop), 0);
 }
