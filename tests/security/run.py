@@ -8,11 +8,20 @@ errno, the signal or the status), and then asserts that the host is
 unchanged: no leftover jail processes, cgroups, mounts, network namespaces
 or files in /tmp.
 
-usage: run.py [--build DIR] [--quick] [--only NAME]... [--mutate]
+The suite runs twice, once per path a jail can take: "oneshot"
+(`run --no-daemon`: the jail is built by the run process itself) and
+"daemon" (`run --daemon --socket S` against a `fnbox-runtime serve` that the
+suite starts with a pool of prepared jails, waits for its "ready" line, and
+stops with SIGTERM afterwards, checking that the daemon left no process,
+cgroup, network namespace or file behind). A pooled jail must behave
+exactly like a one-shot one, so every expectation is the same.
+
+usage: run.py [--build DIR] [--quick] [--only NAME]... [--path P] [--mutate]
 
   --build DIR  where bin/fnbox-runtime and tests/boxes/ live (default build)
-  --quick      a small representative subset (for the sanitizer build)
+  --quick      a small representative subset (for the sanitizer build), on both paths
   --only NAME  run only the named tests (repeatable; prefix match)
+  --path P     oneshot, daemon or both (default both)
   --mutate     self-check: perturb every expectation but the box's status;
                every test must then FAIL
 
@@ -28,6 +37,7 @@ import json
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -45,8 +55,10 @@ TOKEN = secrets.token_hex(8)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Files other programs on a shared machine create in /tmp while we run
-# (compilers, shells, mktemp); they are not the jail's doing.
-TMP_NOISE = re.compile(r"^(bash_tool_|cc[A-Za-z0-9]{6}\.|tmp\.|tmp[a-z0-9_]{8}$)")
+# (compilers, shells, mktemp, valgrind, the other fnbox suites' temp
+# folders); they are not the jail's doing.
+TMP_NOISE = re.compile(r"^(bash_tool_|cc[A-Za-z0-9]{6}\.|tmp\.|tmp[a-z0-9_]{8}$|vgdb-pipe-|"
+                       r"fnbox-(cli|it|store|unit|bench|fuzz)[-_])")
 
 
 class Fail(Exception):
@@ -74,6 +86,16 @@ class Ctx:
     bin = None           # copies of the boxes, world-readable
     mutate = False
     runtime_pids = set()  # every fnbox-runtime we started
+    path = "oneshot"     # the path under test: oneshot or daemon
+    daemon = None        # the fnbox-runtime serve we started (Popen)
+    socket = None        # its socket
+
+
+def path_opts():
+    """How `run` is told which path to take."""
+    if C.path == "daemon":
+        return ["--daemon", "--socket", C.socket]
+    return ["--no-daemon"]
 
 
 C = Ctx()
@@ -154,7 +176,7 @@ def box_path(name):
 
 
 def runtime_cmd(code, args=(), runtime="exec", opts=(), entry=None):
-    cmd = [C.runtime, "run", "--json", "--runtime", runtime, "--code", code]
+    cmd = [C.runtime, "run", "--json"] + path_opts() + ["--runtime", runtime, "--code", code]
     if entry:
         cmd += ["--entry", entry]
     cmd += list(opts) + ["--env", f"FNBOX_SEC_TOKEN={TOKEN}", "--"] + list(args)
@@ -224,7 +246,7 @@ def finish_box(p):
 
 def run_bad(args):
     """Run fnbox-runtime with bad options: (exit status, stdout, stderr)."""
-    return communicate(spawn([C.runtime, "run", "--json"] + args, stdin=subprocess.DEVNULL))
+    return communicate(spawn([C.runtime, "run", "--json"] + path_opts() + args, stdin=subprocess.DEVNULL))
 
 
 # ----- the host, before and after -----
@@ -311,21 +333,50 @@ def foreign_jail_pids(procs):
     return out
 
 
+def daemon_idle_jails(procs):
+    """The daemon's prepared jails that wait for a request: its direct
+    children, still root (a used jail's init has become the box uid), with
+    no process of their own. The pool replaces each jail a test used, so
+    these come and go; anything else the daemon leaves is a leftover."""
+    if C.daemon is None or C.daemon.poll() is not None:
+        return set()
+    dpid = C.daemon.pid
+    parents = {ppid for (ppid, _, _) in procs.values()}
+    return {pid for (pid, _), (ppid, uid, comm) in procs.items()
+            if ppid == dpid and uid == 0 and comm == "fnbox-runtime" and pid not in parents}
+
+
+def jail_cgroup_names(pids):
+    """The jail-PID-N cgroups these processes live in."""
+    names = set()
+    for pid in pids:
+        for line in read(f"/proc/{pid}/cgroup").splitlines():
+            base = line.rsplit("/", 1)[-1]
+            if base.startswith("jail-"):
+                names.add(base)
+    return names
+
+
 def host_changes(before):
     """What differs from the snapshot in a way only our jails could cause;
-    other people's jails that are still running are left out."""
+    other people's jails that are still running, and the daemon's idle
+    prepared jails, are left out."""
     problems = []
     procs = processes()
     foreign = foreign_jail_pids(procs)
+    idle = daemon_idle_jails(procs)
+    idle_cgroups = jail_cgroup_names(idle)
     for key in procs.keys() - before["procs"].keys():
         ppid, uid, comm = procs[key]
-        if key[0] == os.getpid() or key[0] in foreign:
+        if key[0] == os.getpid() or key[0] in foreign or key[0] in idle:
             continue
         if uid == JAIL_UID or ours(key[0]):
             problems.append(f"leftover process {key[0]} ({comm}, uid {uid}, parent {ppid})")
     live = {pid for (pid, _) in procs}
     for d in sorted(cgroup_dirs() - before["cgroups"]):
         m = re.match(r"jail-(\d+)-\d+$", os.path.basename(d))
+        if os.path.basename(d) in idle_cgroups:
+            continue  # a prepared jail waiting in the daemon's pool
         if m and int(m.group(1)) in live and int(m.group(1)) not in C.runtime_pids:
             continue  # another fnbox-runtime's jail, still running
         problems.append(f"leftover cgroup {d}")
@@ -334,7 +385,7 @@ def host_changes(before):
         problems.append(f"new host mount {m[0]} ({m[1]})")
     for m in sorted(before["mounts"] - now):
         problems.append(f"host mount gone: {m[0]} ({m[1]})")
-    for ns in sorted(net_namespaces(exclude=foreign) - before["netns"]):
+    for ns in sorted(net_namespaces(exclude=foreign | idle) - before["netns"]):
         problems.append(f"new network namespace {ns}")
     for e in sorted(tmp_entries() - before["tmp"]):
         problems.append(f"new file /tmp/{e}")
@@ -352,8 +403,9 @@ def wait_host_unchanged(before):
 
 def clean_up_after(problems):
     """Remove what a failed test left, so the next test starts clean."""
+    keep = {C.daemon.pid} | daemon_idle_jails(processes()) if C.daemon and C.daemon.poll() is None else set()
     for key, (ppid, uid, comm) in processes().items():
-        if key[0] != os.getpid() and ours(key[0]):
+        if key[0] != os.getpid() and key[0] not in keep and ours(key[0]):
             try:
                 os.kill(key[0], signal.SIGKILL)
             except ProcessLookupError:
@@ -872,6 +924,8 @@ def t_code_path_swap():
         f.write("echo GOOD\n")
     os.chmod(os.path.join(good, entry), 0o644)
     link = os.path.join(C.tmp, "swapped")
+    if os.path.lexists(link):  # left by the other path's run
+        os.unlink(link)
     os.symlink(good, link)
     stop = threading.Event()
     flipper = threading.Thread(target=swap_forever, args=(link, [good, "/proc"], stop))
@@ -1010,11 +1064,92 @@ def prepare(build):
     return None
 
 
+DAEMON_POOL = 4
+DAEMON_READY_S = 20
+
+
+def daemon_start():
+    """Start `fnbox-runtime serve` on a socket in our temp dir and wait for
+    its ready line. stdin is inherited: closed under CI, as it may be."""
+    C.socket = os.path.join(C.tmp, "runtime.sock")
+    cmd = [C.runtime, "serve", "--socket", C.socket, "--pool", str(DAEMON_POOL)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+    C.runtime_pids.add(p.pid)
+    C.daemon = p
+    ready, _, _ = select.select([p.stdout], [], [], DAEMON_READY_S)
+    line = p.stdout.readline().decode(errors="replace") if ready else ""
+    if "ready" not in line:
+        p.kill()
+        _, err = p.communicate()
+        C.daemon = None
+        raise Fail(f"fnbox-runtime serve did not say it was ready within {DAEMON_READY_S}s "
+                   f"(got {line!r}; stderr {err.decode(errors='replace')[-300:]!r})")
+    mode = oct(os.stat(C.socket).st_mode)
+    if mode != "0o140600":  # a precondition, not perturbed by --mutate
+        raise Fail(f"socket mode (expected 0o140600, got {mode})")
+
+
+def daemon_stop(before):
+    """SIGTERM, then: it exits 0, says so, and leaves nothing: no socket,
+    no jail cgroup of its own, no process, no network namespace."""
+    p, C.daemon = C.daemon, None
+    p.send_signal(signal.SIGTERM)
+    try:
+        _, err = p.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise Fail("fnbox-runtime serve still running 15s after SIGTERM (expected it to stop)")
+    err = err.decode(errors="replace")
+    check("daemon exit status", 0, p.returncode)
+    check_true("daemon's last words", "stopped" in err, "a 'stopped' line", err[-300:])
+    check("socket after stop", False, os.path.exists(C.socket))
+    left = [d for d in cgroup_dirs() if os.path.basename(d).startswith(f"jail-{p.pid}-")]
+    check("daemon's cgroups after stop", [], sorted(left))
+    problems = wait_host_unchanged(before)
+    check("host after the daemon stopped", [], problems)
+
+
+def run_path(path, a):
+    """Every selected test through one path; (passed, failed)."""
+    C.path = path
+    passed = failed = 0
+    if path == "daemon":
+        before = snapshot()
+        try:
+            daemon_start()
+        except Fail as e:
+            print(f"FAIL [daemon] daemon_start: {e}", flush=True)
+            return 0, 1
+    for name, fn, quick in TESTS:
+        if a.quick and not quick:
+            continue
+        if a.only and not any(name.startswith(o) for o in a.only):
+            continue
+        why = run_one(name, fn)
+        if why is None:
+            passed += 1
+            print(f"ok   [{path}] {name}", flush=True)
+        else:
+            failed += 1
+            print(f"FAIL [{path}] {name}: {why}", flush=True)
+    if path == "daemon":
+        try:
+            daemon_stop(before)
+            passed += 1
+            print("ok   [daemon] daemon_stop_leaves_nothing", flush=True)
+        except Fail as e:
+            failed += 1
+            print(f"FAIL [daemon] daemon_stop_leaves_nothing: {e}", flush=True)
+    return passed, failed
+
+
 def main():
     ap = argparse.ArgumentParser(description="fnbox hostile security suite")
     ap.add_argument("--build", default="build")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", action="append", default=[])
+    ap.add_argument("--path", choices=("oneshot", "daemon", "both"), default="both")
     ap.add_argument("--mutate", action="store_true")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -1030,19 +1165,14 @@ def main():
     C.mutate = a.mutate
     passed = failed = 0
     try:
-        for name, fn, quick in TESTS:
-            if a.quick and not quick:
-                continue
-            if a.only and not any(name.startswith(o) for o in a.only):
-                continue
-            why = run_one(name, fn)
-            if why is None:
-                passed += 1
-                print(f"ok   {name}", flush=True)
-            else:
-                failed += 1
-                print(f"FAIL {name}: {why}", flush=True)
+        for path in (("oneshot", "daemon") if a.path == "both" else (a.path,)):
+            p, f = run_path(path, a)
+            passed += p
+            failed += f
     finally:
+        if C.daemon is not None:
+            C.daemon.kill()
+            C.daemon.communicate()
         shutil.rmtree(C.tmp, ignore_errors=True)
     print(f"security: {passed} passed, {failed} failed")
     return 1 if failed else 0
