@@ -349,7 +349,8 @@ static int header_write(char *hdr, const Entry *e) {
 }
 
 static int pack_write(Pack *p, void **ret_data, size_t *ret_len) {
-        qsort(p->entries, p->n, sizeof(Entry), entry_cmp);
+        if (p->n > 1)
+                qsort(p->entries, p->n, sizeof(Entry), entry_cmp);
         size_t total = p->total;
         _cleanup_free_ char *buf = calloc(1, total);
         if (!buf)

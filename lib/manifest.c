@@ -1147,7 +1147,8 @@ static int list_yaml(Ctx *c, int dir_fd, char ***ret, size_t *ret_n) {
                         n++;
         }
         closedir(d);
-        qsort(names, n, sizeof *names, cmp_str);
+        if (n > 1)
+                qsort(names, n, sizeof *names, cmp_str);
         *ret = names;
         *ret_n = n;
         return r;

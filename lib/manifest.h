@@ -135,27 +135,45 @@ typedef struct ManifestError {
 } ManifestError;
 
 /* Parse every document in buf (a single file; filename is used for messages
- * and nothing else). Returns 0 and a list of at least one manifest, or
- * -EINVAL (bad manifest), -E2BIG (over a size limit), -ENOMEM, with *err
- * filled. Semantic checks included: names, ranges, traffic summing to 100,
- * a code path that is absolute or climbs out with "..". */
+ * and nothing else; buf need not be NUL-terminated). Returns 0 and a list of
+ * at least one manifest (empty documents are skipped), or -EINVAL (bad
+ * manifest), -E2BIG (over a structural limit: file size, documents, nodes,
+ * depth, scalar size), -ENOMEM, with *err filled (err may be NULL). Semantic
+ * checks included: unknown and duplicate fields, types, names, ranges,
+ * traffic summing to 100 with unique tags, a code path that is absolute or
+ * climbs out with "..", one function defined twice. YAML aliases and tags
+ * are refused. A null value (`key:`, `~`) counts as the field left out.
+ * docs/manifest.md lists every field. */
 int manifest_parse(const char *buf, size_t len, const char *filename, ManifestList **ret, ManifestError *err);
 
 /* Read and parse a file, or every *.yaml / *.yml in a folder (sorted by
- * name, not recursive). A file over MANIFEST_DOC_MAX is -E2BIG. */
+ * name bytewise, not recursive, dot-files skipped; each manifest's source is
+ * "FOLDER/FILE"). A file over MANIFEST_DOC_MAX is -E2BIG; a folder without
+ * manifests is -ENOENT; open/read failures are their -errno. */
 int manifest_load_path(const char *path, ManifestList **ret, ManifestError *err);
 
-/* "FILE:LINE:COL: FIELD: MESSAGE" */
+/* "FILE:LINE:COL: FIELD: MESSAGE", leaving out ":LINE:COL" and "FIELD: "
+ * when unknown. Returns what snprintf returns: the full length, so a value
+ * >= size means buf holds a truncated (still NUL-terminated) message. */
 int manifest_error_format(const ManifestError *err, char *buf, size_t size);
 
 void manifest_list_free(ManifestList *l);
 void manifest_list_freep(ManifestList **l);
 #define _cleanup_manifest_list_ __attribute__((cleanup(manifest_list_freep)))
 
-/* The canonical JSON form of the spec, defaults applied, keys in a fixed
- * order, quantities as plain integers (memoryBytes, timeoutMs, cpuMillis, ...).
- * With include_traffic false it is what defines a revision: two manifests that
- * differ only in traffic give the same revision JSON. */
+/* The canonical JSON form of the spec, defaults applied, quantities as plain
+ * integers: {runtime, code, entrypoint, mode, env, limits: {memoryBytes,
+ * timeoutMs, cpuMillis, pids, tmpBytes, outputBytes}, scale: {min, max,
+ * initial, target, scaleToZeroAfterMs}, nodeSelector, variants: [{name,
+ * nodeSelector, code, entrypoint, env, limits}], traffic}. Keys are inserted
+ * in that fixed order (jansson keeps insertion order, so a plain dump is
+ * stable and readable); env and nodeSelector keys are sorted; code and
+ * entrypoint are normalised ("./a//b/" is "a/b"; entrypoint null when unset);
+ * variants are resolved (the spec's code, entrypoint, env and limits filled
+ * in). For hashing, dump with JSON_COMPACT | JSON_SORT_KEYS. With
+ * include_traffic false it is what defines a revision: two manifests that
+ * differ only in traffic (or in key order, or in spelling a default) give
+ * the same revision JSON. NULL on allocation failure. */
 json_t *manifest_spec_to_json(const Manifest *m, bool include_traffic);
 /* The traffic part alone, as in the spec: [{"revision" | "latestRevision":
  * true, "percent", "tag"?}...]; no traffic is [{"latestRevision": true,
