@@ -24,6 +24,11 @@
 /* A body refused without a Content-Length is read and dropped up to this
  * many times its limit, so the client can read the answer; then we hang up. */
 #define HTTP_DISCARD_FACTOR     4
+/* A request refused from its headers (401, 403, 404, 405) whose body is at
+ * most this big is read and dropped before the answer, so the connection
+ * stays usable and the client reads the answer, not a reset; a bigger body
+ * is not worth reading: answer at once and hang up. */
+#define HTTP_DRAIN_MAX          (64u << 10)
 
 struct HttpServer {
         struct MHD_Daemon *daemon;
@@ -128,6 +133,7 @@ static bool budget_reserve(size_t n) {
 static void request_free(HttpRequest *req) {
         if (!req)
                 return;
+        json_decref(req->pending.body);
         for (size_t i = 0; i < req->n_params; i++)
                 free(req->params[i]);
         free(req->body);
@@ -224,7 +230,7 @@ static int route_match(const char *pattern, const char *path, Segment caps[HTTP_
 
 /* Find the route; on none, a 404 or a 405 with the methods that would do. */
 static int route_find(const HttpConfig *cfg, HttpRequest *req, const char *path, HttpResponse *resp) {
-        static __thread char allow[64];
+        char *allow = req->allow;
         Segment caps[HTTP_PARAMS_MAX];
         allow[0] = 0;
         for (size_t i = 0; i < cfg->n_routes; i++) {
@@ -234,7 +240,7 @@ static int route_find(const HttpConfig *cfg, HttpRequest *req, const char *path,
                         continue;
                 if (strcmp(rt->method, req->method) != 0) {
                         size_t l = strlen(allow);
-                        snprintf(allow + l, sizeof allow - l, "%s%s", l ? ", " : "", rt->method);
+                        snprintf(allow + l, sizeof req->allow - l, "%s%s", l ? ", " : "", rt->method);
                         continue;
                 }
                 for (int k = 0; k < n; k++) {
@@ -313,7 +319,10 @@ static HttpRequest *request_new(struct MHD_Connection *conn, const char *url, co
 
 static enum MHD_Result http_answer(HttpServer *s, HttpRequest *req) {
         HttpResponse resp = {};
-        if (req->refused == 413)
+        if (req->refused == HTTP_REFUSED_PENDING) {
+                resp = req->pending;
+                req->pending = (HttpResponse) {};
+        } else if (req->refused == 413)
                 http_error(&resp, 413, "too_large", NULL, "the request body is over its limit of %zu bytes",
                            req->body_max);
         else if (req->refused)
@@ -323,6 +332,19 @@ static enum MHD_Result http_answer(HttpServer *s, HttpRequest *req) {
         if (!resp.body && resp.status == 0)
                 http_error(&resp, 500, "internal", NULL, "the handler gave no answer");
         return http_send(req, &resp);
+}
+
+/* Answer a request refused from its headers: at once, or after its small
+ * body has been read and dropped (see HTTP_DRAIN_MAX). */
+static enum MHD_Result request_refuse(HttpRequest *req, HttpResponse *resp) {
+        uint64_t cl = content_length(req);
+        bool body = cl > 0 || http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (resp->status == 413 || resp->status >= 500 || !body || cl > HTTP_DRAIN_MAX)
+                return http_send(req, resp);
+        req->pending = *resp;
+        req->refused = HTTP_REFUSED_PENDING;
+        req->body_max = HTTP_DRAIN_MAX;
+        return MHD_YES;
 }
 
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -337,7 +359,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
                 *con_cls = req;
                 HttpResponse resp = {};
                 if (request_check_head(s, req, &resp) < 0)
-                        return http_send(req, &resp);
+                        return request_refuse(req, &resp);
                 return MHD_YES;
         }
         if (req->status != 0) {         /* answered already; drop the rest */

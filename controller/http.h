@@ -44,6 +44,7 @@ typedef struct HttpRoute {
 } HttpRoute;
 
 #define HTTP_PUBLIC (-1)
+#define HTTP_REFUSED_PENDING (-1)
 
 struct HttpRequest {
         const HttpRoute *route;
@@ -58,7 +59,10 @@ struct HttpRequest {
         struct MHD_Connection *conn;
         char *path;
         size_t body_cap, body_max, reserved, discarded;
-        int refused;            /* 0, or the status to answer once the body is drained */
+        int refused;            /* 0, 413 or 503 to answer once the body is drained,
+                                 * or HTTP_REFUSED_PENDING: answer pending then */
+        HttpResponse pending;
+        char allow[64];         /* the Allow header of a 405 */
         unsigned status;
         uint64_t start_ns;
 };

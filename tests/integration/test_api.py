@@ -663,6 +663,38 @@ def nodes(S):
     check(isinstance(body["items"], list) and body["next"] is None, "nodes list", body)
 
 
+@test
+def refusals_keep_connection(S):
+    """A request refused from its headers with a small body is answered after
+    the body is read, so the connection stays usable."""
+    import http.client
+    u = urllib.parse.urlparse(S.ctl.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    try:
+        body = json.dumps({"manifest": "x" * 5000, "codeDigest": "sha256:" + "0" * 64})
+        for path, token, want in (("/v1/functions", None, 401), ("/v1/functions", "fnb_bad", 401),
+                                  ("/v1/nope", S.admin.token, 404), ("/healthz", None, 405)):
+            hdrs = {"Content-Type": "application/json"}
+            if token:
+                hdrs["Authorization"] = "Bearer " + token
+            conn.request("POST", path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            got = json.loads(r.read())
+            check(r.status == want and "error" in got, "%s %s" % (path, r.status), got)
+            check((r.getheader("Connection") or "").lower() != "close", "kept open", r.getheaders())
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        check(r.status == 200 and json.loads(r.read()) == {"status": "ok"}, "same connection still works")
+    finally:
+        conn.close()
+    # a big body from a stranger is not read: answered from the headers
+    host = S.ctl.url[len("http://"):]
+    head = "PUT /v1/artifacts/sha256:%s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n" \
+           "Expect: 100-continue" % ("0" * 64, host, 32 * MiB)
+    st, hdrs, body = raw_http(S.ctl.url, head, read_first=True)
+    check(st == 401 and json.loads(body)["error"]["type"] == "unauthenticated", "big body, no token", st, body)
+
+
 # ---- limits: 413 and 431 ---------------------------------------------------------------------------------
 
 @test
