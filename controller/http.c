@@ -299,6 +299,10 @@ static int request_check_head(HttpServer *s, HttpRequest *req, HttpResponse *res
                            req->body_max);
                 return -1;
         }
+        if (cl > 0 && body_reserve(req, 0, (size_t) cl) < 0) {
+                http_error(resp, 503, "unavailable", NULL, "too many request bodies in flight; retry");
+                return -1;
+        }
         return 0;
 }
 
