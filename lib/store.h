@@ -4,10 +4,16 @@
  * migrations are versioned and applied by store_open. Every write is one
  * transaction and is durable when the call returns.
  *
- * Documents (specs, traffic, labels) are opaque JSON text to the store.
+ * Documents (specs, traffic, labels) are opaque JSON text to the store
+ * (at most 8 MiB each, else -E2BIG). Names, namespaces and ids are 1-253
+ * bytes without '/' or control characters (else -EINVAL).
  * Errors are negative errno values: -ENOENT (no such object), -EEXIST,
  * -ESTALE (resource version mismatch: the caller answers 409), -EINVAL,
- * -E2BIG, -EIO (the database failed; store_last_error says why). */
+ * -E2BIG, -EIO (the database failed; store_last_error says why).
+ *
+ * A Store may be shared by threads: operations on one handle run one at a
+ * time (PostgreSQL: one connection per handle). Do not use a handle in a
+ * child after fork(); open another. */
 #pragma once
 
 #include <stdbool.h>
@@ -22,7 +28,8 @@ typedef struct Store Store;
 /* url: "sqlite:/path/to/fnbox.db" or "postgres://..." / "postgresql://..."
  * (any libpq connection URI; "host=/tmp dbname=x" key=value strings are
  * accepted after "postgres:"). Creates the database file / schema when
- * missing and applies pending migrations. */
+ * missing and applies pending migrations (concurrent openers wait for one
+ * another). -EPROTO when the database's schema is newer than this build. */
 int store_open(const char *url, Store **ret);
 void store_close(Store *s);
 void store_closep(Store **s);
@@ -30,7 +37,9 @@ void store_closep(Store **s);
 
 const char *store_backend(const Store *s);     /* "sqlite" or "postgres" */
 int store_schema_version(Store *s);
-/* The database's last error message, for logs (never includes secrets). */
+/* The database's last error message, for logs (never includes secrets):
+ * the calling thread's last failure on s, or with s NULL its last failure on
+ * any handle (how store_open failed). */
 const char *store_last_error(const Store *s);
 
 /* ---- functions and revisions ---------------------------------------- */
@@ -38,7 +47,8 @@ const char *store_last_error(const Store *s);
 typedef struct StoreFunction {
         char *namespace_;
         char *name;
-        int64_t resource_version;       /* starts at 1, +1 on every change */
+        int64_t resource_version;       /* starts at 1, +1 on every change (an
+                                         * update that changes nothing keeps it) */
         int64_t latest_revision;        /* number of the newest revision, 0 if none */
         char *spec_json;                /* canonical spec with traffic */
         char *traffic_json;             /* JSON array of {revision|latestRevision, percent, tag} */
@@ -81,7 +91,11 @@ typedef struct StoreDeployResult {
 /* Create or update a function and, when spec_digest differs from the latest
  * revision's, add revision latest+1, all in one transaction. Racing deploys
  * never lose a revision: with expected_version >= 0 the loser gets -ESTALE;
- * with -1 they are serialised. */
+ * with -1 they are serialised. A missing function has version 0, so
+ * expected_version 0 on an existing function, or N on a missing one, is
+ * -ESTALE too. Without a new revision the function is still updated (and
+ * its version bumped) when spec_json or traffic_json differ. A code_digest
+ * that was never stored: -ENOENT. Nothing is written on any error. */
 int store_deploy(Store *s, const StoreDeploy *d, StoreDeployResult *ret);
 
 int store_function_get(Store *s, const char *ns, const char *name, StoreFunction *ret);
@@ -92,14 +106,17 @@ int store_function_get(Store *s, const char *ns, const char *name, StoreFunction
  * or NULL when this was the last. */
 int store_function_list(Store *s, const char *ns, const char *after, size_t limit,
                         StoreFunction **ret, size_t *ret_n, char **ret_next);
-/* Replace the traffic split. -ESTALE on version mismatch (expected -1: any). */
+/* Replace the traffic split. -ESTALE on version mismatch (expected -1: any).
+ * *ret_version: the version after (unchanged when the split was the same). */
 int store_traffic_set(Store *s, const char *ns, const char *name, int64_t expected_version,
                       const char *traffic_json, int64_t *ret_version);
-/* Delete a function and its revisions (artifacts stay: they are shared). */
+/* Delete a function and its revisions (artifacts stay: they are shared).
+ * A function deployed again after this starts over at revision 1. */
 int store_function_delete(Store *s, const char *ns, const char *name, int64_t expected_version);
 
 int store_revision_get(Store *s, const char *ns, const char *function, int64_t number, StoreRevision *ret);
-/* Newest first, starting below number `before` (0: from the newest). */
+/* Newest first, starting below number `before` (0: from the newest), at
+ * most limit (<= STORE_LIST_MAX). -ENOENT when the function does not exist. */
 int store_revision_list(Store *s, const char *ns, const char *function, int64_t before, size_t limit,
                         StoreRevision **ret, size_t *ret_n);
 
@@ -127,9 +144,11 @@ typedef struct StoreToken {
 void store_token_clear(StoreToken *t);
 void store_token_array_free(StoreToken *a, size_t n);
 
-int store_token_create(Store *s, const StoreToken *t);         /* -EEXIST on id clash */
+/* -EEXIST on id clash. created_ms 0: now; description NULL: ""; revoked_ms
+ * is ignored (a new token is valid). */
+int store_token_create(Store *s, const StoreToken *t);
 int store_token_get(Store *s, const char *id, StoreToken *ret);
-int store_token_list(Store *s, StoreToken **ret, size_t *ret_n);
+int store_token_list(Store *s, StoreToken **ret, size_t *ret_n);   /* oldest first */
 int store_token_revoke(Store *s, const char *id);              /* -ENOENT, or 0 (idempotent) */
 /* Number of tokens ever created (revoked included): 0 means first start. */
 int store_token_count(Store *s, int64_t *ret);
@@ -148,6 +167,8 @@ typedef struct StoreNode {
 void store_node_clear(StoreNode *n);
 void store_node_array_free(StoreNode *a, size_t n);
 
-int store_node_put(Store *s, const StoreNode *n);               /* insert or replace */
-int store_node_list(Store *s, StoreNode **ret, size_t *ret_n);
-int store_node_delete(Store *s, const char *name);
+/* Insert or replace; heartbeat_ms or registered_ms 0: now. Replacing keeps
+ * the first registered_ms. */
+int store_node_put(Store *s, const StoreNode *n);
+int store_node_list(Store *s, StoreNode **ret, size_t *ret_n);  /* by name */
+int store_node_delete(Store *s, const char *name);             /* -ENOENT */
