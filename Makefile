@@ -188,6 +188,7 @@ run: deps all
 install: $(PROGRAMS)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -D -m 0644 cli/fnbox.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/fnbox
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -499,6 +499,30 @@ def unreachable_server(t):
     t.fails(2, "list", "--url", "http://x/\r\nInjected: 1")
 
 
+@test
+def bash_completion(t):
+    script = os.path.join(ROOT, "cli", "fnbox.bash")
+
+    def complete(*words):
+        prog = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _fnbox; '
+                'printf "%s\\n" "${COMPREPLY[@]}"')
+        env = t.base_env()
+        env.update(PATH=os.path.join(t.build, "bin") + ":" + env.get("PATH", ""),
+                   FNBOX_URL=t.ctl.url, FNBOX_TOKEN=t.ctl.admin_token)
+        p = subprocess.run(["bash", "-c", prog, "bash", script, *words], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=CALL_LIMIT_S)
+        check(p.returncode == 0, "completion failed", p.stderr.decode())
+        return p.stdout.decode().split()
+    check(complete("fnbox", "de") == ["deploy", "describe", "delete"], "verbs", complete("fnbox", "de"))
+    check(complete("fnbox", "-o", "json", "li") == ["list"], "verb after a global option")
+    check(complete("fnbox", "list", "-o", "") == ["table", "json", "yaml"], "-o values")
+    check(complete("fnbox", "token", "") == ["create", "list", "revoke"], "token sub-verbs")
+    check("--role" in complete("fnbox", "token", "create", "--"), "token create options")
+    check(complete("fnbox", "list", "--all") == ["--all-namespaces"], "list options")
+    names = complete("fnbox", "describe", "")
+    check("hello" in names and "wordcount" in names, "function names from the server", names)
+
+
 # ---- the runner -------------------------------------------------------------
 
 def main():

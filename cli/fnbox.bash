@@ -1,0 +1,112 @@
+# cli/fnbox.bash: bash completion for the fnbox CLI. Completes the verbs
+# (and token's sub-verbs), global and per-verb options, -o values, --role
+# values, manifest paths for deploy, and function names (asking the server,
+# with a short timeout) for describe, delete, revisions and traffic.
+#
+# Install: make install (to $(PREFIX)/share/bash-completion/completions/fnbox),
+# or source this file from ~/.bashrc.
+
+_fnbox_functions() {
+        # the global options already typed (url, token, namespace) apply
+        local -a args=()
+        local i
+        for ((i = 1; i < COMP_CWORD; i++)); do
+                case ${COMP_WORDS[i]} in
+                --url | --token | --namespace | -n)
+                        args+=("${COMP_WORDS[i]}" "${COMP_WORDS[i + 1]}")
+                        ((i++))
+                        ;;
+                esac
+        done
+        "${COMP_WORDS[0]}" list --timeout 2s "${args[@]}" 2>/dev/null | awk 'NR > 1 { print $1 }'
+}
+
+_fnbox() {
+        local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+        local verbs="deploy list describe delete revisions traffic nodes token version"
+        local globals="--url --token --namespace -n --output -o --timeout --help -h"
+        local verb="" sub="" npos=0 i w
+        COMPREPLY=()
+
+        case $prev in
+        -o | --output)
+                COMPREPLY=($(compgen -W "table json yaml" -- "$cur"))
+                return
+                ;;
+        --role)
+                COMPREPLY=($(compgen -W "admin developer invoker" -- "$cur"))
+                return
+                ;;
+        -f | --file)
+                compopt -o filenames 2>/dev/null
+                COMPREPLY=($(compgen -f -- "$cur"))
+                return
+                ;;
+        --url | --token | --namespace | -n | --timeout | --description | --tag)
+                return
+                ;;
+        esac
+
+        # find the verb (and token's sub-verb), skipping options and their values
+        for ((i = 1; i < COMP_CWORD; i++)); do
+                w=${COMP_WORDS[i]}
+                case $w in
+                --url | --token | --namespace | -n | --output | -o | --timeout | -f | --file | \
+                        --role | --description | --tag)
+                        ((i++))
+                        continue
+                        ;;
+                -*) continue ;;
+                esac
+                if [[ -z $verb ]]; then
+                        verb=$w
+                elif [[ $verb == token && -z $sub ]]; then
+                        sub=$w
+                else
+                        ((npos++))
+                fi
+        done
+
+        if [[ -z $verb ]]; then
+                if [[ $cur == -* ]]; then
+                        COMPREPLY=($(compgen -W "$globals" -- "$cur"))
+                else
+                        COMPREPLY=($(compgen -W "$verbs" -- "$cur"))
+                fi
+                return
+        fi
+
+        local opts=""
+        case $verb in
+        deploy) opts="-f --file" ;;
+        list) opts="-A --all-namespaces" ;;
+        traffic) opts="--tag" ;;
+        token)
+                if [[ -z $sub ]]; then
+                        COMPREPLY=($(compgen -W "create list revoke" -- "$cur"))
+                        return
+                fi
+                [[ $sub == create ]] && opts="--role --namespace -n --description"
+                ;;
+        esac
+        if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "$opts $globals" -- "$cur"))
+                return
+        fi
+        case $verb in
+        deploy)
+                compopt -o filenames 2>/dev/null
+                COMPREPLY=($(compgen -f -- "$cur"))
+                ;;
+        describe | delete | revisions | traffic)
+                if ((npos == 0)); then
+                        COMPREPLY=($(compgen -W "$(_fnbox_functions)" -- "$cur"))
+                elif [[ $verb == traffic ]]; then
+                        COMPREPLY=($(compgen -W "@latest=" -- "$cur"))
+                        compopt -o nospace 2>/dev/null
+                fi
+                ;;
+        esac
+}
+
+complete -F _fnbox fnbox
