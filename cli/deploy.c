@@ -247,24 +247,37 @@ static void check_duplicates(Deploy *d, const Cli *c) {
 
 /* ---- phase 2: code ------------------------------------------------------ */
 
-/* code, relative to the manifest's folder, resolved through every symlink:
- * it must still be inside that folder. */
-static int resolve_code(Deploy *d, const Unit *u, const char *code, const char *field, char **ret) {
-        _cleanup_free_ char *copy = strdup(u->src->path);
-        char dir[PATH_MAX], full[PATH_MAX + 8], real[PATH_MAX];
-        if (!copy)
-                return -ENOMEM;
-        if (!realpath(dirname(copy), dir)) {
-                invalid(d, u->src->path, u->m->line, NULL, "cannot resolve the manifest's folder: %m");
-                return -EINVAL;
+/* The manifest's folder and code (relative to it) through every symlink.
+ * Returns 0, or -1 with errno set and *ret_failed naming which. */
+static int code_realpath(const char *file, const char *code, char dir[PATH_MAX], char real[PATH_MAX],
+                         const char **ret_failed) {
+        _cleanup_free_ char *copy = strdup(file);
+        char full[PATH_MAX + 8];
+        *ret_failed = "the manifest's folder";
+        if (!copy || !realpath(dirname(copy), dir))
+                return -1;
+        *ret_failed = code;
+        if (snprintf(full, sizeof full, "%s/%s", dir, code) >= (int) sizeof full) {
+                errno = ENAMETOOLONG;
+                return -1;
         }
-        if (snprintf(full, sizeof full, "%s/%s", dir, code) >= (int) sizeof full || !realpath(full, real)) {
-                invalid(d, u->src->path, u->m->line, field, "%s: %s", code, strerror(errno));
-                return -EINVAL;
-        }
+        return realpath(full, real) ? 0 : -1;
+}
+
+static bool path_inside(const char *path, const char *dir) {
         size_t n = strlen(dir);
-        bool inside = strcmp(dir, "/") == 0 || (strncmp(real, dir, n) == 0 && (real[n] == 0 || real[n] == '/'));
-        if (!inside) {
+        return strcmp(dir, "/") == 0 || (strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/'));
+}
+
+/* code resolved: it must still be inside the manifest's folder. */
+static int resolve_code(Deploy *d, const Unit *u, const char *code, const char *field, char **ret) {
+        char dir[PATH_MAX], real[PATH_MAX];
+        const char *failed;
+        if (code_realpath(u->src->path, code, dir, real, &failed) < 0) {
+                invalid(d, u->src->path, u->m->line, field, "%s: %m", failed);
+                return -EINVAL;
+        }
+        if (!path_inside(real, dir)) {
                 invalid(d, u->src->path, u->m->line, field, "%s resolves to %s, outside the manifest's folder %s",
                         code, real, dir);
                 return -EINVAL;
@@ -308,6 +321,13 @@ static int pack_code(Deploy *d, Unit *u, char *real) {
         return 0;
 }
 
+/* Whether real lies inside code (relative to the manifest at file). */
+static bool path_within(const char *real, const char *code, const char *file) {
+        char dir[PATH_MAX], base[PATH_MAX];
+        const char *failed;
+        return code_realpath(file, code, dir, base, &failed) == 0 && strcmp(base, "/") != 0 && path_inside(real, base);
+}
+
 static int prepare_unit(Deploy *d, Unit *u) {
         char *real = NULL, field[64];
         if (!u->m->code) {
@@ -321,6 +341,9 @@ static int prepare_unit(Deploy *d, Unit *u) {
                 snprintf(field, sizeof field, "spec.variants[%zu].code", i);
                 if (resolve_code(d, u, u->m->variants[i].code, field, &vreal) < 0)
                         return -EINVAL;
+                if (!path_within(vreal, u->m->code, u->src->path))
+                        fprintf(stderr, "%s:%u: %s: warning: only spec.code is uploaded (one artifact per deploy); "
+                                "put %s inside it\n", u->src->path, u->m->line, field, u->m->variants[i].code);
                 free(vreal);
         }
         if (resolve_code(d, u, u->m->code, "spec.code", &real) < 0)

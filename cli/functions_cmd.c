@@ -121,6 +121,22 @@ static void pairs(json_t *o, char *buf, size_t size) {
         }
 }
 
+/* "cuda (accelerator=cuda), rocm (accelerator=rocm)" */
+static void variants(json_t *list, char *buf, size_t size) {
+        size_t i, off = 0;
+        json_t *v;
+        buf[0] = 0;
+        json_array_foreach(list, i, v) {
+                char sel[256];
+                pairs(json_object_get(v, "nodeSelector"), sel, sizeof sel);
+                int n = snprintf(buf + off, size - off, "%s%s (%s)", off ? ", " : "",
+                                 str(v, "name") ? str(v, "name") : "?", sel[0] ? sel : "any node");
+                if (n < 0 || (size_t) n >= size - off)
+                        break;
+                off += (size_t) n;
+        }
+}
+
 int cli_print_traffic(json_t *traffic) {
         _cleanup_table_ Table *t = table_new(4, (const char *[]) { "REVISION", "PERCENT", "TAG", "LATEST" });
         size_t i;
@@ -159,8 +175,9 @@ static int describe_print(json_t *f) {
         kv("Env:", buf);
         pairs(json_object_get(spec, "nodeSelector"), buf, sizeof buf);
         kv("Node selector:", buf);
-        if (json_array_size(json_object_get(spec, "variants")))
-                kv("Variants:", "see -o yaml");
+        variants(json_object_get(spec, "variants"), buf, sizeof buf);
+        if (buf[0])
+                kv("Variants:", buf);
         printf("\nTraffic:\n");
         return cli_print_traffic(json_object_get(f, "traffic")) < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
