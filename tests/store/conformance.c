@@ -7,6 +7,7 @@
 #include "store_test.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -736,4 +737,41 @@ TEST(pg_reconnect) {
                       " WHERE application_name = 'fnbox' AND pid <> pg_backend_pid()");
         ASSERT_OK(test_deploy(s, "default", "fn", -1, 2, NULL, NULL));
         ASSERT_EQ_INT(store_schema_version(s), test_raw_int("SELECT MAX(version) FROM schema_migrations"));
+}
+
+/* Open descriptors below 1024, as a set. */
+static void fds_open(bool ret[1024]) {
+        for (int fd = 0; fd < 1024; fd++)
+                ret[fd] = fcntl(fd, F_GETFD) >= 0;
+}
+
+/* Every descriptor the store opens (database file, WAL, shm, socket) is
+ * close-on-exec: the controller forks helpers that must not inherit them. */
+TEST(fds_cloexec) {
+        static bool before[1024], after[1024];
+        fds_open(before);
+        _cleanup_store_ Store *s = test_open();
+        ASSERT_OK(test_deploy(s, "default", "fn", -1, 1, NULL, NULL));
+        fds_open(after);
+        unsigned checked = 0;
+        for (int fd = 0; fd < 1024; fd++) {
+                if (!after[fd] || before[fd])
+                        continue;
+                if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+                        FAIL_AT("fd %d is not close-on-exec", fd);
+                checked++;
+        }
+        ASSERT_TRUE(checked >= 1);
+}
+
+TEST(documents_too_big) {
+        _cleanup_store_ Store *s = test_open();
+        ASSERT_OK(test_deploy(s, "default", "fn", -1, 1, NULL, NULL));
+        size_t len = (8u << 20) + 1;
+        _cleanup_free_ char *doc = malloc(len + 1);
+        memset(doc, 'x', len);
+        doc[len] = 0;
+        ASSERT_ERR(store_traffic_set(s, "default", "fn", -1, doc, NULL), E2BIG);
+        StoreNode n = { (char *) "node", doc, (char *) "{}", (char *) "ready", 0, 0 };
+        ASSERT_TRUE(store_node_put(s, &n) < 0);
 }
