@@ -499,6 +499,69 @@ def unreachable_server(t):
     t.fails(2, "list", "--url", "http://x/\r\nInjected: 1")
 
 
+class FakeServer:
+    """A misbehaving HTTP server on a kernel-picked port: "hang" accepts and
+    never answers, "huge" sends 17 MiB, "html" a 502 page from a proxy."""
+
+    def __init__(self, mode):
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(h):
+                if mode == "hang":
+                    time.sleep(5)
+                    return
+                if mode == "huge":
+                    body = b'{"items": [], "pad": "' + b"x" * (17 << 20) + b'"}'
+                    status, ctype = 200, "application/json"
+                else:
+                    body, status, ctype = b"<html>\n<b>Bad gateway</b>\x1b[31m\n</html>", 502, "text/html"
+                h.send_response(status)
+                h.send_header("Content-Type", ctype)
+                h.send_header("Content-Length", str(len(body)))
+                h.end_headers()
+                try:
+                    h.wfile.write(body)
+                except OSError:
+                    pass
+
+            def log_message(h, *a):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@test
+def misbehaving_server(t):
+    for mode, code, words in [("hang", 8, "no answer from"), ("huge", 1, "larger than 16 MiB"),
+                              ("html", 1, "502")]:
+        srv = FakeServer(mode)
+        try:
+            t0 = time.monotonic()
+            err = t.fails(code, "list", "--url", srv.url, "--timeout", "1s")
+            check(words in err, mode, err)
+            check(len(err.strip().splitlines()) == 1 and "\x1b" not in err, "one clean line", err)
+            check(time.monotonic() - t0 < 4 or t.valgrind, "--timeout 1s was not kept")
+        finally:
+            srv.close()
+
+
+@test
+def deploy_json_output(t):
+    d = t.folder("json-out", {"m.yaml": manifest("jsonout"), "main.py": "print(1)\n"})
+    items = t.json("deploy", "-f", d)["items"]
+    check(len(items) == 1 and items[0]["revision"] == "jsonout-00001" and items[0]["revisionCreated"] is True
+          and items[0]["function"]["name"] == "jsonout", "deploy -o json", items)
+    items = t.json("deploy", "-f", d)["items"]
+    check(items[0]["revisionCreated"] is False, "second deploy -o json", items)
+
+
 @test
 def bash_completion(t):
     script = os.path.join(ROOT, "cli", "fnbox.bash")
