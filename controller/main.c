@@ -44,8 +44,8 @@ static const struct {
 static void usage(FILE *f) {
         fprintf(f, "usage: " PROG " [--data-dir DIR] [--store URL] [--listen ADDR:PORT]\n\n");
         for (size_t i = 0; i < ELEMENTSOF(option_table); i++)
-                fprintf(f, "  %s %-10s %s\n", option_table[i].name, option_table[i].arg, option_table[i].help);
-        fprintf(f, "  --help                this text\n");
+                fprintf(f, "  %-10s %-10s %s\n", option_table[i].name, option_table[i].arg, option_table[i].help);
+        fprintf(f, "  %-21s %s\n", "--help", "this text");
 }
 
 /* "--name VALUE" and "--name=VALUE". Returns 0, 1 after --help, or -EINVAL. */
@@ -107,9 +107,12 @@ static int open_store(const Options *o, const char *data_dir, Store **ret) {
         else
                 snprintf(url, sizeof url, "sqlite:%s/fnbox.db", data_dir);
         int r = store_open(url, ret);
+        const char *why = r < 0 ? store_last_error(NULL) : NULL;
+        /* a postgres URL may hold a password: name only the backend */
         if (r < 0)
-                fprintf(stderr, PROG ": cannot open the store %s: %s\n",
-                        o->store && strncmp(o->store, "sqlite:", 7) != 0 ? "(postgres)" : url, strerror(-r));
+                fprintf(stderr, PROG ": cannot open the store %s: %s%s%s\n",
+                        o->store && strncmp(o->store, "sqlite:", 7) != 0 ? "(postgres)" : url, strerror(-r),
+                        why && *why ? ": " : "", why ? why : "");
         return r;
 }
 
