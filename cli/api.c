@@ -93,11 +93,13 @@ int cli_report(Cli *c, const char *what, int r, const HttpResponse *resp) {
         char m[MESSAGE_SHOWN], t[64], f[128];
         if (!msg && !type)
                 msg = resp->body && resp->body[0] ? resp->body : "(no message)";
-        fprintf(stderr, "%s: %s%s%ld%s%s: %s%s%s%s%s%s\n", c->prog, what ? what : "", what ? ": " : "",
+        fprintf(stderr, "%s: %s%s%ld%s%s: %s%s%s%s%s%s%s%s\n", c->prog, what ? what : "", what ? ": " : "",
                 resp->status, type ? " " : "", type ? output_sanitize(type, t, sizeof t) : "",
                 output_sanitize(msg ? msg : "", m, sizeof m),
                 field && *field ? " (field " : "", field && *field ? output_sanitize(field, f, sizeof f) : "",
-                field && *field ? ")" : "", why ? "; " : "", why ? why : "");
+                field && *field ? ")" : "", why ? "; " : "", why ? why : "",
+                resp->status == 401 && c->token_from ? "; this token came from " : "",
+                resp->status == 401 && c->token_from ? c->token_from : "");
         return exit_code_for(resp->status, type);
 }
 

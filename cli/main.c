@@ -232,18 +232,28 @@ static int verb_execute(const Verb *v, CliFlags *flags, VerbArgs *args, const ch
         return r;
 }
 
+static int verb_run(const Verb *v, CliFlags *flags, int argc, char **argv, const char *parent);
+
+/* "token [GLOBAL OPTIONS] create ...": global options may come before the
+ * sub-verb too. */
+static int verb_run_sub(const Verb *v, CliFlags *flags, int argc, char **argv, const char *prog) {
+        OptTable global = { OPTS(global_opts), flags };
+        OptResult res;
+        if (opts_parse(&global, 1, argc, argv, true, prog, &res) < 0)
+                return CLI_EXIT_USAGE;
+        if (res.help || res.next >= argc) {
+                verb_usage(res.help ? stdout : stderr, prog, v);
+                return res.help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+        }
+        const Verb *s = verb_find(prog, v->subs, v->n_subs, argv[res.next]);
+        return s ? verb_run(s, flags, argc - res.next - 1, argv + res.next + 1, prog) : CLI_EXIT_USAGE;
+}
+
 static int verb_run(const Verb *v, CliFlags *flags, int argc, char **argv, const char *parent) {
         char prog[64];
         snprintf(prog, sizeof prog, "%s %s", parent, v->name);
-        if (v->subs) {
-                if (argc > 0 && argv[0][0] != '-') {
-                        const Verb *s = verb_find(prog, v->subs, v->n_subs, argv[0]);
-                        return s ? verb_run(s, flags, argc - 1, argv + 1, prog) : CLI_EXIT_USAGE;
-                }
-                bool help = argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0);
-                verb_usage(help ? stdout : stderr, prog, v);
-                return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-        }
+        if (v->subs)
+                return verb_run_sub(v, flags, argc, argv, prog);
         VerbArgs args = { 0 };
         OptTable tables[] = { { v->opts, v->n_opts, &args }, { OPTS(global_opts), flags } };
         OptResult res;

@@ -169,6 +169,8 @@ def usage_errors(t):
     t.fails(2, "describe", "Not_A_Name")
     t.fails(2, "token", auth=False)
     t.fails(2, "token", "frobnicate", auth=False)
+    t.fails(2, "token", "-o", "json", auth=False)
+    t.ok("token", "-o", "json", "list", "--help", auth=False)
     err = t.fails(2, "up", auth=False)
     check("not available" in err, "later verb message", err)
     t.fails(2, auth=False)
@@ -423,8 +425,10 @@ def tokens(t):
     out = t.ok("token", "revoke", tok["id"])
     check(tok["id"] in out and "revoked" in out, "revoke output", out)
     err = t.fails(4, "list", "-n", "team-a", env=dev)
-    check("401" in err and "missing, malformed, unknown or revoked" in err and "FNBOX_TOKEN" in err,
+    check("401" in err and "missing, malformed, unknown or revoked" in err and "came from FNBOX_TOKEN" in err,
           "401 explanation", err)
+    err = t.fails(4, "list", "-n", "team-a", "--token", tok["token"])
+    check("came from --token" in err, "401 names where the token came from", err)
     row = [l for l in t.ok("token", "list").splitlines() if l.startswith(tok["id"])]
     check(row and row[0].rstrip().endswith("yes"), "revoked column", row)
     t.fails(4, "list", env={"FNBOX_TOKEN": "fnb_nope_nope"})
