@@ -96,9 +96,15 @@ $(SECCOMP_BPF): $(BUILD)/gen/seccomp_bpf.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# fnbox-runtime is started for every `run`: as a static PIE it starts
+# without the dynamic loader (about 0.5 ms less a run, hyperfine -N).
+# Not under the sanitizers, whose runtime is dynamic. (The linker warns
+# that libuv's getpwuid_r would need NSS: fnbox never calls it.)
+RUNTIME_STATIC := $(if $(filter 1,$(SANITIZE)),,$(if $(filter /%,$(shell $(CC) -print-file-name=rcrt1.o)),-static-pie))
+
 $(BUILD)/bin/fnbox-runtime: $(call obj,runtime/main.c $(RUNTIME_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS)
+	$(CC) $(ALL_LDFLAGS) $(RUNTIME_STATIC) $^ -o $@ $(RUNTIME_LIBS)
 
 $(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)

@@ -160,6 +160,28 @@ int cgroup_set_limits(const Cgroup *cg, const CgroupLimits *l) {
         return 0;
 }
 
+/* The jail's directory. Its parent is made only when it is missing (not
+ * with a mkdir per path component for every jail); on v2 the controllers
+ * are enabled in it once per process and parent. */
+static int make_dir(const CgroupHost *h, int c, const char *parent, const char *dir) {
+        static char v2_ready[PATH_MAX];
+        int r;
+        if (h->version == 2 && strcmp(v2_ready, parent) != 0) {
+                if ((r = v2_prepare_parent(h->root[c], parent)) < 0)
+                        return r;
+                snprintf(v2_ready, sizeof v2_ready, "%s", parent);
+        }
+        if (mkdir(dir, 0755) == 0)
+                return 0;
+        if (errno != ENOENT || h->version == 2)
+                return negative_errno();
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", h->root[c], parent);
+        if ((r = mkdir_p(p)) < 0)
+                return r;
+        return mkdir(dir, 0755) < 0 ? negative_errno() : 0;
+}
+
 static int open_procs(const char *dir) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/cgroup.procs", dir);
@@ -189,15 +211,8 @@ int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
                         r = -ENAMETOOLONG;
                         goto fail;
                 }
-                char p[PATH_MAX];
-                snprintf(p, sizeof p, "%s/%s", h->root[c], parent);
-                r = h->version == 2 ? v2_prepare_parent(h->root[c], parent) : mkdir_p(p);
-                if (r < 0)
+                if ((r = make_dir(h, c, parent, cg.path[i])) < 0)
                         goto fail;
-                if (mkdir(cg.path[i], 0755) < 0) {
-                        r = negative_errno();
-                        goto fail;
-                }
                 cg.n = i + 1;
                 cg.kind[i] = c;
                 if (c == CG_CPUACCT)
@@ -324,7 +339,8 @@ int cgroup_destroy(Cgroup *cg) {
                 if (cg->version == 2 || cg->n == 1)
                         (void) write_at(cg->path[i], "cgroup.kill", "1");
                 /* rmdir fails with EBUSY while dying tasks are still listed */
-                for (int tries = 0; tries < 2000; tries++) {
+                int tries;
+                for (tries = 0; tries < 2000; tries++) {
                         if (rmdir(cg->path[i]) == 0 || errno == ENOENT)
                                 break;
                         if (errno != EBUSY) {
@@ -334,7 +350,7 @@ int cgroup_destroy(Cgroup *cg) {
                         kill_listed(cg->path[i]);
                         nanosleep(&(struct timespec) { 0, 1000000 }, NULL);
                 }
-                if (access(cg->path[i], F_OK) == 0 && r == 0)
+                if (tries == 2000 && r == 0)
                         r = -EBUSY;
         }
         cg->n = 0;

@@ -325,18 +325,19 @@ static bool peer_is_root(int fd) {
         return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == 0;
 }
 
-static void server_accept(Server *s) {
+/* Take one pending connection; false when there is none. */
+static bool server_accept(Server *s) {
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
-                return;
+                return errno == EINTR || errno == ECONNABORTED;
         if (!peer_is_root(fd) || s->n_conns >= CONN_MAX || s->stopping) {
                 close(fd);
-                return;
+                return true;
         }
         Conn *c = calloc(1, sizeof *c);
         if (!c) {
                 close(fd);
-                return;
+                return true;
         }
         *c = (Conn) { .s = s, .fd = fd, .code_fd = -1, .next = s->conns };
         if (s->conns)
@@ -349,13 +350,15 @@ static void server_accept(Server *s) {
         c->open_handles = 2;
         uv_poll_start(&c->poll, UV_READABLE, conn_on_poll);
         uv_timer_start(&c->timer, conn_on_timeout, REQUEST_TIME_MS, 0);
+        return true;
 }
 
 static void on_listen(uv_poll_t *h, int status, int events) {
         Server *s = h->data;
         (void) events;
         for (int i = 0; status >= 0 && i < 16 && !s->stopping; i++)
-                server_accept(s);
+                if (!server_accept(s))
+                        break;
 }
 
 /* ----- the socket ----- */
