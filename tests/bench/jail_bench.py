@@ -1,5 +1,18 @@
 #!/usr/bin/env python3
-"""fnbox jail benchmark: one-shot jail start-up against its peers.
+"""fnbox jail benchmark: jail start-up on both paths, against its peers.
+
+`fnbox-runtime run` takes one of two paths, and both are measured, side by
+side, in one run:
+
+  one-shot  `run --no-daemon`: the run process builds the whole jail itself
+            (namespaces, root, cgroup, user namespace, seccomp), runs the box
+            and tears the jail down before it exits.
+  daemon    `run --daemon --socket S`: the run process sends the request to a
+            `fnbox-runtime serve` that this script starts (with --pool N
+            prepared jails) and stops afterwards; the request runs in a jail
+            that was prepared ahead (namespaces, root and cgroup made, no
+            code), and the answer comes back before the jail's teardown.
+            The wall time is still that of the whole `run` command.
 
 Latency: every command below is run once per round, round-robin (the order is
 rotated each round so that no command always follows the same one), so that
@@ -7,17 +20,21 @@ machine noise falls on all of them alike. The first --warmup rounds are thrown
 away. Each sample is the wall time of the whole command, taken with
 time.perf_counter_ns() around subprocess.run().
 
-  fnbox-exec    fnbox-runtime run --runtime exec --code /bin/true
-  bwrap         bwrap --unshare-all ... /bin/true (the same isolation, roughly)
-  unshare       unshare --fork --pid --mount --ipc --uts --net --cgroup
-                        --user --map-root-user --mount-proc /bin/true
-  fnbox-python  fnbox-runtime run --runtime python3 --code hello.py
-  python-bare   /usr/bin/python3 -I -S hello.py (no jail)
-  true          /bin/true (the cost of spawning anything at all)
+  fnbox-daemon       fnbox-runtime run --daemon ... --runtime exec --code /bin/true
+  fnbox-oneshot      fnbox-runtime run --no-daemon --runtime exec --code /bin/true
+  bwrap              bwrap --unshare-all ... /bin/true (the same isolation, roughly)
+  unshare            unshare --fork --pid --mount --ipc --uts --net --cgroup
+                             --user --map-root-user --mount-proc /bin/true
+  fnbox-daemon-py    fnbox-runtime run --daemon ... --runtime python3 --code hello.py
+  fnbox-oneshot-py   fnbox-runtime run --no-daemon --runtime python3 --code hello.py
+  python-bare        /usr/bin/python3 -I -S hello.py (no jail)
+  true               /bin/true (the cost of spawning anything at all)
 
 Throughput: N workers (default 2 x nproc) each start jails back to back for a
-fixed time; jails/s for fnbox and for bwrap. The time is split in halves run
-A B B A so that slow drift of the machine hits both alike.
+fixed time; jails/s for fnbox through the daemon, fnbox one-shot, and bwrap.
+The time is split in halves run A B C C B A so that slow drift of the
+machine hits all alike. Under such load the daemon's pool runs dry and it
+builds jails on demand: the report says how many requests its pool served.
 
 Every run's exit status is checked (and the hello world's output); a command
 that fails is reported and not timed, and the script then exits 1. Otherwise
@@ -25,7 +42,7 @@ it exits 0 whether the goals are met or not: a benchmark never fails the build.
 
 Python 3 standard library only. Usage:
   python3 tests/bench/jail_bench.py --build build [--rounds 200]
-      [--warmup 5] [--throughput-seconds 10] [--workers N] [--json PATH]
+      [--warmup 5] [--throughput-seconds 10] [--workers N] [--pool 8] [--json PATH]
 """
 
 import argparse
@@ -44,6 +61,7 @@ import time
 
 GOAL_FNBOX_OVER_BWRAP_P50 = 0.5     # fnbox p50 / bwrap p50 at most this
 GOAL_PYTHON_OVERHEAD_PCT = 25.0     # (jail python - bare python) / bare python
+DAEMON_READY_S = 30
 
 HELLO_SRC = 'print("hello")\n'
 HELLO_OUT = b"hello\n"
@@ -293,7 +311,7 @@ def throughput(argv, workers, seconds):
 
 def measure_throughput(peers, workers, seconds):
     """peers: list of (key, argv). Each gets `seconds` in two halves, run in
-    the order A B B A."""
+    the order A B C C B A."""
     half = seconds / 2.0
     acc = {k: {"ok": 0, "failed": 0, "elapsed_s": 0.0, "problems": []} for k, _ in peers}
     for key, argv in peers + peers[::-1]:
@@ -321,7 +339,185 @@ def fmt_ratio(v):
     return "n/a" if v is None else "%.3f" % v
 
 
-def main():
+
+# ----- the daemon -----
+
+class Daemon:
+    """A `fnbox-runtime serve` with a pool, for the daemon path."""
+
+    def __init__(self, runtime, tmp, pool):
+        self.socket = os.path.join(tmp, "runtime.sock")
+        self.err_path = os.path.join(tmp, "serve.err")
+        self.pool = pool
+        self.proc = None
+        self.ready_line = None
+        self.last_words = ""
+        self.argv = [runtime, "serve", "--socket", self.socket, "--pool", str(pool)]
+
+    def start(self):
+        """None when ready, else why not."""
+        err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        err.close()
+        ready, _, _ = select.select([self.proc.stdout], [], [], DAEMON_READY_S)
+        line = self.proc.stdout.readline().decode(errors="replace").strip() if ready else ""
+        if "ready" not in line:
+            self.stop()
+            return "fnbox-runtime serve did not get ready: %r %s" % (line, self.last_words)
+        self.ready_line = line
+        return None
+
+    def stop(self):
+        if not self.proc:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        with open(self.err_path, "rb") as f:
+            self.last_words = f.read().decode(errors="replace").strip()[-400:]
+        self.proc.stdout.close()
+        self.proc = None
+
+    def run_argv(self, *args):
+        return [self.argv[0], "run", "--daemon", "--socket", self.socket] + list(args)
+
+
+# ----- report -----
+
+def print_latency(cmds):
+    st = {}
+    print()
+    print("Latency, wall time of the whole command (ms)")
+    hdr = "  %-34s %5s %8s %8s %8s %8s %8s" % ("command", "n", "min", "p50", "p90", "p99", "max")
+    print(hdr)
+    print("  " + "-" * (len(hdr) - 2))
+    for c in cmds:
+        if c.samples:
+            s = stats_ms(c.samples)
+            st[c.key] = s
+            print("  %-34s %5d %8.2f %8.2f %8.2f %8.2f %8.2f" % (
+                    c.label, s["n"], s["min"], s["p50"], s["p90"], s["p99"], s["max"]))
+        else:
+            print("  %-34s  %s" % (c.label, c.skipped or "no samples"))
+    for c in cmds:
+        if c.failures:
+            print("  !! %s: %d failed run(s), not timed; first: %s" % (
+                    c.label, len(c.failures), c.failures[0][1]))
+    return st
+
+
+def ratio(st, a, b, q):
+    if a in st and b in st and st[b][q] > 0:
+        return st[a][q] / st[b][q]
+    return None
+
+
+def overhead_pct(st, a, b, q):
+    if a in st and b in st and st[b][q] > 0:
+        return 100.0 * (st[a][q] - st[b][q]) / st[b][q]
+    return None
+
+
+def print_ratios(st):
+    """The ratios for both paths; the goals are judged on each."""
+    ratios, goals = {}, {}
+    print()
+    print("Ratios (p50, [p99])")
+    for path, ex, py in (("daemon", "fnbox_daemon", "fnbox_daemon_py"),
+                         ("one-shot", "fnbox_oneshot", "fnbox_oneshot_py")):
+        key = path.replace("-", "")
+        for peer in ("bwrap", "unshare"):
+            r50, r99 = ratio(st, ex, peer, "p50"), ratio(st, ex, peer, "p99")
+            ratios["%s_over_%s_p50" % (key, peer)] = r50
+            ratios["%s_over_%s_p99" % (key, peer)] = r99
+            line = "  fnbox %-8s / %-7s %s  [%s]" % (path, peer, fmt_ratio(r50), fmt_ratio(r99))
+            if peer == "bwrap" and r50 is not None:
+                goals["%s_over_bwrap_p50" % key] = r50 <= GOAL_FNBOX_OVER_BWRAP_P50
+                line += "  (goal <= %.2f: %s)" % (GOAL_FNBOX_OVER_BWRAP_P50,
+                                                   mark(goals["%s_over_bwrap_p50" % key]))
+            print(line)
+        o50, o99 = overhead_pct(st, py, "python_bare", "p50"), overhead_pct(st, py, "python_bare", "p99")
+        ratios["%s_python_overhead_pct_p50" % key] = o50
+        ratios["%s_python_overhead_pct_p99" % key] = o99
+        if o50 is not None:
+            goals["%s_python_overhead_p50" % key] = o50 <= GOAL_PYTHON_OVERHEAD_PCT
+            print("  python in the %-8s jail: %+.1f%% of bare python's start-up  [%+.1f%%]  "
+                  "(goal <= %.0f%%: %s)" % (path, o50, o99, GOAL_PYTHON_OVERHEAD_PCT,
+                                            mark(goals["%s_python_overhead_p50" % key])))
+            print("      = (%.2f ms - %.2f ms) / %.2f ms" % (st[py]["p50"], st["python_bare"]["p50"],
+                                                           st["python_bare"]["p50"]))
+        if ex in st and "true" in st:
+            ratios["%s_minus_true_p50_ms" % key] = st[ex]["p50"] - st["true"]["p50"]
+            print("  fnbox %s exec p50 minus direct /bin/true p50: %.2f ms" % (
+                    path, ratios["%s_minus_true_p50_ms" % key]))
+    return ratios, goals
+
+
+def print_throughput(tput, workers, nproc, seconds, daemon_note):
+    print()
+    print("Throughput, %d concurrent workers on %d cpus, %.1f s per command (halves A B C C B A)" % (
+            workers, nproc, seconds))
+    for key, label in (("fnbox_daemon", "fnbox daemon /bin/true"), ("fnbox_oneshot", "fnbox one-shot /bin/true"),
+                       ("bwrap", "bwrap /bin/true")):
+        if key in tput:
+            t = tput[key]
+            print("  %-26s %8.1f jails/s  (%d runs in %.2f s%s)" % (
+                    label, t["jails_per_s"], t["ok"], t["elapsed_s"],
+                    (", %d FAILED" % t["failed"]) if t["failed"] else ""))
+        else:
+            print("  %-26s  n/a" % label)
+    out = {}
+    for key in ("fnbox_daemon", "fnbox_oneshot"):
+        if key in tput and "bwrap" in tput and tput["bwrap"]["jails_per_s"] > 0:
+            out[key] = tput[key]["jails_per_s"] / tput["bwrap"]["jails_per_s"]
+            print("  %s / bwrap jails/s %.3f  (higher is better)" % (key.replace("_", " "), out[key]))
+    if daemon_note:
+        print("  daemon: %s" % daemon_note)
+    for key, t in tput.items():
+        if t["problems"]:
+            print("  !! %s under load: %s" % (key, "; ".join(t["problems"])))
+    return out
+
+
+def build_cmds(runtime, daemon, hello):
+    def oneshot(*args):
+        return [runtime, "run", "--no-daemon"] + list(args)
+    return [
+        Cmd("fnbox_daemon", "fnbox daemon exec /bin/true", daemon.run_argv("--runtime", "exec", "--code", TRUE)),
+        Cmd("fnbox_oneshot", "fnbox one-shot exec /bin/true", oneshot("--runtime", "exec", "--code", TRUE)),
+        Cmd("bwrap", "bwrap /bin/true", bwrap_argv(TRUE)),
+        Cmd("unshare", "unshare /bin/true", UNSHARE_ARGV),
+        Cmd("fnbox_daemon_py", "fnbox daemon python3 hello",
+            daemon.run_argv("--runtime", "python3", "--code", hello), HELLO_OUT),
+        Cmd("fnbox_oneshot_py", "fnbox one-shot python3 hello",
+            oneshot("--runtime", "python3", "--code", hello), HELLO_OUT),
+        Cmd("python_bare", "bare python3 -I -S hello", [BARE_PYTHON, "-I", "-S", hello], HELLO_OUT),
+        Cmd("true", "direct /bin/true", [TRUE]),
+    ]
+
+
+def print_header(build_runtime, nproc, args, by, have_bwrap, have_unshare, daemon):
+    print("fnbox jail benchmark")
+    print("  host     : %s %s, %d cpus, %s; load average %s" % (
+            platform.system(), platform.release(), nproc, platform.machine(),
+            " ".join("%.2f" % x for x in os.getloadavg())))
+    print("  runtime  : %s (run from a copy taken at start)" % build_runtime)
+    print("  daemon   : %s" % (daemon.ready_line or "NOT RUNNING"))
+    print("  bwrap    : %s" % (tool_version(["bwrap", "--version"]) if have_bwrap
+                               else "NOT INSTALLED (apt-get install bubblewrap, or `make deps`)"))
+    print("  unshare  : %s" % (tool_version(["unshare", "--version"]) if have_unshare else "NOT INSTALLED"))
+    print("  python   : %s" % tool_version([BARE_PYTHON, "--version"]))
+    print("  latency  : %d rounds round-robin (+%d warm-up discarded)" % (args.rounds, args.warmup))
+    print("  bwrap cmd: %s" % " ".join(by["bwrap"].argv))
+    print("  unshare  : %s" % " ".join(UNSHARE_ARGV))
+    print(flush=True)
+
+
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build", help="build folder (default: build)")
     ap.add_argument("--rounds", type=int, default=200, help="timed rounds (default 200)")
@@ -330,30 +526,29 @@ def main():
                     help="seconds of load per command for jails/s, 0 to skip (default 10)")
     ap.add_argument("--workers", type=int, default=0,
                     help="concurrent loops for jails/s (default 2 x nproc)")
+    ap.add_argument("--pool", type=int, default=8, help="prepared jails in the daemon's pool (default 8)")
     ap.add_argument("--json", default=None,
                     help="where to write the numbers (default BUILD/bench/jail.json if BUILD exists)")
     args = ap.parse_args()
-    if args.rounds < 1 or args.warmup < 0:
-        ap.error("--rounds must be >= 1 and --warmup >= 0")
+    if args.rounds < 1 or args.warmup < 0 or not 0 <= args.pool <= 64:
+        ap.error("--rounds must be >= 1, --warmup >= 0, --pool 0..64")
+    return args
 
-    nproc = os.cpu_count() or 1
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
+
+def main():
+    args = parse_args()
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = args.workers or 2 * nproc
-
     runtime = os.path.join(args.build, "bin", "fnbox-runtime")
     if not os.access(runtime, os.X_OK):
-        print("jail_bench: %s not found or not executable: run `make all` first" % runtime,
-              file=sys.stderr)
+        print("jail_bench: %s not found or not executable: run `make all` first" % runtime, file=sys.stderr)
         return 1
     build_runtime = os.path.abspath(runtime)
-
-    have_bwrap = shutil.which("bwrap")
-    have_unshare = shutil.which("unshare")
+    have_bwrap, have_unshare = shutil.which("bwrap"), shutil.which("unshare")
 
     tmp = tempfile.mkdtemp(prefix="fnbox-bench-")
+    daemon = None
+    tput = None
     try:
         os.chmod(tmp, 0o755)
         hello = os.path.join(tmp, "hello.py")
@@ -365,152 +560,50 @@ def main():
         runtime = os.path.join(tmp, "fnbox-runtime")
         shutil.copy2(build_runtime, runtime)
         os.chmod(runtime, 0o755)
-
-        cmds = [
-            Cmd("fnbox_exec", "fnbox exec /bin/true",
-                [runtime, "run", "--runtime", "exec", "--code", TRUE]),
-            Cmd("bwrap", "bwrap /bin/true", bwrap_argv(TRUE)),
-            Cmd("unshare", "unshare /bin/true", UNSHARE_ARGV),
-            Cmd("fnbox_python", "fnbox python3 hello",
-                [runtime, "run", "--runtime", "python3", "--code", hello], HELLO_OUT),
-            Cmd("python_bare", "bare python3 -I -S hello",
-                [BARE_PYTHON, "-I", "-S", hello], HELLO_OUT),
-            Cmd("true", "direct /bin/true", [TRUE]),
-        ]
+        daemon = Daemon(runtime, tmp, args.pool)
+        cmds = build_cmds(runtime, daemon, hello)
         by = {c.key: c for c in cmds}
+        why = daemon.start()
+        if why:
+            for k in ("fnbox_daemon", "fnbox_daemon_py"):
+                by[k].skipped = "DAEMON FAILED: " + why
+                by[k].failures.append((-1, why))
         if not have_bwrap:
             by["bwrap"].skipped = ("NOT INSTALLED: bwrap is not on PATH; install the "
-                                   "Debian package bubblewrap (`make deps` does)")
+                                   "Debian package bubblewrap (`make deps`)")
         if not have_unshare:
             by["unshare"].skipped = "NOT INSTALLED: unshare is not on PATH (package util-linux)"
-
-        print("fnbox jail benchmark")
-        print("  host     : %s %s, %d cpus, %s" % (platform.system(), platform.release(),
-                                                  nproc, platform.machine()))
-        print("  runtime  : %s (run from a copy taken at start)" % build_runtime)
-        print("  bwrap    : %s" % (tool_version(["bwrap", "--version"]) if have_bwrap
-                                   else "NOT INSTALLED (apt-get install bubblewrap, or `make deps`)"))
-        print("  unshare  : %s" % (tool_version(["unshare", "--version"]) if have_unshare
-                                   else "NOT INSTALLED"))
-        print("  python   : %s" % tool_version([BARE_PYTHON, "--version"]))
-        print("  latency  : %d rounds round-robin (+%d warm-up discarded)" % (args.rounds, args.warmup))
-        print("  bwrap cmd: %s" % " ".join(by["bwrap"].argv))
-        print("  unshare  : %s" % " ".join(UNSHARE_ARGV))
-        print(flush=True)
+        print_header(build_runtime, nproc, args, by, have_bwrap, have_unshare, daemon)
 
         preflight(cmds)
         measure_latency(cmds, args.rounds, args.warmup)
-
-        tput = None
         if args.throughput_seconds > 0:
-            peers = []
-            if not by["fnbox_exec"].skipped and not by["fnbox_exec"].failures:
-                peers.append(("fnbox_exec", by["fnbox_exec"].argv))
-            if not by["bwrap"].skipped and not by["bwrap"].failures:
-                peers.append(("bwrap", by["bwrap"].argv))
+            peers = [(k, by[k].argv) for k in ("fnbox_daemon", "fnbox_oneshot", "bwrap")
+                     if not by[k].skipped and not by[k].failures]
             if peers:
                 tput = measure_throughput(peers, workers, args.throughput_seconds)
     finally:
+        if daemon:
+            daemon.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    # ----- latency table -----
-    st = {}
-    print()
-    print("Latency, wall time of the whole command (ms)")
-    hdr = "  %-26s %5s %8s %8s %8s %8s %8s" % ("command", "n", "min", "p50", "p90", "p99", "max")
-    print(hdr)
-    print("  " + "-" * (len(hdr) - 2))
-    for c in cmds:
-        if c.samples:
-            s = stats_ms(c.samples)
-            st[c.key] = s
-            print("  %-26s %5d %8.2f %8.2f %8.2f %8.2f %8.2f" % (
-                    c.label, s["n"], s["min"], s["p50"], s["p90"], s["p99"], s["max"]))
-        else:
-            print("  %-26s  %s" % (c.label, c.skipped or "no samples"))
+    st = print_latency(cmds)
     errors = [c for c in cmds if c.failures]
-    for c in errors:
-        print("  !! %s: %d failed run(s), not timed; first: %s" % (
-                c.label, len(c.failures), c.failures[0][1]))
-
-    def ratio(a, b, q):
-        if a in st and b in st and st[b][q] > 0:
-            return st[a][q] / st[b][q]
-        return None
-
-    r_bw50 = ratio("fnbox_exec", "bwrap", "p50")
-    r_bw99 = ratio("fnbox_exec", "bwrap", "p99")
-    r_un50 = ratio("fnbox_exec", "unshare", "p50")
-    r_un99 = ratio("fnbox_exec", "unshare", "p99")
-    py_over = None
-    py_over99 = None
-    if "fnbox_python" in st and "python_bare" in st:
-        bare = st["python_bare"]
-        py_over = 100.0 * (st["fnbox_python"]["p50"] - bare["p50"]) / bare["p50"]
-        py_over99 = 100.0 * (st["fnbox_python"]["p99"] - bare["p99"]) / bare["p99"]
-    jail_over_true = None
-    if "fnbox_exec" in st and "true" in st:
-        jail_over_true = st["fnbox_exec"]["p50"] - st["true"]["p50"]
-
-    goals = {}
-    print()
-    print("Ratios")
-    if r_bw50 is not None:
-        goals["fnbox_over_bwrap_p50"] = r_bw50 <= GOAL_FNBOX_OVER_BWRAP_P50
-        print("  fnbox / bwrap    p50 %s  (goal <= %.2f: %s)" % (
-                fmt_ratio(r_bw50), GOAL_FNBOX_OVER_BWRAP_P50, mark(goals["fnbox_over_bwrap_p50"])))
-        print("  fnbox / bwrap    p99 %s" % fmt_ratio(r_bw99))
-    else:
-        print("  fnbox / bwrap    n/a (%s)" % (by["bwrap"].skipped or by["fnbox_exec"].skipped
-                                               or "no samples"))
-    if r_un50 is not None:
-        print("  fnbox / unshare  p50 %s" % fmt_ratio(r_un50))
-        print("  fnbox / unshare  p99 %s" % fmt_ratio(r_un99))
-    else:
-        print("  fnbox / unshare  n/a")
-    if py_over is not None:
-        goals["python_overhead_p50"] = py_over <= GOAL_PYTHON_OVERHEAD_PCT
-        print("  python jail overhead p50 %+.1f%%  (goal <= %.0f%%: %s)   [p99 %+.1f%%]" % (
-                py_over, GOAL_PYTHON_OVERHEAD_PCT, mark(goals["python_overhead_p50"]), py_over99))
-        print("      = (jail %.2f ms - bare %.2f ms) / bare, p50" % (
-                st["fnbox_python"]["p50"], st["python_bare"]["p50"]))
-    else:
-        print("  python jail overhead n/a")
-    if jail_over_true is not None:
-        print("  fnbox exec p50 minus direct /bin/true p50: %.2f ms" % jail_over_true)
-
-    tput_ratio = None
+    ratios, goals = print_ratios(st)
+    tput_ratios = {}
     if tput is not None:
-        print()
-        print("Throughput, %d concurrent workers on %d cpus, %.1f s per command (halves A B B A)" % (
-                workers, nproc, args.throughput_seconds))
-        for key, label in (("fnbox_exec", "fnbox exec /bin/true"), ("bwrap", "bwrap /bin/true")):
-            if key in tput:
-                t = tput[key]
-                print("  %-26s %8.1f jails/s  (%d runs in %.2f s%s)" % (
-                        label, t["jails_per_s"], t["ok"], t["elapsed_s"],
-                        (", %d FAILED" % t["failed"]) if t["failed"] else ""))
-            else:
-                print("  %-26s  n/a" % label)
-        if "fnbox_exec" in tput and "bwrap" in tput and tput["bwrap"]["jails_per_s"] > 0:
-            tput_ratio = tput["fnbox_exec"]["jails_per_s"] / tput["bwrap"]["jails_per_s"]
-            print("  fnbox / bwrap jails/s %.3f  (higher is better)" % tput_ratio)
-        for key, t in tput.items():
-            if t["problems"]:
-                print("  !! %s under load: %s" % (key, "; ".join(t["problems"])))
-    elif args.throughput_seconds > 0:
-        print()
-        print("Throughput: n/a (no command to load)")
-
+        note = daemon.last_words.splitlines()[-1] if daemon.last_words else ""
+        tput_ratios = print_throughput(tput, workers, nproc, args.throughput_seconds, note)
     print()
     if goals:
         print("Goals: " + ", ".join("%s %s" % (k, mark(v)) for k, v in goals.items()))
+    print("The daemon path is what `fnbox-runtime run` takes when `fnbox-runtime serve` runs; "
+          "the one-shot path is what it takes without one (or with --no-daemon).")
     if not have_bwrap:
         print("NOTE: bwrap is NOT INSTALLED, so the comparison with bwrap is missing; "
               "install bubblewrap (`make deps`).")
 
     failed = bool(errors) or bool(tput and any(t["problems"] for t in tput.values()))
-
     result = {
         "host": {"kernel": platform.release(), "cpus": nproc, "machine": platform.machine()},
         "versions": {
@@ -520,20 +613,15 @@ def main():
         },
         "rounds": args.rounds,
         "warmup": args.warmup,
+        "daemon": {"pool": args.pool, "ready": daemon.ready_line, "last_words": daemon.last_words},
         "commands": {c.key: {"argv": c.argv, "label": c.label, "skipped": c.skipped,
                              "failures": len(c.failures),
                              "first_failure": c.failures[0][1] if c.failures else None,
                              "stats_ms": st.get(c.key),
                              "samples_us": [round(x / 1000) for x in c.samples]}
                      for c in cmds},
-        "ratios": {
-            "fnbox_over_bwrap_p50": r_bw50, "fnbox_over_bwrap_p99": r_bw99,
-            "fnbox_over_unshare_p50": r_un50, "fnbox_over_unshare_p99": r_un99,
-            "python_jail_overhead_pct_p50": py_over,
-            "python_jail_overhead_pct_p99": py_over99,
-            "fnbox_exec_minus_true_p50_ms": jail_over_true,
-            "throughput_fnbox_over_bwrap": tput_ratio,
-        },
+        "ratios": ratios,
+        "throughput_over_bwrap": tput_ratios,
         "goals": {
             "fnbox_over_bwrap_p50_max": GOAL_FNBOX_OVER_BWRAP_P50,
             "python_overhead_pct_max": GOAL_PYTHON_OVERHEAD_PCT,
@@ -552,7 +640,6 @@ def main():
             json.dump(result, f, indent=1)
             f.write("\n")
         print("Numbers written to %s" % json_path)
-
     if failed:
         print("jail_bench: some commands FAILED (see !! above)", file=sys.stderr)
         return 1
