@@ -123,6 +123,15 @@ Jail *pool_take(Pool *p) {
         return j;
 }
 
+void pool_put(Pool *p, Jail *j) {
+        if (p->closing || p->n >= POOL_MAX || jail_is_started(j)) {
+                jail_free(j);
+                return;
+        }
+        jail_set_events(j, on_jail_event, p);
+        p->slots[p->n++] = j;
+}
+
 unsigned pool_ready(const Pool *p) {
         unsigned n = 0;
         for (unsigned i = 0; i < p->n; i++)

@@ -23,6 +23,9 @@ int pool_new(uv_loop_t *loop, unsigned size, const char *cgroup_parent,
 /* A prepared jail that is waiting, or NULL if there is none. The caller
  * owns it: jail_start() it once, and jail_free() it. */
 Jail *pool_take(Pool *p);
+/* Give back a jail that pool_take() handed out but that was never started
+ * (its request was refused): it is still as prepared. */
+void pool_put(Pool *p, Jail *j);
 /* Top the pool up in the background, one jail per loop iteration. */
 void pool_refill(Pool *p);
 unsigned pool_ready(const Pool *p);

@@ -176,8 +176,10 @@ static void on_jail_event(Jail *j, JailEvent ev, int error, void *userdata) {
                 fprintf(stderr, "fnbox-runtime serve: could not remove a jail's cgroup: %s\n", strerror(-error));
 }
 
-/* Start the checked request in a pooled jail, or in a new one when the pool
- * is empty (or the request asks for another cgroup parent). */
+/* Start the request in a pooled jail, or in a new one when the pool is
+ * empty (or the request asks for another cgroup parent). Either way the
+ * config and the code's fd are checked first, as in a one-shot run; a
+ * pooled jail whose request is refused goes back to the pool unused. */
 static int conn_start_jail(Conn *c, const JailConfig *cfg, char *why, size_t len) {
         Server *s = c->s;
         bool same_parent = strcmp(cfg->cgroup_parent, s->cgroup_parent) == 0;
@@ -185,14 +187,16 @@ static int conn_start_jail(Conn *c, const JailConfig *cfg, char *why, size_t len
         int r;
         if (j) {
                 if ((r = jail_start(j, cfg, conn_on_done, c, why, len)) < 0) {
-                        jail_free(j); /* unused; killed, and replaced later */
+                        pool_put(s->pool, j);
                         return r;
                 }
                 s->pooled++;
         } else {
+                if ((r = jail_config_check(cfg, why, len)) < 0)
+                        return r;
                 if ((r = jail_spawn(&s->loop, cfg, conn_on_done, c, &j)) < 0) {
                         snprintf(why, len, "could not start the jail: %s", strerror(-r));
-                        return r;
+                        return r == -EINVAL ? -EIO : r;
                 }
                 s->on_demand++;
         }
@@ -204,7 +208,7 @@ static int conn_start_jail(Conn *c, const JailConfig *cfg, char *why, size_t len
 static void conn_run(Conn *c) {
         Server *s = c->s;
         JailConfig cfg = c->req.cfg;
-        char why[256];
+        char why[256] = "";
         uv_timer_stop(&c->timer);
         if (c->code_fd < 0) {
                 conn_refuse(c, 2, "the request carried no code");
@@ -213,14 +217,10 @@ static void conn_run(Conn *c) {
         cfg.code_fd = c->code_fd;
         cfg.host_uid = cfg.host_gid = c->req.uid ? c->req.uid : s->uid;
         cfg.cgroup_parent = c->req.cgroup_parent ? c->req.cgroup_parent : s->cgroup_parent;
-        /* the same checks as a one-shot run, on the fd that will be mounted */
-        if (jail_config_check(&cfg, why, sizeof why) < 0) {
-                conn_refuse(c, 2, why);
-                return;
-        }
         int r = conn_start_jail(c, &cfg, why, sizeof why);
         if (r < 0) {
-                conn_refuse(c, r == -EINVAL ? 2 : 125, why);
+                /* a refused config is a usage error, as in a one-shot run */
+                conn_refuse(c, r == -EINVAL ? 2 : 125, why[0] ? why : strerror(-r));
                 return;
         }
         c->state = CONN_RUN;

@@ -41,6 +41,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -423,11 +424,13 @@ def clean_up_after(problems):
 # ----- tests -----
 
 TESTS = []
+PATHS = {}   # tests that make sense on some paths only
 
 
-def test(name, quick=False):
+def test(name, quick=False, paths=("oneshot", "daemon")):
     def register(fn):
         TESTS.append((name, fn, quick))
+        PATHS[name] = paths
         return fn
     return register
 
@@ -951,6 +954,117 @@ def t_code_path_swap():
                "none (refused, or the good code)", escapes[0] if escapes else None)
 
 
+# ----- the daemon's own door: requests that `run` would never send -----
+
+PROTO_RUN, PROTO_STDIN, PROTO_GO, PROTO_RESULT, PROTO_END, PROTO_ERROR = 1, 2, 3, 16, 19, 20
+
+
+def proto_str(b):
+    return struct.pack("I", len(b)) + b + b"\0"
+
+
+def run_frame(code, memory=128 << 20, runtime=0, args=()):
+    limits = [memory, 10 * 10**9, 1000, 64, 16 << 20, 0, 1 << 20, 0, 1024, 8 << 20]
+    p = struct.pack("6I", 1, runtime, 0, 0, len(args), 1) + struct.pack("10Q", *limits)
+    p += proto_str(code.encode()) + proto_str(b"") + proto_str(b"")
+    p += b"".join(proto_str(a.encode()) for a in args) + proto_str(f"FNBOX_SEC_TOKEN={TOKEN}".encode())
+    return struct.pack("II", PROTO_RUN, len(p)) + p
+
+
+def daemon_ask(frames, fds=()):
+    """Send raw frames (fds with the first bytes), return the reply's frame
+    types and the ERROR frame's status and text, if any."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    buf = b""
+    try:
+        s.connect(C.socket)
+        data = b"".join(frames)
+        if fds:
+            socket.send_fds(s, [data], list(fds))
+        else:
+            s.sendall(data)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # it answered and hung up on what we had still to send; keep the answer
+    finally:
+        s.close()
+    types, error = [], None
+    while len(buf) >= 8:
+        t, n = struct.unpack("II", buf[:8])
+        payload, buf = buf[8:8 + n], buf[8 + n:]
+        types.append(t)
+        if t == PROTO_ERROR:
+            status, tlen = struct.unpack("II", payload[:8])
+            error = (status, payload[8:8 + tlen].decode(errors="replace"))
+    return types, error
+
+
+def nobody_connects():
+    """A non-root process connecting to the socket (made world-writable for
+    the test): the daemon must hang up without an answer."""
+    os.chmod(C.socket, 0o666)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                os.setgroups([])
+                os.setgid(JAIL_UID)
+                os.setuid(JAIL_UID)
+                types, _ = daemon_ask([struct.pack("II", PROTO_GO, 0)])
+                code = 0 if types == [] else 1
+            finally:
+                os._exit(code)
+        _, st = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(st)
+    finally:
+        os.chmod(C.socket, 0o600)
+
+
+@test("daemon_checks_requests", quick=True, paths=("daemon",))
+def t_daemon_checks():
+    # The daemon checks the code's fd itself, as a one-shot run checks its
+    # open file: a client cannot get /proc, or a file the box user may not
+    # read, mounted by naming something harmless.
+    go = struct.pack("II", PROTO_GO, 0)
+    proc_fd = os.open("/proc/self", os.O_PATH)
+    try:
+        _, err = daemon_ask([run_frame("/srv/harmless"), go], [proc_fd])
+    finally:
+        os.close(proc_fd)
+    check("/proc fd: refused", 2, err[0] if err else None)
+    check_true("/proc fd: why", err and "/proc" in err[1], "a word on /proc", err)
+    secret = root_only_file()
+    fd = os.open(secret, os.O_PATH)
+    try:
+        _, err = daemon_ask([run_frame(secret), go], [fd])
+        check("root-only code: refused", 2, err[0] if err else None)
+        _, err = daemon_ask([run_frame(box_path("procs"), memory=1), go], [fd])
+        check("--memory 1: refused", 2, err[0] if err else None)
+        _, err = daemon_ask([run_frame(box_path("procs")), go])
+        check("no code fd: refused", (2, "the request carried no code"), err)
+        _, err = daemon_ask([run_frame(box_path("procs")), go], [fd, fd])
+        check("two fds: refused", 125, err[0] if err else None)
+        _, err = daemon_ask([go])
+        check("GO first: refused", (125, "malformed request"), err)
+        _, err = daemon_ask([struct.pack("II", 77, 0)])
+        check("unknown type: refused", (125, "malformed request"), err)
+        _, err = daemon_ask([struct.pack("II", PROTO_STDIN, (1 << 20) + 1)])
+        check("oversize frame: refused", (125, "malformed request"), err)
+    finally:
+        os.close(fd)
+    check("a non-root peer gets no answer", 0, nobody_connects())
+    # and the pool still serves a good request afterwards
+    r = run_box(box_path("procs"), ["forkcount"], opts=["--pids", "4"])
+    expect_status(r, "exited", 0)
+    expect_steps(r, [("fork", "errno=11 after 3")])
+
+
 # ----- bad options: exit status 2, one line on stderr, nothing built -----
 
 
@@ -1122,7 +1236,7 @@ def run_path(path, a):
             print(f"FAIL [daemon] daemon_start: {e}", flush=True)
             return 0, 1
     for name, fn, quick in TESTS:
-        if a.quick and not quick:
+        if a.quick and not quick or path not in PATHS[name]:
             continue
         if a.only and not any(name.startswith(o) for o in a.only):
             continue
