@@ -136,6 +136,9 @@ static void build_root(const JailChildArgs *a) {
         build_dev(a);
         CHECK(a, mkdir("fn", 0755), "mkdir /fn");
         CHECK(a, mkdir("tmp", 01777), "mkdir /tmp");
+        /* tiny until the request resizes it: a remount costs a tenth of a mount */
+        CHECK(a, mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,nr_inodes=64,mode=1777"),
+              "mount /tmp");
         CHECK(a, mkdir("proc", 0555), "mkdir /proc");
         /* subset=pid: only this pid namespace's processes, no /proc/sys,
          * /proc/kallsyms, /proc/sysrq-trigger or other global files */
@@ -147,8 +150,9 @@ static void build_root(const JailChildArgs *a) {
 }
 
 /* The code arrives as a detached mount (open_tree() in the parent): move it
- * into place and make it read-only; then /tmp at the requested size, and
- * the whole root read-only. Still host root in our own mount namespace. */
+ * into place and make it read-only; then /tmp gets the requested size and
+ * the whole root becomes read-only. Still host root in our own mount
+ * namespace. */
 static void mount_request(const JailChildArgs *a, const JailRequest *q) {
         const char *target = q->m.code_target;
         if (!q->m.code_is_dir) {
@@ -161,7 +165,7 @@ static void mount_request(const JailChildArgs *a, const JailRequest *q) {
         close(q->code_fd);
         CHECK(a, mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
               "remount /fn read-only");
-        CHECK(a, mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, q->m.tmp_opts), "mount /tmp");
+        CHECK(a, mount(NULL, "tmp", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, q->m.tmp_opts), "size /tmp");
         CHECK(a, mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL),
               "remount / read-only");
 }

@@ -53,7 +53,7 @@ typedef struct JailStartMsg {
         uint32_t n_argv, n_env;
         uint64_t spec_len;
         char code_target[300];      /* relative to the new root: "fn" or "fn/NAME" */
-        char tmp_opts[128];         /* mount options of /tmp */
+        char tmp_opts[128];         /* size options of /tmp (a remount) */
         struct rlimit rl_core, rl_fsize, rl_nofile, rl_stack;
 } JailStartMsg;
 

@@ -127,7 +127,7 @@ static int spec_write(const char *exec_path, char **argv, char **envp, JailStart
 static void limits_to_msg(const JailLimits *l, JailStartMsg *m) {
         uint64_t inodes = l->tmp_inodes ? l->tmp_inodes : l->tmp_bytes / 4096;
         uint64_t fsize = l->fsize_bytes ? l->fsize_bytes : l->tmp_bytes;
-        snprintf(m->tmp_opts, sizeof m->tmp_opts, "size=%llu,nr_inodes=%llu,mode=1777",
+        snprintf(m->tmp_opts, sizeof m->tmp_opts, "size=%llu,nr_inodes=%llu",
                  (unsigned long long) l->tmp_bytes, (unsigned long long) (inodes < 64 ? 64 : inodes));
         m->rl_core = (struct rlimit) { 0, 0 };
         m->rl_fsize = (struct rlimit) { fsize, fsize };
