@@ -512,7 +512,7 @@ static int poll_start(Jail *j, int which, int fd, int events) {
         return uv_poll_start(&j->polls[which], events, on_poll);
 }
 
-static int spawn_child(Jail *j) {
+static int spawn_child(Jail *j, bool background) {
         int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, sp[2] = { -1, -1 };
         int r;
         if ((r = make_pipe(in, false)) < 0 || (r = make_pipe(out, true)) < 0 || (r = make_pipe(err, true)) < 0)
@@ -526,6 +526,7 @@ static int spawn_child(Jail *j) {
                 .topdirs = host.topdirs, .n_topdirs = ELEMENTSOF(host.topdirs),
                 .ld_cache = host.ld_cache, .ld_cache_len = host.ld_cache_len,
                 .filter = &host.filter, .no_caps = host.no_caps, .cap_last = host.cap_last,
+                .background = background,
         };
         int pidfd = -1;
         /* A fork-like clone into a new pid namespace. The child is still
@@ -593,7 +594,8 @@ static void jail_abort(Jail *j) {
         free(j);
 }
 
-static int prepare_with(uv_loop_t *loop, const char *cgroup_parent, const CgroupLimits *l, Jail **ret) {
+static int prepare_with(uv_loop_t *loop, const char *cgroup_parent, const CgroupLimits *l, bool background,
+                        Jail **ret) {
         int r = host_init();
         if (r < 0)
                 return r;
@@ -603,7 +605,7 @@ static int prepare_with(uv_loop_t *loop, const char *cgroup_parent, const Cgroup
                 return -ENOMEM;
         char name[64];
         snprintf(name, sizeof name, "jail-%d-%lu", (int) getpid(), ++jail_counter);
-        if ((r = spawn_child(j)) < 0) {
+        if ((r = spawn_child(j, background)) < 0) {
                 jail_abort(j);
                 return r;
         }
@@ -628,7 +630,7 @@ static int prepare_with(uv_loop_t *loop, const char *cgroup_parent, const Cgroup
 int jail_prepare(uv_loop_t *loop, const char *cgroup_parent, Jail **ret) {
         if (!cgroup_parent || !*cgroup_parent || strstr(cgroup_parent, "..") || cgroup_parent[0] == '/')
                 return -EINVAL;
-        return prepare_with(loop, cgroup_parent, &idle_limits, ret);
+        return prepare_with(loop, cgroup_parent, &idle_limits, true, ret);
 }
 
 /* ----- start ----- */
@@ -669,6 +671,11 @@ static int commit_steps(Jail *j, const JailConfig *c, const JailStartParts *p, c
         if (memcmp(&l, &j->cg_limits, sizeof l) != 0 && (r = cgroup_set_limits(&j->cg, &l)) < 0)
                 return r;
         j->cg_limits = l;
+        /* still preparing at idle priority: it is on the request's path now */
+        struct sched_param sp = { 0 };
+        *what = "scheduling policy";
+        if (!j->ready && sched_setscheduler(j->pid, SCHED_OTHER, &sp) < 0 && errno != ESRCH)
+                return negative_errno();
         *what = "arm the deadline";
         if ((r = arm_timer(j->t_start_ns + c->limits.timeout_ns)) < 0)
                 return r;
@@ -750,7 +757,7 @@ int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *us
                 return r;
         CgroupLimits l = { c->limits.memory_bytes, c->limits.pids + 1, c->limits.cpu_millis };
         Jail *j;
-        if ((r = prepare_with(loop, c->cgroup_parent, &l, &j)) < 0)
+        if ((r = prepare_with(loop, c->cgroup_parent, &l, false, &j)) < 0)
                 return r;
         if ((r = start_checked(j, c, c->code_fd >= 0 ? c->code_fd : opened, &st, done, userdata, t0)) < 0) {
                 jail_free(j); /* killed; the loop tears it down */

@@ -126,7 +126,9 @@ int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *us
  * ipc, uts and net namespace, the root filesystem without the code, and a
  * fresh cgroup under cgroup_parent (with small idle limits) that its init has
  * joined. Its init then waits, as host root in those namespaces, having read
- * nothing of any request. */
+ * nothing of any request. It prepares at idle priority (SCHED_IDLE), so
+ * that it only takes CPU time no running box wants; jail_start() brings it
+ * back to SCHED_OTHER. */
 int jail_prepare(uv_loop_t *loop, const char *cgroup_parent, Jail **ret);
 /* Give a prepared jail its request: check c (the code's fd included),
  * write the cgroup limits, and send the code, the /tmp size, rlimits, argv

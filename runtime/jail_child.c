@@ -363,9 +363,20 @@ static void reset_signals(const JailChildArgs *a) {
         CHECK(a, sigprocmask(SIG_SETMASK, &none, NULL), "signal mask");
 }
 
+/* A jail prepared ahead for a pool builds itself at idle priority, so that
+ * it takes only CPU time no running box wants; its request brings it back
+ * to the normal policy (and the parent does, if it takes the jail early).
+ * The box always starts under SCHED_OTHER, as in a one-shot jail. */
+static void set_policy(const JailChildArgs *a, int policy) {
+        struct sched_param sp = { 0 };
+        if (a->background)
+                CHECK(a, sched_setscheduler(0, policy, &sp), "scheduling policy");
+}
+
 /* Everything that does not depend on the request; then wait for it. */
 static void prepare(const JailChildArgs *a) {
         CHECK(a, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
+        set_policy(a, SCHED_IDLE);
         close_inherited(a);
         reset_signals(a);
         umask(022);
@@ -386,6 +397,7 @@ _Noreturn void jail_child_main(const JailChildArgs *a) {
          * the request below comes from the parent, which checked it. */
         JailRequest q;
         wait_start(a, &q);
+        set_policy(a, SCHED_OTHER);
         mount_request(a, &q);
         /* the cgroup namespace is rooted at the jail's own cgroup */
         CHECK(a, unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");

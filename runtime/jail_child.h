@@ -75,6 +75,7 @@ typedef struct JailChildArgs {
         const struct sock_fprog *filter;
         cap_t no_caps;
         int cap_last;
+        bool background;              /* prepared ahead: SCHED_IDLE until START */
 } JailChildArgs;
 
 /* Runs in the cloned child; never returns. */
