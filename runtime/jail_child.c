@@ -186,9 +186,11 @@ static void enter_userns(const JailChildArgs *a) {
 
 /* Drop every capability the user namespace gave us, for good: bounding set,
  * ambient set, securebits locked so that no uid change brings any back,
- * then the permitted/effective/inheritable sets. (The uid change in
- * enter_userns already made us non-dumpable: the box, which runs as the
- * same uid, cannot read this process's memory, a copy of the parent's.) */
+ * then the permitted/effective/inheritable sets. Then make this process
+ * non-dumpable, whatever the host's fs.suid_dumpable says: the box runs as
+ * the same uid, and must not read this process's memory (a copy of the
+ * parent's, a daemon's included) through /proc/1/mem; it also hides /proc/1
+ * (hidepid=invisible). The box's own exec makes a fresh, dumpable mm. */
 static void drop_privileges(const JailChildArgs *a, const JailRequest *q) {
         for (int c = 0; c <= a->cap_last; c++)
                 CHECK(a, prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "drop bounding set");
@@ -199,6 +201,7 @@ static void drop_privileges(const JailChildArgs *a, const JailRequest *q) {
                        SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED, 0, 0, 0), "securebits");
         CHECK(a, cap_set_proc(a->no_caps), "clear capabilities");
         CHECK(a, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+        CHECK(a, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable");
         CHECK(a, setrlimit(RLIMIT_CORE, &q->m.rl_core), "rlimit core");
         CHECK(a, setrlimit(RLIMIT_FSIZE, &q->m.rl_fsize), "rlimit fsize");
         CHECK(a, setrlimit(RLIMIT_NOFILE, &q->m.rl_nofile), "rlimit nofile");
