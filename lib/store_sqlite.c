@@ -155,6 +155,23 @@ static void sqlite_disconnect(Store *s) {
         s->impl = NULL;
 }
 
+/* Make the new file's name durable: a power cut must not take away the
+ * database whose commits the WAL's fsyncs made durable. */
+static int sqlite_sync_dir(const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+                strcpy(dir, ".");
+        else
+                slash[slash == dir] = 0;        /* "/x.db" keeps "/" */
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) < 0)
+                return negative_errno();
+        return 0;
+}
+
 /* Make a new database under a temporary name (mkostemp: owner-only, since
  * the store holds token hashes and code; the -wal and -shm files copy the
  * mode), switch it to WAL there, and link it into place. No connection ever
@@ -183,7 +200,7 @@ static int sqlite_create(Store *s, const char *path) {
         if (r == 0 && link(tmp, path) < 0 && errno != EEXIST)
                 r = store_set_error(s, negative_errno(), "sqlite: cannot create %s: %m", path);
         unlink(tmp);
-        return r;
+        return r < 0 ? r : sqlite_sync_dir(path);
 }
 
 static int sqlite_connect(Store *s, const char *path) {
