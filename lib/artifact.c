@@ -269,7 +269,7 @@ static int pack_child(Pack *p, int dir_fd, const char *prefix, const char *name)
 /* Add every entry of the open folder dir_fd, recursively; prefix is its path
  * in the archive ("" for the root). */
 static int pack_dir(Pack *p, int dir_fd, const char *prefix) {
-        int fd = dup(dir_fd);
+        int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
                 return negative_errno();
         DIR *d = fdopendir(fd);

@@ -126,8 +126,9 @@ static Node *node_new(NodeKind kind, const yaml_mark_t *mark) {
 /* Attach n (owned) to the open collection, or make it the root. */
 static int builder_attach(Ctx *c, Builder *b, Node *n) {
         if (++b->nodes > MANIFEST_NODES_MAX) {
+                int r = fail(c, n, -E2BIG, "more than %u YAML nodes in one document", MANIFEST_NODES_MAX);
                 node_free(n);
-                return fail(c, NULL, -E2BIG, "more than %u YAML nodes in one document", MANIFEST_NODES_MAX);
+                return r;
         }
         if (b->depth == 0) {
                 node_free(b->root);
@@ -913,8 +914,6 @@ static int check_document(Ctx *c, const Node *root, const Manifest *m) {
 
 /* ---- documents and streams --------------------------------------------- */
 
-static void manifest_clear(Manifest *m);
-
 static void pairs_free(ManifestPair *p, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 free(p[i].key);
@@ -1165,6 +1164,29 @@ static int list_move(ManifestList *dst, ManifestList *src) {
         return 0;
 }
 
+/* Parse the folder's file name and move its manifests into all. */
+static int load_one(Ctx *c, int dir_fd, const char *path, const char *name, ManifestList *all) {
+        _cleanup_free_ char *file = NULL;
+        _cleanup_manifest_list_ ManifestList *one = NULL;
+        size_t plen = strlen(path);
+        if (asprintf(&file, "%s%s%s", path, plen && path[plen - 1] == '/' ? "" : "/", name) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+                int r = negative_errno();
+                c->file = file;
+                r = fail(c, NULL, r, "cannot open: %s", strerror(-r));
+                c->file = path;
+                return r;
+        }
+        int r = load_fd(fd, file, &one, c->err);
+        if (r < 0)
+                return r;
+        if (all->n + one->n > MANIFEST_DOCS_MAX)
+                return fail(c, NULL, -E2BIG, "more than %d documents in the folder", MANIFEST_DOCS_MAX);
+        return list_move(all, one);
+}
+
 static int load_dir(Ctx *c, int dir_fd, const char *path, ManifestList **ret) {
         char **names = NULL;
         size_t n = 0;
@@ -1174,20 +1196,8 @@ static int load_dir(Ctx *c, int dir_fd, const char *path, ManifestList **ret) {
                 r = -ENOMEM;
         if (r >= 0 && n == 0)
                 r = fail(c, NULL, -ENOENT, "no *.yaml or *.yml files in the folder");
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                _cleanup_free_ char *file = NULL;
-                _cleanup_manifest_list_ ManifestList *one = NULL;
-                size_t plen = strlen(path);
-                _cleanup_close_ int fd = openat(dir_fd, names[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-                if (asprintf(&file, "%s%s%s", path, plen && path[plen - 1] == '/' ? "" : "/", names[i]) < 0)
-                        r = -ENOMEM;
-                else if (fd < 0)
-                        c->file = file, r = fail(c, NULL, negative_errno(), "cannot open: %s", strerror(errno));
-                else if ((r = load_fd(fd, file, &one, c->err)) >= 0 && all->n + one->n > MANIFEST_DOCS_MAX)
-                        c->file = path, r = fail(c, NULL, -E2BIG, "more than %d documents in the folder", MANIFEST_DOCS_MAX);
-                else if (r >= 0)
-                        r = list_move(all, one);
-        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = load_one(c, dir_fd, path, names[i], all);
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
         free(names);
