@@ -183,6 +183,8 @@ test-security: $(PROGRAMS) $(BOXES)
 check-sanitize:
 	$(MAKE) SANITIZE=1 all
 	$(MAKE) SANITIZE=1 test-unit
+	$(MAKE) SANITIZE=1 test-store
+	ASAN_OPTIONS=detect_leaks=1 python3 tests/integration/run.py --build $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1 python3 tests/security/run.py --build $(ASAN_BUILD) --quick
 
 bench: deps all
