@@ -16,7 +16,7 @@
 
 #define PATH_BUF        4096
 #define PAGES_MAX       1000
-#define PAGE_LIMIT      500     /* items asked for per page */
+#define PAGE_LIMIT      1000    /* items asked for per page: the API's most */
 #define MESSAGE_SHOWN   512
 
 int cli_path(Cli *c, char *buf, size_t size, const char *ns, const char *fmt, ...) {
