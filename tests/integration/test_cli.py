@@ -505,7 +505,8 @@ def unreachable_server(t):
 
 class FakeServer:
     """A misbehaving HTTP server on a kernel-picked port: "hang" accepts and
-    never answers, "huge" sends 17 MiB, "html" a 502 page from a proxy."""
+    never answers, "huge" sends 17 MiB, "html" a 502 page from a proxy,
+    "pages" three pages of a list, "loop" pages whose cursor never ends."""
 
     def __init__(self, mode):
         import http.server
@@ -515,7 +516,15 @@ class FakeServer:
                 if mode == "hang":
                     time.sleep(5)
                     return
-                if mode == "huge":
+                if mode in ("pages", "loop"):
+                    from urllib.parse import urlparse, parse_qs
+                    q = parse_qs(urlparse(h.path).query)
+                    after = q.get("after", [None])[0]
+                    pages = {None: ("a", "c1"), "c1": ("b", "c 2/&x"), "c 2/&x": ("c", None)}
+                    item, nxt = pages.get(after, ("?", None)) if mode == "pages" else ("x", "same")
+                    body = json.dumps({"items": [{"name": item, "limit": q.get("limit")}], "next": nxt}).encode()
+                    status, ctype = 200, "application/json"
+                elif mode == "huge":
                     body = b'{"items": [], "pad": "' + b"x" * (17 << 20) + b'"}'
                     status, ctype = 200, "application/json"
                 else:
@@ -554,6 +563,23 @@ def misbehaving_server(t):
             check(time.monotonic() - t0 < 4 or t.valgrind, "--timeout 1s was not kept")
         finally:
             srv.close()
+
+
+@test
+def pagination(t):
+    srv = FakeServer("pages")
+    try:
+        items = t.json("list", "--url", srv.url)["items"]
+        check([i["name"] for i in items] == ["a", "b", "c"], "pages merged in order", items)
+        check(items[0]["limit"] == ["1000"], "page size", items)
+    finally:
+        srv.close()
+    srv = FakeServer("loop")
+    try:
+        err = t.fails(1, "list", "--url", srv.url)
+        check("do not end" in err, "a cursor that repeats", err)
+    finally:
+        srv.close()
 
 
 @test
