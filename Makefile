@@ -13,10 +13,15 @@ DESTDIR  ?=
 CC       ?= cc
 
 PKGS     := jansson libuv libseccomp libcap
-# The control plane's libraries: manifests, the two stores, hashing, HTTP.
-CTL_PKGS := yaml-0.1 sqlite3 libpq libcrypto libmicrohttpd libcurl libsystemd
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CTL_PKGS) 2>/dev/null)
-CTL_LIBS := $(shell pkg-config --libs jansson $(CTL_PKGS) 2>/dev/null)
+# The control plane's libraries: manifests and code artifacts (libyaml,
+# libcrypto), the two stores, the HTTP server (controller) and client (CLI).
+SPEC_PKGS := jansson yaml-0.1 libcrypto
+CTL_PKGS := $(SPEC_PKGS) sqlite3 libpq libmicrohttpd libsystemd
+CLI_PKGS := $(SPEC_PKGS) libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CTL_PKGS) libcurl 2>/dev/null)
+SPEC_LIBS := $(shell pkg-config --libs $(SPEC_PKGS) 2>/dev/null)
+CTL_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(CTL_PKGS) 2>/dev/null)
+CLI_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(CLI_PKGS) 2>/dev/null)
 # Link these statically when the archive exists: every jail start execs
 # fnbox-runtime, and each shared library costs dynamic-loader time.
 static_or_dyn = $(if $(filter /%,$(shell $(CC) -print-file-name=lib$(1).a)),$(shell $(CC) -print-file-name=lib$(1).a),-l$(2))
@@ -45,14 +50,17 @@ endif
 # start fast), then what the control plane adds: manifests (libyaml), code
 # artifacts and tokens (libcrypto), the store (SQLite, PostgreSQL).
 LIB_SRCS     := lib/util.c lib/quantity.c lib/base64.c
-CTL_LIB_SRCS := $(wildcard lib/manifest.c lib/artifact.c lib/token.c \
-                           lib/store.c lib/store_sqlite.c lib/store_pg.c)
+SPEC_LIB_SRCS := lib/manifest.c lib/artifact.c
+STORE_LIB_SRCS := lib/token.c lib/store.c lib/store_sqlite.c lib/store_pg.c
+CTL_LIB_SRCS := $(SPEC_LIB_SRCS) $(STORE_LIB_SRCS)
 RUNTIME_SRCS := runtime/jail.c runtime/jail_config.c runtime/jail_child.c \
                 runtime/jail_request.c runtime/cgroup.c runtime/result_json.c \
                 runtime/run_cmd.c runtime/proto.c runtime/pool.c runtime/serve.c \
                 runtime/run_client.c
 CONTROLLER_SRCS := $(wildcard controller/*.c)
 CLI_SRCS     := $(wildcard cli/*.c)
+# the CLI's pieces without I/O, which the unit suite links too
+CLI_CORE_SRCS := cli/opts.c cli/output.c cli/config.c cli/docsplit.c
 UNIT_SRCS    := tests/unit/runner.c $(wildcard tests/unit/test_*.c)
 STORE_TEST_SRCS := $(wildcard tests/store/*.c)
 BOX_SRCS     := $(wildcard tests/security/boxes/*.c)
@@ -110,11 +118,11 @@ $(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(L
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
 
-$(BUILD)/bin/fnbox: $(call obj,$(CLI_SRCS) $(CTL_LIB_SRCS) $(LIB_SRCS))
+$(BUILD)/bin/fnbox: $(call obj,$(CLI_SRCS) $(SPEC_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CLI_LIBS)
 
-$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(CLI_CORE_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS) $(CTL_LIBS)
 
@@ -166,9 +174,9 @@ test-integration: all
 FUZZ_TIME ?= 60
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CTL_LIB_SRCS) $(LIB_SRCS)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SPEC_LIB_SRCS) $(LIB_SRCS)
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined $^ -o $@ $(CTL_LIBS)
+	clang -std=gnu11 -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined $^ -o $@ $(SPEC_LIBS)
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do ./tests/fuzz/run.sh $$f $(FUZZ_TIME) || exit 1; done

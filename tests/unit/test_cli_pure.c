@@ -1,16 +1,16 @@
 /* tests/unit/test_cli_pure.c: the CLI's pure parts: option parsing, the
  * config-file parser, the YAML document splitter, tables, YAML output and
- * the quantity formatters. The unit binary does not link cli/ (whose main()
- * would clash), so the pure modules are compiled into this file. */
+ * the quantity formatters (the unit binary links cli/'s I/O-free modules). */
 #define _GNU_SOURCE
 #include "test.h"
 
 #include <errno.h>
 
-#include "cli/config.c"
-#include "cli/docsplit.c"
-#include "cli/opts.c"
-#include "cli/output.c"
+#include "lib/util.h"
+#include "cli/config.h"
+#include "cli/docsplit.h"
+#include "cli/opts.h"
+#include "cli/output.h"
 
 /* ---- options ------------------------------------------------------------ */
 
