@@ -197,6 +197,7 @@ check-sanitize:
 
 bench: deps all
 	python3 tests/bench/jail_bench.py --build $(BUILD)
+	python3 tests/bench/control_bench.py --build $(BUILD)
 
 run: deps all
 	@./tests/demo.sh $(BUILD)
