@@ -200,7 +200,7 @@ bench: deps all
 	python3 tests/bench/control_bench.py --build $(BUILD)
 
 run: deps all
-	@./tests/demo.sh $(BUILD)
+	@./manifests/run-local.sh $(BUILD)
 
 install: $(PROGRAMS)
 	install -d $(DESTDIR)$(PREFIX)/bin
