@@ -108,55 +108,88 @@ static int v2_prepare_parent(const char *root, const char *parent) {
         return write_at(p, "cgroup.subtree_control", "+memory +pids +cpu");
 }
 
-static int apply_v2(const char *dir, const CgroupLimits *l) {
-        char v[64];
+typedef struct LimitFile {
+        int controller;
+        const char *v1, *v2;
+} LimitFile;
+
+static const LimitFile limit_files[_LIM_MAX] = {
+        [LIM_MEMORY] = { CG_MEMORY, "memory.limit_in_bytes", "memory.max" },
+        [LIM_MEMSW] = { CG_MEMORY, "memory.memsw.limit_in_bytes", "memory.swap.max" },
+        [LIM_PIDS] = { CG_PIDS, "pids.max", "pids.max" },
+        [LIM_CPU] = { CG_CPU, "cpu.cfs_quota_us", "cpu.max" },
+};
+
+void cgroup_init(Cgroup *cg) {
+        *cg = (Cgroup) { 0 };
+        for (int i = 0; i < _CG_MAX; i++)
+                cg->procs_fd[i] = -1;
+        for (int i = 0; i < _LIM_MAX; i++)
+                cg->limit_fd[i] = -1;
+}
+
+/* Open the limit files that live in dir (made for controller c). memsw
+ * (v1) and memory.swap.max (v2) exist only where swap is accounted. */
+static int open_limits(Cgroup *cg, int c, const char *dir) {
+        for (int i = 0; i < _LIM_MAX; i++) {
+                if (cg->version == 1 && limit_files[i].controller != c)
+                        continue;
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s/%s", dir, cg->version == 2 ? limit_files[i].v2 : limit_files[i].v1);
+                cg->limit_fd[i] = open(p, O_WRONLY | O_CLOEXEC);
+                if (cg->limit_fd[i] < 0 && (i != LIM_MEMSW || errno != ENOENT))
+                        return negative_errno();
+        }
+        /* v1: the CFS period is fixed, the quota is the limit */
+        if (cg->version == 1 && c == CG_CPU)
+                return write_at(dir, "cpu.cfs_period_us", "100000");
+        return 0;
+}
+
+static int write_limit(const Cgroup *cg, int which, const char *v) {
+        if (cg->limit_fd[which] < 0)
+                return which == LIM_MEMSW ? 0 : -EBADF;
+        ssize_t n = pwrite(cg->limit_fd[which], v, strlen(v), 0);
+        return n < 0 ? negative_errno() : 0;
+}
+
+/* Memory, then memory+swap (v1: never below memory, so it grows first and
+ * shrinks last; v2: no swap at all). */
+static int set_memory(Cgroup *cg, const CgroupLimits *l) {
+        char v[32];
         int r;
         snprintf(v, sizeof v, "%llu", (unsigned long long) l->memory_bytes);
-        if ((r = write_at(dir, "memory.max", v)) < 0)
+        if (cg->version == 2) {
+                if ((r = write_limit(cg, LIM_MEMORY, v)) < 0)
+                        return r;
+                return cg->cur.memory_bytes ? 0 : write_limit(cg, LIM_MEMSW, "0");
+        }
+        /* a fresh cgroup has no limit (cur 0): its memory limit comes down */
+        bool grows = cg->cur.memory_bytes && l->memory_bytes > cg->cur.memory_bytes;
+        if (grows && (r = write_limit(cg, LIM_MEMSW, v)) < 0)
                 return r;
-        (void) write_at(dir, "memory.swap.max", "0"); /* absent without swap accounting */
-        snprintf(v, sizeof v, "%llu", (unsigned long long) l->pids);
-        if ((r = write_at(dir, "pids.max", v)) < 0)
+        if ((r = write_limit(cg, LIM_MEMORY, v)) < 0)
                 return r;
-        snprintf(v, sizeof v, "%llu 100000", (unsigned long long) l->cpu_millis * 100);
-        return write_at(dir, "cpu.max", v);
+        return grows ? 0 : write_limit(cg, LIM_MEMSW, v);
 }
 
-static int apply_v1(int which, const char *dir, const CgroupLimits *l) {
+int cgroup_set_limits(Cgroup *cg, const CgroupLimits *l) {
         char v[64];
-        int r;
-        switch (which) {
-        case CG_MEMORY:
-                snprintf(v, sizeof v, "%llu", (unsigned long long) l->memory_bytes);
-                /* memory+swap may never be below memory: when a prepared
-                 * jail's small limit is raised, memsw must grow first */
-                if ((r = write_at(dir, "memory.limit_in_bytes", v)) == -EINVAL) {
-                        (void) write_at(dir, "memory.memsw.limit_in_bytes", v);
-                        r = write_at(dir, "memory.limit_in_bytes", v);
-                }
-                if (r < 0)
-                        return r;
-                /* memory+swap: absent unless swap accounting is enabled */
-                (void) write_at(dir, "memory.memsw.limit_in_bytes", v);
-                return 0;
-        case CG_PIDS:
+        int r = 0;
+        if (l->memory_bytes != cg->cur.memory_bytes)
+                r = set_memory(cg, l);
+        if (r >= 0 && l->pids != cg->cur.pids) {
                 snprintf(v, sizeof v, "%llu", (unsigned long long) l->pids);
-                return write_at(dir, "pids.max", v);
-        default:
-                if ((r = write_at(dir, "cpu.cfs_period_us", "100000")) < 0)
-                        return r;
-                snprintf(v, sizeof v, "%llu", (unsigned long long) l->cpu_millis * 100);
-                return write_at(dir, "cpu.cfs_quota_us", v);
+                r = write_limit(cg, LIM_PIDS, v);
         }
-}
-
-int cgroup_set_limits(const Cgroup *cg, const CgroupLimits *l) {
-        for (int i = 0; i < cg->n; i++) {
-                int r = cg->version == 2 ? apply_v2(cg->path[i], l)
-                                         : cg->kind[i] == CG_CPUACCT ? 0 : apply_v1(cg->kind[i], cg->path[i], l);
-                if (r < 0)
-                        return r;
+        if (r >= 0 && l->cpu_millis != cg->cur.cpu_millis) {
+                snprintf(v, sizeof v, cg->version == 2 ? "%llu 100000" : "%llu",
+                         (unsigned long long) l->cpu_millis * 100);
+                r = write_limit(cg, LIM_CPU, v);
         }
+        if (r < 0)
+                return r;
+        cg->cur = *l;
         return 0;
 }
 
@@ -191,9 +224,9 @@ static int open_procs(const char *dir) {
 
 int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
                   const CgroupLimits *l, Cgroup *ret) {
-        Cgroup cg = { .version = h->version };
-        for (int i = 0; i < _CG_MAX; i++)
-                cg.procs_fd[i] = -1;
+        Cgroup cg;
+        cgroup_init(&cg);
+        cg.version = h->version;
         int r = 0, ctrl_max = h->version == 2 ? 1 : _CG_MAX;
         for (int c = 0; c < ctrl_max; c++) {
                 /* v1 controllers mounted together (cpu,cpuacct) share one directory */
@@ -223,6 +256,8 @@ int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
                         r = cg.procs_fd[i];
                         goto fail;
                 }
+                if (c != CG_CPUACCT && (r = open_limits(&cg, c, cg.path[i])) < 0)
+                        goto fail;
         }
         if ((r = cgroup_set_limits(&cg, l)) < 0)
                 goto fail;
@@ -293,8 +328,9 @@ static void sweep_dir(const char *dir) {
                         continue;
                 if (kill(pid, 0) == 0 || errno != ESRCH)
                         continue;
-                Cgroup cg = { .n = 1 };
-                cg.procs_fd[0] = -1;
+                Cgroup cg;
+                cgroup_init(&cg);
+                cg.n = 1;
                 if (snprintf(cg.path[0], PATH_MAX, "%s/%s", dir, e->d_name) < PATH_MAX)
                         (void) cgroup_destroy(&cg);
         }
@@ -335,6 +371,8 @@ void cgroup_close_fds(Cgroup *cg) {
 int cgroup_destroy(Cgroup *cg) {
         int r = 0;
         cgroup_close_fds(cg);
+        for (int i = 0; i < _LIM_MAX; i++)
+                cg->limit_fd[i] = safe_close(cg->limit_fd[i]);
         for (int i = cg->n - 1; i >= 0; i--) {
                 if (cg->version == 2 || cg->n == 1)
                         (void) write_at(cg->path[i], "cgroup.kill", "1");

@@ -21,15 +21,24 @@ typedef struct CgroupLimits {
         uint64_t cpu_millis;
 } CgroupLimits;
 
+/* The limit files, kept open from creation so that a prepared jail's limits
+ * are set at request time with one write each (v1 / v2 names). */
+enum { LIM_MEMORY, LIM_MEMSW, LIM_PIDS, LIM_CPU, _LIM_MAX };
+
 typedef struct Cgroup {
         int version;
         int n;                          /* directories created, in path[0..n-1] */
         char path[_CG_MAX][PATH_MAX];
         int kind[_CG_MAX];              /* the controller (CG_*) path[i] was made for */
         int procs_fd[_CG_MAX];          /* open O_WRONLY on each cgroup.procs */
+        int limit_fd[_LIM_MAX];         /* open O_WRONLY; memsw/swap may be -1 */
+        CgroupLimits cur;               /* as last written */
         int cpuacct;                    /* index in path[] that has cpuacct.usage (v1) */
         int memory;                     /* index in path[] of the memory controller */
 } Cgroup;
+
+/* An empty Cgroup: no directory, every fd -1. */
+void cgroup_init(Cgroup *cg);
 
 /* Find the cgroup mounts of this host. */
 int cgroup_host_detect(CgroupHost *ret);
@@ -38,7 +47,7 @@ int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
                   const CgroupLimits *l, Cgroup *ret);
 /* Write the limits into an existing cgroup (a prepared jail's, at request
  * time, before its box can start). */
-int cgroup_set_limits(const Cgroup *cg, const CgroupLimits *l);
+int cgroup_set_limits(Cgroup *cg, const CgroupLimits *l);
 /* True if the kernel's OOM killer killed a task in the cgroup. */
 bool cgroup_oom_killed(const Cgroup *cg);
 /* CPU time of every task that ever ran in it, in ns; -1 if unknown. */
@@ -49,4 +58,5 @@ long long cgroup_memory_peak(const Cgroup *cg);
 void cgroup_sweep_stale(const CgroupHost *h, const char *parent);
 /* SIGKILL everything left in the cgroup, then remove its directories. */
 int cgroup_destroy(Cgroup *cg);
+/* Close the cgroup.procs fds (once the jail's init has joined). */
 void cgroup_close_fds(Cgroup *cg);

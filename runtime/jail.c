@@ -60,11 +60,11 @@ struct Jail {
         bool poll_open[_PL_MAX];
         unsigned open_handles;
         Cgroup cg;
-        CgroupLimits cg_limits;    /* as last written */
         uint64_t t_start_ns;
         uv_buf_t stdin_buf;       /* remaining stdin, borrowed from the config */
         KillReason kill_reason;
         bool ready, started, exited, reported, ended, free_requested;
+        bool background;          /* prepared at SCHED_IDLE for a pool */
         struct rusage ru;         /* init's, from waitid */
         bool got_exit_msg, got_setup_error;
         JailMsg last_exit, setup_error;
@@ -502,14 +502,30 @@ static int make_pipe(int fds[2], bool parent_reads) {
         return fcntl(parent, F_SETFL, O_NONBLOCK) < 0 ? negative_errno() : 0;
 }
 
-static int poll_start(Jail *j, int which, int fd, int events) {
+static int poll_init(Jail *j, int which, int fd) {
         int r = uv_poll_init(j->loop, &j->polls[which], fd);
         if (r < 0)
                 return r;
         j->polls[which].data = j;
         j->poll_open[which] = true;
         j->open_handles++;
+        return 0;
+}
+
+static int poll_start(Jail *j, int which, int events) {
         return uv_poll_start(&j->polls[which], events, on_poll);
+}
+
+/* Every handle is made while preparing (libuv checks and sets up each fd,
+ * a few system calls apiece): a request only starts them. */
+static int polls_init(Jail *j) {
+        int r;
+        for (int i = 0; i < _PL_MAX; i++)
+                if ((r = poll_init(j, i, i == PL_PIDFD ? j->pidfd : j->fds[i])) < 0)
+                        return r;
+        if ((r = poll_start(j, PL_PIDFD, UV_READABLE)) < 0)
+                return r;
+        return poll_start(j, PL_SOCK, UV_READABLE);
 }
 
 static int spawn_child(Jail *j, bool background) {
@@ -576,8 +592,7 @@ static Jail *jail_new(uv_loop_t *loop) {
         *j = (Jail) { .loop = loop, .pid = -1, .pidfd = -1 };
         for (int i = 0; i < _PL_MAX; i++)
                 j->fds[i] = -1;
-        for (int i = 0; i < _CG_MAX; i++)
-                j->cg.procs_fd[i] = -1;
+        cgroup_init(&j->cg);
         return j;
 }
 
@@ -614,10 +629,14 @@ static int prepare_with(uv_loop_t *loop, const char *cgroup_parent, const Cgroup
                 jail_abort(j);
                 return r;
         }
-        j->cg_limits = *l;
+        j->background = background;
         cgroup_close_fds(&j->cg);
-        if ((r = poll_start(j, PL_PIDFD, j->pidfd, UV_READABLE)) < 0 ||
-            (r = poll_start(j, PL_SOCK, j->fds[PL_SOCK], UV_READABLE)) < 0) {
+        if ((j->fds[PL_TIMER] = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
+                r = negative_errno();
+                jail_abort(j);
+                return r;
+        }
+        if ((r = polls_init(j)) < 0) {
                 /* a started handle will still deliver the exit */
                 jail_signal(j, KILL_SETUP);
                 j->free_requested = true;
@@ -635,15 +654,10 @@ int jail_prepare(uv_loop_t *loop, const char *cgroup_parent, Jail **ret) {
 
 /* ----- start ----- */
 
-static int arm_timer(uint64_t deadline_ns) {
-        int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        if (fd < 0)
-                return negative_errno();
+static int arm_timer(int fd, uint64_t deadline_ns) {
         struct itimerspec its = { .it_value = { (time_t) (deadline_ns / 1000000000ULL),
                                                 (long) (deadline_ns % 1000000000ULL) } };
-        if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
-                return safe_close(fd), negative_errno();
-        return fd;
+        return timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? negative_errno() : 0;
 }
 
 static int send_start(Jail *j, const JailStartParts *p) {
@@ -668,29 +682,27 @@ static int commit_steps(Jail *j, const JailConfig *c, const JailStartParts *p, c
          * after START, which is sent below. One more pid than asked for: the
          * jail's init. */
         *what = "set the cgroup limits";
-        if (memcmp(&l, &j->cg_limits, sizeof l) != 0 && (r = cgroup_set_limits(&j->cg, &l)) < 0)
+        if ((r = cgroup_set_limits(&j->cg, &l)) < 0) /* writes only what changed */
                 return r;
-        j->cg_limits = l;
-        /* still preparing at idle priority: it is on the request's path now */
+        /* a pool jail waits (or is still preparing) at idle priority: it
+         * is on the request's critical path from now on */
         struct sched_param sp = { 0 };
         *what = "scheduling policy";
-        if (!j->ready && sched_setscheduler(j->pid, SCHED_OTHER, &sp) < 0 && errno != ESRCH)
+        if (j->background && sched_setscheduler(j->pid, SCHED_OTHER, &sp) < 0 && errno != ESRCH)
                 return negative_errno();
         *what = "arm the deadline";
-        if ((r = arm_timer(j->t_start_ns + c->limits.timeout_ns)) < 0)
+        if ((r = arm_timer(j->fds[PL_TIMER], j->t_start_ns + c->limits.timeout_ns)) < 0)
                 return r;
-        j->fds[PL_TIMER] = r;
         *what = "send the request";
         if ((r = send_start(j, p)) < 0)
                 return r;
         *what = "watch the jail";
-        if ((r = poll_start(j, PL_OUT, j->fds[PL_OUT], UV_READABLE)) < 0 ||
-            (r = poll_start(j, PL_ERR, j->fds[PL_ERR], UV_READABLE)) < 0 ||
-            (r = poll_start(j, PL_TIMER, j->fds[PL_TIMER], UV_READABLE)) < 0)
+        if ((r = poll_start(j, PL_OUT, UV_READABLE)) < 0 || (r = poll_start(j, PL_ERR, UV_READABLE)) < 0 ||
+            (r = poll_start(j, PL_TIMER, UV_READABLE)) < 0)
                 return r;
         if (c->stdin_len == 0)
-                j->fds[PL_IN] = safe_close(j->fds[PL_IN]);
-        else if ((r = poll_start(j, PL_IN, j->fds[PL_IN], UV_WRITABLE)) < 0)
+                poll_stop(j, PL_IN); /* closes the box's stdin: EOF at once */
+        else if ((r = poll_start(j, PL_IN, UV_WRITABLE)) < 0)
                 return r;
         return 0;
 }

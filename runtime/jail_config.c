@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/util.h"
@@ -72,10 +73,27 @@ typedef struct Range {
         uint64_t value, min, max;
 } Range;
 
+/* The host's RAM and online cores, which bound the limits; looked up at
+ * most once a second (a daemon checks every request). */
+static void host_size(uint64_t *ram, uint64_t *cores) {
+        static uint64_t cached_ram, cached_cores;
+        static time_t stamp;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+        if (!cached_cores || now.tv_sec != stamp) {
+                struct sysinfo si;
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                cached_ram = sysinfo(&si) == 0 ? (uint64_t) si.totalram * si.mem_unit : (64ULL << 30);
+                cached_cores = n > 0 ? (uint64_t) n : 1;
+                stamp = now.tv_sec;
+        }
+        *ram = cached_ram;
+        *cores = cached_cores;
+}
+
 static int check_limits(const JailLimits *l, char *why, size_t len) {
-        struct sysinfo si;
-        uint64_t ram = sysinfo(&si) == 0 ? (uint64_t) si.totalram * si.mem_unit : (64ULL << 30);
-        uint64_t cores = (uint64_t) sysconf(_SC_NPROCESSORS_ONLN);
+        uint64_t ram, cores;
+        host_size(&ram, &cores);
         const Range ranges[] = {
                 { "--memory", l->memory_bytes, 4ULL << 20, ram },
                 { "--timeout", l->timeout_ns, 1000000ULL, 86400ULL * 1000000000ULL },
