@@ -11,6 +11,9 @@
 #include "lib/util.h"
 
 #define BACKOFF_MAX_MS 2000
+/* After the first fill, a replacement starts a little after the reply that
+ * asked for it: its client and the jail's teardown come first. */
+#define REFILL_DELAY_MS 2
 
 struct Pool {
         uv_loop_t *loop;
@@ -75,7 +78,7 @@ static void on_timer(uv_timer_t *t) {
 void pool_refill(Pool *p) {
         if (p->closing || p->n >= p->size || uv_is_active((uv_handle_t *) &p->timer))
                 return;
-        uint64_t delay = 0;
+        uint64_t delay = p->settled ? REFILL_DELAY_MS : 0;
         if (p->failures > 0) {
                 unsigned shift = p->failures > 8 ? 8 : p->failures;
                 delay = 10ULL << shift;
