@@ -126,6 +126,8 @@ void cgroup_init(Cgroup *cg) {
                 cg->procs_fd[i] = -1;
         for (int i = 0; i < _LIM_MAX; i++)
                 cg->limit_fd[i] = -1;
+        for (int i = 0; i < _ST_MAX; i++)
+                cg->stat_fd[i] = -1;
 }
 
 /* Open the limit files that live in dir (made for controller c). memsw
@@ -222,6 +224,33 @@ static int open_procs(const char *dir) {
         return fd < 0 ? negative_errno() : fd;
 }
 
+/* The files read for a jail's result, v1 / v2, and where they live. */
+static const struct {
+        int controller;
+        const char *v1, *v2, *key_v1, *key_v2;
+} stat_files[_ST_MAX] = {
+        [ST_OOM] = { CG_MEMORY, "memory.oom_control", "memory.events", "oom_kill", "oom_kill" },
+        [ST_CPU] = { CG_CPUACCT, "cpuacct.usage", "cpu.stat", NULL, "usage_usec" },
+        [ST_PEAK] = { CG_MEMORY, "memory.max_usage_in_bytes", "memory.peak", NULL, NULL },
+};
+
+static const char *stat_dir(const Cgroup *cg, int which) {
+        if (cg->version == 2)
+                return cg->path[0];
+        return cg->path[stat_files[which].controller == CG_MEMORY ? cg->memory : cg->cpuacct];
+}
+
+/* Opened with the cgroup, so that a result costs one pread per file; a
+ * file the kernel lacks (memory.peak before 5.19) stays -1. */
+static void open_stats(Cgroup *cg) {
+        for (int i = 0; i < _ST_MAX; i++) {
+                char p[PATH_MAX];
+                if (snprintf(p, sizeof p, "%s/%s", stat_dir(cg, i),
+                             cg->version == 2 ? stat_files[i].v2 : stat_files[i].v1) < (int) sizeof p)
+                        cg->stat_fd[i] = open(p, O_RDONLY | O_CLOEXEC);
+        }
+}
+
 int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
                   const CgroupLimits *l, Cgroup *ret) {
         Cgroup cg;
@@ -261,6 +290,7 @@ int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
         }
         if ((r = cgroup_set_limits(&cg, l)) < 0)
                 goto fail;
+        open_stats(&cg);
         *ret = cg;
         return 0;
 fail:
@@ -268,12 +298,24 @@ fail:
         return r;
 }
 
-/* Read "KEY N" from a flat keyed file such as memory.events. */
-static long long read_key(const char *dir, const char *file, const char *key) {
-        char p[PATH_MAX], buf[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, file);
-        if (read_file_small(p, buf, sizeof buf) < 0)
+/* A stat file's content, NUL-terminated; its number, or the number after
+ * "KEY " on one of its lines. -1 if it cannot be read. */
+static long long read_stat(const Cgroup *cg, int which) {
+        char buf[4096];
+        ssize_t n = cg->stat_fd[which] >= 0 ? pread(cg->stat_fd[which], buf, sizeof buf - 1, 0) : -1;
+        if (n < 0) {
+                char p[PATH_MAX];
+                if (snprintf(p, sizeof p, "%s/%s", stat_dir(cg, which),
+                             cg->version == 2 ? stat_files[which].v2 : stat_files[which].v1) >= (int) sizeof p)
+                        return -1;
+                n = read_file_small(p, buf, sizeof buf);
+        }
+        if (n <= 0)
                 return -1;
+        buf[n] = 0;
+        const char *key = cg->version == 2 ? stat_files[which].key_v2 : stat_files[which].key_v1;
+        if (!key)
+                return atoll(buf);
         size_t kl = strlen(key);
         for (char *s = buf; s && *s; s = strchr(s, '\n'), s = s ? s + 1 : NULL)
                 if (strncmp(s, key, kl) == 0 && s[kl] == ' ')
@@ -282,37 +324,18 @@ static long long read_key(const char *dir, const char *file, const char *key) {
 }
 
 bool cgroup_oom_killed(const Cgroup *cg) {
-        if (cg->n == 0)
-                return false;
-        if (cg->version == 2)
-                return read_key(cg->path[0], "memory.events", "oom_kill") > 0;
-        return read_key(cg->path[cg->memory], "memory.oom_control", "oom_kill") > 0;
-}
-
-static long long read_number(const char *dir, const char *file) {
-        char p[PATH_MAX], buf[64];
-        snprintf(p, sizeof p, "%s/%s", dir, file);
-        if (read_file_small(p, buf, sizeof buf) <= 0)
-                return -1;
-        return atoll(buf);
+        return cg->n > 0 && read_stat(cg, ST_OOM) > 0;
 }
 
 long long cgroup_cpu_usage_ns(const Cgroup *cg) {
         if (cg->n == 0)
                 return -1;
-        if (cg->version == 2) {
-                long long us = read_key(cg->path[0], "cpu.stat", "usage_usec");
-                return us < 0 ? -1 : us * 1000;
-        }
-        return read_number(cg->path[cg->cpuacct], "cpuacct.usage");
+        long long v = read_stat(cg, ST_CPU);
+        return v < 0 ? -1 : cg->version == 2 ? v * 1000 : v;
 }
 
 long long cgroup_memory_peak(const Cgroup *cg) {
-        if (cg->n == 0)
-                return -1;
-        if (cg->version == 2)
-                return read_number(cg->path[0], "memory.peak");
-        return read_number(cg->path[cg->memory], "memory.max_usage_in_bytes");
+        return cg->n == 0 ? -1 : read_stat(cg, ST_PEAK);
 }
 
 /* Remove one stale jail cgroup directory if its runtime is gone. */
@@ -373,6 +396,8 @@ int cgroup_destroy(Cgroup *cg) {
         cgroup_close_fds(cg);
         for (int i = 0; i < _LIM_MAX; i++)
                 cg->limit_fd[i] = safe_close(cg->limit_fd[i]);
+        for (int i = 0; i < _ST_MAX; i++)
+                cg->stat_fd[i] = safe_close(cg->stat_fd[i]);
         for (int i = cg->n - 1; i >= 0; i--) {
                 if (cg->version == 2 || cg->n == 1)
                         (void) write_at(cg->path[i], "cgroup.kill", "1");

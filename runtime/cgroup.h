@@ -24,6 +24,8 @@ typedef struct CgroupLimits {
 /* The limit files, kept open from creation so that a prepared jail's limits
  * are set at request time with one write each (v1 / v2 names). */
 enum { LIM_MEMORY, LIM_MEMSW, LIM_PIDS, LIM_CPU, _LIM_MAX };
+/* ... and the files read for its result (OOM kills, CPU time, peak memory). */
+enum { ST_OOM, ST_CPU, ST_PEAK, _ST_MAX };
 
 typedef struct Cgroup {
         int version;
@@ -32,6 +34,7 @@ typedef struct Cgroup {
         int kind[_CG_MAX];              /* the controller (CG_*) path[i] was made for */
         int procs_fd[_CG_MAX];          /* open O_WRONLY on each cgroup.procs */
         int limit_fd[_LIM_MAX];         /* open O_WRONLY; memsw/swap may be -1 */
+        int stat_fd[_ST_MAX];           /* open O_RDONLY, or -1 */
         CgroupLimits cur;               /* as last written */
         int cpuacct;                    /* index in path[] that has cpuacct.usage (v1) */
         int memory;                     /* index in path[] of the memory controller */

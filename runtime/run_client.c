@@ -42,7 +42,8 @@ static int send_all(int fd, const void *p, size_t n) {
         return 0;
 }
 
-/* The RUN frame, with the code's fd attached to its first bytes. */
+/* The RUN frame (and what follows it in b), with the code's fd attached
+ * to its first bytes. */
 static int send_run(int fd, const ProtoBuf *b, int code_fd) {
         char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
         struct iovec iov = { b->data, b->len };
@@ -67,12 +68,23 @@ static int send_frame(int fd, uint32_t type, const void *p, size_t len) {
         return r < 0 ? r : send_all(fd, p, len);
 }
 
+#define SMALL_STDIN (64U << 10)
+
+/* RUN, then stdin in pieces, then GO. A small request goes in one
+ * sendmsg, so that the daemon wakes up once for it. */
 static int send_request(int fd, const JailConfig *c, uid_t uid, const char *cgroup_parent) {
         ProtoBuf b = { 0 };
+        bool small = c->stdin_len <= SMALL_STDIN;
         int r = proto_put_run(&b, c, uid, cgroup_parent);
+        if (r >= 0 && small && c->stdin_len > 0)
+                r = proto_put_frame(&b, PROTO_STDIN, c->stdin_data, c->stdin_len);
+        if (r >= 0 && small)
+                r = proto_put_frame(&b, PROTO_GO, NULL, 0);
         if (r >= 0)
                 r = send_run(fd, &b, c->code_fd);
         proto_buf_clear(&b);
+        if (small || r < 0)
+                return r;
         for (size_t off = 0; r >= 0 && off < c->stdin_len; off += PROTO_CHUNK_MAX) {
                 size_t n = c->stdin_len - off < PROTO_CHUNK_MAX ? c->stdin_len - off : PROTO_CHUNK_MAX;
                 r = send_frame(fd, PROTO_STDIN, (const char *) c->stdin_data + off, n);

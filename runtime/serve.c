@@ -350,6 +350,7 @@ static bool server_accept(Server *s) {
         c->open_handles = 2;
         uv_poll_start(&c->poll, UV_READABLE, conn_on_poll);
         uv_timer_start(&c->timer, conn_on_timeout, REQUEST_TIME_MS, 0);
+        conn_read(c); /* the request often came with the connection */
         return true;
 }
 
