@@ -12,6 +12,7 @@
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -538,10 +539,26 @@ static int serve_parse(ServeOptions *o, int argc, char **argv) {
 
 /* ----- main ----- */
 
+/* Each jail holds about a dozen fds here (pipes, pidfd, control socket,
+ * timer, cgroup files): a full pool and many connections need more than
+ * the usual soft limit of 1024. Boxes get their own (RLIMIT_NOFILE is set
+ * in every jail). */
+static void raise_nofile(void) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        rlim_t want = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+        if (rl.rlim_cur < want) {
+                rl.rlim_cur = want;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
 static int server_init(Server *s, const ServeOptions *o) {
         *s = (Server) { .listen_fd = -1, .cgroup_parent = o->cgroup_parent, .uid = (uid_t) o->uid,
                         .pool_size = (unsigned) o->pool };
         snprintf(s->socket_path, sizeof s->socket_path, "%s", o->socket);
+        raise_nofile();
         int r = jail_stdio_fill(); /* before the loop's fds exist */
         if (r < 0 || (r = uv_loop_init(&s->loop)) < 0)
                 return r;
