@@ -186,11 +186,15 @@ def main():
         finally:
             subprocess.run([pg, "stop", pgdir], stdin=subprocess.DEVNULL)
     s = results["sqlite"]
-    print("goal (SQLite): deploy under 20 ms: %s (controller p50 %.2f ms, CLI end to end p50 %.2f ms); "
-          "list under 100 ms: %s (one page p50 %.2f ms, all %d via fnbox list p50 %.1f ms)"
-          % ("met" if s["deploy_cli"]["p50_ms"] < 20 else "MISSED", s["deploy_controller"]["p50_ms"],
-             s["deploy_cli"]["p50_ms"], "met" if s["list_all_cli"]["p50_ms"] < 100 else "MISSED",
-             s["list_page"]["p50_ms"], s["functions"], s["list_all_cli"]["p50_ms"]))
+    met = lambda v, goal: "met" if v < goal else "MISSED"
+    print("goal (SQLite), deploy under 20 ms: manifest received to revision stored (controller) p50 %.2f ms: %s; "
+          "`fnbox deploy` end to end p50 %.2f ms: %s (the CLI's start alone loads libcurl's ~30 shared libraries)"
+          % (s["deploy_controller"]["p50_ms"], met(s["deploy_controller"]["p50_ms"], 20),
+             s["deploy_cli"]["p50_ms"], met(s["deploy_cli"]["p50_ms"], 20)))
+    print("goal (SQLite), list under 100 ms with %d functions: GET /v1/functions (a page of 100) p50 %.2f ms: %s; "
+          "`fnbox list` walking all of them p50 %.1f ms: %s"
+          % (s["functions"], s["list_page"]["p50_ms"], met(s["list_page"]["p50_ms"], 100),
+             s["list_all_cli"]["p50_ms"], met(s["list_all_cli"]["p50_ms"], 100)))
     os.makedirs(os.path.join(build, "bench"), exist_ok=True)
     with open(os.path.join(build, "bench", "control.json"), "w") as f:
         json.dump(results, f, indent=2)
