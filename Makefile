@@ -61,7 +61,7 @@ CONTROLLER_SRCS := $(wildcard controller/*.c)
 CLI_SRCS     := $(wildcard cli/*.c)
 # the CLI's pieces without I/O, which the unit suite links too
 CLI_CORE_SRCS := cli/opts.c cli/output.c cli/config.c cli/docsplit.c
-UNIT_SRCS    := tests/unit/runner.c $(wildcard tests/unit/test_*.c)
+UNIT_SRCS    := tests/unit/runner.c tests/unit/fork_run.c $(wildcard tests/unit/test_*.c)
 STORE_TEST_SRCS := $(wildcard tests/store/*.c)
 BOX_SRCS     := $(wildcard tests/security/boxes/*.c)
 FUNCTION_SRCS := $(wildcard functions/*/main.c)
@@ -126,7 +126,7 @@ $(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS) $(CTL_LIBS)
 
-$(BUILD)/tests/store-conformance: $(call obj,$(STORE_TEST_SRCS) $(CTL_LIB_SRCS) $(LIB_SRCS))
+$(BUILD)/tests/store-conformance: $(call obj,$(STORE_TEST_SRCS) tests/unit/fork_run.c $(CTL_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
 

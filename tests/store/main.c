@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "store_test.h"
 #include "lib/util.h"
+#include "tests/unit/fork_run.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -178,27 +179,11 @@ int test_fresh_db(unsigned idx) {
 
 static int run_one(const TestCase *t, unsigned idx) {
         test_fresh_db(idx);
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0) {
-                perror("fork");
-                return -1;
-        }
-        if (pid == 0) {
-                alarm(TEST_TIMEOUT_S);
-                t->fn();
-                exit(0);
-        }
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                ;
+        int st = test_fork_run(t->fn, TEST_TIMEOUT_S);
         if (!pg)
                 sqlite_remove(sqlite_path(cur_url));
-        if (WIFEXITED(st))
+        if (st >= 0 && WIFEXITED(st))
                 return WEXITSTATUS(st) == 0 ? 0 : WEXITSTATUS(st) == TEST_SKIP_STATUS ? 1 : -1;
-        if (WIFSIGNALED(st))
-                fprintf(stderr, "  killed by signal %d%s\n", WTERMSIG(st),
-                        WTERMSIG(st) == SIGALRM ? " (timeout)" : "");
         return -1;
 }
 

@@ -2,6 +2,7 @@
  * process with a timeout, and ends with "N passed, N failed". An optional
  * argument runs only the tests whose names contain it. */
 #include "test.h"
+#include "tests/unit/fork_run.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -18,26 +19,8 @@ void test_register(TestCase *t) {
 }
 
 static int run_one(const TestCase *t) {
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0) {
-                perror("fork");
-                return -1;
-        }
-        if (pid == 0) {
-                alarm(TEST_TIMEOUT_S);
-                t->fn();
-                exit(0); /* runs the test's atexit clean-ups */
-        }
-        int st;
-        while (waitpid(pid, &st, 0) < 0)
-                ;
-        if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-                return 0;
-        if (WIFSIGNALED(st))
-                fprintf(stderr, "  killed by signal %d%s\n", WTERMSIG(st),
-                        WTERMSIG(st) == SIGALRM ? " (timeout)" : "");
-        return -1;
+        int st = test_fork_run(t->fn, TEST_TIMEOUT_S);
+        return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
