@@ -53,11 +53,17 @@ LIB_SRCS     := lib/util.c lib/quantity.c lib/base64.c
 SPEC_LIB_SRCS := lib/manifest.c lib/artifact.c
 STORE_LIB_SRCS := lib/token.c lib/store.c lib/store_sqlite.c lib/store_pg.c
 CTL_LIB_SRCS := $(SPEC_LIB_SRCS) $(STORE_LIB_SRCS)
-RUNTIME_SRCS := runtime/jail.c runtime/jail_config.c runtime/jail_child.c \
-                runtime/jail_request.c runtime/cgroup.c runtime/result_json.c \
-                runtime/run_cmd.c runtime/proto.c runtime/pool.c runtime/serve.c \
-                runtime/run_client.c
+# Every runtime/*.c but the entry point and the build-time seccomp compiler.
+RUNTIME_SRCS := $(filter-out runtime/main.c runtime/seccomp.c runtime/seccomp_gen.c,$(wildcard runtime/*.c))
+# What a client of the runtime's sockets links (the activator): the framed
+# protocol without the jail.
+PROTO_SRCS   := runtime/proto.c runtime/jail_config.c
 CONTROLLER_SRCS := $(wildcard controller/*.c)
+# the controller's pure decision code (autoscaler, scheduler), unit-tested
+CONTROLLER_CORE_SRCS := $(wildcard controller/kpa.c controller/scheduler.c)
+ACTIVATOR_SRCS := $(wildcard activator/*.c)
+ACT_PKGS := jansson libmicrohttpd libcurl libsystemd libuv
+ACT_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(ACT_PKGS) 2>/dev/null) -lpthread
 CLI_SRCS     := $(wildcard cli/*.c)
 # the CLI's pieces without I/O, which the unit suite links too
 CLI_CORE_SRCS := cli/opts.c cli/output.c cli/config.c cli/docsplit.c
@@ -70,6 +76,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 PROGRAMS := $(BUILD)/bin/fnbox-runtime \
             $(if $(CONTROLLER_SRCS),$(BUILD)/bin/fnbox-controller) \
+            $(if $(ACTIVATOR_SRCS),$(BUILD)/bin/fnbox-activator) \
             $(if $(CLI_SRCS),$(BUILD)/bin/fnbox)
 UNIT_BIN := $(BUILD)/tests/unit-tests
 STORE_TEST_BIN := $(if $(STORE_TEST_SRCS),$(BUILD)/tests/store-conformance)
@@ -80,7 +87,7 @@ BOXES    := $(patsubst tests/security/boxes/%.c,$(BUILD)/tests/boxes/%,$(BOX_SRC
 FUNCTIONS := $(patsubst %/main.c,$(BUILD)/%/main,$(FUNCTION_SRCS)) \
              $(patsubst %/main.c,$(BUILD)/%/manifest.yaml,$(FUNCTION_SRCS))
 
-.PHONY: all deps test test-unit test-store test-integration test-security \
+.PHONY: all deps test test-unit test-store test-integration test-security test-dataplane \
         fuzz fuzz-smoke check-sanitize bench install run clean
 
 all: $(PROGRAMS) $(UNIT_BIN) $(STORE_TEST_BIN) $(BOXES) $(FUNCTIONS)
@@ -118,11 +125,15 @@ $(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(L
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
 
+$(BUILD)/bin/fnbox-activator: $(call obj,$(ACTIVATOR_SRCS) $(PROTO_SRCS) $(LIB_SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ACT_LIBS)
+
 $(BUILD)/bin/fnbox: $(call obj,$(CLI_SRCS) $(SPEC_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CLI_LIBS)
 
-$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(CLI_CORE_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(CONTROLLER_CORE_SRCS) $(CLI_CORE_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS) $(CTL_LIBS)
 
@@ -154,6 +165,7 @@ test: deps
 	$(MAKE) test-store
 	$(MAKE) test-integration
 	$(MAKE) test-security
+	$(MAKE) test-dataplane
 	$(MAKE) fuzz-smoke
 	$(MAKE) check-sanitize
 
@@ -168,6 +180,11 @@ test-store: $(STORE_TEST_BIN)
 # The real daemons and the CLI, on ports the kernel picks.
 test-integration: all
 	@if [ -f tests/integration/run.py ]; then python3 tests/integration/run.py --build $(BUILD); fi
+
+# The whole platform: controller, activator and runtimes (several nodes),
+# deploy, call, scale from zero and back, faults.
+test-dataplane: all
+	@if [ -f tests/dataplane/run.py ]; then python3 tests/dataplane/run.py --build $(BUILD); fi
 
 # libFuzzer targets (clang): `make fuzz` runs each for FUZZ_TIME seconds;
 # fuzz-smoke is the short run inside `make test`.
@@ -198,6 +215,7 @@ check-sanitize:
 bench: deps all
 	python3 tests/bench/jail_bench.py --build $(BUILD)
 	python3 tests/bench/control_bench.py --build $(BUILD)
+	@if [ -f tests/bench/data_bench.py ]; then python3 tests/bench/data_bench.py --build $(BUILD); fi
 
 run: deps all
 	@./manifests/run-local.sh $(BUILD)
