@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "proto.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -15,6 +16,8 @@ long proto_payload_max(uint32_t type) {
         case PROTO_RUN: return PROTO_RUN_MAX;
         case PROTO_STDIN: case PROTO_STDOUT: case PROTO_STDERR: return PROTO_CHUNK_MAX;
         case PROTO_GO: case PROTO_END: return 0;
+        case PROTO_HELLO: return PROTO_HELLO_MAX;
+        case PROTO_INVOKE: return PROTO_INVOKE_MAX;
         case PROTO_RESULT: return 64 + sizeof ((JailResult *) 0)->error;
         case PROTO_ERROR: return 8 + PROTO_TEXT_MAX + 1;
         default: return -EBADMSG;
@@ -285,22 +288,28 @@ void proto_reader_clear(ProtoReader *r) {
 
 /* ----- the request ----- */
 
-static int request_stdin(ProtoRequest *q, const ProtoFrame *f) {
-        if ((uint64_t) q->stdin_len + f->len > JAIL_STDIN_MAX)
+/* Append a STDIN piece to a growing body, never past max bytes. */
+static int stdin_add(char **data, size_t *len, size_t *cap, uint64_t max, const ProtoFrame *f) {
+        if ((uint64_t) *len + f->len > max)
                 return -EFBIG;
-        if (q->stdin_len + f->len > q->stdin_cap) {
-                size_t cap = q->stdin_cap ? q->stdin_cap : 65536;
-                while (cap < q->stdin_len + f->len)
-                        cap *= 2;
-                char *d = realloc(q->stdin_data, cap);
+        if (*len + f->len > *cap) {
+                size_t c = *cap ? *cap : 65536;
+                while (c < *len + f->len)
+                        c *= 2;
+                char *d = realloc(*data, c);
                 if (!d)
                         return -ENOMEM;
-                q->stdin_data = d;
-                q->stdin_cap = cap;
+                *data = d;
+                *cap = c;
         }
-        memcpy(q->stdin_data + q->stdin_len, f->payload, f->len);
-        q->stdin_len += f->len;
+        if (f->len)
+                memcpy(*data + *len, f->payload, f->len);
+        *len += f->len;
         return 0;
+}
+
+static int request_stdin(ProtoRequest *q, const ProtoFrame *f) {
+        return stdin_add(&q->stdin_data, &q->stdin_len, &q->stdin_cap, JAIL_STDIN_MAX, f);
 }
 
 int proto_request_feed(ProtoRequest *q, const ProtoFrame *f) {
@@ -441,7 +450,10 @@ int proto_reply_next(ProtoReplyWriter *w, struct iovec iov[2]) {
         for (;;)
                 switch (w->phase) {
                 case 0: {
-                        int r = proto_put_result(&w->fixed, w->r);
+                        JailResult announced = *w->r;
+                        if (w->no_stderr)
+                                announced.err = (JailOutput) { 0 };
+                        int r = proto_put_result(&w->fixed, &announced);
                         if (r < 0)
                                 return r;
                         w->phase = 1;
@@ -451,7 +463,7 @@ int proto_reply_next(ProtoReplyWriter *w, struct iovec iov[2]) {
                 case 1:
                 case 2: {
                         const JailOutput *o = w->phase == 1 ? &w->r->out : &w->r->err;
-                        if (w->off < o->len)
+                        if (w->off < o->len && !(w->phase == 2 && w->no_stderr))
                                 return chunk(w, w->phase == 1 ? PROTO_STDOUT : PROTO_STDERR, o, iov);
                         w->phase++;
                         w->off = 0;
@@ -472,4 +484,178 @@ int proto_reply_next(ProtoReplyWriter *w, struct iovec iov[2]) {
 void proto_reply_writer_clear(ProtoReplyWriter *w) {
         proto_buf_clear(&w->fixed);
         *w = (ProtoReplyWriter) { 0 };
+}
+
+/* ----- the invoke socket ----- */
+
+static int put_json_frame(ProtoBuf *b, uint32_t type, json_t *o) {
+        if (!o)
+                return -ENOMEM;
+        char *text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!text)
+                return -ENOMEM;
+        int r = proto_put_frame(b, type, text, strlen(text));
+        free(text);
+        return r;
+}
+
+int proto_put_hello(ProtoBuf *b, const char *secret) {
+        if (secret && strlen(secret) > PROTO_SECRET_MAX)
+                return -EMSGSIZE;
+        json_t *o = json_pack("{s:i}", "version", PROTO_VERSION);
+        if (o && secret && *secret && json_object_set_new(o, "secret", json_string(secret)) < 0)
+                o = (json_decref(o), NULL);
+        return put_json_frame(b, PROTO_HELLO, o);
+}
+
+/* A JSON object from a payload: strict (no duplicate keys, no trailing
+ * bytes), at most max bytes. */
+static json_t *json_payload(const uint8_t *p, size_t len, size_t max) {
+        if (len == 0 || len > max)
+                return NULL;
+        json_t *o = json_loadb((const char *) p, len, JSON_REJECT_DUPLICATES, NULL);
+        if (o && !json_is_object(o))
+                o = (json_decref(o), NULL);
+        return o;
+}
+
+/* Copy a JSON string of at most max bytes with no control character (and
+ * no NUL) into out; a missing key leaves out as it is. */
+static int get_json_str(json_t *o, const char *key, char *out, size_t max) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_string(v))
+                return -EBADMSG;
+        size_t n = json_string_length(v);
+        const char *s = json_string_value(v);
+        if (n > max)
+                return -EBADMSG;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+                        return -EBADMSG;
+        memcpy(out, s, n);
+        out[n] = 0;
+        return 0;
+}
+
+static bool only_keys(json_t *o, const char *const *keys, size_t n) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(o, k, v) {
+                bool known = false;
+                for (size_t i = 0; i < n && !known; i++)
+                        known = strcmp(k, keys[i]) == 0;
+                if (!known)
+                        return false;
+        }
+        return true;
+}
+
+int proto_hello_decode(const uint8_t *p, size_t len, ProtoHello *ret) {
+        static const char *const keys[] = { "version", "secret" };
+        json_t *o = json_payload(p, len, PROTO_HELLO_MAX);
+        ProtoHello h = { 0 };
+        int r = -EBADMSG;
+        json_t *v = o ? json_object_get(o, "version") : NULL;
+        if (o && only_keys(o, keys, ELEMENTSOF(keys)) && json_is_integer(v) &&
+            get_json_str(o, "secret", h.secret, PROTO_SECRET_MAX) >= 0) {
+                r = json_integer_value(v) == PROTO_VERSION ? 0 : -EPROTONOSUPPORT;
+                h.version = (uint32_t) PROTO_VERSION;
+        }
+        json_decref(o);
+        if (r >= 0)
+                *ret = h;
+        return r;
+}
+
+int proto_put_invoke(ProtoBuf *b, const ProtoInvoke *inv) {
+        json_t *o = json_pack("{s:s,s:s,s:s}", "instance", inv->instance,
+                              "method", inv->method[0] ? inv->method : "POST", "path", inv->path[0] ? inv->path : "/");
+        const struct { const char *k, *v; } opt[] = {
+                { "requestId", inv->request_id }, { "traceparent", inv->traceparent }, { "query", inv->query },
+        };
+        for (size_t i = 0; o && i < ELEMENTSOF(opt); i++)
+                if (opt[i].v[0] && json_object_set_new(o, opt[i].k, json_string(opt[i].v)) < 0)
+                        o = (json_decref(o), NULL);
+        if (o && inv->timeout_ms && json_object_set_new(o, "timeoutMs", json_integer((json_int_t) inv->timeout_ms)) < 0)
+                o = (json_decref(o), NULL);
+        return put_json_frame(b, PROTO_INVOKE, o);
+}
+
+/* An HTTP method: a token (RFC 9110), upper-case letters in practice. */
+static bool method_valid(const char *m) {
+        if (!*m)
+                return false;
+        for (const char *c = m; *c; c++)
+                if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+                      strchr("!#$%&'*+-.^_`|~", *c)))
+                        return false;
+        return true;
+}
+
+static int invoke_fields(json_t *o, ProtoInvoke *inv) {
+        static const char *const keys[] = { "instance", "requestId", "traceparent", "method", "path", "query",
+                                            "timeoutMs" };
+        if (!only_keys(o, keys, ELEMENTSOF(keys)) || !json_is_string(json_object_get(o, "instance")) ||
+            get_json_str(o, "instance", inv->instance, PROTO_ID_MAX) < 0 || !inv->instance[0] ||
+            get_json_str(o, "requestId", inv->request_id, PROTO_REQID_MAX) < 0 ||
+            get_json_str(o, "traceparent", inv->traceparent, PROTO_TRACE_MAX) < 0 ||
+            get_json_str(o, "method", inv->method, PROTO_METHOD_MAX) < 0 || !method_valid(inv->method) ||
+            get_json_str(o, "path", inv->path, PROTO_URLPART_MAX) < 0 || inv->path[0] != '/' ||
+            get_json_str(o, "query", inv->query, PROTO_URLPART_MAX) < 0)
+                return -EBADMSG;
+        json_t *t = json_object_get(o, "timeoutMs");
+        if (t && !json_is_null(t)) {
+                if (!json_is_integer(t) || json_integer_value(t) < 0 ||
+                    (uint64_t) json_integer_value(t) > PROTO_TIMEOUT_MS_MAX)
+                        return -EBADMSG;
+                inv->timeout_ms = (uint64_t) json_integer_value(t);
+        }
+        return 0;
+}
+
+int proto_invoke_decode(const uint8_t *p, size_t len, ProtoInvoke *ret) {
+        json_t *o = json_payload(p, len, PROTO_INVOKE_MAX);
+        if (!o)
+                return -EBADMSG;
+        ProtoInvoke *inv = calloc(1, sizeof *inv);
+        if (!inv) {
+                json_decref(o);
+                return -ENOMEM;
+        }
+        strcpy(inv->method, "POST");
+        strcpy(inv->path, "/");
+        int r = invoke_fields(o, inv);
+        json_decref(o);
+        if (r >= 0)
+                *ret = *inv;
+        free(inv);
+        return r;
+}
+
+int proto_invoke_feed(ProtoInvokeRequest *q, const ProtoFrame *f) {
+        int r;
+        if (q->state == 0 && f->type == PROTO_INVOKE) {
+                if ((r = proto_invoke_decode(f->payload, f->len, &q->inv)) < 0)
+                        return r;
+                q->state = PROTO_STDIN;
+                return 0;
+        }
+        if (q->state == PROTO_STDIN && f->type == PROTO_STDIN)
+                return stdin_add(&q->stdin_data, &q->stdin_len, &q->stdin_cap,
+                                 q->stdin_max ? q->stdin_max : JAIL_STDIN_MAX, f);
+        if (q->state == PROTO_STDIN && f->type == PROTO_GO) {
+                q->state = PROTO_GO;
+                return 1;
+        }
+        return -EBADMSG;
+}
+
+void proto_invoke_request_clear(ProtoInvokeRequest *q) {
+        uint64_t max = q->stdin_max;
+        free(q->stdin_data);
+        memset(q, 0, sizeof *q);
+        q->stdin_max = max;
 }

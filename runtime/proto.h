@@ -9,7 +9,18 @@
  *
  *   client -> daemon   RUN, STDIN (any number), GO
  *   daemon -> client   RESULT, STDOUT (any number), STDERR (any number), END
- *                      or ERROR (the request was refused or failed) */
+ *                      or ERROR (the request was refused or failed)
+ *
+ * The node agent's invoke socket (docs/internals.md) speaks the same
+ * frames with two more, and carries any number of requests in a row:
+ *
+ *   client -> runtime  HELLO (once, first), then per request
+ *                      INVOKE, STDIN (any number), GO
+ *   runtime -> client  RESULT, STDOUT (any number), END (no STDERR: it goes
+ *                      to the node's logs), or ERROR with PROTO_INVOKE_*
+ *
+ * This file links without the jail (the activator uses it): it needs
+ * jail_config.c, lib/util.c and jansson only. */
 #pragma once
 
 #include <stdbool.h>
@@ -23,6 +34,8 @@ enum {
         PROTO_RUN = 1,      /* the request: options, code path, arguments, environment */
         PROTO_STDIN = 2,    /* a piece of the box's stdin */
         PROTO_GO = 3,       /* the request is complete: run it (empty) */
+        PROTO_HELLO = 4,    /* invoke socket: {"version": 1, "secret": "..."} */
+        PROTO_INVOKE = 5,   /* invoke socket: the request's JSON (instead of RUN) */
         PROTO_RESULT = 16,  /* the result's fixed part */
         PROTO_STDOUT = 17,  /* a piece of the box's stdout */
         PROTO_STDERR = 18,  /* a piece of its stderr */
@@ -40,6 +53,23 @@ enum {
 #define PROTO_ARG_MAX     (128U << 10) /* one argument or KEY=VALUE */
 #define PROTO_ARGS_MAX    4096
 #define PROTO_ENV_MAX     256
+#define PROTO_HELLO_MAX   1024         /* HELLO payload */
+#define PROTO_INVOKE_MAX  (64U << 10)  /* INVOKE payload */
+#define PROTO_SECRET_MAX  256          /* HELLO secret, bytes */
+#define PROTO_ID_MAX      128          /* INVOKE instance id */
+#define PROTO_REQID_MAX   200          /* INVOKE requestId */
+#define PROTO_TRACE_MAX   128          /* INVOKE traceparent */
+#define PROTO_METHOD_MAX  16           /* INVOKE method: an HTTP token */
+#define PROTO_URLPART_MAX 8192         /* INVOKE path, query */
+#define PROTO_TIMEOUT_MS_MAX (24ULL * 3600 * 1000)
+
+/* ERROR exit statuses on the invoke socket (docs/internals.md) */
+enum {
+        PROTO_INVOKE_NO_INSTANCE = 1,  /* no such instance on this node */
+        PROTO_INVOKE_NOT_READY = 2,    /* draining or not ready */
+        PROTO_INVOKE_BUSY = 3,         /* no free slot */
+        PROTO_INVOKE_FAILED = 4,       /* the node failed to run the request */
+};
 
 typedef struct ProtoFrame {
         uint32_t type;
@@ -117,11 +147,57 @@ void proto_reply_clear(ProtoReply *p);
 
 typedef struct ProtoReplyWriter {
         const JailResult *r;
+        bool no_stderr;          /* the invoke socket: RESULT announces no stderr */
         int phase;               /* RESULT, STDOUT, STDERR, END, then done */
         size_t off;
         uint8_t head[PROTO_HEADER_SIZE];
         ProtoBuf fixed;          /* the RESULT frame */
 } ProtoReplyWriter;
+
+/* ----- the invoke socket ----- */
+
+typedef struct ProtoHello {
+        uint32_t version;
+        char secret[PROTO_SECRET_MAX + 1];   /* "" when none was sent */
+} ProtoHello;
+
+int proto_put_hello(ProtoBuf *b, const char *secret);
+/* Decode a HELLO payload: -EBADMSG unless it is a JSON object with an
+ * integer version (only PROTO_VERSION is accepted: -EPROTONOSUPPORT) and an
+ * optional string secret of at most PROTO_SECRET_MAX bytes. */
+int proto_hello_decode(const uint8_t *p, size_t len, ProtoHello *ret);
+
+typedef struct ProtoInvoke {
+        char instance[PROTO_ID_MAX + 1];
+        char request_id[PROTO_REQID_MAX + 1];    /* "" when none */
+        char traceparent[PROTO_TRACE_MAX + 1];   /* "" when none */
+        char method[PROTO_METHOD_MAX + 1];       /* default "POST" */
+        char path[PROTO_URLPART_MAX + 1];        /* default "/" */
+        char query[PROTO_URLPART_MAX + 1];       /* "" when none */
+        uint64_t timeout_ms;                     /* 0: the instance's own */
+} ProtoInvoke;
+
+int proto_put_invoke(ProtoBuf *b, const ProtoInvoke *inv);
+/* Decode an INVOKE payload: a JSON object (no unknown keys) whose strings
+ * are within their bounds and free of control characters; instance is
+ * required; the method is an HTTP token; the path starts with '/'. */
+int proto_invoke_decode(const uint8_t *p, size_t len, ProtoInvoke *ret);
+
+/* One request on the invoke socket, as the runtime assembles it. */
+typedef struct ProtoInvokeRequest {
+        int state;               /* 0, PROTO_STDIN (INVOKE seen), PROTO_GO (complete) */
+        ProtoInvoke inv;
+        char *stdin_data;
+        size_t stdin_len, stdin_cap;
+        uint64_t stdin_max;      /* 0: JAIL_STDIN_MAX */
+} ProtoInvokeRequest;
+
+/* Take one frame: 1 once the request is complete (GO), 0 for more, -EFBIG
+ * for a body over stdin_max, -EBADMSG (or the decoder's error) for a frame
+ * that is not allowed here. */
+int proto_invoke_feed(ProtoInvokeRequest *q, const ProtoFrame *f);
+/* Free the body and make q ready for the next request (stdin_max kept). */
+void proto_invoke_request_clear(ProtoInvokeRequest *q);
 
 /* The next frame as up to two iovecs (header, data); 0 when all was given. */
 int proto_reply_next(ProtoReplyWriter *w, struct iovec iov[2]);

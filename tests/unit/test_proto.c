@@ -407,3 +407,218 @@ TEST(proto_random_mutations) {
         free(m);
         proto_buf_clear(&b);
 }
+
+/* ----- the invoke socket: HELLO and INVOKE ----- */
+
+/* Frame payload of the first frame in b. */
+static ProtoFrame first_frame(const ProtoBuf *b) {
+        ProtoFrame f;
+        memcpy(&f.type, b->data, 4);
+        memcpy(&f.len, b->data + 4, 4);
+        f.payload = b->data + PROTO_HEADER_SIZE;
+        return f;
+}
+
+TEST(proto_hello_round_trip) {
+        ProtoBuf b = { 0 };
+        ASSERT_EQ_INT(proto_put_hello(&b, "s3cret"), 0);
+        ProtoFrame f = first_frame(&b);
+        ASSERT_EQ_UINT(f.type, PROTO_HELLO);
+        ProtoHello h;
+        ASSERT_EQ_INT(proto_hello_decode(f.payload, f.len, &h), 0);
+        ASSERT_EQ_STR(h.secret, "s3cret");
+        proto_buf_clear(&b);
+        ASSERT_EQ_INT(proto_put_hello(&b, NULL), 0);
+        f = first_frame(&b);
+        ASSERT_EQ_INT(proto_hello_decode(f.payload, f.len, &h), 0);
+        ASSERT_EQ_STR(h.secret, "");
+        proto_buf_clear(&b);
+}
+
+TEST(proto_hello_refuses_hostile) {
+        static const char *const bad[] = {
+                "", "[]", "{}", "{\"version\":\"1\"}", "{\"version\":1,\"secret\":5}",
+                "{\"version\":1,\"other\":true}", "{\"version\":1,\"version\":1}", "{\"version\":1} x",
+                "{\"version\":1,\"secret\":\"a\\u0000b\"}", "{\"version\":1,\"secret\":\"line\\n\"}",
+        };
+        ProtoHello h;
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                if (proto_hello_decode((const uint8_t *) bad[i], strlen(bad[i]), &h) >= 0)
+                        FAIL_AT("accepted HELLO %s", bad[i]);
+        const char *v2 = "{\"version\":2}";
+        ASSERT_EQ_INT(proto_hello_decode((const uint8_t *) v2, strlen(v2), &h), -EPROTONOSUPPORT);
+        char big[PROTO_SECRET_MAX + 40];
+        int n = snprintf(big, sizeof big, "{\"version\":1,\"secret\":\"%0*d\"}", PROTO_SECRET_MAX + 1, 0);
+        ASSERT_TRUE(proto_hello_decode((const uint8_t *) big, (size_t) n, &h) < 0);
+        char secret[PROTO_SECRET_MAX + 2];
+        memset(secret, 'x', sizeof secret - 1);
+        secret[sizeof secret - 1] = 0;
+        ProtoBuf b = { 0 };
+        ASSERT_EQ_INT(proto_put_hello(&b, secret), -EMSGSIZE);
+        proto_buf_clear(&b);
+}
+
+static ProtoInvoke sample_invoke(void) {
+        ProtoInvoke inv = { .timeout_ms = 2500 };
+        strcpy(inv.instance, "hello-00001-3fa2c1");
+        strcpy(inv.request_id, "req-1");
+        strcpy(inv.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        strcpy(inv.method, "GET");
+        strcpy(inv.path, "/fn/hello");
+        strcpy(inv.query, "a=b&c=d");
+        return inv;
+}
+
+/* An invoke request (INVOKE, two STDIN pieces, GO) through a reader, in
+ * pieces of every size. */
+TEST(proto_invoke_round_trip) {
+        ProtoInvoke inv = sample_invoke();
+        ProtoBuf b = { 0 };
+        ASSERT_EQ_INT(proto_put_invoke(&b, &inv), 0);
+        ASSERT_EQ_INT(proto_put_frame(&b, PROTO_STDIN, "body ", 5), 0);
+        ASSERT_EQ_INT(proto_put_frame(&b, PROTO_STDIN, "here", 4), 0);
+        ASSERT_EQ_INT(proto_put_frame(&b, PROTO_GO, NULL, 0), 0);
+        for (size_t step = 1; step <= b.len; step = step * 2 + 1) {
+                ProtoReader rd = { 0 };
+                ProtoInvokeRequest q = { 0 };
+                size_t off = 0;
+                int r = 0;
+                while (r == 0) {
+                        ProtoFrame f;
+                        while (r == 0 && proto_reader_next(&rd, &f) > 0)
+                                r = proto_invoke_feed(&q, &f);
+                        if (r != 0 || off == b.len)
+                                break;
+                        uint8_t *space;
+                        size_t room;
+                        ASSERT_EQ_INT(proto_reader_space(&rd, &space, &room), 0);
+                        size_t n = b.len - off < step ? b.len - off : step;
+                        n = n < room ? n : room;
+                        memcpy(space, b.data + off, n);
+                        proto_reader_advance(&rd, n);
+                        off += n;
+                }
+                ASSERT_EQ_INT(r, 1);
+                ASSERT_EQ_STR(q.inv.instance, inv.instance);
+                ASSERT_EQ_STR(q.inv.request_id, "req-1");
+                ASSERT_EQ_STR(q.inv.traceparent, inv.traceparent);
+                ASSERT_EQ_STR(q.inv.method, "GET");
+                ASSERT_EQ_STR(q.inv.path, "/fn/hello");
+                ASSERT_EQ_STR(q.inv.query, "a=b&c=d");
+                ASSERT_EQ_UINT(q.inv.timeout_ms, 2500);
+                ASSERT_EQ_UINT(q.stdin_len, 9);
+                ASSERT_TRUE(memcmp(q.stdin_data, "body here", 9) == 0);
+                proto_invoke_request_clear(&q);
+                ASSERT_EQ_INT(q.state, 0);
+                proto_reader_clear(&rd);
+        }
+        proto_buf_clear(&b);
+}
+
+TEST(proto_invoke_defaults) {
+        const char *min = "{\"instance\":\"x-00001-000000\"}";
+        ProtoInvoke inv;
+        ASSERT_EQ_INT(proto_invoke_decode((const uint8_t *) min, strlen(min), &inv), 0);
+        ASSERT_EQ_STR(inv.method, "POST");
+        ASSERT_EQ_STR(inv.path, "/");
+        ASSERT_EQ_STR(inv.query, "");
+        ASSERT_EQ_UINT(inv.timeout_ms, 0);
+}
+
+TEST(proto_invoke_refuses_hostile) {
+        static const char *const bad[] = {
+                "{}", "[]", "null", "{\"instance\":\"\"}", "{\"instance\":7}",
+                "{\"instance\":\"a\",\"method\":\"GET POST\"}", "{\"instance\":\"a\",\"method\":\"\"}",
+                "{\"instance\":\"a\",\"path\":\"relative\"}", "{\"instance\":\"a\",\"path\":\"/x\\r\\nHost: y\"}",
+                "{\"instance\":\"a\",\"timeoutMs\":-1}", "{\"instance\":\"a\",\"timeoutMs\":1.5}",
+                "{\"instance\":\"a\",\"timeoutMs\":86400001}", "{\"instance\":\"a\",\"unknown\":1}",
+                "{\"instance\":\"a\",\"instance\":\"b\"}", "{\"instance\":\"a\"}{}",
+                "{\"instance\":\"a\",\"method\":\"GETGETGETGETGETGET\"}",
+        };
+        ProtoInvoke inv;
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                if (proto_invoke_decode((const uint8_t *) bad[i], strlen(bad[i]), &inv) >= 0)
+                        FAIL_AT("accepted INVOKE %s", bad[i]);
+        /* an id one byte over its bound */
+        char big[PROTO_ID_MAX + 40];
+        int n = snprintf(big, sizeof big, "{\"instance\":\"%0*d\"}", PROTO_ID_MAX + 1, 0);
+        ASSERT_TRUE(proto_invoke_decode((const uint8_t *) big, (size_t) n, &inv) < 0);
+        n = snprintf(big, sizeof big, "{\"instance\":\"%0*d\"}", PROTO_ID_MAX, 0);
+        ASSERT_EQ_INT(proto_invoke_decode((const uint8_t *) big, (size_t) n, &inv), 0);
+}
+
+/* Frames out of order, RUN on the invoke socket, a body over its limit, an
+ * INVOKE header announcing more than 64 KiB. */
+TEST(proto_invoke_request_order_and_limits) {
+        ProtoInvokeRequest q = { .stdin_max = 8 };
+        ProtoFrame go = { PROTO_GO, 0, NULL }, in = { PROTO_STDIN, 5, (const uint8_t *) "12345" };
+        ASSERT_EQ_INT(proto_invoke_feed(&q, &go), -EBADMSG);
+        ASSERT_EQ_INT(proto_invoke_feed(&q, &in), -EBADMSG);
+        JailConfig c = sample_config();
+        ProtoBuf b = run_payload(&c);
+        ProtoFrame run = first_frame(&b);
+        ASSERT_EQ_INT(proto_invoke_feed(&q, &run), -EBADMSG);
+        proto_buf_clear(&b);
+        ProtoInvoke inv = sample_invoke();
+        ASSERT_EQ_INT(proto_put_invoke(&b, &inv), 0);
+        ProtoFrame f = first_frame(&b);
+        ASSERT_EQ_INT(proto_invoke_feed(&q, &f), 0);
+        ASSERT_EQ_INT(proto_invoke_feed(&q, &f), -EBADMSG); /* a second INVOKE */
+        ASSERT_EQ_INT(proto_invoke_feed(&q, &in), 0);
+        ASSERT_EQ_INT(proto_invoke_feed(&q, &in), -EFBIG);
+        proto_invoke_request_clear(&q);
+        ASSERT_EQ_UINT(q.stdin_max, 8);
+        proto_buf_clear(&b);
+        /* the reader refuses an oversize INVOKE before buffering it */
+        ProtoReader rd = { 0 };
+        uint8_t *space;
+        size_t room;
+        uint32_t head[2] = { PROTO_INVOKE, PROTO_INVOKE_MAX + 1 };
+        ASSERT_EQ_INT(proto_reader_space(&rd, &space, &room), 0);
+        memcpy(space, head, sizeof head);
+        proto_reader_advance(&rd, sizeof head);
+        ProtoFrame g;
+        ASSERT_EQ_INT(proto_reader_next(&rd, &g), -EMSGSIZE);
+        proto_reader_clear(&rd);
+        /* and the daemon's RUN socket refuses HELLO and INVOKE */
+        ProtoRequest rq = { 0 };
+        ASSERT_EQ_INT(proto_request_feed(&rq, &f), -EBADMSG);
+        proto_request_clear(&rq);
+}
+
+/* The invoke reply: RESULT announces no stderr and none is sent, and the
+ * client side parses it as a complete reply. */
+TEST(proto_invoke_reply_without_stderr) {
+        JailResult res = { .status = JAIL_EXITED, .exit_code = 0, .wall_ms = 1.5 };
+        res.out = (JailOutput) { strdup("out"), 3, false };
+        res.err = (JailOutput) { strdup("secret stderr"), 13, false };
+        ProtoReplyWriter w = { .r = &res, .no_stderr = true };
+        ProtoReply rep;
+        proto_reply_init(&rep);
+        struct iovec iov[2];
+        int n, done = 0;
+        size_t frames = 0;
+        while ((n = proto_reply_next(&w, iov)) > 0) {
+                uint8_t buf[256];
+                size_t len = 0;
+                for (int i = 0; i < n; i++) {
+                        memcpy(buf + len, iov[i].iov_base, iov[i].iov_len);
+                        len += iov[i].iov_len;
+                }
+                ProtoFrame f;
+                memcpy(&f.type, buf, 4);
+                memcpy(&f.len, buf + 4, 4);
+                f.payload = buf + 8;
+                ASSERT_TRUE(f.type != PROTO_STDERR);
+                done = proto_reply_feed(&rep, &f);
+                ASSERT_TRUE(done >= 0);
+                frames++;
+        }
+        ASSERT_EQ_INT(done, 1);
+        ASSERT_EQ_UINT(frames, 3);
+        ASSERT_EQ_UINT(rep.result.out.len, 3);
+        ASSERT_EQ_UINT(rep.result.err.len, 0);
+        proto_reply_clear(&rep);
+        proto_reply_writer_clear(&w);
+        jail_result_clear(&res);
+}
