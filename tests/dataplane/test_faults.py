@@ -1,0 +1,141 @@
+"""tests/dataplane/test_faults.py: the faults of issue 4. A runtime killed
+with SIGKILL under load (its in-flight requests fail fast with 502, later
+ones succeed on another node), the activator restarted (routes recovered),
+the controller stopped (instances keep serving), and a zygote killed while
+it runs a box (the request gets an error, the zygote is replaced, the next
+request succeeds)."""
+import os
+import signal
+import threading
+import time
+
+from fixture import Node, Platform, descendants, fn
+from harness import Load, SCALE_FAST, check, error_type, one, statuses, test, wait_for
+
+LEASE = "2s"
+
+
+@test(limit=120)
+def runtime_killed_under_load(build):
+    nodes = [Node("node-a"), Node("node-b")]
+    with Platform(build, nodes=nodes, controller_args=["--node-lease", LEASE]) as p:
+        rev = p.deploy("steady", fn("box.py"), spec={"scale": dict(SCALE_FAST, min=2, initial=2, target=4)})
+        inst = p.wait_instances(rev, lambda i: len({x["node"] for x in i}) == 2, 40,
+                                "two instances, one on each node")
+        load = Load(p, "steady", b"sleep 0.5", workers=6)
+        try:
+            wait_for("requests on both nodes", lambda: len(load.snapshot()) >= 12, 20)
+            t_kill = load.now()
+            p.runtimes["node-a"].kill9()
+            wait_for("requests after the kill",
+                     lambda: len([r for r in load.snapshot() if r.start > t_kill + 3]) >= 12, 40)
+        finally:
+            results = load.stop()
+        before = [r for r in results if r.end < t_kill]
+        inflight = [r for r in results if r.start < t_kill <= r.end]
+        after = [r for r in results if r.start >= t_kill]
+        check(all(r.status == 200 for r in before), "failures before the kill", statuses(before))
+        failed = [r for r in inflight if r.status != 200]
+        for r in failed:
+            check(r.status == 502 and error_type(r.body) == "node_failed",
+                  "an in-flight request on the killed node: expected 502 node_failed", r, r.body[:300])
+            check(r.end - t_kill < 2.0, "an in-flight request failed %.1fs after the kill (not fast)"
+                  % (r.end - t_kill), r)
+        late = [r for r in after if r.status != 200]
+        check(not late, "requests sent after the kill failed (%s)" % statuses(late), late[:10])
+        inst = p.wait_instances(rev, lambda i: i and all(x["node"] == "node-b" for x in i), 20,
+                                "instances only on node-b")
+        print("in flight at the kill: %d (%d got 502); after: %d, all 200" % (
+            len(inflight), len(failed), len(after)))
+
+
+@test(limit=90)
+def activator_restart(build):
+    with Platform(build) as p:
+        p.deploy("keep", fn("box.py"), spec={"scale": {"min": 1}})
+        st, body, _ = p.invoke("keep", b"one")
+        check(st == 200 and body == b"echo:one", "before the restart", st, body)
+        old = p.url
+        p.restart_activator()
+        t0 = time.monotonic()
+        st, body, _ = p.invoke("keep", b"two")
+        check(st == 200 and body == b"echo:two", "the first call after the activator restarted", st, body)
+        rc, out, err = p.cli("call", "keep", "-d", "three")
+        check(rc == 0 and out.rstrip("\n") == "echo:three", "fnbox call after the restart", out, err)
+        print("activator %s -> %s; first call after the restart %.3fs" % (old, p.url, time.monotonic() - t0))
+
+
+@test(limit=90)
+def controller_down(build):
+    with Platform(build) as p:
+        rev = p.deploy("stay", fn("box.py"), spec={"scale": {"min": 1}})
+        p.wait_instances(rev, lambda i: len(i) == 1, 20)
+        st, body, _ = p.invoke("stay", b"up")
+        check(st == 200, "with the controller up", st, body)
+        p.controller.stop()
+        # longer than a lease and several heartbeats: the runtime and the
+        # activator carry on with what they have
+        t_end = time.monotonic() + 8
+        n = 0
+        while time.monotonic() < t_end:
+            st, body, _ = p.invoke("stay", b"n%d" % n, timeout=10)
+            check(st == 200 and body == b"echo:n%d" % n, "call %d with the controller down" % n, st, body)
+            n += 1
+        p.restart_controller(stop_first=False)
+        p.wait_nodes_ready(["node-a"])
+        st, body, _ = p.invoke("stay", b"back")
+        check(st == 200 and body == b"echo:back", "a call once the controller is back", st, body)
+        inst = p.wait_instances(rev, lambda i: len(i) == 1, 20)
+        print("%d calls in 8 s with the controller down, all 200" % n)
+
+
+def _zygote_of(runtime_pid, before, timeout=10):
+    """The process of `before` (descendants of the runtime while idle) that
+    is the nearest ancestor of a process that appeared since (the box)."""
+    def find():
+        now = descendants([runtime_pid])
+        new = [pid for pid in now if pid not in before]
+        if not new:
+            return None
+        ppid = {}
+        for pid in now:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    s = f.read()
+                ppid[pid] = int(s[s.rfind(")") + 2:].split()[1])
+            except OSError:
+                pass
+        for pid in new:
+            q = ppid.get(pid)
+            while q and q not in before and q != runtime_pid:
+                q = ppid.get(q)
+            if q in before:
+                return q
+        return None
+    return wait_for("the box's process under a zygote", find, timeout)
+
+
+@test(limit=90)
+def zygote_killed(build):
+    with Platform(build) as p:
+        rev = p.deploy("zyg", fn("box.py"), spec={"scale": {"min": 1}})
+        p.wait_instances(rev, lambda i: len(i) == 1, 20)
+        st, body, _ = p.invoke("zyg", b"warm")
+        check(st == 200, "a first call", st, body)
+        rt = p.runtimes["node-a"].pid
+        idle = descendants([rt])
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault("r", one(p, "zyg", b"sleep 5", timeout=30)))
+        t.start()
+        zpid = _zygote_of(rt, idle)
+        os.kill(zpid, signal.SIGKILL)
+        t_kill = time.monotonic()
+        t.join(30)
+        r = out["r"]
+        check(r.status is not None and r.status >= 500 and error_type(r.body),
+              "the request whose zygote was killed: expected a 5xx JSON error", r, r.body[:300])
+        check(time.monotonic() - t_kill < 4, "its error came %.1fs after the kill" % (time.monotonic() - t_kill))
+        st, body, _ = p.invoke("zyg", b"next", timeout=30)
+        check(st == 200 and body == b"echo:next", "a call after the zygote was replaced", st, body)
+        check(zpid not in descendants([rt]), "the killed zygote is still there")
+        print("killed zygote %d: the request got %s %s" % (zpid, r.status, error_type(r.body)))

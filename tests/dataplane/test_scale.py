@@ -1,0 +1,79 @@
+"""tests/dataplane/test_scale.py: scale up under load, a scale-down that
+drains without dropping a request, and service mode (an echo service, its
+readiness probe, a slow-loading service that gets no request early)."""
+import time
+
+from fixture import ECHO_SERVICE, Platform, fn
+from harness import SCALE_FAST, Load, burst, check, statuses, test, wait_for
+
+
+@test(limit=150)
+def scale_up_and_drain(build):
+    with Platform(build) as p:
+        scale = dict(SCALE_FAST, target=2, max=4)
+        rev = p.deploy("busy", fn("box.py"), spec={"scale": scale, "concurrency": 2})
+        st, body, _ = p.invoke("busy", b"warm")
+        check(st == 200, "first call", st, body)
+
+        load = Load(p, "busy", b"sleep 0.3", workers=8)
+        most = []
+        try:
+            p.wait_instances(rev, lambda i: len(i) > 1, 40, "more than one instance under 8 concurrent "
+                             "requests with target 2")
+            # keep the load until it levels off, then lower it step by step:
+            # every instance that goes must finish what it has first
+            t_end = time.monotonic() + 5
+            while time.monotonic() < t_end:
+                most.append(len(p.ready_instances(rev)))
+                time.sleep(0.2)
+            peak = max(most)
+            load.set_workers(1)
+            p.wait_instances(rev, lambda i: len(i) < peak, 60,
+                             "a scale-down from %d instances once the load fell to 1" % peak)
+            mid = load.snapshot()
+        finally:
+            results = load.stop()
+        bad = [r for r in results if r.status != 200 or not r.body.startswith(b"slept")]
+        check(not bad, "%d of %d requests failed while scaling (%s)" % (len(bad), len(results), statuses(bad)),
+              bad[:10])
+        p.wait_instances(rev, lambda i: len(i) == 0, 40, "scale to zero once idle")
+        st, body, _ = p.invoke("busy", b"after")
+        check(st == 200, "a call after scale to zero", st, body)
+        print("peak %d instances; %d requests, all 200 (%d before the scale-down)" % (
+            peak, len(results), len(mid)))
+
+
+@test(limit=120)
+def service_mode(build):
+    with Platform(build) as p:
+        rev = p.deploy("echo", ECHO_SERVICE, spec={"mode": "service", "scale": dict(SCALE_FAST),
+                                                   "readiness": {"path": "/healthz", "period": "50ms"}})
+        st, body, h = p.invoke("echo", b"ping", headers={"Content-Type": "text/plain"})
+        check(st == 200 and body == b"ping", "POST /fn/echo", st, body)
+        inst = p.wait_instances(rev, lambda i: len(i) == 1, 10)
+        check(inst[0].get("endpoint", "") and inst[0]["endpoint"].startswith("unix:"),
+              "a service instance's endpoint", inst)
+        big = bytes(range(256)) * 4096
+        st, body, _ = p.invoke("echo", big)
+        check(st == 200 and body == big, "a 1 MiB binary body through the service", st, len(body))
+        rs = burst(p, "echo", [b"n%d" % i for i in range(32)])
+        bad = [r for r in rs if r.status != 200 or r.body != b"n%d" % r.tag]
+        check(not bad, "32 concurrent calls to the service", bad[:5])
+
+        # a slow-loading service: no request reaches it before /healthz says so
+        rev2 = p.deploy("slow", ECHO_SERVICE, spec={"mode": "service", "env": {"LOAD_SECONDS": "2"},
+                                                    "readiness": {"path": "/healthz", "period": "50ms"},
+                                                    "scale": dict(SCALE_FAST)})
+        t0 = time.monotonic()
+        rs = burst(p, "slow", [b"s%d" % i for i in range(8)], timeout=60)
+        dt = time.monotonic() - t0
+        bad = [r for r in rs if r.status != 200 or r.body != b"s%d" % r.tag]
+        check(not bad, "calls to a service while it loads", bad)
+        check(dt >= 1.9, "a service that loads for 2 s answered after %.2fs" % dt)
+        early = [l for d in p.runtimes.values() for l in d.lines() if "before it was ready" in l]
+        rc, out, err = p.cli("logs", "slow")
+        check(rc == 0, "fnbox logs slow: exit %d" % rc, out, err)
+        check("before it was ready" not in out and not early, "the slow service got a request before it "
+              "was ready", out, early)
+        check("serving on" in out, "fnbox logs slow does not show the service's stderr", out, err)
+        print("slow service: first answers after %.2fs" % dt)
