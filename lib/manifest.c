@@ -288,6 +288,23 @@ static int get_uint(Ctx *c, const Node *n, uint64_t min, uint64_t max, uint64_t 
         return 0;
 }
 
+/* A plain decimal number (digits and one '.') above 1, for the scaling rates. */
+static int get_rate(Ctx *c, const Node *n, double *ret) {
+        char shown[48];
+        if (n->kind != NODE_SCALAR)
+                return fail(c, n, -EINVAL, "expected a number above 1, got %s", kind_name(n));
+        size_t digits = strspn(n->value, "0123456789"), dot = n->value[digits] == '.';
+        bool ok = n->plain && digits > 0 && digits <= 12 &&
+                  strspn(n->value + digits + dot, "0123456789") == strlen(n->value + digits + dot) &&
+                  n->len <= 24;
+        double v = ok ? strtod(n->value, NULL) : 0;
+        if (!ok || !(v > 1.0) || v > MANIFEST_RATE_MAX)
+                return fail(c, n, -EINVAL, "expected a number above 1 and at most %.0f (such as 2 or 1.5), got %s",
+                            MANIFEST_RATE_MAX, show(n->value, shown, sizeof shown));
+        *ret = v;
+        return 0;
+}
+
 static int get_bool(Ctx *c, const Node *n, bool *ret) {
         static const char *const yes[] = { "true", "True", "TRUE" }, *const no[] = { "false", "False", "FALSE" };
         char shown[48];
@@ -429,6 +446,7 @@ typedef enum {
         F_UINT64,       /* uint64_t integer within min..max */
         F_UINT32,       /* uint32_t integer within min..max */
         F_BOOL,         /* bool */
+        F_RATE,         /* double, a plain number above 1, at most MANIFEST_RATE_MAX */
         F_CUSTOM,       /* parse(c, node, obj) */
 } FieldType;
 
@@ -445,7 +463,7 @@ typedef struct Field {
 #define FIELD_MAX 16
 
 /* The tables, defined below; declared here for unknown_hint(). */
-static const Field limit_fields[6], scale_fields[5], metadata_fields[2], spec_fields[10];
+static const Field limit_fields[7], scale_fields[9], metadata_fields[2], spec_fields[13], readiness_fields[2];
 
 /* Where key belongs when it was written at the wrong level ("spec.limits"
  * for a timeout under spec), or NULL. */
@@ -455,6 +473,7 @@ static const char *unknown_hint(const char *key) {
                 { "spec", spec_fields, ELEMENTSOF(spec_fields) },
                 { "spec.limits", limit_fields, ELEMENTSOF(limit_fields) },
                 { "spec.scale", scale_fields, ELEMENTSOF(scale_fields) },
+                { "spec.readiness", readiness_fields, ELEMENTSOF(readiness_fields) },
         };
         for (size_t t = 0; t < ELEMENTSOF(tables); t++)
                 for (size_t f = 0; f < tables[t].n; f++)
@@ -539,6 +558,8 @@ static int field_parse(Ctx *c, const Field *f, const Node *n, void *obj) {
                 return r;
         case F_BOOL:
                 return get_bool(c, n, dst);
+        case F_RATE:
+                return get_rate(c, n, dst);
         case F_CUSTOM:
                 return f->parse(c, n, obj);
         }
@@ -638,23 +659,53 @@ static int parse_pairs(Ctx *c, const Node *n, bool env, ManifestPair **ret, size
 
 /* ---- limits, scale ----------------------------------------------------- */
 
-static const Field limit_fields[6] = {
+static const Field limit_fields[7] = {
         { "memory", F_BYTES, offsetof(ManifestLimits, memory_bytes), .min = MANIFEST_MEMORY_MIN, .max = MANIFEST_MEMORY_MAX },
         { "timeout", F_DURATION, offsetof(ManifestLimits, timeout_ns), .min = MANIFEST_TIMEOUT_MIN_MS, .max = MANIFEST_TIMEOUT_MAX_MS },
         { "cpu", F_CPU, offsetof(ManifestLimits, cpu_millis), .min = MANIFEST_CPU_MIN, .max = MANIFEST_CPU_MAX },
         { "pids", F_UINT64, offsetof(ManifestLimits, pids), .min = MANIFEST_PIDS_MIN, .max = MANIFEST_PIDS_MAX },
         { "tmp", F_BYTES, offsetof(ManifestLimits, tmp_bytes), .min = MANIFEST_TMP_MIN, .max = MANIFEST_TMP_MAX },
         { "output", F_BYTES, offsetof(ManifestLimits, output_bytes), .min = MANIFEST_OUTPUT_MIN, .max = MANIFEST_OUTPUT_MAX },
+        { "gpus", F_UINT64, offsetof(ManifestLimits, gpus), .max = MANIFEST_GPUS_MAX },
 };
 
-static const Field scale_fields[5] = {
+static const Field scale_fields[9] = {
         { "min", F_UINT32, offsetof(ManifestScale, min), .max = MANIFEST_SCALE_MAX },
         { "max", F_UINT32, offsetof(ManifestScale, max), .min = 1, .max = MANIFEST_SCALE_MAX },
         { "initial", F_UINT32, offsetof(ManifestScale, initial), .max = MANIFEST_SCALE_MAX },
         { "target", F_UINT32, offsetof(ManifestScale, target), .min = 1, .max = MANIFEST_SCALE_MAX },
         { "scaleToZeroAfter", F_DURATION, offsetof(ManifestScale, scale_to_zero_after_ns),
           .min = MANIFEST_IDLE_MIN_MS, .max = MANIFEST_IDLE_MAX_MS },
+        { "stableWindow", F_DURATION, offsetof(ManifestScale, stable_window_ns),
+          .min = MANIFEST_STABLE_MIN_MS, .max = MANIFEST_STABLE_MAX_MS },
+        { "panicWindow", F_DURATION, offsetof(ManifestScale, panic_window_ns),
+          .min = MANIFEST_PANIC_MIN_MS, .max = MANIFEST_STABLE_MAX_MS },
+        { "maxScaleUpRate", F_RATE, offsetof(ManifestScale, max_scale_up_rate) },
+        { "maxScaleDownRate", F_RATE, offsetof(ManifestScale, max_scale_down_rate) },
 };
+
+static const Field readiness_fields[2] = {
+        { "path", F_STRING, offsetof(ManifestReadiness, path), .max = MANIFEST_PROBE_PATH_MAX },
+        { "period", F_DURATION, offsetof(ManifestReadiness, period_ns),
+          .min = MANIFEST_PROBE_MIN_MS, .max = MANIFEST_PROBE_MAX_MS },
+};
+
+/* An absolute HTTP path of printable ASCII without spaces. */
+static int f_readiness(Ctx *c, const Node *n, void *obj) {
+        ManifestReadiness *rd = &((Manifest *) obj)->readiness;
+        int r = WALK(c, n, readiness_fields, rd);
+        if (r < 0 || !rd->path)
+                return r;
+        bool ok = rd->path[0] == '/';
+        for (const char *p = rd->path; ok && *p; p++)
+                ok = *p > 0x20 && *p < 0x7f;
+        if (ok)
+                return 0;
+        size_t mark = path_push(c, "path");
+        r = fail(c, map_get(n, "path"), -EINVAL, "expected an absolute path such as /healthz (printable, no spaces)");
+        path_pop(c, mark);
+        return r;
+}
 
 static int f_spec_limits(Ctx *c, const Node *n, void *obj) {
         return WALK(c, n, limit_fields, &((Manifest *) obj)->limits);
@@ -802,13 +853,17 @@ static const Field metadata_fields[2] = {
         { "namespace", F_LABEL, offsetof(Manifest, namespace_), .required = false },
 };
 
-static const Field spec_fields[10] = {
+static const Field spec_fields[13] = {
         { "runtime", F_ENUM, offsetof(Manifest, runtime), .names = runtime_names, .required = true },
         { "code", F_PATH, offsetof(Manifest, code), .max = MANIFEST_CODE_MAX, .required = true },
         { "entrypoint", F_PATH, offsetof(Manifest, entrypoint), .max = MANIFEST_ENTRY_MAX },
         { "mode", F_ENUM, offsetof(Manifest, mode), .names = mode_names },
         { "env", F_CUSTOM, .parse = f_spec_env },
         { "limits", F_CUSTOM, .parse = f_spec_limits },
+        { "concurrency", F_UINT32, offsetof(Manifest, concurrency), .min = 1, .max = MANIFEST_CONCURRENCY_MAX },
+        { "startupTimeout", F_DURATION, offsetof(Manifest, startup_timeout_ns),
+          .min = MANIFEST_STARTUP_MIN_MS, .max = MANIFEST_STARTUP_MAX_MS },
+        { "readiness", F_CUSTOM, .parse = f_readiness },
         { "scale", F_CUSTOM, .parse = f_scale },
         { "nodeSelector", F_CUSTOM, .parse = f_spec_selector },
         { "variants", F_CUSTOM, .parse = f_variants },
@@ -833,12 +888,12 @@ static const Field root_fields[] = {
 /* The defaults, all here: the jail's limits, Knative-like scaling, the
  * "default" namespace, fresh mode (enum value 0). Scale fields arrive as
  * UINT32_MAX when the manifest left them out. */
-_Static_assert(sizeof(ManifestLimits) == 6 * sizeof(uint64_t), "ManifestLimits is six uint64_t");
+_Static_assert(sizeof(ManifestLimits) == 7 * sizeof(uint64_t), "ManifestLimits is seven uint64_t");
 
 static int manifest_defaults(Manifest *m) {
         static const ManifestLimits limits = {
                 .memory_bytes = 128ULL << 20, .timeout_ns = 10ULL * 1000000000ULL, .cpu_millis = 1000,
-                .pids = 64, .tmp_bytes = 16ULL << 20, .output_bytes = 1ULL << 20,
+                .pids = 64, .tmp_bytes = 16ULL << 20, .output_bytes = 1ULL << 20, .gpus = 0,
         };
         ManifestScale *s = &m->scale;
         m->namespace_set = m->namespace_ != NULL;
@@ -859,6 +914,22 @@ static int manifest_defaults(Manifest *m) {
                 s->target = 10;
         if (s->scale_to_zero_after_ns == 0)
                 s->scale_to_zero_after_ns = 30ULL * 1000000000ULL;
+        if (s->stable_window_ns == 0)
+                s->stable_window_ns = MANIFEST_STABLE_DEFAULT_MS * 1000000ULL;
+        if (s->panic_window_ns == 0)
+                s->panic_window_ns = MANIFEST_PANIC_DEFAULT_MS * 1000000ULL;
+        if (s->max_scale_up_rate == 0)
+                s->max_scale_up_rate = MANIFEST_UP_RATE_DEFAULT;
+        if (s->max_scale_down_rate == 0)
+                s->max_scale_down_rate = MANIFEST_DOWN_RATE_DEFAULT;
+        if (m->concurrency == 0)
+                m->concurrency = s->target;
+        if (m->startup_timeout_ns == 0)
+                m->startup_timeout_ns = MANIFEST_STARTUP_DEFAULT_MS * 1000000ULL;
+        if (!m->readiness.path && !(m->readiness.path = strdup(MANIFEST_PROBE_PATH_DEFAULT)))
+                return -ENOMEM;
+        if (m->readiness.period_ns == 0)
+                m->readiness.period_ns = MANIFEST_PROBE_DEFAULT_MS * 1000000ULL;
         return 0;
 }
 
@@ -877,6 +948,12 @@ static int check_scale(Ctx *c, const Node *root, const ManifestScale *s) {
         if (s->initial < s->min || s->initial > s->max)
                 return fail(c, map_get(scale, "initial") ? map_get(scale, "initial") : scale, -EINVAL,
                             "initial %u is outside min..max (%u..%u)", s->initial, s->min, s->max);
+        strcpy(c->path, "spec.scale.panicWindow");
+        if (s->panic_window_ns > s->stable_window_ns)
+                return fail(c, map_get(scale, "panicWindow") ? map_get(scale, "panicWindow") : scale, -EINVAL,
+                            "panicWindow (%llums) is longer than stableWindow (%llums)",
+                            (unsigned long long) (s->panic_window_ns / 1000000),
+                            (unsigned long long) (s->stable_window_ns / 1000000));
         c->path[0] = 0;
         return 0;
 }
@@ -928,6 +1005,7 @@ static void manifest_clear(Manifest *m) {
         free(m->namespace_);
         free(m->code);
         free(m->entrypoint);
+        free(m->readiness.path);
         pairs_free(m->env, m->n_env);
         pairs_free(m->node_selector, m->n_node_selector);
         for (size_t i = 0; i < m->n_variants; i++) {
@@ -980,7 +1058,7 @@ static int document_finish(Ctx *c, Builder *b, ManifestList *list) {
         if (!m || !(m->source = strdup(c->file)))
                 return -ENOMEM;
         m->line = b->doc_line;
-        m->scale = (ManifestScale) { UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, 0 };
+        m->scale = (ManifestScale) { UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, 0, 0, 0, 0, 0 };
         c->path[0] = 0;
         int r = WALK(c, root, root_fields, m);
         if (r >= 0)
@@ -1275,9 +1353,10 @@ static json_t *pairs_json(const ManifestPair *a, size_t na, const ManifestPair *
 static json_t *limits_json(const ManifestLimits *l, const ManifestLimits *base) {
         const ManifestLimits *b = base ? base : l;
 #define PICK(f) (json_int_t) (l->f ? l->f : b->f)
-        return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "memoryBytes", PICK(memory_bytes),
+        return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "memoryBytes", PICK(memory_bytes),
                          "timeoutMs", PICK(timeout_ns) / 1000000, "cpuMillis", PICK(cpu_millis),
-                         "pids", PICK(pids), "tmpBytes", PICK(tmp_bytes), "outputBytes", PICK(output_bytes));
+                         "pids", PICK(pids), "tmpBytes", PICK(tmp_bytes), "outputBytes", PICK(output_bytes),
+                         "gpus", PICK(gpus));
 #undef PICK
 }
 
@@ -1333,15 +1412,71 @@ json_t *manifest_spec_to_json(const Manifest *m, bool include_traffic) {
         for (size_t i = 0; variants && i < m->n_variants; i++)
                 if (json_array_append_new(variants, variant_json(m, &m->variants[i])) < 0)
                         variants = (json_decref(variants), NULL);
-        json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:o,s:o,s:{s:i,s:i,s:i,s:i,s:I},s:o,s:o}",
+        json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:o,s:o,s:i,s:I,s:{s:s,s:I},"
+                              "s:{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:f,s:f},s:o,s:o}",
                               "runtime", manifest_runtime_name(m->runtime), "code", path_json(m->code),
                               "entrypoint", path_json(m->entrypoint), "mode", manifest_mode_name(m->mode),
                               "env", pairs_json(m->env, m->n_env, NULL, 0), "limits", limits_json(&m->limits, NULL),
+                              "concurrency", (int) m->concurrency,
+                              "startupTimeoutMs", (json_int_t) (m->startup_timeout_ns / 1000000),
+                              "readiness", "path", m->readiness.path ? m->readiness.path : MANIFEST_PROBE_PATH_DEFAULT,
+                              "periodMs", (json_int_t) (m->readiness.period_ns / 1000000),
                               "scale", "min", (int) s->min, "max", (int) s->max, "initial", (int) s->initial,
                               "target", (int) s->target, "scaleToZeroAfterMs", (json_int_t) (s->scale_to_zero_after_ns / 1000000),
+                              "stableWindowMs", (json_int_t) (s->stable_window_ns / 1000000),
+                              "panicWindowMs", (json_int_t) (s->panic_window_ns / 1000000),
+                              "maxScaleUpRate", s->max_scale_up_rate, "maxScaleDownRate", s->max_scale_down_rate,
                               "nodeSelector", pairs_json(m->node_selector, m->n_node_selector, NULL, 0),
                               "variants", variants);
         if (o && include_traffic && json_object_set_new(o, "traffic", manifest_traffic_to_json(m)) < 0)
                 o = (json_decref(o), NULL);
         return o;
+}
+
+/* ---- reading stored specs back ----------------------------------------- */
+
+/* obj[key] as an integer within lo..hi, or def when missing or not one. */
+static uint64_t json_uint_in(const json_t *obj, const char *key, uint64_t def, uint64_t lo, uint64_t hi) {
+        const json_t *v = json_object_get(obj, key);
+        if (!json_is_integer(v))
+                return def;
+        json_int_t i = json_integer_value(v);
+        return i < (json_int_t) lo ? lo : (uint64_t) i > hi ? hi : (uint64_t) i;
+}
+
+static double json_rate_in(const json_t *obj, const char *key, double def) {
+        const json_t *v = json_object_get(obj, key);
+        double d = json_is_number(v) ? json_number_value(v) : def;
+        return d > 1.0 && d <= MANIFEST_RATE_MAX ? d : def;
+}
+
+void manifest_limits_params(const json_t *limits, ManifestParams *p) {
+        p->cpu_millis = json_uint_in(limits, "cpuMillis", p->cpu_millis, 0, MANIFEST_CPU_MAX);
+        p->memory_bytes = json_uint_in(limits, "memoryBytes", p->memory_bytes, 0, MANIFEST_MEMORY_MAX);
+        p->gpus = json_uint_in(limits, "gpus", p->gpus, 0, MANIFEST_GPUS_MAX);
+}
+
+void manifest_spec_params(const json_t *spec, ManifestParams *p) {
+        const json_t *scale = json_object_get(spec, "scale"), *limits = json_object_get(spec, "limits");
+        const char *mode = json_string_value(json_object_get(spec, "mode"));
+        *p = (ManifestParams) { .cpu_millis = 1000, .memory_bytes = 128ULL << 20 };
+        p->mode = mode && strcmp(mode, "service") == 0 ? MANIFEST_MODE_SERVICE : MANIFEST_MODE_FRESH;
+        p->max = (uint32_t) json_uint_in(scale, "max", 20, 1, MANIFEST_SCALE_MAX);
+        p->min = (uint32_t) json_uint_in(scale, "min", 0, 0, p->max);
+        p->initial = (uint32_t) json_uint_in(scale, "initial", p->min > 1 ? p->min : 1, p->min, p->max);
+        p->target = (uint32_t) json_uint_in(scale, "target", 10, 1, MANIFEST_SCALE_MAX);
+        p->scale_to_zero_after_ms = json_uint_in(scale, "scaleToZeroAfterMs", 30000, MANIFEST_IDLE_MIN_MS,
+                                                 MANIFEST_IDLE_MAX_MS);
+        p->stable_window_ms = json_uint_in(scale, "stableWindowMs", MANIFEST_STABLE_DEFAULT_MS,
+                                           MANIFEST_STABLE_MIN_MS, MANIFEST_STABLE_MAX_MS);
+        p->panic_window_ms = json_uint_in(scale, "panicWindowMs", MANIFEST_PANIC_DEFAULT_MS,
+                                          MANIFEST_PANIC_MIN_MS, p->stable_window_ms);
+        p->max_scale_up_rate = json_rate_in(scale, "maxScaleUpRate", MANIFEST_UP_RATE_DEFAULT);
+        p->max_scale_down_rate = json_rate_in(scale, "maxScaleDownRate", MANIFEST_DOWN_RATE_DEFAULT);
+        p->concurrency = (uint32_t) json_uint_in(spec, "concurrency", p->target, 1, MANIFEST_CONCURRENCY_MAX);
+        p->startup_timeout_ms = json_uint_in(spec, "startupTimeoutMs", MANIFEST_STARTUP_DEFAULT_MS,
+                                             MANIFEST_STARTUP_MIN_MS, MANIFEST_STARTUP_MAX_MS);
+        p->timeout_ms = json_uint_in(limits, "timeoutMs", 10000, MANIFEST_TIMEOUT_MIN_MS, MANIFEST_TIMEOUT_MAX_MS);
+        p->output_bytes = json_uint_in(limits, "outputBytes", 1ULL << 20, MANIFEST_OUTPUT_MIN, MANIFEST_OUTPUT_MAX);
+        manifest_limits_params(limits, p);
 }

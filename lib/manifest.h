@@ -42,6 +42,27 @@
 #define MANIFEST_SCALE_MAX      1000            /* instances, and target concurrency */
 #define MANIFEST_IDLE_MIN_MS    1000ULL         /* scaleToZeroAfter */
 #define MANIFEST_IDLE_MAX_MS    (3600ULL * 1000)
+#define MANIFEST_GPUS_MAX       64ULL           /* limits.gpus */
+#define MANIFEST_CONCURRENCY_MAX 1000           /* spec.concurrency */
+#define MANIFEST_STARTUP_MIN_MS 1000ULL         /* spec.startupTimeout */
+#define MANIFEST_STARTUP_MAX_MS (3600ULL * 1000)
+#define MANIFEST_PROBE_PATH_MAX 200             /* spec.readiness.path */
+#define MANIFEST_PROBE_MIN_MS   10ULL           /* spec.readiness.period */
+#define MANIFEST_PROBE_MAX_MS   60000ULL
+#define MANIFEST_STABLE_MIN_MS  6000ULL         /* spec.scale.stableWindow */
+#define MANIFEST_STABLE_MAX_MS  (3600ULL * 1000)
+#define MANIFEST_PANIC_MIN_MS   1000ULL         /* spec.scale.panicWindow (at most stableWindow) */
+#define MANIFEST_RATE_MAX       1000000.0       /* maxScaleUpRate, maxScaleDownRate: > 1 */
+
+/* The defaults a reader of stored revision JSON applies to keys that older
+ * revisions lack (manifest_spec_params does). */
+#define MANIFEST_STARTUP_DEFAULT_MS     600000ULL
+#define MANIFEST_PROBE_PATH_DEFAULT     "/healthz"
+#define MANIFEST_PROBE_DEFAULT_MS       100ULL
+#define MANIFEST_STABLE_DEFAULT_MS      60000ULL
+#define MANIFEST_PANIC_DEFAULT_MS       6000ULL
+#define MANIFEST_UP_RATE_DEFAULT        1000.0
+#define MANIFEST_DOWN_RATE_DEFAULT      2.0
 
 typedef enum {
         MANIFEST_RUNTIME_EXEC,
@@ -61,7 +82,7 @@ typedef struct ManifestPair {
 } ManifestPair;
 
 /* Each limit is 0 when unset; manifest_parse fills the defaults (the jail's:
- * 128Mi, 10s, 1 CPU, 64 pids, 16Mi tmp, 1Mi output). */
+ * 128Mi, 10s, 1 CPU, 64 pids, 16Mi tmp, 1Mi output; no GPU). */
 typedef struct ManifestLimits {
         uint64_t memory_bytes;
         uint64_t timeout_ns;
@@ -69,12 +90,23 @@ typedef struct ManifestLimits {
         uint64_t pids;
         uint64_t tmp_bytes;
         uint64_t output_bytes;
+        uint64_t gpus;          /* 0: none (a variant's 0 inherits the spec's) */
 } ManifestLimits;
 
 typedef struct ManifestScale {
         uint32_t min, max, initial, target;     /* defaults 0, 20, 1, 10 */
         uint64_t scale_to_zero_after_ns;        /* default 30s */
+        uint64_t stable_window_ns;              /* default 60s, 6s..1h */
+        uint64_t panic_window_ns;               /* default 6s, 1s..stable_window */
+        double max_scale_up_rate;               /* > 1, default 1000 */
+        double max_scale_down_rate;             /* > 1, default 2 */
 } ManifestScale;
+
+/* How the runtime decides a service instance is ready. */
+typedef struct ManifestReadiness {
+        char *path;                             /* absolute, default "/healthz" */
+        uint64_t period_ns;                     /* default 100ms, 10ms..60s */
+} ManifestReadiness;
 
 typedef struct ManifestTraffic {
         char *revision;         /* NAME-00001, or NULL when latest */
@@ -111,6 +143,9 @@ typedef struct Manifest {
         ManifestPair *env;
         size_t n_env;
         ManifestLimits limits;
+        uint32_t concurrency;   /* hard limit per instance, default scale.target */
+        uint64_t startup_timeout_ns;    /* default 10m, 1s..1h */
+        ManifestReadiness readiness;
         ManifestScale scale;
         ManifestPair *node_selector;
         size_t n_node_selector;
@@ -163,9 +198,11 @@ void manifest_list_freep(ManifestList **l);
 
 /* The canonical JSON form of the spec, defaults applied, quantities as plain
  * integers: {runtime, code, entrypoint, mode, env, limits: {memoryBytes,
- * timeoutMs, cpuMillis, pids, tmpBytes, outputBytes}, scale: {min, max,
- * initial, target, scaleToZeroAfterMs}, nodeSelector, variants: [{name,
- * nodeSelector, code, entrypoint, env, limits}], traffic}. Keys are inserted
+ * timeoutMs, cpuMillis, pids, tmpBytes, outputBytes, gpus}, concurrency,
+ * startupTimeoutMs, readiness: {path, periodMs}, scale: {min, max, initial,
+ * target, scaleToZeroAfterMs, stableWindowMs, panicWindowMs, maxScaleUpRate,
+ * maxScaleDownRate}, nodeSelector, variants: [{name, nodeSelector, code,
+ * entrypoint, env, limits}], traffic}. Keys are inserted
  * in that fixed order (jansson keeps insertion order, so a plain dump is
  * stable and readable); env and nodeSelector keys are sorted; code and
  * entrypoint are normalised ("./a//b/" is "a/b"; entrypoint null when unset);
@@ -179,6 +216,24 @@ json_t *manifest_spec_to_json(const Manifest *m, bool include_traffic);
  * true, "percent", "tag"?}...]; no traffic is [{"latestRevision": true,
  * "percent": 100}]. */
 json_t *manifest_traffic_to_json(const Manifest *m);
+
+/* What the control plane reads back from a stored canonical spec (or a
+ * variant's limits): every key a revision stored by an older fnbox lacks
+ * gets the default it would have had. Values out of range are clamped into
+ * range, so a reader never trusts stored JSON blindly. */
+typedef struct ManifestParams {
+        ManifestMode mode;
+        uint32_t min, max, initial, target, concurrency;
+        uint64_t scale_to_zero_after_ms, stable_window_ms, panic_window_ms;
+        double max_scale_up_rate, max_scale_down_rate;
+        uint64_t startup_timeout_ms, timeout_ms, output_bytes;
+        uint64_t cpu_millis, memory_bytes, gpus;
+} ManifestParams;
+
+void manifest_spec_params(const json_t *spec, ManifestParams *ret);
+/* Only the resource part (cpuMillis, memoryBytes, gpus) of a limits object
+ * into ret, keeping what ret holds for missing keys. */
+void manifest_limits_params(const json_t *limits, ManifestParams *ret);
 
 const char *manifest_runtime_name(ManifestRuntime r);
 const char *manifest_mode_name(ManifestMode m);

@@ -60,6 +60,14 @@ TEST(manifest_minimal_defaults) {
         ASSERT_EQ_UINT(m->scale.initial, 1);
         ASSERT_EQ_UINT(m->scale.target, 10);
         ASSERT_EQ_UINT(m->scale.scale_to_zero_after_ns, 30000000000ULL);
+        ASSERT_EQ_UINT(m->scale.stable_window_ns, 60000000000ULL);
+        ASSERT_EQ_UINT(m->scale.panic_window_ns, 6000000000ULL);
+        ASSERT_TRUE(m->scale.max_scale_up_rate == 1000.0 && m->scale.max_scale_down_rate == 2.0);
+        ASSERT_EQ_UINT(m->concurrency, 10);     /* follows target */
+        ASSERT_EQ_UINT(m->startup_timeout_ns, 600000000000ULL);
+        ASSERT_EQ_STR(m->readiness.path, "/healthz");
+        ASSERT_EQ_UINT(m->readiness.period_ns, 100000000ULL);
+        ASSERT_EQ_UINT(m->limits.gpus, 0);
         ASSERT_EQ_UINT(m->n_traffic, 0);
         ASSERT_TRUE(m->entrypoint == NULL);
 }
@@ -144,10 +152,10 @@ TEST(manifest_variants) {
         ASSERT_EQ_STR(s, "[{\"name\":\"cuda\",\"nodeSelector\":{\"accelerator\":\"cuda\",\"fnbox.dev/gpu-memory\":\"80Gi\"},"
                       "\"code\":\"cuda/bin\",\"entrypoint\":\"serve\",\"env\":{\"CUDA\":\"1\",\"MODEL\":\"tiny\",\"THREADS\":\"1\"},"
                       "\"limits\":{\"memoryBytes\":8589934592,\"timeoutMs\":10000,\"cpuMillis\":1000,\"pids\":64,"
-                      "\"tmpBytes\":16777216,\"outputBytes\":1048576}},"
+                      "\"tmpBytes\":16777216,\"outputBytes\":1048576,\"gpus\":0}},"
                       "{\"name\":\"cpu\",\"nodeSelector\":{},\"code\":\"bin\",\"entrypoint\":\"serve\","
                       "\"env\":{\"MODEL\":\"tiny\",\"THREADS\":\"4\"},\"limits\":{\"memoryBytes\":2147483648,"
-                      "\"timeoutMs\":10000,\"cpuMillis\":1000,\"pids\":64,\"tmpBytes\":16777216,\"outputBytes\":1048576}}]");
+                      "\"timeoutMs\":10000,\"cpuMillis\":1000,\"pids\":64,\"tmpBytes\":16777216,\"outputBytes\":1048576,\"gpus\":0}}]");
         free(s);
         json_decref(j);
 }
@@ -159,8 +167,10 @@ TEST(manifest_spec_json) {
         ASSERT_EQ_STR(s, "{\"runtime\":\"python3\",\"code\":\"wordcount.py\",\"entrypoint\":null,\"mode\":\"service\","
                       "\"env\":{\"DEBUG\":\"1\",\"LANG\":\"C.UTF-8\",\"_X9\":\"\"},"
                       "\"limits\":{\"memoryBytes\":268435456,\"timeoutMs\":1500,\"cpuMillis\":500,\"pids\":32,"
-                      "\"tmpBytes\":8388608,\"outputBytes\":2097152},"
-                      "\"scale\":{\"min\":2,\"max\":30,\"initial\":2,\"target\":5,\"scaleToZeroAfterMs\":120000},"
+                      "\"tmpBytes\":8388608,\"outputBytes\":2097152,\"gpus\":0},"
+                      "\"concurrency\":5,\"startupTimeoutMs\":600000,\"readiness\":{\"path\":\"/healthz\",\"periodMs\":100},"
+                      "\"scale\":{\"min\":2,\"max\":30,\"initial\":2,\"target\":5,\"scaleToZeroAfterMs\":120000,"
+                      "\"stableWindowMs\":60000,\"panicWindowMs\":6000,\"maxScaleUpRate\":1000.0,\"maxScaleDownRate\":2.0},"
                       "\"nodeSelector\":{},\"variants\":[],"
                       "\"traffic\":[{\"revision\":\"wordcount-00001\",\"percent\":90,\"tag\":\"stable\"},"
                       "{\"latestRevision\":true,\"percent\":10,\"tag\":\"canary\"}]}");
@@ -562,4 +572,96 @@ TEST(manifest_examples_parse) {
                 }
                 manifest_list_free(l);
         }
+}
+
+/* The data plane's fields: concurrency, startupTimeout, readiness, the
+ * autoscaler's windows and rates, GPUs. */
+TEST(manifest_dataplane_fields) {
+        _cleanup_manifest_list_ ManifestList *l = parse_ok(HEAD "metadata: {name: llm}\n"
+                "spec:\n  runtime: exec\n  code: bin\n  mode: service\n  concurrency: 4\n"
+                "  startupTimeout: 5m\n  readiness: {path: /ready?x=1, period: 250ms}\n"
+                "  limits: {gpus: 2}\n"
+                "  scale: {target: 2, stableWindow: 2m, panicWindow: 10s, maxScaleUpRate: 10, maxScaleDownRate: 1.5}\n");
+        const Manifest *m = &l->items[0];
+        ASSERT_EQ_UINT(m->concurrency, 4);
+        ASSERT_EQ_UINT(m->startup_timeout_ns, 300000000000ULL);
+        ASSERT_EQ_STR(m->readiness.path, "/ready?x=1");
+        ASSERT_EQ_UINT(m->readiness.period_ns, 250000000ULL);
+        ASSERT_EQ_UINT(m->limits.gpus, 2);
+        ASSERT_EQ_UINT(m->scale.stable_window_ns, 120000000000ULL);
+        ASSERT_EQ_UINT(m->scale.panic_window_ns, 10000000000ULL);
+        ASSERT_TRUE(m->scale.max_scale_up_rate == 10.0 && m->scale.max_scale_down_rate == 1.5);
+
+        json_t *j = manifest_spec_to_json(m, false);
+        ManifestParams p;
+        manifest_spec_params(j, &p);
+        ASSERT_EQ_INT(p.mode, MANIFEST_MODE_SERVICE);
+        ASSERT_EQ_UINT(p.concurrency, 4);
+        ASSERT_EQ_UINT(p.target, 2);
+        ASSERT_EQ_UINT(p.startup_timeout_ms, 300000);
+        ASSERT_EQ_UINT(p.stable_window_ms, 120000);
+        ASSERT_EQ_UINT(p.panic_window_ms, 10000);
+        ASSERT_TRUE(p.max_scale_up_rate == 10.0 && p.max_scale_down_rate == 1.5);
+        ASSERT_EQ_UINT(p.gpus, 2);
+        ASSERT_EQ_UINT(p.cpu_millis, 1000);
+        json_decref(j);
+}
+
+/* A revision stored before these fields existed reads with their defaults. */
+TEST(manifest_params_old_revision) {
+        json_t *old = json_loads("{\"runtime\":\"sh\",\"code\":\"x\",\"mode\":\"fresh\","
+                                 "\"limits\":{\"memoryBytes\":268435456,\"timeoutMs\":1500,\"cpuMillis\":500},"
+                                 "\"scale\":{\"min\":0,\"max\":5,\"initial\":1,\"target\":3,\"scaleToZeroAfterMs\":2000}}",
+                                 0, NULL);
+        ASSERT_TRUE(old != NULL);
+        ManifestParams p;
+        manifest_spec_params(old, &p);
+        ASSERT_EQ_UINT(p.concurrency, 3);
+        ASSERT_EQ_UINT(p.max, 5);
+        ASSERT_EQ_UINT(p.scale_to_zero_after_ms, 2000);
+        ASSERT_EQ_UINT(p.stable_window_ms, 60000);
+        ASSERT_EQ_UINT(p.panic_window_ms, 6000);
+        ASSERT_EQ_UINT(p.startup_timeout_ms, 600000);
+        ASSERT_TRUE(p.max_scale_up_rate == 1000.0 && p.max_scale_down_rate == 2.0);
+        ASSERT_EQ_UINT(p.memory_bytes, 268435456);
+        ASSERT_EQ_UINT(p.gpus, 0);
+        ASSERT_EQ_UINT(p.timeout_ms, 1500);
+        json_decref(old);
+        /* garbage in stored JSON is clamped, not trusted */
+        old = json_loads("{\"scale\":{\"max\":-3,\"panicWindowMs\":999999999,\"maxScaleUpRate\":0.5},\"concurrency\":\"x\"}", 0, NULL);
+        manifest_spec_params(old, &p);
+        ASSERT_EQ_UINT(p.max, 1);
+        ASSERT_EQ_UINT(p.panic_window_ms, 60000);
+        ASSERT_TRUE(p.max_scale_up_rate == 1000.0);
+        ASSERT_EQ_UINT(p.concurrency, 10);
+        json_decref(old);
+}
+
+TEST(manifest_error_dataplane) {
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, concurrency: 0}\n",
+                  -EINVAL, 4, 43, "spec.concurrency", "from 1 to 1000");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, concurrency: 1001}\n",
+                  -EINVAL, 4, 43, "spec.concurrency", "from 1 to 1000");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, startupTimeout: 2h}\n",
+                  -EINVAL, 4, 46, "spec.startupTimeout", "expected 1s to 1h");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, readiness: {path: healthz}}\n",
+                  -EINVAL, 4, 48, "spec.readiness.path", "absolute path");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, readiness: {period: 5ms}}\n",
+                  -EINVAL, 4, 50, "spec.readiness.period", "expected 10ms to 1m");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, readiness: {probe: x}}\n",
+                  -EINVAL, 4, 42, "spec.readiness.probe", "expected one of: path, period");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, scale: {stableWindow: 5s}}\n",
+                  -EINVAL, 4, 52, "spec.scale.stableWindow", "expected 6s to 1h");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, scale: {stableWindow: 10s, panicWindow: 11s}}\n",
+                  -EINVAL, 4, 70, "spec.scale.panicWindow", "longer than stableWindow");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, scale: {maxScaleUpRate: 1}}\n",
+                  -EINVAL, 4, 54, "spec.scale.maxScaleUpRate", "above 1");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, scale: {maxScaleDownRate: \"3\"}}\n",
+                  -EINVAL, 4, 56, "spec.scale.maxScaleDownRate", "above 1");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, scale: {maxScaleDownRate: 1e3}}\n",
+                  -EINVAL, 4, 56, "spec.scale.maxScaleDownRate", "above 1");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, limits: {gpus: 65}}\n",
+                  -EINVAL, 4, 45, "spec.limits.gpus", "from 0 to 64");
+        parse_bad(HEAD "metadata: {name: a}\nspec: {runtime: sh, code: x, stableWindow: 10s}\n",
+                  -EINVAL, 4, 30, "spec.stableWindow", "did you mean spec.scale.stableWindow");
 }
