@@ -1,0 +1,551 @@
+#!/usr/bin/env python3
+"""fnbox data-plane benchmark: the figures of issue 4, side by side in one run.
+
+The platform is the data-plane suite's (tests/dataplane/fixture.py): one
+fnbox-controller, one fnbox-runtime node and one fnbox-activator on this
+machine (loopback; the node's network namespace plays no part in a request:
+the activator reaches the node's invoke socket, a unix socket). Every figure
+is printed with its peer, measured in the same run:
+
+  cold start   zero to first response through the activator, for a native
+               box (functions/fib) and a python3 box, each sample a function
+               with no instance yet (a new revision of the same code: the
+               code is fetched and unpacked once); against running the same
+               program directly (/usr/bin/python3 -I -S main.py, the fib
+               binary). Samples alternate with the peer's. Goal: python3
+               cold start <= 1.3x bare python3 start-up.
+  warm fresh   a python3 box with one warm instance (its zygote ready): one
+               request at a time over a kept-alive connection (latency), and
+               wrk with a few connections (req/s, p50, p99); a new jail for
+               every request. Goal: median < 3 ms.
+  service      wrk through the activator to an echo instance (service mode),
+               against nginx reverse-proxying the same instance's unix socket
+               (keep-alive upstream; one worker, and one per CPU), runs
+               alternated A B B A. For two backends: functions/echo-service
+               (python3) and tests/dataplane/functions/echo-native (C, built
+               here). Goal: activator >= 1.0x nginx's req/s.
+  burst        1,000 concurrent requests at a python3 function scaled to zero:
+               how many answered 200, time to the first and to the last.
+  queue memory the activator's RSS with 10,000 requests queued for a service
+               that never becomes ready, against its RSS idle.
+
+It never fails on a figure: it exits 1 only when something could not be
+measured at all (the platform did not start, a request failed outright).
+Needs root (the runtime) and wrk and nginx (tests/deps.sh installs them).
+Python 3 standard library only.
+
+usage: data_bench.py [--build DIR] [--rounds N] [--seconds S] [--burst N]
+                     [--queued N] [--only SECTION]... [--json PATH]
+"""
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "dataplane"))
+from fixture import ECHO_SERVICE, Node, Platform, PlatformError, fn, wait_for  # noqa: E402
+
+GOAL_COLD_PY_RATIO = 1.3
+GOAL_WARM_P50_MS = 3.0
+GOAL_SERVICE_RATIO = 1.0
+PY_BOX = b"import sys\nsys.stdout.write('hello ' + sys.stdin.read())\n"
+SECTIONS = ("cold", "warm", "service", "burst", "queue")
+
+
+# ---- numbers -------------------------------------------------------------------
+
+def pct(values, q):
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def summary_ms(samples_s):
+    ms = [x * 1000 for x in samples_s]
+    return {"n": len(ms), "p50": statistics.median(ms) if ms else float("nan"),
+            "p99": pct(ms, 0.99), "min": min(ms) if ms else float("nan"),
+            "max": max(ms) if ms else float("nan")}
+
+
+def row(label, s):
+    print("  %-40s %5d %9.2f %9.2f %9.2f %9.2f" % (label, s["n"], s["min"], s["p50"], s["p99"], s["max"]))
+
+
+def header(title):
+    print()
+    print(title)
+    print("  %-40s %5s %9s %9s %9s %9s" % ("", "n", "min", "p50", "p99", "max"))
+
+
+def verdict(ok):
+    return "met" if ok else "NOT met"
+
+
+def progress(msg):
+    sys.stderr.write("data_bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+# ---- requests ---------------------------------------------------------------------
+
+def post(url, path, body, conn=None, timeout=60):
+    host, port = url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
+    c = conn or http.client.HTTPConnection(host, int(port), timeout=timeout)
+    c.request("POST", path, body=body)
+    r = c.getresponse()
+    data = r.read()
+    if conn is None:
+        c.close()
+    return r.status, data
+
+
+def write_fn(tmp, name, files):
+    d = os.path.join(tmp, name)
+    os.makedirs(d, exist_ok=True)
+    for rel, data in files.items():
+        with open(os.path.join(d, rel), "wb") as f:
+            f.write(data)
+    return d
+
+
+# ---- cold start ---------------------------------------------------------------------
+
+def bench_cold(p, build, tmp, rounds):
+    fib_dir = os.path.join(build, "functions", "fib")
+    py = write_fn(tmp, "coldpy", {"main.py": PY_BOX})
+    kinds = [("python3", os.path.join(py, "main.py"), "python3", b"x",
+              ["/usr/bin/python3", "-I", "-S", os.path.join(py, "main.py")])]
+    if os.path.exists(os.path.join(fib_dir, "main")):
+        kinds.append(("native (fib)", os.path.join(fib_dir, "main"), "exec", b"30",
+                      [os.path.join(fib_dir, "main")]))
+    else:
+        print("  (no %s/main: build it with make for the native figure)" % fib_dir)
+    res = {}
+    for label, code, runtime, body, direct in kinds:
+        platform_s, direct_s = [], []
+        for i in range(rounds + 2):
+            name = "cold-%s-%d" % ("py" if runtime == "python3" else "ex", i)
+            p.deploy(name, code, runtime=runtime, spec={"scale": {"scaleToZeroAfter": "1s"}})
+            t0 = time.perf_counter()
+            st, out = post(p.url, "/fn/" + name, body)
+            dt = time.perf_counter() - t0
+            if st != 200:
+                raise PlatformError("cold call of %s: %s %r" % (name, st, out[:300]))
+            t0 = time.perf_counter()
+            r = subprocess.run(direct, input=body, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            dd = time.perf_counter() - t0
+            if r.returncode != 0:
+                raise PlatformError("direct run of %s failed" % direct)
+            if i >= 2:      # the first ones fetch and unpack the code
+                platform_s.append(dt)
+                direct_s.append(dd)
+        res[label] = (summary_ms(platform_s), summary_ms(direct_s))
+    header("Cold start, zero to first response (ms)")
+    for label, (a, b) in res.items():
+        row("fnbox %s, through the activator" % label, a)
+        row("%s run directly" % label, b)
+    out = {}
+    for label, (a, b) in res.items():
+        r50 = a["p50"] / b["p50"]
+        out[label] = {"fnbox": a, "direct": b, "ratio_p50": r50}
+        line = "  %s: fnbox / direct = %.2fx p50, %.2fx p99" % (label, r50, a["p99"] / b["p99"])
+        if label == "python3":
+            line += "  (goal <= %.1fx: %s)" % (GOAL_COLD_PY_RATIO, verdict(r50 <= GOAL_COLD_PY_RATIO))
+        print(line)
+    return out
+
+
+# ---- wrk ------------------------------------------------------------------------------
+
+def wrk(url, seconds, conns, threads=2, body=b"ping"):
+    script = os.path.join(tempfile.gettempdir(), "fnbox-bench-wrk-%d.lua" % os.getpid())
+    with open(script, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.body = %s\n' % json.dumps(body.decode()))
+    try:
+        r = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", "%ds" % seconds, "--latency",
+                            "-s", script, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=seconds + 60)
+    finally:
+        os.unlink(script)
+    out = r.stdout.decode("utf-8", "replace")
+    res = {"rps": None, "p50": None, "p99": None, "errors": 0, "non2xx": 0, "requests": 0}
+
+    def ms(v):
+        for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1000.0)):
+            if v.endswith(unit):
+                return float(v[:-len(unit)]) * f
+        return float(v)
+    for line in out.splitlines():
+        w = line.split()
+        if line.startswith("Requests/sec:"):
+            res["rps"] = float(w[1])
+        elif len(w) == 2 and w[0] == "50%":
+            res["p50"] = ms(w[1])
+        elif len(w) == 2 and w[0] == "99%":
+            res["p99"] = ms(w[1])
+        elif "Non-2xx" in line:
+            res["non2xx"] = int(w[-1])
+        elif line.strip().startswith("Socket errors"):
+            res["errors"] = sum(int(x.strip(",")) for x in w if x.strip(",").isdigit())
+        elif "requests in" in line:
+            res["requests"] = int(w[0])
+    if res["rps"] is None:
+        raise PlatformError("wrk said:\n" + out)
+    return res
+
+
+def wrk_line(label, r):
+    bad = ""
+    if r["non2xx"] or r["errors"]:
+        bad = "  (!! %d non-2xx, %d socket errors)" % (r["non2xx"], r["errors"])
+    print("  %-40s %10.0f %9.2f %9.2f%s" % (label, r["rps"], r["p50"], r["p99"], bad))
+
+
+# ---- warm fresh mode ------------------------------------------------------------------
+
+def bench_warm(p, tmp, rounds, seconds):
+    d = write_fn(tmp, "warmpy", {"main.py": PY_BOX})
+    rev = p.deploy("warm", os.path.join(d, "main.py"), spec={"scale": {"min": 1, "target": 100}})
+    p.wait_instances(rev, lambda i: len(i) == 1, 60)
+    host, port = p.url.split("://", 1)[1].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    lat, bare = [], []
+    for i in range(rounds + 10):
+        t0 = time.perf_counter()
+        st, out = post(p.url, "/fn/warm", b"x", conn=conn)
+        dt = time.perf_counter() - t0
+        if st != 200 or out != b"hello x":
+            raise PlatformError("warm call: %s %r" % (st, out[:300]))
+        if i >= 10:
+            lat.append(dt)
+        if i % 5 == 0:
+            t0 = time.perf_counter()
+            subprocess.run(["/usr/bin/python3", "-I", "-S", os.path.join(d, "main.py")], input=b"x",
+                           stdout=subprocess.DEVNULL)
+            bare.append(time.perf_counter() - t0)
+    conn.close()
+    a, b = summary_ms(lat), summary_ms(bare)
+    header("Warm fresh mode, python3, a new jail per request, one at a time (ms)")
+    row("fnbox /fn/warm (keep-alive)", a)
+    row("bare python3 -I -S main.py", b)
+    rs = {}
+    print()
+    print("  %-40s %10s %9s %9s" % ("wrk %ds" % seconds, "req/s", "p50 ms", "p99 ms"))
+    for c in (1, 4, 16):
+        r = wrk(p.url + "/fn/warm", seconds, c, threads=min(c, 2), body=b"x")
+        rs[c] = r
+        wrk_line("fnbox, %d connection%s" % (c, "s" if c > 1 else ""), r)
+    print("  median %.2f ms (goal < %.0f ms: %s); %.1fx faster than bare python3 start-up" % (
+        a["p50"], GOAL_WARM_P50_MS, verdict(a["p50"] < GOAL_WARM_P50_MS), b["p50"] / a["p50"]))
+    return {"latency": a, "bare_python": b, "wrk": rs}
+
+
+# ---- service mode vs nginx --------------------------------------------------------------
+
+NGINX_CONF = """
+daemon off;
+user root;
+worker_processes %(workers)s;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %(dir)s/body;
+    proxy_temp_path %(dir)s/proxy;
+    fastcgi_temp_path %(dir)s/fastcgi;
+    uwsgi_temp_path %(dir)s/uwsgi;
+    scgi_temp_path %(dir)s/scgi;
+    upstream backend { server unix:%(sock)s; keepalive 64; }
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Nginx:
+    def __init__(self, tmp, sock, workers):
+        self.dir = tempfile.mkdtemp(prefix="nginx-", dir=tmp)
+        self.port = free_port()
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF % {"dir": self.dir, "sock": sock, "port": self.port, "workers": workers})
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.url = "http://127.0.0.1:%d" % self.port
+
+        def up():
+            if self.proc.poll() is not None:
+                raise PlatformError("nginx exited: %s" % self.proc.stderr.read().decode())
+            try:
+                return post(self.url, "/", b"up", timeout=2)[0] == 200
+            except OSError:
+                return False
+        wait_for("nginx on %s" % self.url, up, 10)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def build_native_echo(tmp):
+    src = os.path.join(ROOT, "tests", "dataplane", "functions", "echo-native", "main.c")
+    d = os.path.join(tmp, "echo-native")
+    os.makedirs(d, exist_ok=True)
+    out = os.path.join(d, "main")
+    subprocess.run(["cc", "-O2", "-o", out, src], check=True)
+    return out
+
+
+def bench_service(p, tmp, seconds, conns):
+    backends = [("python3 echo-service", "echo-py", ECHO_SERVICE, "python3")]
+    try:
+        backends.append(("native echo", "echo-c", build_native_echo(tmp), "exec"))
+    except (subprocess.CalledProcessError, OSError) as e:
+        print("  (native echo not built: %s)" % e)
+    out = {}
+    print()
+    print("Service mode, wrk %ds, %d connections: through the activator vs nginx to the same instance" % (
+        seconds, conns))
+    print("  %-40s %10s %9s %9s" % ("", "req/s", "p50 ms", "p99 ms"))
+    for label, name, code, runtime in backends:
+        rev = p.deploy(name, code, runtime=runtime,
+                       spec={"mode": "service", "scale": {"min": 1, "max": 1, "target": 1000},
+                             "concurrency": 1000, "limits": {"timeout": "60s"}})
+        inst = p.wait_instances(rev, lambda i: len(i) == 1, 60)
+        sock = inst[0]["endpoint"][len("unix:"):]
+        st, body = post(p.url, "/fn/" + name, b"ping")
+        if st != 200 or body != b"ping":
+            raise PlatformError("service call: %s %r" % (st, body[:200]))
+        peers = {}
+        for workers in ("1", "auto"):
+            try:
+                peers["nginx-%s" % workers] = Nginx(tmp, sock, workers)
+            except PlatformError as e:
+                print("  (nginx %s: %s)" % (workers, e))
+        runs = {"activator": []}
+        for k in peers:
+            runs[k] = []
+        order = ["activator"] + list(peers)
+        for seq in (order, list(reversed(order))):      # A B C C B A
+            for k in seq:
+                url = (p.url + "/fn/" + name) if k == "activator" else peers[k].url + "/fn/" + name
+                runs[k].append(wrk(url, seconds, conns))
+        for n in peers.values():
+            n.stop()
+        res = {}
+        for k, rs in runs.items():
+            res[k] = {"rps": sum(r["rps"] for r in rs) / len(rs), "p50": statistics.median(r["p50"] for r in rs),
+                      "p99": max(r["p99"] for r in rs), "non2xx": sum(r["non2xx"] for r in rs),
+                      "errors": sum(r["errors"] for r in rs)}
+            wrk_line("%s: %s" % (label, "fnbox-activator" if k == "activator" else k), res[k])
+        for k in peers:
+            ratio = res["activator"]["rps"] / res[k]["rps"]
+            print("    activator / %s: %.2fx req/s, p99 %.2f vs %.2f ms  (goal >= %.1fx: %s)" % (
+                k, ratio, res["activator"]["p99"], res[k]["p99"], GOAL_SERVICE_RATIO,
+                verdict(ratio >= GOAL_SERVICE_RATIO)))
+            res["ratio_over_" + k] = ratio
+        out[label] = res
+    return out
+
+
+# ---- many requests at once, asyncio -------------------------------------------------------
+
+async def _one_async(host, port, path, body, results, t0, opened=None):
+    try:
+        r, w = await asyncio.open_connection(host, port)
+        if opened is not None:
+            opened.append(1)
+        w.write(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
+            path.encode(), len(body), body))
+        await w.drain()
+        data = await r.read()
+        w.close()
+        st = int(data[9:12]) if data.startswith(b"HTTP/1.") else None
+        results.append((st, time.perf_counter() - t0))
+    except (OSError, asyncio.IncompleteReadError, ValueError) as e:
+        results.append((type(e).__name__, time.perf_counter() - t0))
+
+
+def raise_nofile(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(n, soft), hard), hard))
+
+
+def bench_burst(p, tmp, n):
+    d = write_fn(tmp, "burstpy", {"main.py": PY_BOX})
+    rev = p.deploy("burst", os.path.join(d, "main.py"), spec={"scale": {"scaleToZeroAfter": "1s"}})
+    st, _ = post(p.url, "/fn/burst", b"warm")      # code fetched, then back to zero
+    p.wait_instances(rev, lambda i: len(i) == 0, 60, "burst function at zero")
+    host, port = p.url.split("://", 1)[1].rsplit(":", 1)
+    raise_nofile(n + 256)
+    results = []
+
+    async def go():
+        t0 = time.perf_counter()
+        await asyncio.gather(*[_one_async(host, int(port), "/fn/burst", b"b", results, t0) for _ in range(n)])
+    asyncio.run(go())
+    ok = [t for s, t in results if s == 200]
+    bad = {}
+    for s, _ in results:
+        if s != 200:
+            bad[s] = bad.get(s, 0) + 1
+    peak = max(len(p.ready_instances(rev)), 0)
+    print()
+    print("Burst: %d concurrent requests at a python3 function scaled to zero" % n)
+    print("  %d of %d answered 200%s" % (len(ok), n, "" if not bad else "; others: %s" % bad))
+    if ok:
+        print("  first 200 after %.0f ms, last after %.0f ms, p50 %.0f ms; %d instance(s) ready after" % (
+            min(ok) * 1000, max(ok) * 1000, statistics.median(ok) * 1000, peak))
+    return {"n": n, "ok": len(ok), "other": {str(k): v for k, v in bad.items()},
+            "last_ms": max(ok) * 1000 if ok else None, "first_ms": min(ok) * 1000 if ok else None}
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def bench_queue(p, tmp, n):
+    rev = p.deploy("never", ECHO_SERVICE, spec={"mode": "service", "env": {"LOAD_SECONDS": "3600"},
+                                                "limits": {"timeout": "10m"}, "startupTimeout": "10m"})
+    pid = p.activator.pid
+    idle = rss_kb(pid)
+    host, port = p.url.split("://", 1)[1].rsplit(":", 1)
+    raise_nofile(n + 256)
+    results, opened = [], []
+    loop = asyncio.new_event_loop()
+    tasks = []
+
+    async def start():
+        t0 = time.perf_counter()
+        for i in range(n):
+            tasks.append(asyncio.ensure_future(_one_async(host, int(port), "/fn/never", b"q", results, t0, opened)))
+            if i % 500 == 499:
+                await asyncio.sleep(0.05)
+        # until every connection is open and the activator has had the requests
+        deadline = time.monotonic() + 60
+        while (len(opened) + len(results)) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+    loop.run_until_complete(start())
+    full = rss_kb(pid)
+    queued_answered = len(results)
+    for t in tasks:
+        t.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.close()
+    print()
+    print("Activator memory with %d requests waiting for a service that never becomes ready" % n)
+    print("  RSS idle %.1f MiB, with the requests %.1f MiB: %.2f KiB per queued request" % (
+        idle / 1024, full / 1024, (full - idle) / max(n, 1)))
+    if queued_answered:
+        codes = {}
+        for s, _ in results:
+            codes[s] = codes.get(s, 0) + 1
+        print("  (%d answered while they should have waited: %s)" % (queued_answered, codes))
+    return {"n": n, "idle_kib": idle, "full_kib": full, "answered_early": queued_answered, "revision": rev}
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds", type=int, default=20, help="cold starts per kind (default 20)")
+    ap.add_argument("--warm-rounds", type=int, default=500)
+    ap.add_argument("--seconds", type=int, default=5, help="each wrk run (default 5)")
+    ap.add_argument("--conns", type=int, default=32, help="wrk connections for service mode")
+    ap.add_argument("--burst", type=int, default=1000)
+    ap.add_argument("--queued", type=int, default=10000)
+    ap.add_argument("--only", action="append", choices=SECTIONS)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    if os.geteuid() != 0:
+        print("data_bench: needs root (the runtime makes namespaces and cgroups)")
+        return 1
+    missing = [t for t in ("wrk", "nginx") if not shutil.which(t)]
+    if missing:
+        print("data_bench: %s missing: run make deps" % " and ".join(missing))
+    sections = args.only or list(SECTIONS)
+    raise_nofile(max(args.queued, args.burst) + 512)
+    print("fnbox data-plane benchmark: %d CPUs, load %s, build %s" % (
+        os.cpu_count(), open("/proc/loadavg").read().split()[0], build))
+    figures = {}
+    failed = []
+    tmp = tempfile.mkdtemp(prefix="fnbox-bench-")
+    try:
+        qdepth = str(max(args.queued, args.burst) + 100)
+        with Platform(build, nodes=[Node("bench", pool=4)], netns=False,
+                      activator_args=["--queue-depth", qdepth]) as p:
+            for name, fnc, a in (("cold", bench_cold, (p, build, tmp, args.rounds)),
+                                 ("warm", bench_warm, (p, tmp, args.warm_rounds, args.seconds)),
+                                 ("service", bench_service, (p, tmp, args.seconds, args.conns)),
+                                 ("burst", bench_burst, (p, tmp, args.burst)),
+                                 ("queue", bench_queue, (p, tmp, args.queued))):
+                if name not in sections or (name == "service" and missing):
+                    continue
+                progress("%s ..." % name)
+                try:
+                    figures[name] = fnc(*a)
+                except (PlatformError, OSError, subprocess.SubprocessError) as e:
+                    failed.append(name)
+                    print("\n%s: could not be measured: %s" % (name, e))
+                    print(p.all_logs(1500))
+            if failed:
+                print(p.all_logs(1500))
+    except PlatformError as e:
+        print("data_bench: %s" % e)
+        failed.append("platform")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1, default=str)
+    print()
+    print("data_bench: %s" % ("all figures measured" if not failed else "not measured: " + ", ".join(failed)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
