@@ -22,22 +22,29 @@ enum {
         CLI_EXIT_NOT_FOUND = 6,         /* 404 */
         CLI_EXIT_CONFLICT = 7,          /* 409 after every retry */
         CLI_EXIT_UNREACHABLE = 8,       /* no answer from the server */
+        CLI_EXIT_FUNCTION = 9,          /* call: the function ran and failed */
 };
 
 #define CLI_DEFAULT_URL         "http://127.0.0.1:8081"
+#define CLI_DEFAULT_ACTIVATOR   "http://127.0.0.1:8080"
 #define CLI_DEFAULT_NAMESPACE   "default"
 #define CLI_DEFAULT_TIMEOUT_MS  60000
 #define CLI_TAGS_MAX            16
 #define CLI_CONFLICT_RETRIES    5       /* re-reads after a 409 */
+#define CLI_HEADERS_MAX         64      /* call -H */
+#define CLI_LABELS_MAX          32      /* up --label */
 
 /* Settings after flag > environment > config file > default. */
 typedef struct Cli {
         char *url;              /* without a trailing '/' */
+        char *activator;        /* the invocation address (call) */
+        const char *activator_from;
         char *token;            /* NULL: none */
         const char *token_from; /* "--token", "FNBOX_TOKEN", a file name */
         char *namespace_;
         bool namespace_given;   /* set by flag, environment or config file */
-        OutputFormat output;
+        OutputFormat output;    /* never OUTPUT_WIDE: that is table and wide */
+        bool wide;              /* -o wide */
         uint64_t timeout_ms;
         const char *prog;       /* "fnbox deploy", for messages */
         Http *http;
@@ -52,6 +59,25 @@ typedef struct VerbArgs {
         const char *namespaces;
         const char *description;
         bool all_namespaces;                    /* list -A */
+        const char *data;                       /* call -d DATA|@FILE|@- */
+        const char *headers[CLI_HEADERS_MAX];   /* call -H K:V */
+        size_t n_headers;
+        const char *tag;                        /* call --tag */
+        const char *path;                       /* call --path */
+        const char *method;                     /* call -X */
+        const char *activator;                  /* call --activator */
+        const char *tail;                       /* logs --tail */
+        const char *data_dir;                   /* up */
+        const char *store;
+        const char *listen;
+        const char *api_listen;
+        const char *labels[CLI_LABELS_MAX];
+        size_t n_labels;
+        const char *user;
+        const char *node;
+        const char *run_dir;
+        const char *ready_timeout;
+        bool no_config;
         char **pos;                             /* positional arguments */
         size_t n_pos;
 } VerbArgs;
@@ -65,6 +91,10 @@ int delete_main(Cli *c, const VerbArgs *a);
 int revisions_main(Cli *c, const VerbArgs *a);
 int traffic_main(Cli *c, const VerbArgs *a);
 int nodes_main(Cli *c, const VerbArgs *a);
+int call_main(Cli *c, const VerbArgs *a);
+int logs_main(Cli *c, const VerbArgs *a);
+/* up runs without the settings: it starts the daemons the settings point at. */
+int up_main(const VerbArgs *a, const char *prog);
 int token_create_main(Cli *c, const VerbArgs *a);
 int token_list_main(Cli *c, const VerbArgs *a);
 int token_revoke_main(Cli *c, const VerbArgs *a);

@@ -119,6 +119,8 @@ static char **config_slot(ConfigFile *f, const char *key, size_t len) {
                 return &f->token;
         if (len == 9 && strncmp(key, "namespace", 9) == 0)
                 return &f->namespace_;
+        if (len == 9 && strncmp(key, "activator", 9) == 0)
+                return &f->activator;
         return NULL;
 }
 
@@ -135,7 +137,7 @@ static int parse_line(const char *p, const char *end, unsigned line, ConfigFile 
                 return fail(why, size, line, "expected 'key: value'");
         char **slot = config_slot(f, k, (size_t) klen);
         if (!slot)
-                return fail(why, size, line, "unknown key '%.*s' (expected url, token or namespace)", klen, k);
+                return fail(why, size, line, "unknown key '%.*s' (expected url, token, namespace or activator)", klen, k);
         if (*slot)
                 return fail(why, size, line, "'%.*s' is set twice", klen, k);
         for (p++; p < end && (*p == ' ' || *p == '\t'); p++)
@@ -183,6 +185,7 @@ void config_file_done(ConfigFile *f) {
                 explicit_bzero(f->token, strlen(f->token));
         free(f->token);
         free(f->namespace_);
+        free(f->activator);
         *f = (ConfigFile) { 0 };
 }
 
@@ -219,6 +222,11 @@ static ssize_t read_bounded(const char *path, char *buf, size_t size, struct sta
                 if (off == size)
                         return -EFBIG;
         }
+}
+
+char *config_path(void) {
+        const char *env = getenv("FNBOX_CONFIG");
+        return env && *env ? strdup(env) : config_default_path();
 }
 
 int config_load(ConfigFile *ret, char *why, size_t why_size) {
@@ -338,15 +346,35 @@ static int resolve_url_ns(const CliFlags *fl, const ConfigFile *cf, Cli *c) {
         if (!manifest_name_valid(s.value))
                 return bad("namespace", s, "a DNS-1123 label (a-z, 0-9, '-', at most 63)");
         c->namespace_given = strcmp(s.from, "default") != 0;
-        return (c->namespace_ = strdup(s.value)) ? 0 : -ENOMEM;
+        if (!(c->namespace_ = strdup(s.value)))
+                return -ENOMEM;
+        s = pick(NULL, NULL, "FNBOX_ACTIVATOR", cf->activator, cf->path, CLI_DEFAULT_ACTIVATOR);
+        c->activator_from = s.from == cf->path ? "the config file" : s.from;
+        return (c->activator = strdup(s.value)) ? 0 : -ENOMEM;
+}
+
+int config_activator(Cli *c, const char *flag) {
+        Source s = flag ? (Source) { flag, "--activator" } : (Source) { c->activator, c->activator_from };
+        if (!s.value || !config_url_valid(s.value))
+                return bad("activator URL", s, "http://HOST[:PORT] or https://HOST[:PORT]");
+        char *copy = strdup(s.value);
+        if (!copy)
+                return -ENOMEM;
+        for (size_t n = strlen(copy); n > 0 && copy[n - 1] == '/'; n--)
+                copy[n - 1] = 0;
+        free(c->activator);
+        c->activator = copy;
+        c->activator_from = s.from;
+        return 0;
 }
 
 static int resolve_output(const CliFlags *fl, Cli *c) {
         uint64_t ns = (uint64_t) CLI_DEFAULT_TIMEOUT_MS * 1000000;
         int f = fl->output ? output_format_from_string(fl->output) : OUTPUT_TABLE;
         if (f < 0)
-                return bad("output format", (Source) { fl->output, "-o" }, "table, json or yaml");
-        c->output = (OutputFormat) f;
+                return bad("output format", (Source) { fl->output, "-o" }, "table, wide, json or yaml");
+        c->wide = f == OUTPUT_WIDE;
+        c->output = c->wide ? OUTPUT_TABLE : (OutputFormat) f;
         if (fl->timeout && (quantity_parse_duration(fl->timeout, &ns) < 0 || ns < 1000000ULL ||
                             ns > 3600ULL * 1000000000ULL))
                 return bad("timeout", (Source) { fl->timeout, "--timeout" }, "a duration from 1ms to 1h, such as 30s");

@@ -1,7 +1,8 @@
 # cli/fnbox.bash: bash completion for the fnbox CLI. Completes the verbs
 # (and token's sub-verbs), global and per-verb options, -o values, --role
-# values, manifest paths for deploy, and function names (asking the server,
-# with a short timeout) for describe, delete, revisions and traffic.
+# values, manifest paths for deploy, files after `call -d @`, and function
+# names (asking the server, with a short timeout) for describe, delete,
+# revisions, traffic, call and logs.
 #
 # Install: make install (to $(PREFIX)/share/bash-completion/completions/fnbox),
 # or source this file from ~/.bashrc.
@@ -23,26 +24,39 @@ _fnbox_functions() {
 
 _fnbox() {
         local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-        local verbs="deploy list describe delete revisions traffic nodes token version"
+        local verbs="deploy list describe delete revisions traffic call logs nodes token up version"
         local globals="--url --token --namespace -n --output -o --timeout --help -h"
         local verb="" sub="" npos=0 i w
         COMPREPLY=()
 
         case $prev in
         -o | --output)
-                COMPREPLY=($(compgen -W "table json yaml" -- "$cur"))
+                COMPREPLY=($(compgen -W "table wide json yaml" -- "$cur"))
                 return
                 ;;
         --role)
                 COMPREPLY=($(compgen -W "admin developer invoker" -- "$cur"))
                 return
                 ;;
-        -f | --file)
+        -f | --file | --data-dir)
                 compopt -o filenames 2>/dev/null
                 COMPREPLY=($(compgen -f -- "$cur"))
                 return
                 ;;
-        --url | --token | --namespace | -n | --timeout | --description | --tag)
+        -d | --data)
+                if [[ $cur == @* ]]; then
+                        compopt -o filenames 2>/dev/null
+                        COMPREPLY=($(compgen -f -- "${cur#@}" | sed 's/^/@/'))
+                fi
+                return
+                ;;
+        -X | --request)
+                COMPREPLY=($(compgen -W "GET POST PUT PATCH DELETE HEAD" -- "$cur"))
+                return
+                ;;
+        --url | --token | --namespace | -n | --timeout | --description | --tag | -H | --header | --path | \
+                --activator | --tail | --store | --listen | --api-listen | --label | --node | --user | \
+                --run-dir | --ready-timeout)
                 return
                 ;;
         esac
@@ -52,7 +66,9 @@ _fnbox() {
                 w=${COMP_WORDS[i]}
                 case $w in
                 --url | --token | --namespace | -n | --output | -o | --timeout | -f | --file | \
-                        --role | --description | --tag)
+                        --role | --description | --tag | -d | --data | -H | --header | --path | -X | \
+                        --request | --activator | --tail | --data-dir | --store | --listen | --api-listen | \
+                        --label | --node | --user | --run-dir | --ready-timeout)
                         ((i++))
                         continue
                         ;;
@@ -81,6 +97,9 @@ _fnbox() {
         deploy) opts="-f --file" ;;
         list) opts="-A --all-namespaces" ;;
         traffic) opts="--tag" ;;
+        call) opts="-d --data -H --header --tag --path -X --request --activator" ;;
+        logs) opts="--tail" ;;
+        up) opts="--data-dir --store --listen --api-listen --label --node --user --run-dir --ready-timeout --no-config" ;;
         token)
                 if [[ -z $sub ]]; then
                         COMPREPLY=($(compgen -W "create list revoke" -- "$cur"))
@@ -98,7 +117,7 @@ _fnbox() {
                 compopt -o filenames 2>/dev/null
                 COMPREPLY=($(compgen -f -- "$cur"))
                 ;;
-        describe | delete | revisions | traffic)
+        describe | delete | revisions | traffic | call | logs)
                 if ((npos == 0)); then
                         COMPREPLY=($(compgen -W "$(_fnbox_functions)" -- "$cur"))
                 elif [[ $verb == traffic ]]; then

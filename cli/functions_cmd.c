@@ -153,6 +153,86 @@ int cli_print_traffic(json_t *traffic) {
         return table_print(t, stdout, output_use_bold(stdout));
 }
 
+/* ---- describe: what the platform does with the function ---------------- */
+
+static const char *int_cell(json_t *v, char *buf, size_t size) {
+        if (!json_is_integer(v))
+                return NULL;
+        snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return buf;
+}
+
+/* One row per revision: DESIRED READY INFLIGHT QUEUED UNSCHEDULABLE. The
+ * revisions come as a list of objects with "revision", or as an object
+ * keyed by revision. */
+static int status_revisions(json_t *revs) {
+        _cleanup_table_ Table *t = table_new(6, (const char *[]) { "REVISION", "DESIRED", "READY", "INFLIGHT",
+                                                                   "QUEUED", "UNSCHEDULABLE" });
+        const char *key;
+        json_t *r;
+        size_t i;
+        if (!t)
+                return -ENOMEM;
+        json_t *list = json_is_array(revs) ? json_incref(revs) : json_array();
+        if (!list)
+                return -ENOMEM;
+        if (json_is_object(revs))
+                json_object_foreach(revs, key, r)
+                        json_array_append_new(list, json_pack("{s:s,s:O}", "revision", key, "v", r));
+        int ret = 0;
+        json_array_foreach(list, i, r) {
+                json_t *v = json_object_get(r, "v") ? json_object_get(r, "v") : r;
+                char d[24], rd[24], in[24], q[24];
+                if (table_row(t, str(r, "revision"), int_cell(json_object_get(v, "desired"), d, sizeof d),
+                              int_cell(json_object_get(v, "ready"), rd, sizeof rd),
+                              int_cell(json_object_get(v, "inflight"), in, sizeof in),
+                              int_cell(json_object_get(v, "queued"), q, sizeof q), str(v, "unschedulable")) < 0) {
+                        ret = -ENOMEM;
+                        break;
+                }
+        }
+        json_decref(list);
+        return ret < 0 ? ret : table_print(t, stdout, output_use_bold(stdout));
+}
+
+/* Recent scaling decisions, newest last: AGE REVISION FROM TO REASON. */
+static int status_decisions(json_t *list) {
+        _cleanup_table_ Table *t = table_new(5, (const char *[]) { "AGE", "REVISION", "FROM", "TO", "REASON" });
+        time_t now = time(NULL);
+        size_t i;
+        json_t *d;
+        if (!t)
+                return -ENOMEM;
+        json_array_foreach(list, i, d) {
+                char age[64] = "-", from[24], to[24];
+                json_int_t ms = json_integer_value(json_object_get(d, "timeMs"));
+                if (str(d, "at"))
+                        format_age(str(d, "at"), now, age, sizeof age);
+                else if (ms > 0)
+                        snprintf(age, sizeof age, "%llds", now > ms / 1000 ? (long long) (now - ms / 1000) : 0LL);
+                if (table_row(t, age, str(d, "revision"), int_cell(json_object_get(d, "from"), from, sizeof from),
+                              int_cell(json_object_get(d, "to"), to, sizeof to), str(d, "reason")) < 0)
+                        return -ENOMEM;
+        }
+        return table_print(t, stdout, output_use_bold(stdout));
+}
+
+/* The controller's "status" object, when it sent one. */
+static int describe_status(json_t *st) {
+        json_t *revs = json_object_get(st, "revisions"), *dec = json_object_get(st, "decisions");
+        if (json_object_size(revs) || json_array_size(revs)) {
+                printf("\nInstances:\n");
+                if (status_revisions(revs) < 0)
+                        return -ENOMEM;
+        }
+        if (json_array_size(dec)) {
+                printf("\nScaling decisions:\n");
+                if (status_decisions(dec) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 static int describe_print(json_t *f) {
         json_t *spec = json_object_get(f, "spec");
         char buf[2048], age[64];
@@ -179,7 +259,9 @@ static int describe_print(json_t *f) {
         if (buf[0])
                 kv("Variants:", buf);
         printf("\nTraffic:\n");
-        return cli_print_traffic(json_object_get(f, "traffic")) < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+        if (cli_print_traffic(json_object_get(f, "traffic")) < 0)
+                return CLI_EXIT_ERROR;
+        return describe_status(json_object_get(f, "status")) < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
 
 static int get_function(Cli *c, const char *name, json_t **ret) {

@@ -32,6 +32,37 @@ static int set_all(void *t, const char *a) { (void) a; ((VerbArgs *) t)->all_nam
 static int set_role(void *t, const char *a) { ((VerbArgs *) t)->role = a; return 0; }
 static int set_namespaces(void *t, const char *a) { ((VerbArgs *) t)->namespaces = a; return 0; }
 static int set_description(void *t, const char *a) { ((VerbArgs *) t)->description = a; return 0; }
+static int set_data(void *t, const char *a) { ((VerbArgs *) t)->data = a; return 0; }
+static int set_call_tag(void *t, const char *a) { ((VerbArgs *) t)->tag = a; return 0; }
+static int set_path(void *t, const char *a) { ((VerbArgs *) t)->path = a; return 0; }
+static int set_method(void *t, const char *a) { ((VerbArgs *) t)->method = a; return 0; }
+static int set_activator(void *t, const char *a) { ((VerbArgs *) t)->activator = a; return 0; }
+static int set_tail(void *t, const char *a) { ((VerbArgs *) t)->tail = a; return 0; }
+static int set_data_dir(void *t, const char *a) { ((VerbArgs *) t)->data_dir = a; return 0; }
+static int set_store(void *t, const char *a) { ((VerbArgs *) t)->store = a; return 0; }
+static int set_listen(void *t, const char *a) { ((VerbArgs *) t)->listen = a; return 0; }
+static int set_api_listen(void *t, const char *a) { ((VerbArgs *) t)->api_listen = a; return 0; }
+static int set_user(void *t, const char *a) { ((VerbArgs *) t)->user = a; return 0; }
+static int set_node(void *t, const char *a) { ((VerbArgs *) t)->node = a; return 0; }
+static int set_run_dir(void *t, const char *a) { ((VerbArgs *) t)->run_dir = a; return 0; }
+static int set_ready_timeout(void *t, const char *a) { ((VerbArgs *) t)->ready_timeout = a; return 0; }
+static int set_no_config(void *t, const char *a) { (void) a; ((VerbArgs *) t)->no_config = true; return 0; }
+static int add_header(void *t, const char *a) {
+        VerbArgs *v = t;
+        if (v->n_headers >= CLI_HEADERS_MAX)
+                return -E2BIG;
+        v->headers[v->n_headers++] = a;
+        return 0;
+}
+static int add_label(void *t, const char *a) {
+        VerbArgs *v = t;
+        if (v->n_labels >= CLI_LABELS_MAX)
+                return -E2BIG;
+        if (!strchr(a, '='))
+                return -EINVAL;
+        v->labels[v->n_labels++] = a;
+        return 0;
+}
 static int add_tag(void *t, const char *a) {
         VerbArgs *v = t;
         if (v->n_tags >= CLI_TAGS_MAX)
@@ -48,7 +79,7 @@ static const OptSpec global_opts[] = {
         { "url", 0, "URL", set_url, "control API address (FNBOX_URL; default " CLI_DEFAULT_URL ")" },
         { "token", 0, "TOKEN", set_token, "bearer token (FNBOX_TOKEN; else the config file, else a readable admin.token)" },
         { "namespace", 'n', "NS", set_namespace, "namespace (FNBOX_NAMESPACE; default " CLI_DEFAULT_NAMESPACE ")" },
-        { "output", 'o', "FORMAT", set_output, "table, json or yaml (default table)" },
+        { "output", 'o', "FORMAT", set_output, "table, wide, json or yaml (default table)" },
         { "timeout", 0, "DURATION", set_timeout, "limit for each request, such as 30s (default 60s)" },
 };
 
@@ -60,6 +91,29 @@ static const OptSpec list_opts[] = {
 };
 static const OptSpec traffic_opts[] = {
         { "tag", 0, "REV=TAG", add_tag, "give REV (a revision, its number, or @latest) the tag TAG; TAG empty removes it" },
+};
+static const OptSpec call_opts[] = {
+        { "data", 'd', "DATA|@FILE|@-", set_data, "the request body: text, a file's bytes, or stdin's (then POST)" },
+        { "header", 'H', "NAME:VALUE", add_header, "a request header (repeatable)" },
+        { "tag", 0, "TAG", set_call_tag, "call the revision with this traffic tag (NAME@TAG)" },
+        { "path", 0, "/SUB[?QUERY]", set_path, "a path below the function's address" },
+        { "request", 'X', "METHOD", set_method, "the HTTP method (default POST with -d, else GET)" },
+        { "activator", 0, "URL", set_activator, "invocation address (FNBOX_ACTIVATOR; default " CLI_DEFAULT_ACTIVATOR ")" },
+};
+static const OptSpec logs_opts[] = {
+        { "tail", 0, "N", set_tail, "the last N lines (1 to 1000; default 100)" },
+};
+static const OptSpec up_opts[] = {
+        { "data-dir", 0, "DIR", set_data_dir, "the controller's data folder (default /var/lib/fnbox)" },
+        { "store", 0, "URL", set_store, "sqlite:PATH or postgres://... (default sqlite:DATA_DIR/fnbox.db)" },
+        { "listen", 0, "ADDR:PORT", set_listen, "the activator's address, for /fn/NAME (default 127.0.0.1:8080)" },
+        { "api-listen", 0, "ADDR:PORT", set_api_listen, "the control API's address (default 127.0.0.1:8081)" },
+        { "label", 0, "KEY=VALUE", add_label, "a label of this node, for nodeSelector (repeatable)" },
+        { "node", 0, "NAME", set_node, "this node's name (default: the host name)" },
+        { "user", 0, "NAME", set_user, "the user the controller and activator run as (default fnbox)" },
+        { "run-dir", 0, "DIR", set_run_dir, "where the runtime's sockets go (default /run/fnbox)" },
+        { "ready-timeout", 0, "DURATION", set_ready_timeout, "how long each daemon may take to be ready (default 60s)" },
+        { "no-config", 0, NULL, set_no_config, "do not write the CLI config file" },
 };
 static const OptSpec token_create_opts[] = {
         { "role", 0, "ROLE", set_role, "admin, developer or invoker" },
@@ -106,7 +160,9 @@ static const Verb verbs[] = {
           "List the functions of the namespace (every namespace the token may see with -A).",
           OPTS(list_opts), 0, 0, list_main, NULL, 0 },
         { "describe", "NAME", "show one function",
-          "Show a function: its latest revision, spec, limits, scale and traffic.",
+          "Show a function: its latest revision, spec, limits, scale and traffic, and, once the\n"
+          "platform runs it, per revision the desired and ready instances, the queue, why it\n"
+          "cannot be scheduled, and the recent scaling decisions with their reasons.",
           NULL, 0, 1, 1, describe_main, NULL, 0 },
         { "delete", "NAME", "delete a function and its revisions",
           "Delete a function, its revisions and its traffic routes.",
@@ -119,9 +175,25 @@ static const Verb verbs[] = {
           "revision name (NAME-00002) or its number (2), @latest follows the newest revision;\n"
           "percentages must sum to 100. Tags stay with their revision unless --tag changes them.",
           OPTS(traffic_opts), 1, 1 + CLI_TAGS_MAX, traffic_main, NULL, 0 },
+        { "call", "NAME", "call a function over HTTP and print its answer",
+          "Send a request to NAME through the activator (/fn/NAME, /fn/NS/NAME, /fn/NAME@TAG)\n"
+          "and print the body of the answer on stdout. A 2xx answer exits 0; any other prints\n"
+          "the error on stderr and exits non-zero (9 when the function itself failed).",
+          OPTS(call_opts), 1, 1, call_main, NULL, 0 },
+        { "logs", "NAME", "show recent stderr of a function's instances",
+          "Print the recent stderr lines of NAME's instances, oldest first, with the time and the\n"
+          "instance. The controller keeps the last 1000 lines of each function.",
+          OPTS(logs_opts), 1, 1, logs_main, NULL, 0 },
         { "nodes", "", "list the nodes (runtimes) and their state",
-          "List the nodes that registered with the controller. Needs an admin token.",
+          "List the nodes that registered with the controller: state, labels, capacity,\n"
+          "instances and the age of the last heartbeat (-o wide: more). Needs an admin token.",
           NULL, 0, 0, 0, nodes_main, NULL, 0 },
+        { "up", "", "start the platform on this machine, in the foreground",
+          "Start fnbox-controller, then fnbox-runtime and fnbox-activator (found next to this\n"
+          "fnbox), wait until each is ready, print where they listen, and run until Ctrl-C or\n"
+          "SIGTERM, which stops all three. Needs root (the runtime makes namespaces and\n"
+          "cgroups). Writes the CLI config so that fnbox in another terminal finds them.",
+          OPTS(up_opts), 0, 0, NULL, NULL, 0 },
         { "token", "create|list|revoke", "manage API tokens (admin)",
           "Create, list and revoke bearer tokens. Needs an admin token.",
           NULL, 0, 0, 0, NULL, token_verbs, ELEMENTSOF(token_verbs) },
@@ -130,7 +202,7 @@ static const Verb verbs[] = {
 };
 
 /* Verbs of later releases: a clear message rather than "unknown". */
-static const char *const later_verbs[] = { "up", "call", "logs", "skill", "llm", "replay" };
+static const char *const later_verbs[] = { "skill", "llm", "replay" };
 
 /* ---- help --------------------------------------------------------------- */
 
@@ -148,7 +220,8 @@ static void main_usage(FILE *f) {
         fputs("\nSettings: flag, then FNBOX_URL / FNBOX_TOKEN / FNBOX_NAMESPACE, then the config file\n"
               "($FNBOX_CONFIG or ~/.config/fnbox/config.yaml), then the default.\n"
               "Exit codes: 0 ok, 1 error, 2 usage, 3 invalid manifest, 4 unauthenticated,\n"
-              "5 forbidden, 6 not found, 7 conflict, 8 server unreachable (docs/cli.md).\n"
+              "5 forbidden, 6 not found, 7 conflict, 8 server unreachable, 9 the function\n"
+              "failed (call) (docs/cli.md).\n"
               "Run 'fnbox COMMAND --help' for a command's options.\n", f);
 }
 
@@ -207,6 +280,7 @@ static void cli_done(Cli *c) {
                 explicit_bzero(c->token, strlen(c->token));
         free(c->token);
         free(c->namespace_);
+        free(c->activator);
         c->http = http_free(c->http);
 }
 
@@ -216,6 +290,8 @@ static int verb_execute(const Verb *v, CliFlags *flags, VerbArgs *args, const ch
                 printf("fnbox %s\n", FNBOX_VERSION);
                 return CLI_EXIT_OK;
         }
+        if (strcmp(v->name, "up") == 0)
+                return up_main(args, prog);
         if (config_resolve(flags, &c) < 0) {
                 cli_done(&c);
                 return CLI_EXIT_USAGE;

@@ -29,6 +29,8 @@ int output_format_from_string(const char *s) {
                 return OUTPUT_JSON;
         if (strcmp(s, "yaml") == 0)
                 return OUTPUT_YAML;
+        if (strcmp(s, "wide") == 0)
+                return OUTPUT_WIDE;
         return -EINVAL;
 }
 

@@ -14,6 +14,7 @@ typedef enum OutputFormat {
         OUTPUT_TABLE,
         OUTPUT_JSON,
         OUTPUT_YAML,
+        OUTPUT_WIDE,            /* a table with more columns (nodes); others: the table */
 } OutputFormat;
 
 #define TABLE_COLUMNS_MAX       12

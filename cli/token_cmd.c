@@ -1,5 +1,5 @@
-/* cli/token_cmd.c: `fnbox token create|list|revoke` and `fnbox nodes`, the
- * admin verbs. A created token is printed once, as the API returns it once;
+/* cli/token_cmd.c: `fnbox token create|list|revoke`, the admin verbs for
+ * tokens. A created token is printed once, as the API returns it once;
  * lists never show secrets. */
 #include <errno.h>
 #include <stdio.h>
@@ -132,57 +132,5 @@ int token_revoke_main(Cli *c, const VerbArgs *a) {
         else if (r == 0)
                 printf("token %s revoked\n", a->pos[0]);
         json_decref(resp);
-        return r;
-}
-
-/* ---- nodes -------------------------------------------------------------- */
-
-/* Labels {"accelerator": "cuda"} and capacity objects as "k=v,k=v". */
-static void object_pairs(json_t *o, char *buf, size_t size) {
-        const char *k;
-        json_t *v;
-        size_t off = 0;
-        buf[0] = 0;
-        json_object_foreach(o, k, v) {
-                _cleanup_free_ char *val = json_is_string(v) ? strdup(json_string_value(v))
-                                                             : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-                int n = snprintf(buf + off, size - off, "%s%s=%s", off ? "," : "", k, val ? val : "?");
-                if (n < 0 || (size_t) n >= size - off)
-                        break;
-                off += (size_t) n;
-        }
-}
-
-static int nodes_table(json_t *items) {
-        _cleanup_table_ Table *t = table_new(5, (const char *[]) { "NAME", "STATE", "LABELS", "CAPACITY", "HEARTBEAT" });
-        time_t now = time(NULL);
-        size_t i;
-        json_t *n;
-        if (!t)
-                return CLI_EXIT_ERROR;
-        json_array_foreach(items, i, n) {
-                char labels[512], cap[512], age[64];
-                object_pairs(json_object_get(n, "labels"), labels, sizeof labels);
-                object_pairs(json_object_get(n, "capacity"), cap, sizeof cap);
-                format_age(str(n, "heartbeatAt"), now, age, sizeof age);
-                if (table_row(t, str(n, "name"), str(n, "state"), labels[0] ? labels : NULL, cap[0] ? cap : NULL,
-                              str(n, "heartbeatAt") ? age : NULL) < 0)
-                        return CLI_EXIT_ERROR;
-        }
-        if (json_array_size(items) == 0) {
-                fprintf(stderr, "No nodes have registered.\n");
-                return 0;
-        }
-        return table_print(t, stdout, output_use_bold(stdout)) < 0 ? CLI_EXIT_ERROR : 0;
-}
-
-int nodes_main(Cli *c, const VerbArgs *a) {
-        (void) a;
-        json_t *all = NULL;
-        int r = cli_get_all(c, NULL, "/v1/nodes", &all);
-        if (r == 0)
-                r = c->output == OUTPUT_TABLE ? nodes_table(json_object_get(all, "items"))
-                                              : (output_value(stdout, c->output, all) < 0 ? CLI_EXIT_ERROR : 0);
-        json_decref(all);
         return r;
 }

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -171,7 +172,7 @@ def usage_errors(t):
     t.fails(2, "token", "frobnicate", auth=False)
     t.fails(2, "token", "-o", "json", auth=False)
     t.ok("token", "-o", "json", "list", "--help", auth=False)
-    err = t.fails(2, "up", auth=False)
+    err = t.fails(2, "skill", auth=False)
     check("not available" in err, "later verb message", err)
     t.fails(2, auth=False)
     t.fails(2, "deploy", "-f")                              # value missing
@@ -608,12 +609,491 @@ def bash_completion(t):
         return p.stdout.decode().split()
     check(complete("fnbox", "de") == ["deploy", "describe", "delete"], "verbs", complete("fnbox", "de"))
     check(complete("fnbox", "-o", "json", "li") == ["list"], "verb after a global option")
-    check(complete("fnbox", "list", "-o", "") == ["table", "json", "yaml"], "-o values")
+    check(complete("fnbox", "list", "-o", "") == ["table", "wide", "json", "yaml"], "-o values")
+    check(complete("fnbox", "ca") == ["call"], "call")
+    check("--activator" in complete("fnbox", "call", "hello", "--"), "call options")
+    check("--api-listen" in complete("fnbox", "up", "--"), "up options")
+    check("hello" in complete("fnbox", "logs", ""), "function names for logs")
     check(complete("fnbox", "token", "") == ["create", "list", "revoke"], "token sub-verbs")
     check("--role" in complete("fnbox", "token", "create", "--"), "token create options")
     check(complete("fnbox", "list", "--all") == ["--all-namespaces"], "list options")
     names = complete("fnbox", "describe", "")
     check("hello" in names and "wordcount" in names, "function names from the server", names)
+
+
+# ---- call, logs, nodes, describe's status (no data plane needed) ----------
+
+class FakeHTTP:
+    """An HTTP server on a kernel-picked port whose answers come from
+    handler(method, path, headers, body) -> (status, headers dict, body bytes);
+    it records each request as (method, path, headers, body)."""
+
+    def __init__(self, handler):
+        import http.server
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do(h):
+                n = int(h.headers.get("Content-Length") or 0)
+                body = h.rfile.read(n) if n else b""
+                seen.append((h.command, h.path, dict(h.headers), body))
+                status, hdrs, out = handler(h.command, h.path, h.headers, body)
+                h.send_response(status)
+                for k, v in hdrs.items():
+                    h.send_header(k, v)
+                h.send_header("Content-Length", str(len(out)))
+                h.end_headers()
+                if h.command != "HEAD":
+                    try:
+                        h.wfile.write(out)
+                    except OSError:
+                        pass
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do
+
+            def log_message(h, *a):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# (error type, status, fnbox's exit code, what stderr says)
+CALL_ERRORS = [("function_error", 500, 9, "500 function_error: because function_error"),
+               ("timeout", 504, 9, "504 timeout"), ("out_of_memory", 507, 9, "507 out_of_memory"),
+               ("output_too_large", 502, 9, "502 output_too_large"), ("not_found", 404, 6, "404 not_found"),
+               ("unschedulable", 503, 1, "503 unschedulable"), ("queue_timeout", 504, 1, "504 queue_timeout"),
+               ("queue_full", 503, 1, "503 queue_full"), ("node_failed", 502, 1, "502 node_failed"),
+               ("unauthenticated", 401, 4, "401"), ("forbidden", 403, 5, "403"), ("bad_request", 400, 1, "400")]
+
+
+def activator_answer(method, path, headers, body):
+    """A stand-in activator: /fn/err-N answers the JSON error ERRORS[N],
+    /fn/own-STATUS a plain body of the function's own, /fn/big 20 MiB,
+    anything else echoes the request as JSON."""
+    name = path.split("/")[-1].split("?")[0]
+    rid = {"X-Request-Id": "req-42"}
+    if name.startswith("err-"):
+        typ, status, _, _ = CALL_ERRORS[int(name[4:])]
+        return status, rid, json.dumps({"error": {"type": typ, "message": "because " + typ}}).encode()
+    if name.startswith("own-"):
+        return int(name.split("-")[1]), rid, b"the function's own answer\n"
+    if name == "big":
+        return 200, {}, b"x" * (20 << 20)
+    echo = {"method": method, "path": path, "headers": {k.lower(): v for k, v in headers.items()},
+            "body": body.decode("latin-1")}
+    return 200, rid, json.dumps(echo).encode()
+
+
+@test
+def call_usage(t):
+    for args in [["call"], ["call", "a", "b"], ["call", "Bad_Name"], ["call", "f", "--tag", "Not A Tag"],
+                 ["call", "f", "--path", "no-slash"], ["call", "f", "--path", "/a b"], ["call", "f", "--path", "/a#b"],
+                 ["call", "f", "-X", "GE T"], ["call", "f", "-H", "no-colon"], ["call", "f", "-H", ": novalue"],
+                 ["call", "f", "-H", "Bad Name: x"], ["call", "f", "-H", "Content-Length: 3"],
+                 ["call", "f", "-H", "X-A: a\x01b"], ["call", "f", "-d", "@" + os.path.join(t.tmp, "missing")],
+                 ["call", "f", "-d", "@" + t.tmp], ["call", "f", "--activator", "ftp://x"],
+                 ["call", "f", "-d"], ["logs"], ["logs", "f", "--tail", "0"], ["logs", "f", "--tail", "1001"],
+                 ["logs", "f", "--tail", "x"], ["nodes", "extra"], ["up", "--ready-timeout", "soon"],
+                 ["up", "--label", "novalue"], ["up", "extra"], ["nodes", "-o", "wider"]]:
+        err = t.fails(2, *args, "--activator" if "--activator" not in args else "--timeout",
+                      "http://127.0.0.1:9" if "--activator" not in args else "5s")
+        check(len(err.strip().splitlines()) == 1, "one line for %s" % args, err)
+    err = t.fails(2, "call", "f", "-H", "Content-Length: 3")
+    check("-H 'Content-Length: 3'" in err and "from -d" in err, "-H message", err)
+    for v in ["call", "logs", "up"]:
+        out = t.ok(v, "--help", auth=False)
+        check(out.startswith("usage: fnbox " + v), "%s --help" % v, out)
+
+
+@test
+def call_unreachable(t):
+    dead = "http://127.0.0.1:9"
+    err = t.fails(8, "call", "hello", "--activator", dead)
+    check("cannot reach the activator at " + dead in err and "fnbox up" in err, "message", err)
+    t.fails(8, "call", "hello", env={"FNBOX_ACTIVATOR": dead})
+    cfg = os.path.join(t.tmp, "act.yaml")
+    with open(cfg, "w") as f:
+        f.write("activator: %s\n" % dead)
+    t.fails(8, "call", "hello", env={"FNBOX_CONFIG": cfg})
+    srv = FakeHTTP(activator_answer)
+    try:
+        t.ok("call", "hello", env={"FNBOX_CONFIG": cfg, "FNBOX_ACTIVATOR": srv.url})       # env > config
+        t.ok("call", "hello", "--activator", srv.url + "/", env={"FNBOX_ACTIVATOR": dead})  # flag > env
+        t.fails(2, "call", "hello", env={"FNBOX_ACTIVATOR": "not a url"})
+        t.ok("list", env={"FNBOX_ACTIVATOR": "not a url"})      # only call reads it
+    finally:
+        srv.close()
+
+
+@test
+def call_request(t):
+    srv = FakeHTTP(activator_answer)
+    try:
+        def echo(*args, **kw):
+            out = t.ok("call", *args, "--activator", srv.url, **kw)
+            return json.loads(out)
+        e = echo("hello")
+        check(e["method"] == "GET" and e["path"] == "/fn/hello" and e["body"] == "", "plain GET", e)
+        e = echo("hello", "-d", "hi there", "--tag", "canary", "--path", "/sub/x?q=1&r=%20")
+        check(e["method"] == "POST" and e["path"] == "/fn/hello@canary/sub/x?q=1&r=%20" and e["body"] == "hi there"
+              and e["headers"]["content-type"] == "application/octet-stream", "-d, --tag, --path", e)
+        e = echo("hello", "-n", "team-a", "-X", "PUT")
+        check(e["method"] == "PUT" and e["path"] == "/fn/team-a/hello", "namespace and -X", e)
+        e = echo("hello", "-H", "X-One:  spaced  ", "-H", "X-Url: http://a:1/b", "-H", "X-Empty:",
+                 "-H", "Content-Type: text/plain", "-d", "x")
+        h = e["headers"]
+        check(h.get("x-one") == "spaced  " and h.get("x-url") == "http://a:1/b" and h.get("x-empty") == ""
+              and h.get("content-type") == "text/plain", "-H parsing", h)
+        blob = bytes(range(256)) * 41
+        f = os.path.join(t.tmp, "blob.bin")
+        with open(f, "wb") as fh:
+            fh.write(blob)
+        e = echo("hello", "-d", "@" + f)
+        check(e["body"].encode("latin-1") == blob, "-d @FILE sends the file's bytes exactly")
+        with open(f, "rb") as fh:
+            e = echo("hello", "-d", "@-", stdin=fh)
+        check(e["body"].encode("latin-1") == blob and e["method"] == "POST", "-d @- sends stdin")
+        empty = os.path.join(t.tmp, "empty-body")
+        open(empty, "w").close()
+        e = echo("hello", "-d", "@" + empty)
+        check(e["method"] == "POST" and e["body"] == "", "-d @EMPTY is an empty POST", e)
+        rc, out, err = t.run("call", "big", "--activator", srv.url)
+        check(rc == 0 and len(out) == 20 << 20, "a 20 MiB answer streams to stdout", rc, len(out), err)
+    finally:
+        srv.close()
+
+
+@test
+def call_errors(t):
+    srv = FakeHTTP(activator_answer)
+    try:
+        for i, (_, _, code, words) in enumerate(CALL_ERRORS):
+            name = "err-%d" % i
+            rc, out, err = t.run("call", name, "--activator", srv.url)
+            check(rc == code and out == "" and words in err and "req-42" in err, "%s: exit %d" % (name, code),
+                  rc, out, err)
+            check(len(err.strip().splitlines()) == 1, "one line", err)
+            check(("fnbox logs " + name in err) == (code == 9), "logs hint only when the function failed", err)
+        rc, out, err = t.run("call", "own-404", "--activator", srv.url)
+        check(rc == 6 and out == "the function's own answer\n" and "answered 404" in err,
+              "the function's own error answer goes to stdout", rc, out, err)
+        rc, out, err = t.run("call", "own-500", "--activator", srv.url)
+        check(rc == 1 and out.startswith("the function's own"), "own 500", rc, out, err)
+    finally:
+        srv.close()
+
+
+def controller_answer(method, path, headers, body):
+    """A stand-in controller for the data plane's read-outs."""
+    if path.startswith("/v1/nodes"):
+        return 200, {}, json.dumps({"items": [
+            {"name": "node-a", "state": "ready", "labels": {"accelerator": "cuda", "arch": "x86_64"},
+             "capacity": {"cpuMillis": 16000, "memoryBytes": 64 << 30, "gpus": 2},
+             "instances": [{"id": "a-1", "state": "ready"}, {"id": "a-2", "state": "starting"}],
+             "invoke": "tcp:10.0.0.5:8090", "bootId": "9c1e2f3a4b5c", "heartbeatAt": "2026-11-21T20:15:52.983Z",
+             "registeredAt": "2026-11-21T20:00:00.000Z"},
+            {"name": "node-b", "state": "lost", "labels": {}, "capacity": {}, "instances": 0}],
+            "next": None}).encode()
+    if path.startswith("/v1/functions/hello/logs"):
+        return 200, {}, json.dumps({"items": [
+            {"instance": "hello-00001-3fa2c1", "timeMs": 1763700000123, "line": "Traceback\x1b[31m"},
+            {"instance": "hello-00001-3fa2c1", "timeMs": 1763700001000, "line": "ValueError: x"}],
+            "dropped": 3, "query": path}).encode()
+    if path.startswith("/v1/functions/quiet/logs"):
+        return 200, {}, json.dumps({"items": []}).encode()
+    if path.startswith("/v1/functions/hello"):
+        return 200, {}, json.dumps({
+            "name": "hello", "namespace": "default", "latestRevision": "hello-00002", "resourceVersion": 3,
+            "spec": {"runtime": "python3", "mode": "fresh"},
+            "traffic": [{"revision": "hello-00002", "percent": 100, "latestRevision": True}],
+            "status": {"revisions": [{"revision": "hello-00002", "desired": 3, "ready": 2, "inflight": 7,
+                                      "queued": 4, "unschedulable": "no node matches nodeSelector accelerator=tpu"}],
+                       "decisions": [{"timeMs": int(time.time() * 1000) - 5000, "revision": "hello-00002",
+                                      "from": 1, "to": 3, "reason": "panic: demand 6.0 >= 2x ready"}]}}).encode()
+    if path.startswith("/v1/functions/plain"):
+        return 200, {}, json.dumps({"name": "plain", "namespace": "default", "spec": {}, "traffic": []}).encode()
+    return 404, {}, json.dumps({"error": {"type": "not_found", "message": "no such thing"}}).encode()
+
+
+@test
+def data_plane_readouts(t):
+    srv = FakeHTTP(controller_answer)
+    try:
+        out = t.ok("nodes", "--url", srv.url)
+        lines = out.splitlines()
+        check(lines[0].split() == ["NAME", "STATE", "LABELS", "CAPACITY", "INSTANCES", "HEARTBEAT"], "nodes header",
+              out)
+        check("accelerator=cuda,arch=x86_64" in out and "cpu=16,memory=64Gi,gpus=2" in out and "2 (1 ready)" in out
+              and "lost" in out, "nodes rows", out)
+        out = t.ok("nodes", "--url", srv.url, "-o", "wide")
+        check("INVOKE" in out and "tcp:10.0.0.5:8090" in out and "9c1e2f3a" in out, "nodes -o wide", out)
+        check(t.json("nodes", "--url", srv.url)["items"][1]["state"] == "lost", "nodes -o json")
+        out = t.ok("describe", "hello", "--url", srv.url)
+        check(re.search(r"hello-00002\s+3\s+2\s+7\s+4\s+no node matches nodeSelector accelerator=tpu", out),
+              "describe: instances per revision", out)
+        check(re.search(r"\d+s\s+hello-00002\s+1\s+3\s+panic: demand 6.0 >= 2x ready", out),
+              "describe: scaling decisions", out)
+        out = t.ok("describe", "plain", "--url", srv.url)
+        check("Instances:" not in out and "Scaling decisions:" not in out, "describe without status", out)
+        out = t.ok("logs", "hello", "--url", srv.url, "--tail", "2", "-n", "team-a")
+        check(out.splitlines() == ["2025-11-21T04:40:00.123Z hello-00001-3fa2c1 Traceback?[31m",
+                                   "2025-11-21T04:40:01.000Z hello-00001-3fa2c1 ValueError: x"], "logs lines", out)
+        q = [p for m, p, h, b in srv.seen if "/logs" in p][-1]
+        check(q == "/v1/functions/hello/logs?namespace=team-a&tail=2", "logs query", q)
+        rc, out, err = t.run("logs", "quiet", "--url", srv.url)
+        check(rc == 0 and out == "" and "No log lines" in err, "no lines", rc, out, err)
+        t.fails(6, "logs", "nosuch", "--url", srv.url)
+    finally:
+        srv.close()
+
+
+# ---- fnbox up, with stand-in daemons ----------------------------------------
+
+FAKE_DAEMON = r"""#!/usr/bin/env python3
+import os, signal, sys, time
+name = os.path.basename(sys.argv[0])
+mode = os.environ.get("FAKE_" + name.split("-")[1].upper(), "ok")
+log = os.environ["FAKE_LOG"]
+def note(s):
+    with open(log, "a") as f:
+        f.write(s + "\n")
+def opt(k):
+    return sys.argv[sys.argv.index(k) + 1] if k in sys.argv else None
+def stop(sig, frame):
+    note("%s stop %d" % (name, sig))
+    if mode != "stubborn":
+        time.sleep(0.2)
+        sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+note("%s start uid=%d %s" % (name, os.getuid(), " ".join(sys.argv[1:])))
+print("%s: starting" % name, file=sys.stderr, flush=True)
+if mode == "fail":
+    print("%s: cannot open the thing: Permission denied" % name, file=sys.stderr, flush=True)
+    sys.exit(3)
+if mode == "silent":
+    while True:
+        time.sleep(1)
+if name == "fnbox-controller":
+    tok = os.path.join(opt("--data-dir"), "admin.token")
+    if mode != "notoken" and not os.path.exists(tok):
+        os.makedirs(opt("--data-dir"), exist_ok=True)
+        with open(tok, "w") as f:
+            f.write("fnb_fake_token\n")
+    print("fnbox-controller: listening on http://%s" % opt("--listen").replace(":0", ":18081"), flush=True)
+elif name == "fnbox-activator":
+    print("fnbox-activator: listening on http://%s" % opt("--listen").replace(":0", ":18080"), flush=True)
+else:
+    print("fnbox-runtime: node %s registering" % opt("--node"), flush=True)
+    print("fnbox-runtime: node %s ready (invoke unix:%s)" % (opt("--node"), opt("--invoke-socket")), flush=True)
+if mode == "die":
+    time.sleep(0.5)
+    print("%s: lost my mind" % name, file=sys.stderr, flush=True)
+    sys.exit(1)
+while True:
+    time.sleep(1)
+"""
+
+
+class FakeUp:
+    """A folder holding a copy of fnbox and stand-in daemons next to it."""
+
+    def __init__(self, t):
+        self.t = t
+        self.dir = tempfile.mkdtemp(prefix="fnbox-cli-up-")      # 0755: nobody runs fnbox from it too
+        os.chmod(self.dir, 0o755)
+        self.bin = os.path.join(self.dir, "bin")
+        os.makedirs(self.bin)
+        shutil.copy(t.bin, os.path.join(self.bin, "fnbox"))
+        for d in ["controller", "runtime", "activator"]:
+            p = os.path.join(self.bin, "fnbox-" + d)
+            with open(p, "w") as f:
+                f.write(FAKE_DAEMON)
+            os.chmod(p, 0o755)
+        self.log = os.path.join(self.dir, "log")
+        self.home = os.path.join(self.dir, "home")
+        os.makedirs(self.home)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for pid, _ in running_fakes(self):      # only after a failed check
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def events(self):
+        try:
+            with open(self.log) as f:
+                return [line.split() for line in f.read().splitlines()]
+        except FileNotFoundError:
+            return []
+
+    def start(self, *args, modes=None, argv0=None):
+        env = {k: v for k, v in self.t.base_env().items() if not k.startswith("XDG_")}
+        env.update(HOME=self.home, FAKE_LOG=self.log, **(modes or {}))
+        argv = (argv0 or []) + [os.path.join(self.bin, "fnbox"), "up", "--data-dir", os.path.join(self.dir, "data"),
+                                "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--node", "n1",
+                                "--run-dir", os.path.join(self.dir, "run")] + list(args)
+        return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def run(self, *args, modes=None, argv0=None, timeout=40):
+        p = self.start(*args, modes=modes, argv0=argv0)
+        out, err = p.communicate(timeout=timeout)
+        return p.returncode, out.decode(), err.decode()
+
+    def wait_for(self, p, text, timeout=20):
+        """Read p's stdout until text shows up; returns what was read."""
+        import select
+        got, deadline = b"", time.monotonic() + timeout
+        while text.encode() not in got and time.monotonic() < deadline:
+            r, _, _ = select.select([p.stdout], [], [], 0.5)
+            if r:
+                chunk = os.read(p.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                got += chunk
+        check(text.encode() in got, "fnbox up never printed %r" % text, got.decode())
+        return got.decode()
+
+
+def running_fakes(up):
+    """(pid, command line) of the stand-in daemons still running."""
+    out = subprocess.run(["ps", "-eo", "pid=,args="], stdout=subprocess.PIPE).stdout.decode()
+    rows = [line.strip().split(None, 1) for line in out.splitlines()]
+    return [(int(r[0]), r[1]) for r in rows if len(r) == 2 and up.bin + "/fnbox-" in r[1]]
+
+
+@test
+def up_starts_and_stops(t):
+    if os.geteuid() != 0:
+        return
+    with FakeUp(t) as up:
+        up_run_and_stop(t, up)
+
+
+def up_run_and_stop(t, up):
+    p = up.start("--label", "zone=a", "--label", "disk=ssd")
+    try:
+        out = up.wait_for(p, "Try it")
+        check("invoke     http://127.0.0.1:18080/fn/NAME" in out, "invocation URL", out)
+        check(re.search(r"API\s+http://127.0.0.1:18081\s+\(admin token in %s\)" %
+                        re.escape(os.path.join(up.dir, "data", "admin.token")), out), "API URL and token", out)
+        check("n1 ready (invoke unix:%s/invoke.sock)" % os.path.join(up.dir, "run") in out, "node line", out)
+        check(" call hello -d fnbox" in out and "deploy -f" in out, "try it", out)
+        cfg = os.path.join(up.home, ".config", "fnbox", "config.yaml")
+        with open(cfg) as f:
+            text = f.read()
+        check(text.startswith("# written by fnbox up") and 'url: "http://127.0.0.1:18081"' in text
+              and 'activator: "http://127.0.0.1:18080"' in text and 'token: "fnb_fake_token"' in text,
+              "the CLI config", text)
+        check(os.stat(cfg).st_mode & 0o077 == 0, "the config is private")
+        starts = {e[0]: e for e in up.events() if e[1] == "start"}
+        ctl, rt, act = starts["fnbox-controller"], starts["fnbox-runtime"], starts["fnbox-activator"]
+        check("--user" in ctl and ctl[ctl.index("--user") + 1] == "fnbox" and "--listen" in ctl, "controller argv", ctl)
+        check(rt[2] == "uid=0" and rt[3] == "serve" and "http://127.0.0.1:18081" in rt and "--label" in rt
+              and "zone=a" in rt and "disk=ssd" in rt and "--token-file" in rt, "runtime argv", rt)
+        check("http://127.0.0.1:18081" in act and "--token-file" in act, "activator argv", act)
+        # fnbox in "another terminal" finds the stand-in API through the config
+        env = {"HOME": up.home, "XDG_CONFIG_HOME": None, "FNBOX_URL": None, "FNBOX_TOKEN": None}
+        rc, _, err = t.run("list", env=env, auth=False)
+        check(rc == 8 and "http://127.0.0.1:18081" in err, "the CLI uses what fnbox up wrote", rc, err)
+        p.send_signal(signal.SIGINT)
+        rest, err = p.communicate(timeout=30)
+        check(p.returncode == 0, "exit %s after SIGINT" % p.returncode, err.decode()[-2000:])
+        ev = [e[0] + " " + e[1] for e in up.events()]
+        stops = [e for e in ev if e.endswith(" stop")]
+        check(stops and stops[-1] == "fnbox-controller stop" and len(set(stops)) == 3, "stop order", ev)
+        check(not running_fakes(up), "daemons left", running_fakes(up))
+        check("fnbox-controller: starting" in err.decode(), "the daemons' output is passed on", err.decode())
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+@test
+def up_failures(t):
+    if os.geteuid() != 0:
+        return
+    with FakeUp(t) as up:
+        up_fail_cases(t, up)
+
+
+def up_fail_cases(t, up):
+    rc, out, err = up.run(modes={"FAKE_CONTROLLER": "fail"})
+    check(rc == 1 and "fnbox-controller exited with status 3 before it was ready" in err
+          and "    fnbox-controller: cannot open the thing: Permission denied" in err, "a controller that fails",
+          rc, err)
+    check(not any(e[0] != "fnbox-controller" for e in up.events()), "nothing else started", up.events())
+    rc, out, err = up.run("--ready-timeout", "2s", modes={"FAKE_ACTIVATOR": "silent"})
+    check(rc == 1 and "fnbox-activator was not ready within 2s" in err and "fnbox-activator: starting" in err,
+          "a daemon that never gets ready", rc, err)
+    check(not running_fakes(up), "daemons left after a failed start", running_fakes(up))
+    p = up.start(modes={"FAKE_RUNTIME": "die"})
+    try:
+        up.wait_for(p, "Try it")
+        _, err = p.communicate(timeout=30)
+        err = err.decode()
+        check(p.returncode == 1 and "fnbox-runtime exited with status 1; stopping the others" in err
+              and "fnbox-runtime: lost my mind" in err, "a daemon that dies", p.returncode, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    check(not running_fakes(up), "daemons left after one died", running_fakes(up))
+    shutil.rmtree(os.path.join(up.dir, "data"))
+    rc, out, err = up.run(modes={"FAKE_CONTROLLER": "notoken"})
+    check(rc == 1 and "no admin token" in err, "no admin token", rc, err)
+    rc, out, err = up.run("--user", "no-such-user-here")
+    check(rc == 1 and "no user 'no-such-user-here'" in err, "unknown user", rc, err)
+    rc, out, err = up.run(argv0=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+    check(rc == 1 and "needs root" in err, "not root", rc, err)
+    os.unlink(os.path.join(up.bin, "fnbox-activator"))
+    rc, out, err = up.run()
+    check(rc == 2 and "no fnbox-activator next to this fnbox" in err, "a missing daemon", rc, err)
+
+
+@test
+def up_config_file(t):
+    if os.geteuid() != 0:
+        return
+    with FakeUp(t) as up:
+        up_config_cases(t, up)
+
+
+def up_config_cases(t, up):
+    cfg = os.path.join(up.home, ".config", "fnbox", "config.yaml")
+    os.makedirs(os.path.dirname(cfg))
+    with open(cfg, "w") as f:
+        f.write("url: http://mine:8081\n")
+    p = up.start()
+    try:
+        out = up.wait_for(p, "Try it")
+        check("export FNBOX_URL=http://127.0.0.1:18081 FNBOX_ACTIVATOR=http://127.0.0.1:18080 FNBOX_TOKEN=$(cat "
+              in out, "the env line instead", out)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+    check(p.returncode == 0, "SIGTERM stops it with 0", p.returncode, err)
+    check("left alone" in err.decode(), "says it left the file alone", err)
+    with open(cfg) as f:
+        check(f.read() == "url: http://mine:8081\n", "someone else's config is kept")
+    p = up.start("--no-config")
+    try:
+        out = up.wait_for(p, "Try it")
+        check("export FNBOX_URL=" in out, "--no-config prints the env line", out)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=30)
 
 
 # ---- the runner -------------------------------------------------------------
