@@ -1,0 +1,107 @@
+/* activator/req.h: one request from a client, as a worker (worker.c) and
+ * the backend clients (fresh.c, service.c) share it. It lives from the
+ * moment libmicrohttpd hands us its URI until the last of its holders
+ * lets go: the connection, the backend call, the streaming response. */
+#pragma once
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "activator/fnpath.h"
+#include "activator/outcome.h"
+#include "activator/reqid.h"
+#include "activator/router.h"
+
+#define REQ_TRIES_MAX        4              /* instances tried for one request (refused before running) */
+#define REQ_TRACE_MAX        128            /* an accepted traceparent */
+#define REQ_OUT_HIGH         (1u << 20)     /* buffered response bytes: stop reading the backend */
+#define REQ_OUT_LOW          (256u << 10)   /* ...and read again below this */
+
+typedef struct Worker Worker;
+typedef struct Conn Conn;
+typedef struct Req Req;
+
+enum {
+        REQ_HEAD,        /* the URI and headers arrived */
+        REQ_BODY,        /* reading the body */
+        REQ_WAIT,        /* suspended: queued, or waiting for the backend's answer */
+        REQ_READY,       /* a response waits to be queued */
+        REQ_SENT,        /* the response is queued with libmicrohttpd */
+};
+
+struct Req {
+        Worker *w;
+        struct MHD_Connection *conn;     /* NULL once libmicrohttpd is done with it */
+        unsigned refs;
+        int phase;
+        bool suspended, reader_waiting, head_method, finished;
+        char *uri;                       /* as sent: path and query, percent-encoded */
+        const char *method;
+        FnPath path;
+        char *body;
+        size_t body_len, body_cap, body_reserved;
+        ActError refused;                /* ACT_OK, or why the body was refused */
+        char reqid[REQID_MAX + 1];
+        char trace[REQ_TRACE_MAX + 1];
+        uint64_t start_ns;
+
+        RouteResult rt;                  /* rt.rev held; rt.slot taken while the backend runs */
+        Waiter waiter;
+        uv_timer_t timer;                /* the queue deadline, then the backend's */
+        bool timer_init;
+        Slot *tried[REQ_TRIES_MAX];
+        size_t n_tried;
+        Conn *be;                        /* the backend connection serving it */
+        bool may_have_run;               /* the box may have seen it: no retry */
+
+        unsigned status;
+        ActError error;
+        struct MHD_Response *resp;       /* with REQ_READY */
+        bool streaming;                  /* the response body comes from out */
+        char *out;
+        size_t out_len, out_off, out_cap;
+        bool out_done, out_failed;
+        bool cold;
+        uint64_t wait_ns;
+};
+
+/* ---- what worker.c offers the backends ---- */
+
+uv_loop_t *req_loop(Req *q);
+void req_unref(Req *q);
+/* The random bits of the request's worker. */
+uint64_t req_random(Req *q);
+
+/* Answer with an error (before the response started), or cut the stream
+ * short (after). Ends the backend part: the slot goes back. */
+void req_fail(Req *q, ActError e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The instance refused before the box ran: another one, or the queue. drop:
+ * its node has no such instance. Ends the backend part. */
+void req_retry(Req *q, bool drop);
+/* The response's status and headers are known: body bytes follow through
+ * req_out() (size: Content-Length or MHD_SIZE_UNKNOWN). Returns the
+ * response to add headers to before req_start() queues it. */
+struct MHD_Response *req_stream_response(Req *q, uint64_t size);
+/* A whole response in memory (takes body, malloc'd). */
+struct MHD_Response *req_buffer_response(Req *q, char *body, size_t len);
+void req_start(Req *q, struct MHD_Response *r, unsigned status);
+/* Response body bytes; false when the buffer is over REQ_OUT_HIGH (the
+ * backend should stop reading until conn_read_again). */
+bool req_out(Req *q, const char *data, size_t len);
+/* The backend part is over (the slot goes back); ok: the body is complete. */
+void req_backend_done(Req *q, bool ok);
+
+/* ---- what the backends offer worker.c (fresh.c, service.c, conn.c) ---- */
+
+typedef struct Backends Backends;
+int backends_new(Worker *w, uv_loop_t *loop, const char *invoke_secret, Backends **ret);
+/* Close idle connections; busy ones close as their requests end. */
+void backends_free(Backends *b);
+/* Start the call for q on its slot (q->rt.slot, q->rt.params). */
+void backend_start(Backends *b, Req *q);
+/* The client is gone: stop the call (the connection is closed, not reused). */
+void backend_abort(Req *q);
+/* The response buffer drained below REQ_OUT_LOW: read the backend again. */
+void backend_read_again(Req *q);

@@ -1,0 +1,128 @@
+/* activator/router.h: the state every worker thread shares, behind one
+ * lock: the current route table, each instance's in-flight count (Slot),
+ * each revision's queue of waiting requests (RevState), the pokes and
+ * stats for the controller, and the per-function metrics. The critical
+ * sections are short (a lookup and a counter); no I/O happens under the
+ * lock. A queued request is a Waiter; when an instance frees up or
+ * appears, the router takes a slot for the oldest waiter and hands it to
+ * its worker's inbox (the worker's wake callback runs, under the lock). */
+#pragma once
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "activator/metrics.h"
+#include "activator/outcome.h"
+#include "activator/table.h"
+
+#define ROUTER_POKE_INTERVAL_NS 1000000000ull   /* one poke per revision per second */
+
+typedef struct Router Router;
+typedef struct Waiter Waiter;
+
+/* A worker's inbox of dispatched waiters (guarded by the router's lock). */
+typedef struct RouterInbox {
+        Waiter *head, *tail;
+        void (*wake)(struct RouterInbox *inbox);   /* called under the lock */
+} RouterInbox;
+
+struct RevState {
+        char *key, *ns, *name;           /* "NS/REV", its namespace and revision */
+        RouteRevision *rev;              /* in the current table, or NULL */
+        uint32_t inflight, queued, refs;
+        Waiter *head, *tail;
+        uint64_t last_poke_ns;
+        bool poke_pending;
+        bool reported_idle;              /* its zero counts were reported once */
+        RevState *next;
+};
+
+/* What a request needs of its revision once it has a slot (copied, so that
+ * it outlives the table). */
+typedef struct RouteParams {
+        RouteMode mode;
+        uint64_t timeout_ms, startup_timeout_ms, output_bytes;
+} RouteParams;
+
+enum { WAITER_IDLE, WAITER_QUEUED, WAITER_READY };
+
+struct Waiter {
+        Waiter *prev, *next;             /* in its revision's queue */
+        Waiter *inbox_next;
+        RouterInbox *inbox;              /* its worker's */
+        RevState *rs;                    /* the queue it is in */
+        int state;
+        bool cold;                       /* queued while the revision had no instance */
+        uint64_t since_ns;
+        /* the outcome, set when it leaves the queue */
+        Slot *slot;                      /* a slot taken for it, or NULL with error */
+        RouteParams params;
+        ActError error;
+        char *reason;                    /* owned; with error */
+};
+
+typedef struct RouteResult {
+        ActError error;                  /* ACT_OK: slot (or queued) */
+        char message[ROUTE_REASON_MAX + 128];
+        RevState *rev;                   /* a reference: router_put() it */
+        Slot *slot;                      /* taken; router_release() it */
+        RouteParams params;
+        FnMetrics *metrics;              /* the function's; never NULL */
+        const char *sub;                 /* the path for the box: "" or "/..." (into the URL) */
+        size_t sub_len;
+        bool queued;                     /* the waiter is in the revision's queue */
+} RouteResult;
+
+int router_new(Router **ret);
+void router_free(Router *r);
+
+/* Take a new table (owned from now on); wakes or fails the waiters it
+ * decides. Returns the version of the table it replaced (0: none). */
+uint64_t router_swap(Router *r, RouteTable *t);
+uint64_t router_version(Router *r);
+
+/* Route a request: a slot at once, or w queued (at most queue_max per
+ * revision), or an error. rnd: random bits from the caller. */
+void router_route(Router *r, const FnPath *p, uint64_t rnd, Waiter *w, uint32_t queue_max,
+                  uint64_t now_ns, RouteResult *ret);
+/* Another slot of the same revision after a refusal, skipping exclude;
+ * queue w when none is free. ACT_OK with slot or queued, else an error. */
+ActError router_retry(Router *r, RevState *rs, Slot *const *exclude, size_t n_exclude, uint64_t rnd,
+                      Waiter *w, uint32_t queue_max, uint64_t now_ns, Slot **ret_slot);
+/* Give a slot back (and hand it to a waiter, if one waits). */
+void router_release(Router *r, RevState *rs, Slot *s);
+/* The node said it has no such instance: route nothing more to it. */
+void router_drop_slot(Router *r, Slot *s);
+/* Take w out of its queue (its deadline passed). true when it was still
+ * queued; false when it was dispatched meanwhile (it is in its inbox). */
+bool router_unqueue(Router *r, Waiter *w);
+void router_put(Router *r, RevState *rs);
+/* Move the dispatched waiters out of an inbox (a NULL-terminated list
+ * through inbox_next). */
+Waiter *router_inbox_take(Router *r, RouterInbox *inbox);
+/* Fail every queued waiter (shutting down). */
+void router_fail_all(Router *r, ActError e, const char *reason);
+
+/* ---- for the controller client ---- */
+
+/* Wait until a poke is pending or until deadline_ns (CLOCK_MONOTONIC).
+ * Returns the pokes to send as a JSON array of {"namespace","revision"}
+ * (empty when none), or NULL without memory. */
+json_t *router_wait_pokes(Router *r, uint64_t deadline_ns);
+/* {"activator": id, "revisions": [...]}: in-flight and queued counts of
+ * every revision that has some, or had some at the last report. */
+json_t *router_stats(Router *r, const char *id);
+/* Wake router_wait_pokes() at once (stopping). */
+void router_interrupt(Router *r);
+
+/* ---- metrics ---- */
+
+/* Record a finished request: its status and duration (and for a cold start,
+ * its wait). Safe from any thread. */
+void router_record(Router *r, FnMetrics *m, unsigned status, uint64_t duration_ns, bool cold, uint64_t wait_ns);
+/* The Prometheus text of every metric (malloc'd), or NULL. */
+char *router_metrics_text(Router *r, size_t *ret_len);
+
+uint64_t router_now_ns(void);

@@ -1,0 +1,262 @@
+/* activator/service.c: service mode: the request as HTTP/1.1 on the
+ * instance's unix socket (keep-alive, pooled), its answer streamed back as
+ * it arrives. Hop-by-hop headers stay on their hop; X-Request-Id,
+ * traceparent and X-Forwarded-For are set for the box. */
+#define _GNU_SOURCE
+#include "activator/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/util.h"
+
+typedef struct Head {
+        char *p;
+        size_t len, cap;
+        bool oom;
+} Head;
+
+static void head_add(Head *h, const char *s, size_t n) {
+        if (h->oom)
+                return;
+        if (h->len + n + 1 > h->cap) {
+                size_t cap = h->cap ? h->cap * 2 : 1024;
+                while (cap < h->len + n + 1)
+                        cap *= 2;
+                char *p = realloc(h->p, cap);
+                if (!p) {
+                        h->oom = true;
+                        return;
+                }
+                h->p = p;
+                h->cap = cap;
+        }
+        memcpy(h->p + h->len, s, n);
+        h->len += n;
+}
+
+static void head_str(Head *h, const char *s) {
+        head_add(h, s, strlen(s));
+}
+
+static void head_field(Head *h, const char *k, const char *v) {
+        head_str(h, k);
+        head_add(h, ": ", 2);
+        head_str(h, v);
+        head_add(h, "\r\n", 2);
+}
+
+/* Headers that belong to one hop, or that we set ourselves. */
+static bool header_skipped(const char *k) {
+        static const char *const skip[] = {
+                "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "TE", "Trailer",
+                "Upgrade", "Content-Length", "Expect", "Host", "X-Request-Id", "traceparent",
+                "X-Forwarded-For", "Proxy-Authorization",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(skip); i++)
+                if (strcasecmp(k, skip[i]) == 0)
+                        return true;
+        return false;
+}
+
+static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind _unused_, const char *k, const char *v) {
+        if (!header_skipped(k))
+                head_field(cls, k, v ? v : "");
+        return MHD_YES;
+}
+
+static void forwarded_for(Req *q, Head *h) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char addr[INET6_ADDRSTRLEN] = "";
+        if (ci && ci->client_addr->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, addr, sizeof addr);
+        else if (ci && ci->client_addr->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) ci->client_addr)->sin6_addr, addr, sizeof addr);
+        const char *prev = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Forwarded-For");
+        if (!addr[0] && !prev)
+                return;
+        head_str(h, "X-Forwarded-For: ");
+        if (prev) {
+                head_str(h, prev);
+                if (addr[0])
+                        head_add(h, ", ", 2);
+        }
+        head_str(h, addr);
+        head_add(h, "\r\n", 2);
+}
+
+static int head_build(Req *q, Head *h) {
+        const char *host = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Host");
+        char num[32];
+        head_str(h, q->method);
+        head_add(h, " ", 1);
+        if (q->rt.sub_len)
+                head_add(h, q->rt.sub, q->rt.sub_len);
+        else
+                head_add(h, "/", 1);
+        if (q->path.query) {
+                head_add(h, "?", 1);
+                head_str(h, q->path.query);
+        }
+        head_str(h, " HTTP/1.1\r\n");
+        head_field(h, "Host", host ? host : "localhost");
+        MHD_get_connection_values(q->conn, MHD_HEADER_KIND, copy_header, h);
+        head_field(h, "X-Request-Id", q->reqid);
+        head_field(h, "traceparent", q->trace);
+        forwarded_for(q, h);
+        if (q->body_len || (strcmp(q->method, "GET") != 0 && !q->head_method)) {
+                snprintf(num, sizeof num, "%zu", q->body_len);
+                head_field(h, "Content-Length", num);
+        }
+        head_add(h, "\r\n", 2);
+        return h->oom ? -ENOMEM : 0;
+}
+
+static void on_write(uv_write_t *wr, int status) {
+        Conn *c = wr->data;
+        c->writing = false;
+        if (status >= 0 && c->req)
+                c->req->may_have_run = true;
+        if (status < 0 && !c->closing)
+                service_eof(c, status);
+}
+
+int service_send(Conn *c) {
+        Req *q = c->req;
+        Head h = { .p = c->head, .cap = c->head ? c->head_len : 0 };
+        c->head = NULL;
+        int r = head_build(q, &h);
+        c->head = h.p;
+        c->head_len = h.cap;
+        if (r < 0)
+                return r;
+        if (!c->hp && !(c->hp = malloc(sizeof *c->hp)))
+                return -ENOMEM;
+        httpresp_init(c->hp, q->head_method);
+        c->headers_seen = c->got_bytes = false;
+        uv_buf_t iov[2] = { uv_buf_init(h.p, (unsigned) h.len), uv_buf_init(q->body, (unsigned) q->body_len) };
+        unsigned n = q->body_len ? 2 : 1;
+        c->wreq.data = c;
+        int t = uv_try_write(&c->h.stream, iov, n);
+        if (t == UV_EAGAIN)
+                t = 0;
+        if (t < 0)
+                return t;
+        size_t done = (size_t) t, k = 0;
+        while (k < n && done >= iov[k].len)
+                done -= iov[k++].len;
+        if (k == n) {
+                q->may_have_run = true;
+                return 0;
+        }
+        iov[k].base += done;
+        iov[k].len -= done;
+        c->writing = true;
+        return uv_write(&c->wreq, &c->h.stream, iov + k, n - k, on_write);
+}
+
+/* Headers that do not pass back to the client. */
+static bool response_header_skipped(const char *k) {
+        static const char *const skip[] = {
+                "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "TE", "Trailer",
+                "Upgrade", "Content-Length", "Date", "X-Request-Id", "traceparent",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(skip); i++)
+                if (strcasecmp(k, skip[i]) == 0)
+                        return true;
+        return false;
+}
+
+static void response_headers(const HttpResp *p, struct MHD_Response *r) {
+        for (size_t i = 0; i < p->n_headers; i++)
+                if (!response_header_skipped(p->headers[i].name))
+                        MHD_add_response_header(r, p->headers[i].name, p->headers[i].value);
+}
+
+/* The response starts: buffered when it is all here (done), else streamed. */
+static void response_begin(Conn *c, Req *q, bool done) {
+        struct MHD_Response *r;
+        if (done) {
+                char *body = TAKE_PTR(q->out);
+                size_t len = q->out_len - q->out_off;
+                if (body && q->out_off)
+                        memmove(body, body + q->out_off, len);
+                q->out_len = q->out_off = q->out_cap = 0;
+                r = req_buffer_response(q, body, len);
+        } else
+                r = req_stream_response(q, c->hp->has_length && !q->head_method ? c->hp->length : MHD_SIZE_UNKNOWN);
+        if (!r) {
+                req_fail(q, ACT_INTERNAL, "out of memory");
+                return;
+        }
+        response_headers(c->hp, r);
+        req_start(q, r, c->hp->status);
+}
+
+void service_input(Conn *c, const char *data, size_t len) {
+        Req *q = c->req;
+        bool more = true;
+        while (!c->closing) {
+                const char *body;
+                size_t body_len;
+                int ev = httpresp_feed(c->hp, &data, &len, &body, &body_len);
+                if (ev < 0) {
+                        if (q)
+                                q->refs++;
+                        conn_close(c);
+                        if (q && q->conn)
+                                req_fail(q, ACT_BAD_GATEWAY, "the instance's answer is not valid HTTP (%s)", strerror(-ev));
+                        req_unref(q);
+                        return;
+                }
+                if (ev == HTTPRESP_HEADERS)
+                        c->headers_seen = true;
+                else if (ev == HTTPRESP_BODY) {
+                        if (q)
+                                more = req_out(q, body, body_len) && more;
+                } else if (ev == HTTPRESP_DONE) {
+                        if (q && !q->streaming && q->phase != REQ_SENT && q->phase != REQ_READY)
+                                response_begin(c, q, true);
+                        if (q)
+                                req_backend_done(q, true);
+                        conn_finish(c, c->hp->keep_alive && len == 0);
+                        return;
+                } else
+                        break;
+        }
+        if (q && c->headers_seen && !q->streaming && q->phase != REQ_READY && q->phase != REQ_SENT)
+                response_begin(c, q, false);
+        if (!more && c->reading) {
+                uv_read_stop(&c->h.stream);
+                c->reading = false;
+        }
+}
+
+void service_eof(Conn *c, int error) {
+        Req *q = c->req;
+        if (q)
+                q->refs++;
+        if (error == UV_EOF && c->hp && c->headers_seen && httpresp_eof(c->hp) > 0) {
+                if (q && !q->streaming)
+                        response_begin(c, q, true);
+                if (q)
+                        req_backend_done(q, true);
+                conn_close(c);
+                req_unref(q);
+                return;
+        }
+        bool started = c->got_bytes;
+        conn_close(c);
+        if (q && q->conn) {
+                if (!started && !q->may_have_run)
+                        req_retry(q, false);
+                else
+                        req_fail(q, ACT_NODE_FAILED, "the instance broke off the request (%s)",
+                                 error == UV_EOF ? "closed" : uv_strerror(error));
+        }
+        req_unref(q);
+}

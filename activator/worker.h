@@ -1,0 +1,36 @@
+/* activator/worker.h: the threads that serve clients. Each worker runs one
+ * libuv loop with its own libmicrohttpd daemon in external epoll mode on
+ * its own SO_REUSEPORT listening socket, and the backend connections of
+ * the requests it accepted: a request never changes thread, and no thread
+ * waits on a socket. Queued requests are suspended connections (no thread,
+ * a few KiB each). */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "activator/router.h"
+
+#define WORKERS_MAX           64
+#define WORKER_HEADERS_MAX    (16u << 10)       /* request line and headers: 431 beyond */
+#define WORKER_MHD_MEMORY     (32u << 10)       /* libmicrohttpd's per-connection pool */
+#define WORKER_TIMEOUT_S      30                /* idle client connections */
+#define WORKER_BODY_BUDGET    (1ull << 30)      /* request bodies held at once, all workers */
+#define WORKER_QUEUE_GRACE_MS 10000             /* the queue deadline: the revision's timeout plus this */
+
+typedef struct ActConfig {
+        Router *router;
+        unsigned threads;
+        uint32_t queue_depth;            /* per revision */
+        size_t max_body;
+        unsigned max_connections;        /* all workers together */
+        const char *invoke_secret;       /* HELLO secret for tcp: invoke addresses, or NULL */
+} ActConfig;
+
+typedef struct Workers Workers;
+
+/* Start cfg->threads workers, one per listening fd (they take the fds). */
+int workers_start(const ActConfig *cfg, int *listen_fds, Workers **ret);
+/* Stop accepting; wait up to grace_ms for the requests in flight to end;
+ * answer what still waits with 503 shutting_down; stop and free. */
+void workers_stop(Workers *ws, unsigned grace_ms);
