@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -162,56 +163,84 @@ static const char *int_cell(json_t *v, char *buf, size_t size) {
         return buf;
 }
 
-/* One row per revision: DESIRED READY INFLIGHT QUEUED UNSCHEDULABLE. The
- * revisions come as a list of objects with "revision", or as an object
- * keyed by revision. */
+/* One row per revision (newest first): what the autoscaler wants, what
+ * runs, the load the activators report, and why no node can take it. */
 static int status_revisions(json_t *revs) {
-        _cleanup_table_ Table *t = table_new(6, (const char *[]) { "REVISION", "DESIRED", "READY", "INFLIGHT",
-                                                                   "QUEUED", "UNSCHEDULABLE" });
-        const char *key;
-        json_t *r;
+        _cleanup_table_ Table *t = table_new(9, (const char *[]) { "REVISION", "DESIRED", "READY", "STARTING",
+                                                                   "DRAINING", "INFLIGHT", "QUEUED", "PANIC",
+                                                                   "UNSCHEDULABLE" });
         size_t i;
+        json_t *r;
         if (!t)
                 return -ENOMEM;
-        json_t *list = json_is_array(revs) ? json_incref(revs) : json_array();
-        if (!list)
-                return -ENOMEM;
-        if (json_is_object(revs))
-                json_object_foreach(revs, key, r)
-                        json_array_append_new(list, json_pack("{s:s,s:O}", "revision", key, "v", r));
-        int ret = 0;
-        json_array_foreach(list, i, r) {
-                json_t *v = json_object_get(r, "v") ? json_object_get(r, "v") : r;
-                char d[24], rd[24], in[24], q[24];
-                if (table_row(t, str(r, "revision"), int_cell(json_object_get(v, "desired"), d, sizeof d),
-                              int_cell(json_object_get(v, "ready"), rd, sizeof rd),
-                              int_cell(json_object_get(v, "inflight"), in, sizeof in),
-                              int_cell(json_object_get(v, "queued"), q, sizeof q), str(v, "unschedulable")) < 0) {
-                        ret = -ENOMEM;
-                        break;
-                }
+        json_array_foreach(revs, i, r) {
+                char d[24], rd[24], st[24], dr[24], in[24], q[24];
+                json_t *panic = json_object_get(r, "panic");
+                if (table_row(t, str(r, "revision"), int_cell(json_object_get(r, "desired"), d, sizeof d),
+                              int_cell(json_object_get(r, "ready"), rd, sizeof rd),
+                              int_cell(json_object_get(r, "starting"), st, sizeof st),
+                              int_cell(json_object_get(r, "draining"), dr, sizeof dr),
+                              int_cell(json_object_get(r, "inflight"), in, sizeof in),
+                              int_cell(json_object_get(r, "queued"), q, sizeof q),
+                              json_is_boolean(panic) ? (json_is_true(panic) ? "yes" : "no") : NULL,
+                              str(r, "unschedulable")) < 0)
+                        return -ENOMEM;
         }
-        json_decref(list);
-        return ret < 0 ? ret : table_print(t, stdout, output_use_bold(stdout));
+        return table_print(t, stdout, output_use_bold(stdout));
 }
 
-/* Recent scaling decisions, newest last: AGE REVISION FROM TO REASON. */
-static int status_decisions(json_t *list) {
-        _cleanup_table_ Table *t = table_new(5, (const char *[]) { "AGE", "REVISION", "FROM", "TO", "REASON" });
-        time_t now = time(NULL);
-        size_t i;
-        json_t *d;
+/* Every revision's instances: ID NODE STATE REASON INFLIGHT. */
+static int status_instances(json_t *revs) {
+        _cleanup_table_ Table *t = table_new(5, (const char *[]) { "INSTANCE", "NODE", "STATE", "REASON", "INFLIGHT" });
+        size_t i, j, n = 0;
+        json_t *r, *in;
         if (!t)
                 return -ENOMEM;
-        json_array_foreach(list, i, d) {
-                char age[64] = "-", from[24], to[24];
-                json_int_t ms = json_integer_value(json_object_get(d, "timeMs"));
-                if (str(d, "at"))
-                        format_age(str(d, "at"), now, age, sizeof age);
-                else if (ms > 0)
-                        snprintf(age, sizeof age, "%llds", now > ms / 1000 ? (long long) (now - ms / 1000) : 0LL);
-                if (table_row(t, age, str(d, "revision"), int_cell(json_object_get(d, "from"), from, sizeof from),
-                              int_cell(json_object_get(d, "to"), to, sizeof to), str(d, "reason")) < 0)
+        json_array_foreach(revs, i, r)
+                json_array_foreach(json_object_get(r, "instances"), j, in) {
+                        char f[24];
+                        if (table_row(t, str(in, "id"), str(in, "node"), str(in, "state"), str(in, "reason"),
+                                      int_cell(json_object_get(in, "inflight"), f, sizeof f)) < 0)
+                                return -ENOMEM;
+                        n++;
+                }
+        if (n)
+                printf("\nInstances:\n");
+        return n ? table_print(t, stdout, output_use_bold(stdout)) : 0;
+}
+
+static int cmp_decision(const void *a, const void *b) {
+        const char *x = str(*(json_t *const *) a, "at"), *y = str(*(json_t *const *) b, "at");
+        return strcmp(x ? x : "", y ? y : "");
+}
+
+#define DECISIONS_SHOWN 20
+
+/* The revisions' recent scaling decisions merged by time, the last
+ * DECISIONS_SHOWN: AGE REVISION DESIRED READY REASON. */
+static int status_decisions(json_t *revs) {
+        _cleanup_table_ Table *t = table_new(5, (const char *[]) { "AGE", "REVISION", "DESIRED", "READY", "REASON" });
+        _cleanup_free_ json_t **all = NULL;
+        size_t i, j, n = 0, cap = 0;
+        json_t *r, *d;
+        time_t now = time(NULL);
+        if (!t)
+                return -ENOMEM;
+        json_array_foreach(revs, i, r)
+                cap += json_array_size(json_object_get(r, "decisions"));
+        if (cap == 0 || !(all = calloc(cap, sizeof *all)))
+                return cap == 0 ? 0 : -ENOMEM;
+        json_array_foreach(revs, i, r)
+                json_array_foreach(json_object_get(r, "decisions"), j, d)
+                        if (n < cap && json_object_set(d, "revision", json_object_get(r, "revision")) == 0)
+                                all[n++] = d;
+        qsort(all, n, sizeof *all, cmp_decision);
+        printf("\nScaling decisions:\n");
+        for (i = n > DECISIONS_SHOWN ? n - DECISIONS_SHOWN : 0; i < n; i++) {
+                char age[64], ds[24], rd[24];
+                format_age(str(all[i], "at"), now, age, sizeof age);
+                if (table_row(t, age, str(all[i], "revision"), int_cell(json_object_get(all[i], "desired"), ds, sizeof ds),
+                              int_cell(json_object_get(all[i], "ready"), rd, sizeof rd), str(all[i], "reason")) < 0)
                         return -ENOMEM;
         }
         return table_print(t, stdout, output_use_bold(stdout));
@@ -219,18 +248,13 @@ static int status_decisions(json_t *list) {
 
 /* The controller's "status" object, when it sent one. */
 static int describe_status(json_t *st) {
-        json_t *revs = json_object_get(st, "revisions"), *dec = json_object_get(st, "decisions");
-        if (json_object_size(revs) || json_array_size(revs)) {
-                printf("\nInstances:\n");
-                if (status_revisions(revs) < 0)
-                        return -ENOMEM;
-        }
-        if (json_array_size(dec)) {
-                printf("\nScaling decisions:\n");
-                if (status_decisions(dec) < 0)
-                        return -ENOMEM;
-        }
-        return 0;
+        json_t *revs = json_object_get(st, "revisions");
+        if (!json_array_size(revs))
+                return 0;
+        printf("\nRevisions:\n");
+        if (status_revisions(revs) < 0)
+                return -ENOMEM;
+        return status_instances(revs) < 0 || status_decisions(revs) < 0 ? -ENOMEM : 0;
 }
 
 static int describe_print(json_t *f) {

@@ -40,7 +40,10 @@ static int logs_print(json_t *answer) {
         }
         json_array_foreach(items, i, e) {
                 char when[48], inst[128], line[TABLE_CELL_MAX];
-                format_time_ms(json_integer_value(json_object_get(e, "timeMs")), when, sizeof when);
+                if (str(e, "time"))
+                        output_sanitize(str(e, "time"), when, sizeof when);
+                else
+                        format_time_ms(json_integer_value(json_object_get(e, "timeMs")), when, sizeof when);
                 printf("%s %s %s\n", when, output_sanitize(str(e, "instance") ? str(e, "instance") : "-", inst, sizeof inst),
                        output_sanitize(str(e, "line") ? str(e, "line") : "", line, sizeof line));
         }
@@ -68,7 +71,7 @@ int logs_main(Cli *c, const VerbArgs *a) {
         if (cli_path(c, path, sizeof path, c->namespace_, "/v1/functions/%s/logs", name) < 0)
                 return CLI_EXIT_USAGE;
         size_t n = strlen(path);
-        snprintf(path + n, sizeof path - n, "&tail=%ld", tail);
+        snprintf(path + n, sizeof path - n, "&limit=%ld", tail);
         int r = cli_call(c, name, "GET", path, NULL, &answer);
         if (r != 0)
                 return r;

@@ -790,6 +790,10 @@ def call_errors(t):
         srv.close()
 
 
+def iso_ago(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - seconds))
+
+
 def controller_answer(method, path, headers, body):
     """A stand-in controller for the data plane's read-outs."""
     if path.startswith("/v1/nodes"):
@@ -803,8 +807,8 @@ def controller_answer(method, path, headers, body):
             "next": None}).encode()
     if path.startswith("/v1/functions/hello/logs"):
         return 200, {}, json.dumps({"items": [
-            {"instance": "hello-00001-3fa2c1", "timeMs": 1763700000123, "line": "Traceback\x1b[31m"},
-            {"instance": "hello-00001-3fa2c1", "timeMs": 1763700001000, "line": "ValueError: x"}],
+            {"instance": "hello-00001-3fa2c1", "time": "2025-11-21T04:40:00.123Z", "line": "Traceback\x1b[31m"},
+            {"instance": "hello-00001-3fa2c1", "time": "2025-11-21T04:40:01.000Z", "line": "ValueError: x"}],
             "dropped": 3, "query": path}).encode()
     if path.startswith("/v1/functions/quiet/logs"):
         return 200, {}, json.dumps({"items": []}).encode()
@@ -813,10 +817,15 @@ def controller_answer(method, path, headers, body):
             "name": "hello", "namespace": "default", "latestRevision": "hello-00002", "resourceVersion": 3,
             "spec": {"runtime": "python3", "mode": "fresh"},
             "traffic": [{"revision": "hello-00002", "percent": 100, "latestRevision": True}],
-            "status": {"revisions": [{"revision": "hello-00002", "desired": 3, "ready": 2, "inflight": 7,
-                                      "queued": 4, "unschedulable": "no node matches nodeSelector accelerator=tpu"}],
-                       "decisions": [{"timeMs": int(time.time() * 1000) - 5000, "revision": "hello-00002",
-                                      "from": 1, "to": 3, "reason": "panic: demand 6.0 >= 2x ready"}]}}).encode()
+            "status": {"revisions": [
+                {"revision": "hello-00002", "routed": True, "desired": 3, "ready": 2, "starting": 1, "draining": 0,
+                 "inflight": 7, "queued": 4, "concurrency": 6.5, "panic": True,
+                 "unschedulable": "no node matches nodeSelector accelerator=tpu", "failuresInARow": 0,
+                 "instances": [{"id": "hello-00002-3fa2c1", "node": "node-a", "state": "ready", "reason": "ready",
+                                "variant": None, "drain": False, "inflight": 5}],
+                 "decisions": [{"at": iso_ago(5), "desired": 3, "ready": 1, "reason": "panic: demand 6.0 >= 2x ready"}]},
+                {"revision": "hello-00001", "desired": 0, "ready": 0, "instances": [],
+                 "decisions": [{"at": iso_ago(300), "desired": 0, "ready": 1, "reason": "no traffic for 60s"}]}]}}).encode()
     if path.startswith("/v1/functions/plain"):
         return 200, {}, json.dumps({"name": "plain", "namespace": "default", "spec": {}, "traffic": []}).encode()
     return 404, {}, json.dumps({"error": {"type": "not_found", "message": "no such thing"}}).encode()
@@ -836,17 +845,20 @@ def data_plane_readouts(t):
         check("INVOKE" in out and "tcp:10.0.0.5:8090" in out and "9c1e2f3a" in out, "nodes -o wide", out)
         check(t.json("nodes", "--url", srv.url)["items"][1]["state"] == "lost", "nodes -o json")
         out = t.ok("describe", "hello", "--url", srv.url)
-        check(re.search(r"hello-00002\s+3\s+2\s+7\s+4\s+no node matches nodeSelector accelerator=tpu", out),
-              "describe: instances per revision", out)
-        check(re.search(r"\d+s\s+hello-00002\s+1\s+3\s+panic: demand 6.0 >= 2x ready", out),
-              "describe: scaling decisions", out)
+        check(re.search(r"hello-00002\s+3\s+2\s+1\s+0\s+7\s+4\s+yes\s+no node matches nodeSelector accelerator=tpu",
+                        out), "describe: desired and ready per revision", out)
+        check(re.search(r"hello-00002-3fa2c1\s+node-a\s+ready\s+ready\s+5", out), "describe: instances", out)
+        dec = out[out.index("Scaling decisions:"):].splitlines()
+        check(re.match(r"5m\s+hello-00001\s+0\s+1\s+no traffic for 60s", dec[2])
+              and re.match(r"\ds\s+hello-00002\s+3\s+1\s+panic: demand 6.0 >= 2x ready", dec[3]),
+              "describe: scaling decisions, oldest first", out)
         out = t.ok("describe", "plain", "--url", srv.url)
-        check("Instances:" not in out and "Scaling decisions:" not in out, "describe without status", out)
+        check("Revisions:" not in out and "Scaling decisions:" not in out, "describe without status", out)
         out = t.ok("logs", "hello", "--url", srv.url, "--tail", "2", "-n", "team-a")
         check(out.splitlines() == ["2025-11-21T04:40:00.123Z hello-00001-3fa2c1 Traceback?[31m",
                                    "2025-11-21T04:40:01.000Z hello-00001-3fa2c1 ValueError: x"], "logs lines", out)
         q = [p for m, p, h, b in srv.seen if "/logs" in p][-1]
-        check(q == "/v1/functions/hello/logs?namespace=team-a&tail=2", "logs query", q)
+        check(q == "/v1/functions/hello/logs?namespace=team-a&limit=2", "logs query", q)
         rc, out, err = t.run("logs", "quiet", "--url", srv.url)
         check(rc == 0 and out == "" and "No log lines" in err, "no lines", rc, out, err)
         t.fails(6, "logs", "nosuch", "--url", srv.url)
