@@ -117,9 +117,11 @@ $(SECCOMP_BPF): $(BUILD)/gen/seccomp_bpf.c
 # that libuv's getpwuid_r would need NSS: fnbox never calls it.)
 RUNTIME_STATIC := $(if $(filter 1,$(SANITIZE)),,$(if $(filter /%,$(shell $(CC) -print-file-name=rcrt1.o)),-static-pie))
 
-$(BUILD)/bin/fnbox-runtime: $(call obj,runtime/main.c $(RUNTIME_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
+# The node agent checks and unpacks code artifacts: lib/artifact.c, and
+# libcrypto statically (only here: the other programs link it shared).
+$(BUILD)/bin/fnbox-runtime: $(call obj,runtime/main.c $(RUNTIME_SRCS) $(LIB_SRCS) lib/artifact.c) $(SECCOMP_BPF)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $(RUNTIME_STATIC) $^ -o $@ $(RUNTIME_LIBS)
+	$(CC) $(ALL_LDFLAGS) $(RUNTIME_STATIC) $^ -o $@ $(RUNTIME_LIBS) $(call static_or_dyn,crypto,crypto)
 
 $(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)

@@ -20,6 +20,7 @@
 #include "jail.h"
 #include "lib/quantity.h"
 #include "lib/util.h"
+#include "node.h"
 #include "pool.h"
 #include "proto.h"
 
@@ -59,6 +60,7 @@ struct Server {
         uv_signal_t sigs[2];
         uv_timer_t grace;
         Pool *pool;
+        Node *node;                /* with --controller: the node agent */
         Conn *conns;
         unsigned n_conns;
         char socket_path[sizeof ((struct sockaddr_un *) 0)->sun_path];
@@ -434,9 +436,11 @@ static void on_grace(uv_timer_t *t) {
 static void server_stop(Server *s) {
         if (s->stopping) {
                 kill_running(s); /* a second signal: no more waiting */
+                node_stop(s->node, true);
                 return;
         }
         s->stopping = true;
+        node_stop(s->node, false); /* drains its instances, then reports them stopped */
         uv_close((uv_handle_t *) &s->listen_poll, NULL);
         s->listen_fd = safe_close(s->listen_fd);
         (void) unlink(s->socket_path);
@@ -472,6 +476,7 @@ typedef struct ServeOptions {
         uint64_t pool;
         uint64_t uid;
         const char *cgroup_parent;
+        NodeOptions node;
 } ServeOptions;
 
 typedef int (*serve_opt_fn)(ServeOptions *o, const char *arg);
@@ -491,6 +496,63 @@ static int opt_cgroup(ServeOptions *o, const char *a) {
         return *a && *a != '/' && !strstr(a, "..") ? 0 : -EINVAL;
 }
 
+/* ----- the node agent's options (docs/runtime.md) ----- */
+
+static bool str_clean(const char *a, size_t max) {
+        size_t n = strlen(a);
+        if (n == 0 || n > max)
+                return false;
+        for (const char *c = a; *c; c++)
+                if ((unsigned char) *c <= 0x20 || *c == 0x7f)
+                        return false;
+        return true;
+}
+static int opt_controller(ServeOptions *o, const char *a) {
+        o->node.controller = a;
+        return strncmp(a, "http://", 7) == 0 && str_clean(a, 512) ? 0 : -EINVAL;
+}
+static int opt_token_file(ServeOptions *o, const char *a) {
+        o->node.token_file = a;
+        return str_clean(a, 4096) ? 0 : -EINVAL;
+}
+static int opt_node(ServeOptions *o, const char *a) {
+        o->node.name = a;
+        return str_clean(a, 63) ? 0 : -EINVAL;
+}
+static int opt_label(ServeOptions *o, const char *a) {
+        const char *eq = strchr(a, '=');
+        if (!eq || eq == a || o->node.n_labels >= NODE_LABELS_MAX || strlen(a) > 128)
+                return -EINVAL;
+        o->node.labels[o->node.n_labels++] = (char *) a;
+        return 0;
+}
+static int opt_invoke_socket(ServeOptions *o, const char *a) {
+        o->node.invoke_socket = a;
+        return *a == '/' && strlen(a) < sizeof ((struct sockaddr_un *) 0)->sun_path ? 0 : -EINVAL;
+}
+static int opt_invoke_listen(ServeOptions *o, const char *a) {
+        o->node.invoke_listen = a;
+        const char *colon = strrchr(a, ':');
+        uint64_t port;
+        return colon && colon > a && quantity_parse_uint(colon + 1, &port) >= 0 && port <= 65535 ? 0 : -EINVAL;
+}
+static int opt_invoke_uid(ServeOptions *o, const char *a) {
+        o->node.invoke_user = a;
+        return str_clean(a, 64) && strcmp(a, "0") != 0 ? 0 : -EINVAL;
+}
+static int opt_invoke_secret(ServeOptions *o, const char *a) {
+        o->node.invoke_secret_file = a;
+        return str_clean(a, 4096) ? 0 : -EINVAL;
+}
+static int opt_state_dir(ServeOptions *o, const char *a) {
+        o->node.state_dir = a;
+        return *a == '/' && str_clean(a, 3000) ? 0 : -EINVAL;
+}
+static int opt_metrics(ServeOptions *o, const char *a) {
+        o->node.metrics_listen = a;
+        return opt_invoke_listen(&(ServeOptions) { 0 }, a);
+}
+
 static const struct {
         const char *name;
         serve_opt_fn fn;
@@ -500,11 +562,26 @@ static const struct {
         { "pool", opt_pool, "a number of prepared jails, 0 to 64" },
         { "uid", opt_uid, "an unprivileged host uid" },
         { "cgroup-parent", opt_cgroup, "a cgroup path relative to the hierarchy root" },
+        { "controller", opt_controller, "the controller's URL, http://HOST:PORT" },
+        { "token-file", opt_token_file, "a file holding the controller's token" },
+        { "node", opt_node, "a node name" },
+        { "label", opt_label, "KEY=VALUE (at most 32 labels)" },
+        { "invoke-socket", opt_invoke_socket, "an absolute path (at most 107 bytes)" },
+        { "invoke-listen", opt_invoke_listen, "HOST:PORT (an IPv4 address)" },
+        { "invoke-uid", opt_invoke_uid, "a user name or uid other than 0" },
+        { "invoke-secret-file", opt_invoke_secret, "a file holding the invoke secret" },
+        { "state-dir", opt_state_dir, "an absolute path" },
+        { "metrics-listen", opt_metrics, "HOST:PORT (an IPv4 address)" },
 };
 
 static void serve_usage(FILE *f) {
         fputs("usage: fnbox-runtime serve [--socket " SERVE_SOCKET_DEFAULT "] [--pool 4] [--uid 65534]\n"
-              "                           [--cgroup-parent fnbox]\n", f);
+              "                           [--cgroup-parent fnbox]\n"
+              "       as a node agent, add:\n"
+              "                           --controller URL --token-file FILE [--node NAME] [--label K=V]...\n"
+              "                           [--invoke-socket " NODE_INVOKE_SOCKET_DEFAULT " | --invoke-listen HOST:PORT\n"
+              "                            --invoke-secret-file FILE] [--invoke-uid fnbox]\n"
+              "                           [--state-dir " NODE_STATE_DIR_DEFAULT "] [--metrics-listen HOST:PORT]\n", f);
 }
 
 static int serve_parse(ServeOptions *o, int argc, char **argv) {
@@ -532,6 +609,24 @@ static int serve_parse(ServeOptions *o, int argc, char **argv) {
         }
         if (optind < argc) {
                 fprintf(stderr, "fnbox-runtime serve: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        const NodeOptions *n = &o->node;
+        if (!n->controller && (n->token_file || n->name || n->n_labels || n->invoke_socket || n->invoke_listen ||
+                               n->invoke_user || n->invoke_secret_file || n->state_dir || n->metrics_listen)) {
+                fprintf(stderr, "fnbox-runtime serve: the node agent's options need --controller\n");
+                return -EINVAL;
+        }
+        if (n->controller && !n->token_file) {
+                fprintf(stderr, "fnbox-runtime serve: --controller needs --token-file\n");
+                return -EINVAL;
+        }
+        if (n->invoke_socket && n->invoke_listen) {
+                fprintf(stderr, "fnbox-runtime serve: --invoke-socket and --invoke-listen exclude each other\n");
+                return -EINVAL;
+        }
+        if (n->invoke_listen && !n->invoke_secret_file) {
+                fprintf(stderr, "fnbox-runtime serve: --invoke-listen needs --invoke-secret-file\n");
                 return -EINVAL;
         }
         return 0;
@@ -612,6 +707,11 @@ int serve_cmd_main(int argc, char **argv) {
         if ((r = pool_new(&s.loop, s.pool_size, s.cgroup_parent, on_settled, &s, &s.pool)) < 0) {
                 fprintf(stderr, "fnbox-runtime serve: the pool: %s\n", strerror(-r));
                 (void) unlink(s.socket_path);
+                server_close(&s);
+                return 1;
+        }
+        if (o.node.controller && node_new(&s.loop, &o.node, &s.pool, s.cgroup_parent, s.uid, &s.node) < 0) {
+                (void) unlink(s.socket_path); /* node_new said why */
                 server_close(&s);
                 return 1;
         }

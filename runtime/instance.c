@@ -1,0 +1,629 @@
+/* runtime/instance.c: instances of revisions on this node (instance.h).
+ * The spec comes from the controller's assignment and is checked here
+ * before anything is built; the code comes unpacked from the code cache.
+ * fresh mode: a zygote per instance and a fixed number of slots; while
+ * the zygote is missing (not built yet, dead, or not available in this
+ * build) requests run in prepared jails from the node's pool, which is the
+ * same jail. service mode lives in instance_service.c. */
+#define _GNU_SOURCE
+#include "instance.h"
+#include "instance_internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "jail_internal.h"
+#include "lib/util.h"
+
+/* zygote.c may be missing from a build: then every request runs in a pool
+ * jail (weak references are NULL when nothing defines them). */
+#pragma weak zygote_new
+#pragma weak zygote_fork
+#pragma weak zygote_child_kill
+#pragma weak zygote_is_ready
+#pragma weak zygote_free
+
+#define ZYGOTE_RETRY_MIN_MS 100
+#define ZYGOTE_RETRY_MAX_MS 10000
+#define LOG_LINES_PER_RESULT 64
+#define LOG_LINE_MAX 1024
+
+uint64_t instance_now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+uint64_t instance_mono_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static const char *const state_names[_INSTANCE_STATE_MAX] = {
+        [INSTANCE_STARTING] = "starting", [INSTANCE_READY] = "ready", [INSTANCE_DRAINING] = "draining",
+        [INSTANCE_STOPPED] = "stopped", [INSTANCE_FAILED] = "failed",
+};
+
+const char *instance_state_to_string(InstanceState s) {
+        return s >= 0 && s < _INSTANCE_STATE_MAX ? state_names[s] : "unknown";
+}
+
+void instance_set_state(Instance *i, InstanceState s, const char *fmt, ...) {
+        char reason[INSTANCE_REASON_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof reason, fmt, ap);
+        va_end(ap);
+        reason[strcspn(reason, "\n")] = 0;
+        if (i->state == s && strcmp(i->reason, reason) == 0)
+                return;
+        i->state = s;
+        snprintf(i->reason, sizeof i->reason, "%s", reason);
+        i->since_ms = instance_now_ms();
+        if (i->h.changed)
+                i->h.changed(i, i->h.userdata);
+}
+
+/* "exited 1", "signaled 9", "timeout", ... : the reason a jail ended. */
+void instance_result_reason(const JailResult *r, char *buf, size_t len) {
+        switch (r->status) {
+        case JAIL_EXITED: snprintf(buf, len, "exited %d", r->exit_code); break;
+        case JAIL_SIGNALED: snprintf(buf, len, "signaled %d", r->signal); break;
+        case JAIL_SETUP_ERROR: snprintf(buf, len, "setup_error: %s", r->error); break;
+        default: snprintf(buf, len, "%s", jail_status_to_string(r->status)); break;
+        }
+}
+
+/* Hand the stderr of a result to the node's logs, a line at a time. */
+void instance_log_output(Instance *i, const JailOutput *o) {
+        if (!i->h.log || !o->data)
+                return;
+        const char *p = o->data, *end = o->data + o->len;
+        for (unsigned n = 0; p < end && n < LOG_LINES_PER_RESULT; n++) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t len = (size_t) ((nl ? nl : end) - p);
+                i->h.log(i, p, len > LOG_LINE_MAX ? LOG_LINE_MAX : len, i->h.userdata);
+                p += len + (nl ? 1 : 0);
+        }
+}
+
+/* ----- the spec ----- */
+
+static uint64_t json_uint(json_t *o, const char *key, uint64_t def, uint64_t min, uint64_t max, bool *bad) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return def;
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t) json_integer_value(v) < min ||
+            (uint64_t) json_integer_value(v) > max) {
+                *bad = true;
+                return def;
+        }
+        return (uint64_t) json_integer_value(v);
+}
+
+static char *json_strdup(json_t *o, const char *key, size_t max, bool *bad) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return NULL;
+        if (!json_is_string(v) || json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v)) {
+                *bad = true;
+                return NULL;
+        }
+        char *s = strdup(json_string_value(v));
+        if (!s)
+                *bad = true;
+        return s;
+}
+
+static int spec_env(Instance *i, json_t *env, bool service) {
+        if (env && !json_is_null(env) && !json_is_object(env))
+                return -EINVAL;
+        size_t n = env ? json_object_size(env) : 0;
+        if (n + 1 > 256)
+                return -EINVAL;
+        if (!(i->env = calloc(n + 2, sizeof *i->env)))
+                return -ENOMEM;
+        const char *k;
+        json_t *v;
+        json_object_foreach(env, k, v) {
+                if (!json_is_string(v) || asprintf(&i->env[i->n_env], "%s=%s", k, json_string_value(v)) < 0)
+                        return -EINVAL;
+                i->n_env++;
+        }
+        if (service && !(i->env[i->n_env++] = strdup("FNBOX_SOCKET=" INSTANCE_SOCKET_IN_JAIL)))
+                return -ENOMEM;
+        return 0;
+}
+
+static int spec_limits(Instance *i, json_t *l, bool *bad) {
+        if (l && !json_is_object(l))
+                return -EINVAL;
+        JailLimits *d = &i->limits;
+        jail_limits_default(d);
+        d->memory_bytes = json_uint(l, "memoryBytes", d->memory_bytes, 4ULL << 20, 1ULL << 40, bad);
+        d->timeout_ns = json_uint(l, "timeoutMs", 10000, 1, 86400000, bad) * 1000000ULL;
+        d->cpu_millis = json_uint(l, "cpuMillis", d->cpu_millis, 10, 64000, bad);
+        d->pids = json_uint(l, "pids", d->pids, 1, 32768, bad);
+        d->tmp_bytes = json_uint(l, "tmpBytes", d->tmp_bytes, 64ULL << 10, 512ULL << 30, bad);
+        d->output_bytes = json_uint(l, "outputBytes", d->output_bytes, 0, 1ULL << 30, bad);
+        return 0;
+}
+
+/* The part of the canonical spec the runtime uses (lib/manifest.h), with
+ * the defaults that older revisions lack. */
+static int spec_parse(Instance *i, json_t *spec, char *why, size_t len) {
+        bool bad = false;
+        if (!json_is_object(spec))
+                return snprintf(why, len, "the spec is not an object"), -EINVAL;
+        json_t *mode = json_object_get(spec, "mode"), *rt = json_object_get(spec, "runtime");
+        int runtime = jail_runtime_from_string(json_string_value(rt));
+        if (runtime < 0)
+                return snprintf(why, len, "unknown runtime"), -EINVAL;
+        i->runtime = (JailRuntime) runtime;
+        if (!json_is_string(mode) || (strcmp(json_string_value(mode), "fresh") && strcmp(json_string_value(mode), "service")))
+                return snprintf(why, len, "unknown mode"), -EINVAL;
+        i->service = strcmp(json_string_value(mode), "service") == 0;
+        i->entrypoint = json_strdup(spec, "entrypoint", 200, &bad);
+        char *code = json_strdup(spec, "code", 1024, &bad);
+        const char *slash = code ? strrchr(code, '/') : NULL;
+        i->code_name = code ? strdup(slash ? slash + 1 : code) : NULL;
+        free(code);
+        json_t *scale = json_object_get(spec, "scale"), *rd = json_object_get(spec, "readiness");
+        uint64_t target = json_uint(json_is_object(scale) ? scale : NULL, "target", 10, 1, 1000, &bad);
+        i->slots = (unsigned) json_uint(spec, "concurrency", target, 1, 1000, &bad);
+        if (i->slots > INSTANCE_SLOTS_MAX)
+                i->slots = INSTANCE_SLOTS_MAX;
+        i->startup_ms = json_uint(spec, "startupTimeoutMs", 600000, 1000, 3600000, &bad);
+        if (rd && !json_is_object(rd))
+                bad = true;
+        i->probe_path = json_strdup(json_is_object(rd) ? rd : NULL, "path", 200, &bad);
+        i->probe_ms = json_uint(json_is_object(rd) ? rd : NULL, "periodMs", 100, 10, 60000, &bad);
+        if (!bad && !i->probe_path && !(i->probe_path = strdup("/healthz")))
+                return -ENOMEM;
+        if (!bad && (i->probe_path[0] != '/' || strcspn(i->probe_path, " \r\n\t") != strlen(i->probe_path)))
+                bad = true;
+        int r = spec_limits(i, json_object_get(spec, "limits"), &bad);
+        if (r >= 0)
+                r = spec_env(i, json_object_get(spec, "env"), i->service);
+        if (r < 0 || bad)
+                return snprintf(why, len, "the spec has a field out of range"), -EINVAL;
+        return 0;
+}
+
+static bool id_valid(const char *s, size_t max) {
+        size_t n = s ? strlen(s) : 0;
+        if (n == 0 || n > max)
+                return false;
+        for (const char *c = s; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
+                        return false;
+        return true;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+        Instance *i = h->data;
+        if (--i->open_handles > 0)
+                return;
+        for (size_t k = 0; k < i->n_env; k++)
+                free(i->env[k]);
+        free(i->env);
+        free(i->id);
+        free(i->ns);
+        free(i->function);
+        free(i->revision);
+        free(i->entrypoint);
+        free(i->code_name);
+        free(i->code_path);
+        free(i->probe_path);
+        free(i->run_dir);
+        free(i->endpoint);
+        free(i);
+}
+
+int instance_new(const InstanceHost *h, json_t *entry, char *why, size_t why_len, Instance **ret) {
+        const char *id = json_string_value(json_object_get(entry, "id"));
+        const char *ns = json_string_value(json_object_get(entry, "namespace"));
+        const char *fn = json_string_value(json_object_get(entry, "function"));
+        const char *rev = json_string_value(json_object_get(entry, "revision"));
+        const char *digest = json_string_value(json_object_get(entry, "codeDigest"));
+        if (!id_valid(id, PROTO_ID_MAX) || !id_valid(ns, 63) || !id_valid(fn, 63) || !id_valid(rev, 70))
+                return snprintf(why, why_len, "bad id, namespace, function or revision"), -EINVAL;
+        if (!digest || strlen(digest) != 71 || strncmp(digest, "sha256:", 7) != 0 ||
+            strspn(digest + 7, "0123456789abcdef") != 64)
+                return snprintf(why, why_len, "bad codeDigest"), -EINVAL;
+        Instance *i = calloc(1, sizeof *i);
+        if (!i)
+                return -ENOMEM;
+        i->h = *h;
+        i->state = INSTANCE_STARTING;
+        snprintf(i->reason, sizeof i->reason, "started");
+        i->since_ms = instance_now_ms();
+        i->created_ns = instance_mono_ns();
+        snprintf(i->digest, sizeof i->digest, "%s", digest);
+        uv_timer_t *timers[] = { &i->zygote_timer, &i->drain_timer, &i->probe_timer, &i->startup_timer };
+        for (size_t k = 0; k < ELEMENTSOF(timers); k++) {
+                uv_timer_init(h->loop, timers[k]);
+                timers[k]->data = i;
+                i->open_handles++;
+        }
+        int r = -ENOMEM;
+        if ((i->id = strdup(id)) && (i->ns = strdup(ns)) && (i->function = strdup(fn)) &&
+            asprintf(&i->revision, "%s/%s", ns, rev) >= 0)
+                r = spec_parse(i, json_object_get(entry, "spec"), why, why_len);
+        else
+                i->revision = NULL;
+        if (r < 0) {
+                instance_free(i);
+                return r;
+        }
+        *ret = i;
+        return 0;
+}
+
+const char *instance_id(const Instance *i) { return i->id; }
+const char *instance_digest(const Instance *i) { return i->digest; }
+const char *instance_revision(const Instance *i) { return i->revision; }
+InstanceState instance_state(const Instance *i) { return i->state; }
+unsigned instance_inflight(const Instance *i) { return i->inflight; }
+
+bool instance_finished(const Instance *i) {
+        return (i->state == INSTANCE_STOPPED || i->state == INSTANCE_FAILED) && !i->calls && !i->zygote &&
+               !i->jail_live && !i->probing;
+}
+
+json_t *instance_status_json(const Instance *i) {
+        return json_pack("{s:s,s:s,s:s,s:i,s:s?,s:I}", "id", i->id, "state", instance_state_to_string(i->state),
+                         "reason", i->reason, "inflight", (int) i->inflight, "endpoint",
+                         i->state == INSTANCE_READY || i->state == INSTANCE_DRAINING ? i->endpoint : NULL,
+                         "sinceMs", (json_int_t) i->since_ms);
+}
+
+void instance_free(Instance *i) {
+        if (!i || i->freeing)
+                return;
+        i->freeing = true;
+        /* the node frees an instance once it is finished: no call is left */
+        if (i->zygote)
+                zygote_free(TAKE_PTR(i->zygote));
+        if (i->jail) {
+                jail_set_events(i->jail, NULL, NULL);
+                i->jail = jail_free(i->jail);
+        }
+        instance_service_cleanup(i);
+        uv_timer_t *timers[] = { &i->zygote_timer, &i->drain_timer, &i->probe_timer, &i->startup_timer };
+        for (size_t k = 0; k < ELEMENTSOF(timers); k++)
+                uv_close((uv_handle_t *) timers[k], on_handle_closed);
+}
+
+/* ----- the code ----- */
+
+/* A folder artifact runs its entry; a single-file artifact (the spec's
+ * code named a file) runs that file: the folder has no entry then, but
+ * one regular file with the code's name. */
+static int code_resolve(Instance *i, const char *dir) {
+        const char *entry = i->entrypoint ? i->entrypoint : jail_runtimes[i->runtime].default_entry;
+        struct stat st;
+        char *p = NULL;
+        if (!i->entrypoint && i->code_name && *i->code_name && !strchr(i->code_name, '/') &&
+            asprintf(&p, "%s/%s", dir, i->code_name) >= 0) {
+                char *e = NULL;
+                bool has_entry = asprintf(&e, "%s/%s", dir, entry) >= 0 && stat(e, &st) == 0;
+                free(e);
+                if (!has_entry && lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+                        i->code_path = p;
+                        return 0;
+                }
+                free(p);
+        }
+        return (i->code_path = strdup(dir)) ? 0 : -ENOMEM;
+}
+
+void instance_config(const Instance *i, JailConfig *c) {
+        jail_config_init(c);
+        c->runtime = i->runtime;
+        c->code = i->code_path;
+        c->entry = i->code_path && i->entrypoint ? i->entrypoint : NULL;
+        c->env = i->env;
+        c->n_env = i->n_env;
+        c->limits = i->limits;
+        c->host_uid = c->host_gid = i->h.box_uid;
+        c->cgroup_parent = i->h.cgroup_parent;
+}
+
+/* ----- fresh mode: the zygote ----- */
+
+static void zygote_schedule(Instance *i);
+
+static void fresh_ready(Instance *i) {
+        if (i->state != INSTANCE_STARTING)
+                return;
+        if (i->h.instance_ready)
+                i->h.instance_ready(i, (double) (instance_mono_ns() - i->created_ns) / 1e9, i->h.userdata);
+        instance_set_state(i, INSTANCE_READY, "ready");
+}
+
+static void on_zygote_event(Zygote *z, ZygoteEvent ev, int error, void *userdata) {
+        Instance *i = userdata;
+        (void) error;
+        if (z != i->zygote)
+                return;
+        if (ev == ZYGOTE_EVENT_READY) {
+                i->zygote_failures = 0;
+                if (i->h.zygote_ready)
+                        i->h.zygote_ready(i, (double) (instance_mono_ns() - i->zygote_started_ns) / 1e9,
+                                          i->h.userdata);
+                fresh_ready(i);
+                return;
+        }
+        /* died: its running requests end on their own; build another one.
+         * Until then requests run in pool jails. */
+        zygote_free(TAKE_PTR(i->zygote));
+        i->zygote_failures++;
+        fresh_ready(i);
+        zygote_schedule(i);
+        if (i->state == INSTANCE_DRAINING && !i->calls)
+                instance_fresh_drained(i);
+}
+
+static void zygote_build(Instance *i) {
+        if (i->zygote || !zygote_new || (i->state != INSTANCE_STARTING && i->state != INSTANCE_READY))
+                return;
+        JailConfig c;
+        instance_config(i, &c);
+        i->zygote_started_ns = instance_mono_ns();
+        int r = zygote_new(i->h.loop, &c, on_zygote_event, i, &i->zygote);
+        if (r < 0) {
+                i->zygote = NULL;
+                i->zygote_failures++;
+                fresh_ready(i);
+                zygote_schedule(i);
+        }
+}
+
+static void on_zygote_timer(uv_timer_t *t) {
+        zygote_build(t->data);
+}
+
+static void zygote_schedule(Instance *i) {
+        if (i->freeing || (i->state != INSTANCE_STARTING && i->state != INSTANCE_READY))
+                return;
+        uint64_t delay = ZYGOTE_RETRY_MIN_MS << (i->zygote_failures > 7 ? 7 : i->zygote_failures);
+        uv_timer_start(&i->zygote_timer, on_zygote_timer, delay > ZYGOTE_RETRY_MAX_MS ? ZYGOTE_RETRY_MAX_MS : delay, 0);
+}
+
+void instance_start(Instance *i, const char *code_dir) {
+        char why[256] = "";
+        if (i->state != INSTANCE_STARTING || i->code_path)
+                return; /* not waiting for its code */
+        if (code_resolve(i, code_dir) < 0) {
+                instance_set_state(i, INSTANCE_FAILED, "setup_error: out of memory");
+                return;
+        }
+        JailConfig c;
+        instance_config(i, &c);
+        if (jail_config_check(&c, why, sizeof why) < 0) {
+                instance_set_state(i, INSTANCE_FAILED, "setup_error: %s", why);
+                return;
+        }
+        if (i->service) {
+                instance_service_start(i);
+                return;
+        }
+        if (zygote_new)
+                zygote_build(i);
+        else
+                fresh_ready(i);
+}
+
+void instance_fail(Instance *i, const char *reason) {
+        if (i->state == INSTANCE_STARTING)
+                instance_set_state(i, INSTANCE_FAILED, "%s", reason);
+}
+
+/* ----- fresh mode: requests ----- */
+
+struct InstanceCall {
+        Instance *inst;
+        InstanceCall *prev, *next;
+        char *body;
+        size_t len;
+        Jail *jail;
+        ZygoteChild *child;
+        uv_timer_t timer;        /* a request timeout shorter than the zygote's */
+        bool cancelled, timed_out, timer_on;
+        instance_reply_fn fn;
+        void *userdata;
+        uint64_t start_ns;
+};
+
+static void call_closed(uv_handle_t *h) {
+        InstanceCall *c = h->data;
+        free(c->body);
+        free(c);
+}
+
+/* The request is over (r NULL: cancelled before a result). */
+static void call_finish(InstanceCall *c, JailResult *r) {
+        Instance *i = c->inst;
+        if (c->timer_on)
+                uv_timer_stop(&c->timer);
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                i->calls = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        i->inflight--;
+        if (r && c->timed_out && r->status == JAIL_KILLED)
+                r->status = JAIL_TIMEOUT; /* our deadline, not a kill from outside */
+        if (r)
+                instance_log_output(i, &r->err);
+        if (i->h.request_done)
+                i->h.request_done(i, r ? jail_status_to_string(r->status) : "cancelled",
+                                  (double) (instance_mono_ns() - c->start_ns) / 1e9, i->h.userdata);
+        if (r && !c->cancelled && c->fn)
+                c->fn(r, c->userdata);
+        if (i->h.pool && *i->h.pool)
+                pool_refill(*i->h.pool); /* the reply is out: replace the jail now */
+        uv_close((uv_handle_t *) &c->timer, call_closed);
+        if (i->state == INSTANCE_DRAINING && !i->calls)
+                instance_fresh_drained(i);
+}
+
+static void on_call_jail_done(Jail *j, JailResult *r, void *userdata) {
+        InstanceCall *c = userdata;
+        c->jail = NULL;
+        jail_free(j); /* its teardown goes on */
+        call_finish(c, r);
+}
+
+static void on_call_child_done(Jail *j, JailResult *r, void *userdata) {
+        InstanceCall *c = userdata;
+        (void) j;
+        c->child = NULL;
+        call_finish(c, r);
+}
+
+static void on_call_timeout(uv_timer_t *t) {
+        InstanceCall *c = t->data;
+        c->timed_out = true;
+        if (c->child)
+                zygote_child_kill(c->child);
+}
+
+static int call_in_pool(Instance *i, InstanceCall *c, uint64_t timeout_ns, char *why, size_t len) {
+        JailConfig cfg;
+        instance_config(i, &cfg);
+        cfg.stdin_data = c->body;
+        cfg.stdin_len = c->len;
+        cfg.limits.timeout_ns = timeout_ns;
+        Pool *pool = i->h.pool ? *i->h.pool : NULL;
+        Jail *j = pool ? pool_take(pool) : NULL;
+        int r;
+        if (j) {
+                if ((r = jail_start(j, &cfg, on_call_jail_done, c, why, len)) < 0) {
+                        pool_put(pool, j);
+                        return r;
+                }
+        } else if ((r = jail_spawn(i->h.loop, &cfg, on_call_jail_done, c, &j)) < 0) {
+                snprintf(why, len, "could not start the jail: %s", strerror(-r));
+                return r;
+        }
+        c->jail = j;
+        return 0;
+}
+
+int instance_invoke(Instance *i, const ProtoInvoke *inv, const char *body, size_t len, instance_reply_fn fn,
+                    void *userdata, InstanceCall **ret, char *why, size_t why_len) {
+        if (i->state != INSTANCE_READY || i->service)
+                return snprintf(why, why_len, "instance %s is %s", i->id, instance_state_to_string(i->state)),
+                       PROTO_INVOKE_NOT_READY;
+        if (i->inflight >= i->slots)
+                return snprintf(why, why_len, "instance %s has no free slot (%u in flight)", i->id, i->inflight),
+                       PROTO_INVOKE_BUSY;
+        InstanceCall *c = calloc(1, sizeof *c);
+        char *copy = c ? malloc(len ? len : 1) : NULL;
+        if (!copy) {
+                free(c);
+                return snprintf(why, why_len, "out of memory"), PROTO_INVOKE_FAILED;
+        }
+        memcpy(copy, body, len);
+        *c = (InstanceCall) { .inst = i, .body = copy, .len = len, .fn = fn, .userdata = userdata,
+                              .start_ns = instance_mono_ns() };
+        uv_timer_init(i->h.loop, &c->timer);
+        c->timer.data = c;
+        uint64_t timeout_ns = i->limits.timeout_ns;
+        if (inv->timeout_ms && inv->timeout_ms * 1000000ULL < timeout_ns)
+                timeout_ns = inv->timeout_ms * 1000000ULL;
+        int r = -ENOTCONN;
+        if (i->zygote && zygote_is_ready(i->zygote)) {
+                r = zygote_fork(i->zygote, c->body, len, on_call_child_done, c, &c->child);
+                if (r >= 0 && timeout_ns < i->limits.timeout_ns) {
+                        uv_timer_start(&c->timer, on_call_timeout, timeout_ns / 1000000, 0);
+                        c->timer_on = true;
+                }
+        }
+        if (r < 0 && (r = call_in_pool(i, c, timeout_ns, why, why_len)) < 0) {
+                uv_close((uv_handle_t *) &c->timer, call_closed);
+                return PROTO_INVOKE_FAILED;
+        }
+        c->next = i->calls;
+        if (i->calls)
+                i->calls->prev = c;
+        i->calls = c;
+        i->inflight++;
+        *ret = c;
+        return 0;
+}
+
+void instance_call_cancel(InstanceCall *c) {
+        if (c->cancelled)
+                return;
+        c->cancelled = true;
+        if (c->child)
+                zygote_child_kill(c->child); /* done follows, without a reply */
+        else if (c->jail) {
+                c->jail = jail_free(c->jail); /* killed; done will not fire */
+                call_finish(c, NULL);
+        }
+}
+
+/* ----- draining ----- */
+
+/* A fresh instance has nothing left running: it is stopped. */
+void instance_fresh_drained(Instance *i) {
+        uv_timer_stop(&i->drain_timer);
+        uv_timer_stop(&i->zygote_timer);
+        if (i->zygote)
+                zygote_free(TAKE_PTR(i->zygote));
+        instance_set_state(i, INSTANCE_STOPPED, "drained");
+}
+
+static void kill_calls(Instance *i) {
+        for (InstanceCall *c = i->calls; c; c = c->next) {
+                if (c->child)
+                        zygote_child_kill(c->child);
+                else if (c->jail)
+                        jail_kill(c->jail);
+        }
+}
+
+static void on_drain_timer(uv_timer_t *t) {
+        Instance *i = t->data;
+        if (i->service)
+                instance_service_kill(i);
+        else
+                kill_calls(i);
+}
+
+void instance_drain(Instance *i, bool now) {
+        if (i->state == INSTANCE_STOPPED || i->state == INSTANCE_FAILED) {
+                if (now && i->service)
+                        instance_service_kill(i);
+                return;
+        }
+        if (i->state == INSTANCE_STARTING && i->service && !i->jail) {
+                instance_set_state(i, INSTANCE_STOPPED, "drained"); /* never started */
+                return;
+        }
+        if (i->state != INSTANCE_DRAINING)
+                instance_set_state(i, INSTANCE_DRAINING, "draining");
+        uv_timer_stop(&i->zygote_timer);
+        if (i->service) {
+                instance_service_drain(i, now);
+                return;
+        }
+        if (!i->calls) {
+                instance_fresh_drained(i);
+                return;
+        }
+        uint64_t ms = i->limits.timeout_ns / 1000000 + 1000;
+        if (now)
+                kill_calls(i);
+        else if (!uv_is_active((uv_handle_t *) &i->drain_timer))
+                uv_timer_start(&i->drain_timer, on_drain_timer, ms > INSTANCE_DRAIN_MAX_MS ? INSTANCE_DRAIN_MAX_MS : ms, 0);
+}
