@@ -10,17 +10,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "controller/cluster.h"
 #include "lib/manifest.h"
 
 const HttpRoute api_routes[] = {
         { "GET",    "/healthz",                    api_healthz,         HTTP_PUBLIC,          0 },
         { "GET",    "/readyz",                     api_readyz,          HTTP_PUBLIC,          0 },
+        { "GET",    "/metrics",                    api_metrics,         HTTP_PUBLIC,          0 },
         { "HEAD",   "/v1/artifacts/*",             api_artifact_head,   TOKEN_ROLE_DEVELOPER, 0 },
+        { "GET",    "/v1/artifacts/*",             api_artifact_get,    TOKEN_ROLE_ADMIN,     0 },
         { "PUT",    "/v1/artifacts/*",             api_artifact_put,    TOKEN_ROLE_DEVELOPER, STORE_ARTIFACT_MAX },
         { "GET",    "/v1/functions",               api_functions_list,  TOKEN_ROLE_INVOKER,   0 },
         { "POST",   "/v1/functions",               api_function_deploy, TOKEN_ROLE_DEVELOPER, HTTP_JSON_MAX },
         { "GET",    "/v1/functions/*",             api_function_get,    TOKEN_ROLE_INVOKER,   0 },
         { "DELETE", "/v1/functions/*",             api_function_delete, TOKEN_ROLE_DEVELOPER, 0 },
+        { "GET",    "/v1/functions/*/logs",        api_function_logs,   TOKEN_ROLE_DEVELOPER, 0 },
         { "GET",    "/v1/functions/*/revisions",   api_revisions_list,  TOKEN_ROLE_INVOKER,   0 },
         { "GET",    "/v1/functions/*/revisions/*", api_revision_get,    TOKEN_ROLE_INVOKER,   0 },
         { "GET",    "/v1/functions/*/traffic",     api_traffic_get,     TOKEN_ROLE_INVOKER,   0 },
@@ -29,6 +33,12 @@ const HttpRoute api_routes[] = {
         { "POST",   "/v1/tokens",                  api_token_create,    TOKEN_ROLE_ADMIN,     HTTP_JSON_MAX },
         { "DELETE", "/v1/tokens/*",                api_token_revoke,    TOKEN_ROLE_ADMIN,     0 },
         { "GET",    "/v1/nodes",                   api_nodes_list,      TOKEN_ROLE_ADMIN,     0 },
+        /* the data plane (docs/internals.md): node agents and activators */
+        { "PUT",    "/v1/nodes/*/status",          api_node_status,     TOKEN_ROLE_ADMIN,     CLUSTER_STATUS_MAX },
+        { "GET",    "/v1/nodes/*/assignments",     api_node_assignments, TOKEN_ROLE_ADMIN,    0 },
+        { "GET",    "/v1/routes",                  api_routes_get,      TOKEN_ROLE_ADMIN,     0 },
+        { "POST",   "/v1/activator/stats",         api_activator_stats, TOKEN_ROLE_ADMIN,     HTTP_JSON_MAX },
+        { "POST",   "/v1/activator/poke",          api_activator_poke,  TOKEN_ROLE_ADMIN,     HTTP_JSON_MAX },
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 

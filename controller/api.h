@@ -15,8 +15,11 @@
 #define API_TOKEN_NAMESPACES_MAX 64
 #define API_DESCRIPTION_MAX     256
 
+struct Cluster;
+
 typedef struct Api {
         Store *store;
+        struct Cluster *cluster;        /* the data plane (controller/cluster.h) */
 } Api;
 
 extern const HttpRoute api_routes[];
@@ -45,6 +48,8 @@ int api_limit(HttpRequest *req, size_t *ret, HttpResponse *resp);
 /* A resourceVersion from a JSON value or query text: -1 when absent. */
 int api_resource_version_json(const json_t *v, int64_t *ret, HttpResponse *resp);
 int api_resource_version_query(HttpRequest *req, int64_t *ret, HttpResponse *resp);
+/* ?after=V&waitMs=W of a long poll (waitMs at most CLUSTER_WAIT_MAX_MS). */
+int api_long_poll_params(HttpRequest *req, uint64_t *ret_after, int64_t *ret_wait, HttpResponse *resp);
 /* A path segment that must be a DNS-1123 name (400 otherwise). */
 int api_name_param(HttpRequest *req, size_t i, const char *what, const char **ret, HttpResponse *resp);
 /* Map a store error to 404 / 409 / 500 (logging the 500s once). */
@@ -73,15 +78,23 @@ json_t *traffic_entry_json(const char *revision, unsigned percent, const char *t
 
 void api_healthz(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_readyz(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_metrics(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_nodes_list(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_node_status(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_node_assignments(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_routes_get(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_activator_stats(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_activator_poke(Api *api, HttpRequest *req, HttpResponse *resp);
 
 void api_artifact_head(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_artifact_get(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_artifact_put(Api *api, HttpRequest *req, HttpResponse *resp);
 
 void api_functions_list(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_function_deploy(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_function_get(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_function_delete(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_function_logs(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_revisions_list(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_revision_get(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_traffic_get(Api *api, HttpRequest *req, HttpResponse *resp);

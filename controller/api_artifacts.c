@@ -1,6 +1,10 @@
 /* controller/api_artifacts.c: content-addressed code. PUT keeps the body
  * only when its SHA-256 is the one in the path (the body was already bounded
- * by STORE_ARTIFACT_MAX while it arrived); HEAD says whether it is there. */
+ * by STORE_ARTIFACT_MAX while it arrived); HEAD says whether it is there;
+ * GET gives the bytes to node agents. */
+#include <errno.h>
+#include <stdlib.h>
+
 #include "controller/api.h"
 
 #include "lib/artifact.h"
@@ -27,6 +31,23 @@ void api_artifact_head(Api *api, HttpRequest *req, HttpResponse *resp) {
                 http_error(resp, 404, "not_found", NULL, "artifact %s: not found", digest);
         else
                 http_reply(resp, 200, json_pack("{s:s}", "digest", digest));
+}
+
+/* The tar bytes, for node agents (admin tokens: a digest alone must not
+ * open another tenant's code to a developer). */
+void api_artifact_get(Api *api, HttpRequest *req, HttpResponse *resp) {
+        const char *digest;
+        void *data = NULL;
+        size_t len = 0;
+        if (digest_param(req, &digest, resp) < 0)
+                return;
+        int r = store_artifact_get(api->store, digest, &data, &len);
+        if (r == -ENOENT)
+                http_error(resp, 404, "not_found", NULL, "artifact %s: not found", digest);
+        else if (r < 0)
+                api_store_error(api, resp, r, "artifact");
+        else
+                http_reply_raw(resp, 200, "application/x-tar", data ? data : strdup(""), len);
 }
 
 void api_artifact_put(Api *api, HttpRequest *req, HttpResponse *resp) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "controller/cluster.h"
 #include "lib/artifact.h"
 #include "lib/manifest.h"
 
@@ -228,6 +229,9 @@ void api_function_deploy(Api *api, HttpRequest *req, HttpResponse *resp) {
                 http_error(resp, 422, "missing_artifact", "codeDigest", "codeDigest: %s is not stored", d.code_digest);
         else if (r < 0)
                 api_store_error(api, resp, r, m->name);
-        else
+        else {
+                if (api->cluster)
+                        cluster_function_changed(api->cluster, ns, m->name);
                 deploy_answer(api, ns, m->name, &res, resp);
+        }
 }

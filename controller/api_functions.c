@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controller/cluster.h"
 #include "lib/manifest.h"
 
 /* ---- lists of functions ------------------------------------------------------ */
@@ -186,7 +187,32 @@ void api_function_get(Api *api, HttpRequest *req, HttpResponse *resp) {
                 api_store_error(api, resp, r, name);
                 return;
         }
-        http_reply(resp, 200, render_function(&f));
+        json_t *out = render_function(&f);
+        json_t *status = api->cluster ? cluster_function_status(api->cluster, ns, name) : NULL;
+        if (out && json_object_set_new(out, "status", status ? status : json_null()) < 0)
+                out = (json_decref(out), NULL);
+        http_reply(resp, 200, out);
+}
+
+/* The last stderr lines of the function's instances (?limit=, default and
+ * most CLUSTER_LOG_LINES), oldest first. */
+void api_function_logs(Api *api, HttpRequest *req, HttpResponse *resp) {
+        const char *ns, *name, *l = http_query(req, "limit");
+        if (function_params(req, TOKEN_ROLE_DEVELOPER, &ns, &name, resp) < 0)
+                return;
+        long limit = CLUSTER_LOG_LINES;
+        if (l && (strspn(l, "0123456789") != strlen(l) || !*l || strlen(l) > 5 || (limit = atol(l)) < 1 ||
+                  limit > CLUSTER_LOG_LINES)) {
+                http_error(resp, 400, "bad_request", "limit", "limit: expected 1 to %d", CLUSTER_LOG_LINES);
+                return;
+        }
+        _cleanup_(store_function_clearp) StoreFunction f = {};
+        int r = store_function_get(api->store, ns, name, &f);
+        if (r < 0) {
+                api_store_error(api, resp, r, name);
+                return;
+        }
+        http_reply(resp, 200, cluster_function_logs(api->cluster, ns, name, (size_t) limit));
 }
 
 void api_function_delete(Api *api, HttpRequest *req, HttpResponse *resp) {
@@ -200,6 +226,8 @@ void api_function_delete(Api *api, HttpRequest *req, HttpResponse *resp) {
                 api_store_error(api, resp, r, name);
                 return;
         }
+        if (api->cluster)
+                cluster_function_changed(api->cluster, ns, name);      /* its instances drain */
         http_reply(resp, 200, json_pack("{s:s}", "deleted", name));
 }
 

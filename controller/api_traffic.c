@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "controller/cluster.h"
 #include "lib/manifest.h"
 
 static void store_function_clearp(StoreFunction *f) {
@@ -170,5 +171,7 @@ void api_traffic_put(Api *api, HttpRequest *req, HttpResponse *resp) {
                 api_store_error(api, resp, r, f.name);
                 return;
         }
+        if (api->cluster)
+                cluster_function_changed(api->cluster, now.namespace_, now.name);
         http_reply(resp, 200, traffic_answer(&now));
 }

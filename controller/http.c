@@ -45,7 +45,46 @@ static uint64_t now_ns(void) {
 
 /* ---- responses ----------------------------------------------------------- */
 
+static void response_clear(HttpResponse *resp) {
+        json_decref(resp->body);
+        free(resp->raw);
+        *resp = (HttpResponse) {};
+}
+
+void http_reply_raw(HttpResponse *resp, unsigned status, const char *content_type, char *data, size_t len) {
+        response_clear(resp);
+        if (!data) {
+                http_error(resp, 500, "internal", NULL, "out of memory");
+                return;
+        }
+        resp->status = status;
+        resp->raw = data;
+        resp->raw_len = len;
+        resp->content_type = content_type;
+}
+
+void http_reply_empty(HttpResponse *resp, unsigned status) {
+        response_clear(resp);
+        resp->status = status;
+        resp->empty = true;
+}
+
+void http_defer(HttpRequest *req) {
+        req->deferred = true;
+        MHD_suspend_connection(req->conn);
+}
+
+void http_resume(HttpRequest *req, HttpResponse *resp) {
+        req->deferred_resp = *resp;
+        *resp = (HttpResponse) {};
+        atomic_store(&req->resumed, true);
+        MHD_resume_connection(req->conn);
+}
+
 void http_reply(HttpResponse *resp, unsigned status, json_t *body) {
+        free(resp->raw);
+        resp->raw = NULL;
+        resp->empty = false;
         json_decref(resp->body);
         resp->status = body ? status : 500;
         resp->body = body;
@@ -82,17 +121,19 @@ static char *response_text(const json_t *body, size_t *ret_len) {
 }
 
 static enum MHD_Result http_send(HttpRequest *req, HttpResponse *resp) {
-        size_t len;
-        char *text = response_text(resp->body, &len);
-        if (!text)
+        size_t len = resp->raw ? resp->raw_len : 0;
+        char *text = resp->raw ? TAKE_PTR(resp->raw) : resp->empty ? NULL : response_text(resp->body, &len);
+        if (!text && !resp->empty)
                 return MHD_NO;
         struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
         if (!r) {
                 free(text);
                 return MHD_NO;
         }
-        unsigned status = resp->body ? resp->status : 500;
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        unsigned status = resp->body || text == NULL || resp->content_type ? resp->status : 500;
+        if (text)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        resp->content_type ? resp->content_type : "application/json");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         if (resp->allow)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
@@ -134,6 +175,8 @@ static void request_free(HttpRequest *req) {
         if (!req)
                 return;
         json_decref(req->pending.body);
+        json_decref(req->deferred_resp.body);
+        free(req->deferred_resp.raw);
         for (size_t i = 0; i < req->n_params; i++)
                 free(req->params[i]);
         free(req->body);
@@ -331,9 +374,12 @@ static enum MHD_Result http_answer(HttpServer *s, HttpRequest *req) {
                            req->body_max);
         else if (req->refused)
                 http_error(&resp, 503, "unavailable", NULL, "too many request bodies in flight; retry");
-        else
+        else {
                 req->route->handler(s->cfg.api, req, &resp);
-        if (!resp.body && resp.status == 0)
+                if (req->deferred)
+                        return MHD_YES;         /* suspended: http_resume answers */
+        }
+        if (!resp.body && !resp.raw && !resp.empty && resp.status == 0)
                 http_error(&resp, 500, "internal", NULL, "the handler gave no answer");
         return http_send(req, &resp);
 }
@@ -366,6 +412,14 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
                         return request_refuse(req, &resp);
                 return MHD_YES;
         }
+        if (req->deferred) {            /* a long poll, back from suspension */
+                if (!atomic_load(&req->resumed))
+                        return MHD_YES;
+                HttpResponse resp = req->deferred_resp;
+                req->deferred_resp = (HttpResponse) {};
+                req->deferred = false;
+                return http_send(req, &resp);
+        }
         if (req->status != 0) {         /* answered already; drop the rest */
                 *upload_data_size = 0;
                 return MHD_YES;
@@ -380,11 +434,14 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 
 /* One line per request: method, path (printable characters only), status,
  * milliseconds. Never a header, a query string or a body. */
-static void http_completed(void *cls _unused_, struct MHD_Connection *conn _unused_, void **con_cls,
+static void http_completed(void *cls, struct MHD_Connection *conn _unused_, void **con_cls,
                            enum MHD_RequestTerminationCode toe _unused_) {
+        HttpServer *s = cls;
         HttpRequest *req = *con_cls;
         if (!req)
                 return;
+        if (req->status && s->cfg.observe)
+                s->cfg.observe(s->cfg.api, req->route, req->status);
         char path[128];
         size_t i;
         for (i = 0; req->path[i] && i < sizeof path - 1; i++)
@@ -412,7 +469,8 @@ int http_server_start(const HttpConfig *cfg, HttpServer **ret) {
                 return -ENOMEM;
         s->cfg = *cfg;
         s->daemon = MHD_start_daemon(
-                MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, http_access, s,
+                MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+                http_access, s,
                 MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL,
                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket) cfg->listen_fd,
                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned) HTTP_THREADS,

@@ -24,11 +24,16 @@ struct Api;
 typedef struct HttpRequest HttpRequest;
 typedef struct HttpServer HttpServer;
 
-/* What a handler answers: a status and a JSON body (owned; NULL: none). */
+/* What a handler answers: a status and a JSON body (owned; NULL: none),
+ * or bytes of another type (raw, owned), or nothing at all (empty: 204). */
 typedef struct HttpResponse {
         unsigned status;
         json_t *body;
         const char *allow;      /* the Allow header of a 405 */
+        char *raw;              /* malloc'd; sent as is with content_type */
+        size_t raw_len;
+        const char *content_type;
+        bool empty;
 } HttpResponse;
 
 typedef void (*HttpHandler)(struct Api *api, HttpRequest *req, HttpResponse *resp);
@@ -65,6 +70,9 @@ struct HttpRequest {
         char allow[64];         /* the Allow header of a 405 */
         unsigned status;
         uint64_t start_ns;
+        bool deferred;          /* suspended until http_resume */
+        _Atomic bool resumed;
+        HttpResponse deferred_resp;
 };
 
 typedef struct HttpConfig {
@@ -72,6 +80,8 @@ typedef struct HttpConfig {
         const HttpRoute *routes;
         size_t n_routes;
         struct Api *api;
+        /* called once per answered request (route NULL: no route matched) */
+        void (*observe)(struct Api *api, const HttpRoute *route, unsigned status);
 } HttpConfig;
 
 int http_server_start(const HttpConfig *cfg, HttpServer **ret);
@@ -84,6 +94,19 @@ const char *http_header(HttpRequest *req, const char *key);
 
 /* Set the response (takes body; body NULL answers out of memory). */
 void http_reply(HttpResponse *resp, unsigned status, json_t *body);
+/* A body that is not JSON, or JSON already rendered (takes data, malloc'd). */
+void http_reply_raw(HttpResponse *resp, unsigned status, const char *content_type, char *data, size_t len);
+/* No body at all (204, 202). */
+void http_reply_empty(HttpResponse *resp, unsigned status);
+
+/* Long polls. A handler that cannot answer yet calls http_defer(req) and
+ * leaves resp alone: the connection is suspended and holds no thread.
+ * Exactly one http_resume(req, resp) later, from any thread, answers it
+ * (taking resp's contents). Every deferred request must be resumed before
+ * http_server_stop. */
+void http_defer(HttpRequest *req);
+void http_resume(HttpRequest *req, HttpResponse *resp);
+
 /* The error shape {"error": {"type", "message", "field"}}; field may be NULL. */
 void http_error(HttpResponse *resp, unsigned status, const char *type, const char *field,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));

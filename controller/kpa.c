@@ -7,7 +7,8 @@
  * scaleToZeroAfter without any traffic. Pure: the caller brings the clock. */
 #include "controller/kpa.h"
 
-#include <math.h>
+#define MANIFEST_SCALE_LIMIT 1e6  /* no decision goes above this many instances */
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,6 +77,20 @@ static void reason_add(KpaDecision *d, const char *fmt, ...) {
         va_end(ap);
 }
 
+/* ceil and floor for the non-negative values here, without libm. */
+static double up_int(double v) {
+        if (!(v > 0))
+                return 0;
+        if (v >= 9e15)
+                return 9e15;
+        double t = (double) (int64_t) v;
+        return t < v ? t + 1 : t;
+}
+
+static double down_int(double v) {
+        return v > 0 ? (v >= 9e15 ? 9e15 : (double) (int64_t) v) : 0;
+}
+
 static double clampd(double v, double lo, double hi) {
         return v < lo ? lo : v > hi ? hi : v;
 }
@@ -100,8 +115,10 @@ static uint32_t decide_windows(KpaState *s, const KpaConfig *cfg, const KpaInput
         double per = (double) cfg->target * KPA_TARGET_UTILIZATION;
         d->stable_concurrency = kpa_window_average(s, in->now_ms, cfg->stable_window_ms);
         d->panic_concurrency = kpa_window_average(s, in->now_ms, cfg->panic_window_ms);
-        double dspc = ceil(d->stable_concurrency / per), dppc = ceil(d->panic_concurrency / per);
-        double up = ceil(cfg->max_scale_up_rate * ready), down = floor(ready / cfg->max_scale_down_rate);
+        double dspc = up_int(d->stable_concurrency / per), dppc = up_int(d->panic_concurrency / per);
+        double up = up_int(cfg->max_scale_up_rate * ready), down = down_int(ready / cfg->max_scale_down_rate);
+        if (up > MANIFEST_SCALE_LIMIT)
+                up = MANIFEST_SCALE_LIMIT;
         double stable = clampd(dspc, down, up), panic = clampd(dppc, down, up);
         panic_update(s, cfg, in->now_ms, dppc / ready >= KPA_PANIC_THRESHOLD);
         d->panicking = s->panic_since_ms >= 0;
@@ -119,7 +136,7 @@ static uint32_t decide_windows(KpaState *s, const KpaConfig *cfg, const KpaInput
                            (unsigned long long) (cfg->panic_window_ms / 1000), dppc, in->ready, s->max_panic);
                 want = s->max_panic;
         }
-        double wanted = d->panicking ? fmax(dspc, dppc) : dspc;
+        double wanted = d->panicking && dppc > dspc ? dppc : dspc;
         if (wanted > up)
                 reason_add(d, "limited by maxScaleUpRate %g x %.0f ready = %.0f", cfg->max_scale_up_rate, ready, up);
         else if (!d->panicking && wanted < down)

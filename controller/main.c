@@ -1,7 +1,9 @@
-/* controller/main.c: fnbox-controller. Parses its options, opens the data
- * folder and the store, makes the first admin token, serves the REST API
- * (controller/http.c, controller/api*.c) until SIGTERM or SIGINT, and says
- * where it listens on stdout and to systemd (READY=1). */
+/* controller/main.c: fnbox-controller. Parses its options, binds its port,
+ * opens the data folder and the store, makes the first admin token, drops
+ * root (to --user) when it has it, starts the cluster (controller/cluster.h:
+ * autoscaler, scheduler, the data plane's endpoints) and serves the REST
+ * API (controller/http.c, controller/api*.c) until SIGTERM or SIGINT; it
+ * says where it listens on stdout and to systemd (READY=1). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,8 +16,11 @@
 
 #include "controller/api.h"
 #include "controller/bootstrap.h"
+#include "controller/cluster.h"
 #include "controller/http.h"
 #include "controller/listen.h"
+#include "controller/privilege.h"
+#include "lib/quantity.h"
 #include "lib/store.h"
 #include "lib/util.h"
 
@@ -25,6 +30,8 @@ typedef struct Options {
         const char *data_dir;
         const char *store;
         const char *listen;
+        const char *node_lease;
+        const char *user;
 } Options;
 
 static const struct {
@@ -39,12 +46,17 @@ static const struct {
           "sqlite:PATH or postgres://... (default sqlite:DATA_DIR/fnbox.db)" },
         { "--listen", offsetof(Options, listen), "ADDR:PORT",
           "where to serve the API (default 127.0.0.1:8081; port 0: the kernel picks)" },
+        { "--node-lease", offsetof(Options, node_lease), "DURATION",
+          "a node silent this long is lost and its instances go elsewhere (default 5s)" },
+        { "--user", offsetof(Options, user), "NAME",
+          "started as root, run as this user once the port and store are open (default fnbox)" },
 };
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: " PROG " [--data-dir DIR] [--store URL] [--listen ADDR:PORT]\n\n");
+        fprintf(f, "usage: " PROG " [--data-dir DIR] [--store URL] [--listen ADDR:PORT] [--node-lease DURATION]\n"
+                   "       [--user NAME]\n\n");
         for (size_t i = 0; i < ELEMENTSOF(option_table); i++)
-                fprintf(f, "  %-10s %-10s %s\n", option_table[i].name, option_table[i].arg, option_table[i].help);
+                fprintf(f, "  %-12s %-10s %s\n", option_table[i].name, option_table[i].arg, option_table[i].help);
         fprintf(f, "  %-21s %s\n", "--help", "this text");
 }
 
@@ -116,7 +128,7 @@ static int open_store(const Options *o, const char *data_dir, Store **ret) {
         return r;
 }
 
-static int prepare(const Options *o, const char *data_dir, Store **ret_store) {
+static int prepare(const Options *o, const char *data_dir, Store **ret_store, int *ret_dir_fd) {
         _cleanup_close_ int dir_fd = -1;
         int r = bootstrap_data_dir(data_dir, &dir_fd);
         if (r < 0) {
@@ -132,23 +144,69 @@ static int prepare(const Options *o, const char *data_dir, Store **ret_store) {
         else if (r > 0)
                 fprintf(stderr, PROG ": created the first admin token; it is in %s/%s (mode 0600)\n",
                         data_dir, BOOTSTRAP_TOKEN_FILE);
+        if (r >= 0)
+                *ret_dir_fd = TAKE_FD(dir_fd);
         return r < 0 ? r : 0;
 }
 
-static int serve(Store *store, const char *listen_spec, const sigset_t *sigs) {
-        char url[LISTEN_URL_MAX];
-        int fd, sig = 0;
-        int r = listen_open(listen_spec, &fd, url);
+/* Root is needed only to bind a low port and to own /var/lib/fnbox: from
+ * here on the controller runs as --user, which gets the data folder. A
+ * controller started as someone else stays who it is. */
+static int drop_root(const Options *o, int dir_fd, const char *data_dir) {
+        char err[512];
+        if (geteuid() != 0)
+                return 0;
+        const char *sqlite = o->store && strncmp(o->store, "sqlite:", 7) == 0 ? o->store + 7 : NULL;
+        int r = privilege_drop(o->user, dir_fd, sqlite, err, sizeof err);
         if (r < 0) {
-                fprintf(stderr, PROG ": cannot listen on %s: %s\n", listen_spec, strerror(-r));
+                fprintf(stderr, PROG ": %s\n", err);
                 return r;
         }
-        Api api = { .store = store };
-        HttpConfig cfg = { .listen_fd = fd, .routes = api_routes, .n_routes = api_n_routes, .api = &api };
+        if (access(data_dir, R_OK | W_OK | X_OK) < 0)
+                fprintf(stderr, PROG ": warning: as %s, %s is not reachable by path (%m); a parent folder is "
+                        "closed to it\n", o->user, data_dir);
+        fprintf(stderr, PROG ": running as %s\n", o->user);
+        return 0;
+}
+
+static void observe(Api *api, const HttpRoute *route, unsigned status) {
+        char endpoint[96];
+        snprintf(endpoint, sizeof endpoint, "%s %s", route ? route->method : "-", route ? route->pattern : "unmatched");
+        cluster_count_request(api->cluster, endpoint, status);
+}
+
+static int lease_parse(const char *s, int64_t *ret) {
+        uint64_t ns;
+        if (!s) {
+                *ret = CLUSTER_LEASE_DEFAULT_MS;
+                return 0;
+        }
+        if (quantity_parse_duration(s, &ns) < 0 || ns / 1000000 < CLUSTER_LEASE_MIN_MS ||
+            ns / 1000000 > CLUSTER_LEASE_MAX_MS) {
+                fprintf(stderr, PROG ": --node-lease %s: expected a duration from %dms to %ds, such as 5s\n", s,
+                        CLUSTER_LEASE_MIN_MS, CLUSTER_LEASE_MAX_MS / 1000);
+                return -EINVAL;
+        }
+        *ret = (int64_t) (ns / 1000000);
+        return 0;
+}
+
+static int serve(Store *store, Cluster *cluster, int fd, const char *url, const sigset_t *sigs) {
+        int sig = 0;
+        Api api = { .store = store, .cluster = cluster };
+        HttpConfig cfg = { .listen_fd = fd, .routes = api_routes, .n_routes = api_n_routes, .api = &api,
+                           .observe = observe };
         HttpServer *server = NULL;
+        int r = cluster_start(cluster);
+        if (r < 0) {
+                safe_close(fd);
+                fprintf(stderr, PROG ": cannot start the cluster: %s\n", strerror(-r));
+                return r;
+        }
         r = http_server_start(&cfg, &server);
         if (r < 0) {
                 safe_close(fd);
+                cluster_stop(cluster);
                 fprintf(stderr, PROG ": cannot start the HTTP server: %s\n", strerror(-r));
                 return r;
         }
@@ -159,12 +217,17 @@ static int serve(Store *store, const char *listen_spec, const sigset_t *sigs) {
                 ;
         sd_notify(0, "STOPPING=1");
         fprintf(stderr, PROG ": %s: stopping\n", strsignal(sig));
+        cluster_stop(cluster);          /* answers the long polls first */
         http_server_stop(server);
         return 0;
 }
 
+static void cluster_freep(Cluster **c) {
+        cluster_free(*c);
+}
+
 int main(int argc, char **argv) {
-        Options o = { .listen = "127.0.0.1:8081" };
+        Options o = { .listen = "127.0.0.1:8081", .user = "fnbox" };
         sigset_t sigs;
         if (stdio_ensure() < 0)
                 return 1;
@@ -178,8 +241,23 @@ int main(int argc, char **argv) {
         const char *data_dir = o.data_dir ? o.data_dir : default_dir;
         if (!data_dir)
                 return 1;
+        ClusterConfig ccfg = {};
+        if (lease_parse(o.node_lease, &ccfg.lease_ms) < 0)
+                return 2;
+        char url[LISTEN_URL_MAX];
+        _cleanup_close_ int listen_fd = -1, dir_fd = -1;
+        r = listen_open(o.listen, &listen_fd, url);
+        if (r < 0) {
+                fprintf(stderr, PROG ": cannot listen on %s: %s\n", o.listen, strerror(-r));
+                return 1;
+        }
         _cleanup_store_ Store *store = NULL;
-        if (prepare(&o, data_dir, &store) < 0 || serve(store, o.listen, &sigs) < 0)
+        _cleanup_(cluster_freep) Cluster *cluster = NULL;
+        if (prepare(&o, data_dir, &store, &dir_fd) < 0 || drop_root(&o, dir_fd, data_dir) < 0)
+                return 1;
+        if (cluster_new(store, &ccfg, &cluster) < 0)
+                return 1;
+        if (serve(store, cluster, TAKE_FD(listen_fd), url, &sigs) < 0)
                 return 1;
         return 0;
 }
