@@ -351,6 +351,8 @@ static int start_data_plane(Up *u, const VerbArgs *a, const char *api) {
         arg(&r, u->d[D_RUNTIME].name);
         arg(&r, "serve"), arg(&r, "--socket"), arg(&r, sock), arg(&r, "--invoke-socket"), arg(&r, invoke);
         arg(&r, "--controller"), arg(&r, api), arg(&r, "--token-file"), arg(&r, u->token_file);
+        /* the activator, running as this user, may use the invoke socket */
+        arg(&r, "--invoke-uid"), arg(&r, a->user ? a->user : "fnbox");
         if (a->node)
                 arg(&r, "--node"), arg(&r, a->node);
         for (size_t i = 0; i < a->n_labels; i++)

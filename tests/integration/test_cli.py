@@ -899,9 +899,9 @@ if name == "fnbox-controller":
         os.makedirs(opt("--data-dir"), exist_ok=True)
         with open(tok, "w") as f:
             f.write("fnb_fake_token\n")
-    print("fnbox-controller: listening on http://%s" % opt("--listen").replace(":0", ":18081"), flush=True)
+    print("fnbox-controller: listening on http://%s" % opt("--listen").replace(":0", ":9"), flush=True)
 elif name == "fnbox-activator":
-    print("fnbox-activator: listening on http://%s" % opt("--listen").replace(":0", ":18080"), flush=True)
+    print("fnbox-activator: listening on http://%s" % opt("--listen").replace(":0", ":19"), flush=True)
 else:
     print("fnbox-runtime: node %s registering" % opt("--node"), flush=True)
     print("fnbox-runtime: node %s ready (invoke unix:%s)" % (opt("--node"), opt("--invoke-socket")), flush=True)
@@ -996,28 +996,29 @@ def up_run_and_stop(t, up):
     p = up.start("--label", "zone=a", "--label", "disk=ssd")
     try:
         out = up.wait_for(p, "Try it")
-        check("invoke     http://127.0.0.1:18080/fn/NAME" in out, "invocation URL", out)
-        check(re.search(r"API\s+http://127.0.0.1:18081\s+\(admin token in %s\)" %
+        check("invoke     http://127.0.0.1:19/fn/NAME" in out, "invocation URL", out)
+        check(re.search(r"API\s+http://127.0.0.1:9\s+\(admin token in %s\)" %
                         re.escape(os.path.join(up.dir, "data", "admin.token")), out), "API URL and token", out)
         check("n1 ready (invoke unix:%s/invoke.sock)" % os.path.join(up.dir, "run") in out, "node line", out)
         check(" call hello -d fnbox" in out and "deploy -f" in out, "try it", out)
         cfg = os.path.join(up.home, ".config", "fnbox", "config.yaml")
         with open(cfg) as f:
             text = f.read()
-        check(text.startswith("# written by fnbox up") and 'url: "http://127.0.0.1:18081"' in text
-              and 'activator: "http://127.0.0.1:18080"' in text and 'token: "fnb_fake_token"' in text,
+        check(text.startswith("# written by fnbox up") and 'url: "http://127.0.0.1:9"' in text
+              and 'activator: "http://127.0.0.1:19"' in text and 'token: "fnb_fake_token"' in text,
               "the CLI config", text)
         check(os.stat(cfg).st_mode & 0o077 == 0, "the config is private")
         starts = {e[0]: e for e in up.events() if e[1] == "start"}
         ctl, rt, act = starts["fnbox-controller"], starts["fnbox-runtime"], starts["fnbox-activator"]
         check("--user" in ctl and ctl[ctl.index("--user") + 1] == "fnbox" and "--listen" in ctl, "controller argv", ctl)
-        check(rt[2] == "uid=0" and rt[3] == "serve" and "http://127.0.0.1:18081" in rt and "--label" in rt
-              and "zone=a" in rt and "disk=ssd" in rt and "--token-file" in rt, "runtime argv", rt)
-        check("http://127.0.0.1:18081" in act and "--token-file" in act, "activator argv", act)
+        check(rt[2] == "uid=0" and rt[3] == "serve" and "http://127.0.0.1:9" in rt and "--label" in rt
+              and "zone=a" in rt and "disk=ssd" in rt and "--token-file" in rt
+              and rt[rt.index("--invoke-uid") + 1] == "fnbox", "runtime argv", rt)
+        check("http://127.0.0.1:9" in act and "--token-file" in act, "activator argv", act)
         # fnbox in "another terminal" finds the stand-in API through the config
         env = {"HOME": up.home, "XDG_CONFIG_HOME": None, "FNBOX_URL": None, "FNBOX_TOKEN": None}
         rc, _, err = t.run("list", env=env, auth=False)
-        check(rc == 8 and "http://127.0.0.1:18081" in err, "the CLI uses what fnbox up wrote", rc, err)
+        check(rc == 8 and "http://127.0.0.1:9" in err, "the CLI uses what fnbox up wrote", rc, err)
         p.send_signal(signal.SIGINT)
         rest, err = p.communicate(timeout=30)
         check(p.returncode == 0, "exit %s after SIGINT" % p.returncode, err.decode()[-2000:])
@@ -1090,7 +1091,7 @@ def up_config_cases(t, up):
     p = up.start()
     try:
         out = up.wait_for(p, "Try it")
-        check("export FNBOX_URL=http://127.0.0.1:18081 FNBOX_ACTIVATOR=http://127.0.0.1:18080 FNBOX_TOKEN=$(cat "
+        check("export FNBOX_URL=http://127.0.0.1:9 FNBOX_ACTIVATOR=http://127.0.0.1:19 FNBOX_TOKEN=$(cat "
               in out, "the env line instead", out)
     finally:
         p.send_signal(signal.SIGTERM)
