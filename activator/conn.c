@@ -224,9 +224,15 @@ static void on_connect(uv_connect_t *cr, int status) {
                 return;
         if (status < 0) {
                 Req *q = c->req;
-                conn_close(c);          /* detaches; q lives on through its connection's ref */
+                char why[ROUTE_ADDR_MAX + 64];
+                snprintf(why, sizeof why, "cannot connect to %s: %s", c->pool ? c->pool->addr : "the instance",
+                         uv_strerror(status));
+                if (q)
+                        q->refs++;
+                conn_close(c);
                 if (q && q->conn)
-                        req_retry(q, false);
+                        req_retry(q, false, why);
+                req_unref(q);
                 return;
         }
         c->connected = true;

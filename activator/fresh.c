@@ -128,7 +128,7 @@ static void on_refused(Conn *c, Req *q) {
         if (how == REFUSAL_FAIL)
                 req_fail(q, ACT_NODE_FAILED, "the node failed to run the request: %s", text);
         else
-                req_retry(q, how == REFUSAL_DROP_INSTANCE);
+                req_retry(q, how == REFUSAL_DROP_INSTANCE, NULL);
 }
 
 /* One frame. Returns 0, 1 when the connection was closed or handed back,
@@ -207,14 +207,17 @@ void fresh_input(Conn *c, const char *data, size_t len) {
  * cannot have run: another instance. After: 502, no retry. */
 void fresh_eof(Conn *c, int error) {
         Req *q = c->req;
-        bool ok = c->result_ok, started = c->got_bytes || c->result_seen;
+        bool ok = c->result_ok, started = c->got_bytes || c->result_seen, reused = c->reused;
+        Backends *b = c->b;
         if (q)
                 q->refs++;
         conn_close(c);
         if (!q)
                 return;
-        if (q->conn && !started && !q->may_have_run)
-                req_retry(q, false);
+        if (q->conn && !started && !q->may_have_run && reused && q->reconnects++ < REQ_RECONNECTS_MAX)
+                backend_start(b, q);    /* a pooled connection the node had closed */
+        else if (q->conn && !started && !q->may_have_run)
+                req_retry(q, false, "the connection to the node broke before the request was sent");
         else if (q->conn && !ok)
                 req_fail(q, ACT_NODE_FAILED, "the connection to the node broke during the request (%s)",
                          error == UV_EOF ? "closed" : uv_strerror(error));

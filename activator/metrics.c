@@ -31,16 +31,19 @@ void fnmetrics_count(FnMetrics *m, unsigned code, double seconds) {
         histogram_add(&m->latency, seconds);
 }
 
-void metrics_write_help(FILE *f) {
-        fputs("# HELP fnbox_activator_requests_total Requests to /fn/ by function and status.\n"
-              "# TYPE fnbox_activator_requests_total counter\n"
-              "# HELP fnbox_activator_request_duration_seconds Time from the request's arrival to its answer's end.\n"
-              "# TYPE fnbox_activator_request_duration_seconds histogram\n"
-              "# HELP fnbox_activator_cold_starts_total Requests that waited for the first instance of their revision.\n"
-              "# TYPE fnbox_activator_cold_starts_total counter\n"
-              "# HELP fnbox_activator_cold_start_wait_seconds How long those requests waited.\n"
-              "# TYPE fnbox_activator_cold_start_wait_seconds histogram\n",
-              f);
+static const char *const family_help[_METRICS_FAMILIES] = {
+        [METRICS_REQUESTS] = "# HELP fnbox_activator_requests_total Requests to /fn/ by function and status.\n"
+                             "# TYPE fnbox_activator_requests_total counter\n",
+        [METRICS_DURATION] = "# HELP fnbox_activator_request_duration_seconds From a request's arrival to its answer's end.\n"
+                             "# TYPE fnbox_activator_request_duration_seconds histogram\n",
+        [METRICS_COLD_STARTS] = "# HELP fnbox_activator_cold_starts_total Requests that waited for the first instance of their revision.\n"
+                                "# TYPE fnbox_activator_cold_starts_total counter\n",
+        [METRICS_COLD_WAIT] = "# HELP fnbox_activator_cold_start_wait_seconds How long those requests waited.\n"
+                              "# TYPE fnbox_activator_cold_start_wait_seconds histogram\n",
+};
+
+void metrics_write_help(FILE *f, int family) {
+        fputs(family_help[family], f);
 }
 
 static void histogram_write(FILE *f, const char *family, const char *labels, const Histogram *h) {
@@ -55,18 +58,28 @@ static void histogram_write(FILE *f, const char *family, const char *labels, con
                 (unsigned long long) h->n);
 }
 
-void metrics_write_fn(FILE *f, const FnMetrics *m) {
+void metrics_write_fn(FILE *f, int family, const FnMetrics *m) {
         char labels[160];
         snprintf(labels, sizeof labels, "namespace=\"%s\",function=\"%s\"", m->ns, m->name);
-        for (size_t i = 0; i < m->n_codes; i++) {
-                if (m->codes[i].code)
-                        fprintf(f, "fnbox_activator_requests_total{%s,code=\"%u\"} %llu\n", labels,
-                                m->codes[i].code, (unsigned long long) m->codes[i].n);
-                else
-                        fprintf(f, "fnbox_activator_requests_total{%s,code=\"other\"} %llu\n", labels,
-                                (unsigned long long) m->codes[i].n);
+        switch (family) {
+        case METRICS_REQUESTS:
+                for (size_t i = 0; i < m->n_codes; i++) {
+                        if (m->codes[i].code)
+                                fprintf(f, "fnbox_activator_requests_total{%s,code=\"%u\"} %llu\n", labels,
+                                        m->codes[i].code, (unsigned long long) m->codes[i].n);
+                        else
+                                fprintf(f, "fnbox_activator_requests_total{%s,code=\"other\"} %llu\n", labels,
+                                        (unsigned long long) m->codes[i].n);
+                }
+                break;
+        case METRICS_DURATION:
+                histogram_write(f, "fnbox_activator_request_duration_seconds", labels, &m->latency);
+                break;
+        case METRICS_COLD_STARTS:
+                fprintf(f, "fnbox_activator_cold_starts_total{%s} %llu\n", labels, (unsigned long long) m->cold_starts);
+                break;
+        case METRICS_COLD_WAIT:
+                histogram_write(f, "fnbox_activator_cold_start_wait_seconds", labels, &m->cold_wait);
+                break;
         }
-        histogram_write(f, "fnbox_activator_request_duration_seconds", labels, &m->latency);
-        fprintf(f, "fnbox_activator_cold_starts_total{%s} %llu\n", labels, (unsigned long long) m->cold_starts);
-        histogram_write(f, "fnbox_activator_cold_start_wait_seconds", labels, &m->cold_wait);
 }

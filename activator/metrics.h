@@ -33,7 +33,16 @@ extern const double metrics_bucket_bounds[METRICS_BUCKETS];
 void histogram_add(Histogram *h, double seconds);
 void fnmetrics_count(FnMetrics *m, unsigned code, double seconds);
 
-/* The HELP and TYPE lines of the per-function families. */
-void metrics_write_help(FILE *f);
-/* One function's samples. */
-void metrics_write_fn(FILE *f, const FnMetrics *m);
+enum {
+        METRICS_REQUESTS,
+        METRICS_DURATION,
+        METRICS_COLD_STARTS,
+        METRICS_COLD_WAIT,
+        _METRICS_FAMILIES,
+};
+
+/* The HELP and TYPE lines of a family. */
+void metrics_write_help(FILE *f, int family);
+/* One function's samples of a family (a family's samples are written
+ * together: the help, then every function's). */
+void metrics_write_fn(FILE *f, int family, const FnMetrics *m);

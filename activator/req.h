@@ -15,6 +15,7 @@
 #include "activator/router.h"
 
 #define REQ_TRIES_MAX        4              /* instances tried for one request (refused before running) */
+#define REQ_RECONNECTS_MAX   2              /* new connections after a stale pooled one */
 #define REQ_TRACE_MAX        128            /* an accepted traceparent */
 #define REQ_OUT_HIGH         (1u << 20)     /* buffered response bytes: stop reading the backend */
 #define REQ_OUT_LOW          (256u << 10)   /* ...and read again below this */
@@ -42,6 +43,7 @@ struct Req {
         FnPath path;
         char *body;
         size_t body_len, body_cap, body_reserved;
+        uint64_t discarded;              /* body bytes dropped after a refusal */
         ActError refused;                /* ACT_OK, or why the body was refused */
         char reqid[REQID_MAX + 1];
         char trace[REQ_TRACE_MAX + 1];
@@ -55,6 +57,7 @@ struct Req {
         size_t n_tried;
         Conn *be;                        /* the backend connection serving it */
         bool may_have_run;               /* the box may have seen it: no retry */
+        unsigned reconnects;
 
         unsigned status;
         ActError error;
@@ -77,9 +80,11 @@ uint64_t req_random(Req *q);
 /* Answer with an error (before the response started), or cut the stream
  * short (after). Ends the backend part: the slot goes back. */
 void req_fail(Req *q, ActError e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* The instance refused before the box ran: another one, or the queue. drop:
- * its node has no such instance. Ends the backend part. */
-void req_retry(Req *q, bool drop);
+/* The instance refused or could not be reached before the box ran:
+ * another one, or the queue. drop: its node has no such instance. With
+ * unreachable (a message), a request that finds no other free instance
+ * fails with 502 node_failed instead of queueing. Ends the backend part. */
+void req_retry(Req *q, bool drop, const char *unreachable);
 /* The response's status and headers are known: body bytes follow through
  * req_out() (size: Content-Length or MHD_SIZE_UNKNOWN). Returns the
  * response to add headers to before req_start() queues it. */

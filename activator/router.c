@@ -350,6 +350,10 @@ static ActError slot_or_queue(Router *r, RevState *rs, Slot *const *exclude, siz
                 snprintf(msg, msg_len, "%s", rev->unschedulable);
                 return ACT_UNSCHEDULABLE;
         }
+        if (!w) {
+                snprintf(msg, msg_len, "no other instance of %s is free", rs->key);
+                return ACT_UNAVAILABLE;
+        }
         if (rs->queued >= queue_max) {
                 snprintf(msg, msg_len, "%u requests already wait for %s; retry later", rs->queued, rs->key);
                 return ACT_QUEUE_FULL;
@@ -558,12 +562,15 @@ char *router_metrics_text(Router *r, size_t *ret_len) {
         if (!f)
                 return NULL;
         pthread_mutex_lock(&r->lock);
-        metrics_write_help(f);
-        if (r->unrouted.latency.n)
-                metrics_write_fn(f, &r->unrouted);
-        for (size_t i = 0; i < HASH_SIZE; i++)
-                for (FnMetrics *m = r->fns[i]; m; m = m->next)
-                        metrics_write_fn(f, m);
+        for (int fam = 0; fam < _METRICS_FAMILIES; fam++) {
+                metrics_write_help(f, fam);
+                if (r->unrouted.latency.n)
+                        metrics_write_fn(f, fam, &r->unrouted);
+                for (size_t i = 0; i < HASH_SIZE; i++)
+                        for (FnMetrics *m = r->fns[i]; m; m = m->next)
+                                if (m->latency.n || fam == METRICS_REQUESTS)
+                                        metrics_write_fn(f, fam, m);
+        }
         gauges_write(r, f);
         pthread_mutex_unlock(&r->lock);
         if (fclose(f) != 0) {

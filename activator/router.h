@@ -88,7 +88,7 @@ uint64_t router_version(Router *r);
 void router_route(Router *r, const FnPath *p, uint64_t rnd, Waiter *w, uint32_t queue_max,
                   uint64_t now_ns, RouteResult *ret);
 /* Another slot of the same revision after a refusal, skipping exclude;
- * queue w when none is free. ACT_OK with slot or queued, else an error. */
+ * queue w when none is free (w NULL: ACT_UNAVAILABLE instead). ACT_OK with slot or queued, else an error. */
 ActError router_retry(Router *r, RevState *rs, Slot *const *exclude, size_t n_exclude, uint64_t rnd,
                       Waiter *w, uint32_t queue_max, uint64_t now_ns, Slot **ret_slot);
 /* Give a slot back (and hand it to a waiter, if one waits). */

@@ -249,11 +249,14 @@ void service_eof(Conn *c, int error) {
                 req_unref(q);
                 return;
         }
-        bool started = c->got_bytes;
+        bool started = c->got_bytes, reused = c->reused;
+        Backends *b = c->b;
         conn_close(c);
         if (q && q->conn) {
-                if (!started && !q->may_have_run)
-                        req_retry(q, false);
+                if (!started && !q->may_have_run && reused && q->reconnects++ < REQ_RECONNECTS_MAX)
+                        backend_start(b, q);    /* a pooled connection the instance had closed */
+                else if (!started && !q->may_have_run)
+                        req_retry(q, false, "the connection to the instance broke before the request was sent");
                 else
                         req_fail(q, ACT_NODE_FAILED, "the instance broke off the request (%s)",
                                  error == UV_EOF ? "closed" : uv_strerror(error));

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "activator/req.h"
@@ -315,7 +317,7 @@ static void enqueued(Req *q) {
         uv_timer_start(&q->timer, queue_deadline, queue_wait_ms(&q->rt.params), 0);
 }
 
-void req_retry(Req *q, bool drop) {
+void req_retry(Req *q, bool drop, const char *unreachable) {
         Slot *bad = q->rt.slot;
         if (drop && bad)
                 router_drop_slot(q->w->router, bad);
@@ -325,8 +327,12 @@ void req_retry(Req *q, bool drop) {
                 return;
         }
         Slot *slot = NULL;
-        ActError e = router_retry(q->w->router, q->rt.rev, q->tried, q->n_tried, worker_random(q->w), &q->waiter,
-                                  q->w->cfg->queue_depth, router_now_ns(), &slot);
+        ActError e = router_retry(q->w->router, q->rt.rev, q->tried, q->n_tried, worker_random(q->w),
+                                  unreachable ? NULL : &q->waiter, q->w->cfg->queue_depth, router_now_ns(), &slot);
+        if (e != ACT_OK && unreachable) {
+                req_fail(q, ACT_NODE_FAILED, "%s", unreachable);
+                return;
+        }
         if (e != ACT_OK) {
                 req_fail(q, e, "no instance can take the request now");
                 return;
@@ -527,11 +533,49 @@ static enum MHD_Result req_head(Req *q) {
         return MHD_YES;
 }
 
-/* Keep a piece of body; on overflow, answer 413 (the rest is not read). */
+/* Answer in the middle of a body, which libmicrohttpd cannot do: the
+ * answer (with Connection: close) goes straight to the socket, which
+ * nothing else has written to for this request; the rest of the body is
+ * read and dropped (up to WORKER_DISCARD_MAX bytes), and the connection
+ * ends with the request. The client reads the answer and stops sending. */
+static enum MHD_Result answer_mid_body(Req *q, ActError e, const char *msg) {
+        char body[1024], head[1024];
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int bl = outcome_json(e, msg, body, sizeof body);
+        unsigned st = act_error_status(e);
+        int hl = snprintf(head, sizeof head,
+                          "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                          "Connection: close\r\nX-Fnbox-Error: %s\r\nX-Request-Id: %s\r\ntraceparent: %s\r\n%s\r\n",
+                          st, st == 413 ? "Content Too Large" : "Service Unavailable", bl, act_error_type(e), q->reqid,
+                          q->trace, st == 503 ? "Retry-After: 1\r\n" : "");
+        if (!ci || bl < 0 || hl < 0 || (size_t) hl >= sizeof head)
+                return MHD_NO;
+        struct iovec iov[2] = { { head, (size_t) hl }, { body, (size_t) bl } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+        if (sendmsg(ci->connect_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != hl + bl)
+                return MHD_NO;
+        q->refused = e;
+        q->status = st;
+        q->error = e;
+        free(q->body);
+        q->body = NULL;
+        budget_release(q->body_reserved);
+        q->body_reserved = q->body_len = q->body_cap = 0;
+        return MHD_YES;
+}
+
+/* Keep a piece of body; over the limit, answer 413 at once. */
 static enum MHD_Result req_body(Req *q, const char *data, size_t len) {
         size_t max = q->w->cfg->max_body;
-        if (len > max - q->body_len)
-                return send_error_now(q, ACT_TOO_LARGE, "the request body is over its limit of %zu bytes", max);
+        char msg[128];
+        if (q->refused != ACT_OK) {
+                q->discarded += len;
+                return q->discarded <= WORKER_DISCARD_MAX ? MHD_YES : MHD_NO;
+        }
+        if (len > max - q->body_len) {
+                snprintf(msg, sizeof msg, "the request body is over its limit of %zu bytes", max);
+                return answer_mid_body(q, ACT_TOO_LARGE, msg);
+        }
         if (q->body_len + len > q->body_cap) {
                 size_t cap = q->body_cap ? q->body_cap * 2 : BODY_CHUNK;
                 while (cap < q->body_len + len)
@@ -539,7 +583,7 @@ static enum MHD_Result req_body(Req *q, const char *data, size_t len) {
                 if (cap > max)
                         cap = max;
                 if (cap > q->body_reserved && !budget_reserve(cap - q->body_reserved))
-                        return send_error_now(q, ACT_UNAVAILABLE, "too many request bodies in flight; retry");
+                        return answer_mid_body(q, ACT_UNAVAILABLE, "too many request bodies in flight; retry");
                 if (cap > q->body_reserved)
                         q->body_reserved = cap;
                 char *p = realloc(q->body, cap);
@@ -573,6 +617,8 @@ static enum MHD_Result on_access(void *cls _unused_, struct MHD_Connection *conn
                         *upload_data_size = 0;
                         return req_body(q, upload_data, n);
                 }
+                if (q->refused != ACT_OK)
+                        return MHD_NO;          /* answered already (answer_mid_body) */
                 return req_route(q);
         case REQ_READY: {
                 struct MHD_Response *r = TAKE_PTR(q->resp);

@@ -15,6 +15,7 @@
 #define WORKER_HEADERS_MAX    (16u << 10)       /* request line and headers: 431 beyond */
 #define WORKER_MHD_MEMORY     (32u << 10)       /* libmicrohttpd's per-connection pool */
 #define WORKER_TIMEOUT_S      30                /* idle client connections */
+#define WORKER_DISCARD_MAX    (4ull << 30)      /* body bytes read and dropped before a 413 */
 #define WORKER_BODY_BUDGET    (1ull << 30)      /* request bodies held at once, all workers */
 #define WORKER_QUEUE_GRACE_MS 10000             /* the queue deadline: the revision's timeout plus this */
 
