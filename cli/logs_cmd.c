@@ -49,8 +49,7 @@ static int logs_print(json_t *answer) {
         }
         json_int_t dropped = json_integer_value(json_object_get(answer, "dropped"));
         if (dropped > 0)
-                fprintf(stderr, "(%" JSON_INTEGER_FORMAT " lines were dropped before they reached the controller)\n",
-                        dropped);
+                fprintf(stderr, "(%" JSON_INTEGER_FORMAT " older lines are no longer kept)\n", dropped);
         return CLI_EXIT_OK;
 }
 

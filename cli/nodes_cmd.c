@@ -58,25 +58,25 @@ static void capacity_pairs(json_t *o, char *buf, size_t size) {
         }
 }
 
-/* "instances" is a list of the node's instances (each with a state) or a
- * count: "3" or "3 (2 ready)". NULL when the node says nothing. */
-static const char *instances_cell(json_t *v, char *buf, size_t size) {
+/* "instances" (a count; a list of instances with a state in older answers)
+ * and "readyInstances": "3", or "3 (2 ready)". NULL when the node says
+ * nothing (a controller that has not heard from it since it started). */
+static const char *instances_cell(json_t *node, char *buf, size_t size) {
+        json_t *v = json_object_get(node, "instances"), *rv = json_object_get(node, "readyInstances"), *e;
+        size_t i, total, ready = 0;
         if (json_is_integer(v)) {
-                snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-                return buf;
-        }
-        if (!json_is_array(v))
+                total = (size_t) json_integer_value(v);
+                ready = json_is_integer(rv) ? (size_t) json_integer_value(rv) : total;
+        } else if (json_is_array(v)) {
+                total = json_array_size(v);
+                json_array_foreach(v, i, e)
+                        ready += str(e, "state") && strcmp(str(e, "state"), "ready") == 0;
+        } else
                 return NULL;
-        size_t i, ready = 0;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-                const char *s = str(e, "state");
-                ready += s && strcmp(s, "ready") == 0;
-        }
-        if (ready == json_array_size(v))
-                snprintf(buf, size, "%zu", ready);
+        if (ready == total)
+                snprintf(buf, size, "%zu", total);
         else
-                snprintf(buf, size, "%zu (%zu ready)", json_array_size(v), ready);
+                snprintf(buf, size, "%zu (%zu ready)", total, ready);
         return buf;
 }
 
@@ -97,7 +97,7 @@ static int nodes_table(Cli *c, json_t *items) {
                 format_age(str(n, "registeredAt"), now, reg, sizeof reg);
                 snprintf(boot, sizeof boot, "%.8s", str(n, "bootId") ? str(n, "bootId") : "");
                 const char *cells[] = { str(n, "name"), str(n, "state"), labels[0] ? labels : NULL,
-                                        cap[0] ? cap : NULL, instances_cell(json_object_get(n, "instances"), inst, sizeof inst),
+                                        cap[0] ? cap : NULL, instances_cell(n, inst, sizeof inst),
                                         str(n, "heartbeatAt") ? age : NULL, str(n, "invoke"), boot[0] ? boot : NULL,
                                         str(n, "registeredAt") ? reg : NULL };
                 if (table_add(t, cells) < 0)

@@ -803,7 +803,8 @@ def controller_answer(method, path, headers, body):
              "instances": [{"id": "a-1", "state": "ready"}, {"id": "a-2", "state": "starting"}],
              "invoke": "tcp:10.0.0.5:8090", "bootId": "9c1e2f3a4b5c", "heartbeatAt": "2026-11-21T20:15:52.983Z",
              "registeredAt": "2026-11-21T20:00:00.000Z"},
-            {"name": "node-b", "state": "lost", "labels": {}, "capacity": {}, "instances": 0}],
+            {"name": "node-b", "state": "lost", "labels": {}, "capacity": {}, "instances": 4, "readyInstances": 3},
+            {"name": "node-c", "state": "ready", "labels": {}, "capacity": {}, "instances": 2, "readyInstances": 2}],
             "next": None}).encode()
     if path.startswith("/v1/functions/hello/logs"):
         return 200, {}, json.dumps({"items": [
@@ -840,7 +841,8 @@ def data_plane_readouts(t):
         check(lines[0].split() == ["NAME", "STATE", "LABELS", "CAPACITY", "INSTANCES", "HEARTBEAT"], "nodes header",
               out)
         check("accelerator=cuda,arch=x86_64" in out and "cpu=16,memory=64Gi,gpus=2" in out and "2 (1 ready)" in out
-              and "lost" in out, "nodes rows", out)
+              and "lost" in out and re.search(r"node-b\s+lost\s+-\s+-\s+4 \(3 ready\)", out)
+              and re.search(r"node-c\s+ready\s+-\s+-\s+2\s", out), "nodes rows", out)
         out = t.ok("nodes", "--url", srv.url, "-o", "wide")
         check("INVOKE" in out and "tcp:10.0.0.5:8090" in out and "9c1e2f3a" in out, "nodes -o wide", out)
         check(t.json("nodes", "--url", srv.url)["items"][1]["state"] == "lost", "nodes -o json")
