@@ -158,6 +158,19 @@ $(BUILD)/tests/boxes/%: tests/security/boxes/%.c
 	$(CC) -std=gnu11 -O1 -w $< -o $@ -lpthread
 	@chmod 0755 $@
 
+# Zygotes (runtime/zygote*.c): the shared object a python3 zygote loads
+# with ctypes, built from zygote_child.c alone (never sanitized: python
+# loads it), and linked into the runtime with the driver as data.
+ZYGOTE_SO   := $(BUILD)/gen/fnbox-zygote.so
+ZYGOTE_BLOB := $(BUILD)/obj/gen/zygote_blob.o
+$(ZYGOTE_SO): runtime/zygote_child.c runtime/zygote_child.h runtime/jail_child.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -I. -O2 -fPIC -shared -fvisibility=hidden -fstack-protector-strong -Wl,-z,relro,-z,now $< -o $@
+$(ZYGOTE_BLOB): runtime/zygote_blob.S $(ZYGOTE_SO) runtime/zygote_driver.py
+	@mkdir -p $(dir $@)
+	$(CC) -c -Wa,-I$(BUILD)/gen -Wa,-Iruntime $< -o $@
+$(BUILD)/bin/fnbox-runtime $(UNIT_BIN): $(ZYGOTE_BLOB)
+
 deps:
 	@./tests/deps.sh
 

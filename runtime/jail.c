@@ -10,6 +10,7 @@
 #include "seccomp.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,6 +73,13 @@ struct Jail {
         uint64_t output_cap;
         uid_t host_uid;
         gid_t host_gid;
+        /* a zygote's child (jail_zchild_new): not our child process; its
+         * pidfd arrives with its HELLO, its usage with its EXIT */
+        bool adopted;
+        long long cpu_base_ns;    /* the cgroup's CPU time before the request */
+        jail_msg_fn msg_fn;       /* messages the jail does not handle itself */
+        bool hung_up;             /* its control socket reached its end */
+        void *msg_userdata;
 };
 
 static uint64_t now_ns(void) {
@@ -165,6 +173,10 @@ static void jail_signal(Jail *j, KillReason why) {
                 j->kill_reason = why;
         if (j->pidfd >= 0 && !j->exited)
                 (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
+        else if (j->adopted && !j->exited && j->fds[PL_SOCK] >= 0)
+                /* a zygote's child that has not said hello: hang up on it;
+                 * its socket's end is its end (and it cannot start now) */
+                (void) shutdown(j->fds[PL_SOCK], SHUT_RDWR);
 }
 
 int jail_kill(Jail *j) {
@@ -281,7 +293,7 @@ static void on_message(Jail *j, const JailMsg *m) {
                         j->event(j, JAIL_EVENT_READY, 0, j->event_userdata);
                 break;
         case JAIL_MSG_USERNS: {
-                if (!j->started) {
+                if (!j->started || j->adopted) {
                         setup_failed(j, EPROTO, "user namespace before the request");
                         return;
                 }
@@ -302,22 +314,72 @@ static void on_message(Jail *j, const JailMsg *m) {
                 j->got_exit_msg = true;
                 maybe_report(j);
                 break;
+        default:
+                if (j->msg_fn)
+                        j->msg_fn(j, m, j->msg_userdata);
+                break;
         }
 }
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* A zygote's child is in its cgroup and sends its own pidfd: from now on
+ * it can be killed, and its exit is seen, as a jail's init is. */
+static void on_hello(Jail *j, int fd) {
+        int r = 0;
+        if (!j->adopted || j->pidfd >= 0 || fd < 0 ||
+            syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) < 0) {
+                safe_close(fd);
+                setup_failed(j, EPROTO, "hello from the child");
+                return;
+        }
+        j->pidfd = fd;
+        if ((r = uv_poll_init(j->loop, &j->polls[PL_PIDFD], fd)) < 0 ||
+            (j->polls[PL_PIDFD].data = j, j->poll_open[PL_PIDFD] = true, j->open_handles++,
+             uv_poll_start(&j->polls[PL_PIDFD], UV_READABLE, on_poll)) < 0) {
+                setup_failed(j, -r, "watch the child");
+                return;
+        }
+        if (j->kill_reason != KILL_NONE)
+                (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
+}
+
+static void init_gone(Jail *j);
 
 static void sock_read(Jail *j) {
         for (;;) {
                 JailMsg m;
-                ssize_t n = recv(j->fds[PL_SOCK], &m, sizeof m, MSG_DONTWAIT);
+                char cbuf[CMSG_SPACE(sizeof(int))];
+                struct iovec iov = { &m, sizeof m };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                                     .msg_controllen = sizeof cbuf };
+                ssize_t n = recvmsg(j->fds[PL_SOCK], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
                 if (n < 0 && errno == EINTR)
                         continue;
+                /* at most one fd fits (the kernel closes any more): a HELLO's pidfd */
+                int fd = -1;
+                struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+                if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+                    c->cmsg_len == CMSG_LEN(sizeof(int)))
+                        memcpy(&fd, CMSG_DATA(c), sizeof fd);
                 if (n != sizeof m) {
-                        if (n == 0 || (n < 0 && errno != EAGAIN))
+                        safe_close(fd);
+                        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+                                j->hung_up = true;
                                 poll_stop(j, PL_SOCK);
+                                if (j->adopted && j->pidfd < 0 && !j->exited)
+                                        init_gone(j); /* it never came to life */
+                        }
                         return;
                 }
                 m.what[sizeof m.what - 1] = 0;
-                on_message(j, &m);
+                if (m.type == JAIL_MSG_HELLO)
+                        on_hello(j, fd);
+                else if (fd >= 0) {
+                        safe_close(fd);
+                        setup_failed(j, EPROTO, "unexpected fd from the jail");
+                } else
+                        on_message(j, &m);
                 if (!j->poll_open[PL_SOCK])
                         return;
         }
@@ -327,8 +389,14 @@ static void sock_read(Jail *j) {
  * reaps the rest of a pid namespace before its init's exit is reported). */
 static void on_init_exit(Jail *j) {
         siginfo_t si = { 0 };
-        if (syscall(SYS_waitid, P_PIDFD, j->pidfd, &si, WEXITED, &j->ru) < 0)
+        /* a zygote's child is the zygote's to reap; its pidfd turned
+         * readable once it and its pid namespace were gone */
+        if (!j->adopted && syscall(SYS_waitid, P_PIDFD, j->pidfd, &si, WEXITED, &j->ru) < 0)
                 return; /* spurious wake-up */
+        init_gone(j);
+}
+
+static void init_gone(Jail *j) {
         j->exited = true;
         if (!j->reported)
                 j->result.wall_ms = (double) (now_ns() - j->t_start_ns) / 1e6;
@@ -353,7 +421,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         (void) events;
         if (status < 0 && which != PL_PIDFD) {
                 poll_stop(j, which);
-                maybe_report(j);
+                j->hung_up |= which == PL_SOCK;
+                if (which == PL_SOCK && j->adopted && j->pidfd < 0 && !j->exited)
+                        init_gone(j); /* a zygote's child that never came to life */
+                else
+                        maybe_report(j);
                 return;
         }
         switch (which) {
@@ -419,6 +491,8 @@ static void classify(Jail *j) {
         JailResult *r = &j->result;
         classify_status(j, cgroup_oom_killed(&j->cg));
         long long cpu_ns = cgroup_cpu_usage_ns(&j->cg), peak = cgroup_memory_peak(&j->cg);
+        if (cpu_ns >= 0 && j->cpu_base_ns > 0)
+                cpu_ns = cpu_ns > j->cpu_base_ns ? cpu_ns - j->cpu_base_ns : 0;
         long long ru_us = (j->ru.ru_utime.tv_sec + j->ru.ru_stime.tv_sec) * 1000000LL +
                           j->ru.ru_utime.tv_usec + j->ru.ru_stime.tv_usec;
         if (j->got_exit_msg && j->last_exit.cpu_us > ru_us)
@@ -660,29 +734,50 @@ static int arm_timer(int fd, uint64_t deadline_ns) {
         return timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? negative_errno() : 0;
 }
 
-static int send_start(Jail *j, const JailStartParts *p) {
-        int fds[2] = { p->code_fd, p->spec_fd };
-        char cbuf[CMSG_SPACE(sizeof fds)] = { 0 };
-        struct iovec iov = { (void *) &p->msg, sizeof p->msg };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+/* Send one message with n fds attached (SCM_RIGHTS). */
+static int send_with_fds(int sock, const void *msg, size_t len, const int *fds, size_t n, int flags) {
+        char cbuf[CMSG_SPACE(8 * sizeof(int))] = { 0 };
+        struct iovec iov = { (void *) msg, len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                             .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+        if (n == 0 || n > 8)
+                return -EINVAL;
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof fds);
-        memcpy(CMSG_DATA(c), fds, sizeof fds);
-        return sendmsg(j->fds[PL_SOCK], &mh, MSG_NOSIGNAL) == (ssize_t) sizeof p->msg ? 0 : negative_errno();
+        c->cmsg_len = CMSG_LEN(n * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+        return sendmsg(sock, &mh, MSG_NOSIGNAL | flags) == (ssize_t) len ? 0 : negative_errno();
+}
+
+static int send_start(Jail *j, const JailStartParts *p) {
+        int fds[3] = { p->code_fd, p->spec_fd, p->run_fd };
+        return send_with_fds(j->fds[PL_SOCK], &p->msg, sizeof p->msg, fds, p->run_fd >= 0 ? 3 : 2, 0);
+}
+
+/* How a request is run: a box (the limits of its config) or a zygote. */
+typedef struct StartOpts {
+        int zygote;             /* JAIL_ZYGOTE_* */
+        CgroupLimits cg;
+        uint64_t timeout_ns;    /* 0: no deadline (a zygote) */
+        uint64_t output_cap;
+} StartOpts;
+
+static StartOpts box_opts(const JailConfig *c) {
+        /* one more pid than asked for: the jail's init */
+        return (StartOpts) { .cg = { c->limits.memory_bytes, c->limits.pids + 1, c->limits.cpu_millis },
+                             .timeout_ns = c->limits.timeout_ns, .output_cap = c->limits.output_bytes };
 }
 
 /* From here on the jail is committed to this request: every failure is a
  * setup error in the result, never a return value. */
-static int commit_steps(Jail *j, const JailConfig *c, const JailStartParts *p, const char **what) {
-        CgroupLimits l = { c->limits.memory_bytes, c->limits.pids + 1, c->limits.cpu_millis };
+static int commit_steps(Jail *j, const JailConfig *c, const StartOpts *o, const JailStartParts *p,
+                        const char **what) {
         int r = 0;
         /* the request's limits, before the box can exist: it is forked only
-         * after START, which is sent below. One more pid than asked for: the
-         * jail's init. */
+         * after START, which is sent below */
         *what = "set the cgroup limits";
-        if ((r = cgroup_set_limits(&j->cg, &l)) < 0) /* writes only what changed */
+        if ((r = cgroup_set_limits(&j->cg, &o->cg)) < 0) /* writes only what changed */
                 return r;
         /* a pool jail waits (or is still preparing) at idle priority: it
          * is on the request's critical path from now on */
@@ -691,7 +786,7 @@ static int commit_steps(Jail *j, const JailConfig *c, const JailStartParts *p, c
         if (j->background && sched_setscheduler(j->pid, SCHED_OTHER, &sp) < 0 && errno != ESRCH)
                 return negative_errno();
         *what = "arm the deadline";
-        if ((r = arm_timer(j->fds[PL_TIMER], j->t_start_ns + c->limits.timeout_ns)) < 0)
+        if (o->timeout_ns && (r = arm_timer(j->fds[PL_TIMER], j->t_start_ns + o->timeout_ns)) < 0)
                 return r;
         *what = "send the request";
         if ((r = send_start(j, p)) < 0)
@@ -709,30 +804,30 @@ static int commit_steps(Jail *j, const JailConfig *c, const JailStartParts *p, c
 
 /* From here on the jail is committed to this request: every failure is a
  * setup error in the result, never a return value. */
-static void commit(Jail *j, const JailConfig *c, const JailStartParts *p) {
+static void commit(Jail *j, const JailConfig *c, const StartOpts *o, const JailStartParts *p) {
         const char *what;
-        int r = commit_steps(j, c, p, &what);
+        int r = commit_steps(j, c, o, p, &what);
         if (r < 0)
                 setup_failed(j, -r, what);
 }
 
-static int start_checked(Jail *j, const JailConfig *c, int path_fd, const struct stat *st,
+static int start_checked(Jail *j, const JailConfig *c, const StartOpts *o, int path_fd, const struct stat *st,
                          jail_done_fn done, void *userdata, uint64_t t_start_ns) {
-        if (j->started || j->exited || j->kill_reason != KILL_NONE)
+        if (j->started || j->exited || j->kill_reason != KILL_NONE || j->adopted)
                 return -ESRCH;
         JailStartParts p;
-        int r = jail_request_build(c, path_fd, S_ISDIR(st->st_mode), &p);
+        int r = jail_request_build(c, path_fd, S_ISDIR(st->st_mode), o->zygote, &p);
         if (r < 0)
                 return r;
         j->started = true;
         j->done = done;
         j->userdata = userdata;
         j->t_start_ns = t_start_ns;
-        j->output_cap = c->limits.output_bytes;
+        j->output_cap = o->output_cap;
         j->host_uid = c->host_uid;
         j->host_gid = c->host_gid;
         j->stdin_buf = uv_buf_init((char *) c->stdin_data, (unsigned) c->stdin_len);
-        commit(j, c, &p);
+        commit(j, c, o, &p);
         jail_request_clear(&p);
         return 0;
 }
@@ -751,7 +846,8 @@ int jail_start(Jail *j, const JailConfig *c, jail_done_fn done, void *userdata, 
                                     : jail_code_open(c, why, why_len, &opened, &st);
         if (r < 0)
                 return r;
-        return start_checked(j, c, c->code_fd >= 0 ? c->code_fd : opened, &st, done, userdata, now_ns());
+        StartOpts o = box_opts(c);
+        return start_checked(j, c, &o, c->code_fd >= 0 ? c->code_fd : opened, &st, done, userdata, now_ns());
 }
 
 /* One-shot: check, then prepare with the request's limits (no second write)
@@ -767,15 +863,160 @@ int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *us
                                     : jail_code_open(c, why, sizeof why, &opened, &st);
         if (r < 0)
                 return r;
-        CgroupLimits l = { c->limits.memory_bytes, c->limits.pids + 1, c->limits.cpu_millis };
+        StartOpts o = box_opts(c);
         Jail *j;
-        if ((r = prepare_with(loop, c->cgroup_parent, &l, false, &j)) < 0)
+        if ((r = prepare_with(loop, c->cgroup_parent, &o.cg, false, &j)) < 0)
                 return r;
-        if ((r = start_checked(j, c, c->code_fd >= 0 ? c->code_fd : opened, &st, done, userdata, t0)) < 0) {
+        if ((r = start_checked(j, c, &o, c->code_fd >= 0 ? c->code_fd : opened, &st, done, userdata, t0)) < 0) {
                 jail_free(j); /* killed; the loop tears it down */
                 return r;
         }
         *ret = j;
+        return 0;
+}
+
+/* ----- zygotes (zygote.c): the zygote's jail and its children ----- */
+
+/* Is the jail's init gone or going (even if the loop has not seen it yet)?
+ * Its control socket hangs up as its files are closed, before it is a
+ * zombie. */
+bool jail_has_exited(Jail *j) {
+        siginfo_t si = { 0 };
+        if (j->exited || j->hung_up)
+                return true;
+        if (j->fds[PL_SOCK] >= 0) {
+                struct pollfd p = { .fd = j->fds[PL_SOCK], .events = POLLIN };
+                if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
+                        return true;
+        }
+        if (j->pidfd < 0 || j->adopted)
+                return false;
+        return syscall(SYS_waitid, P_PIDFD, j->pidfd, &si, WEXITED | WNOHANG | WNOWAIT, NULL) == 0 && si.si_pid != 0;
+}
+
+#define ZYGOTE_OUTPUT_CAP (64U << 10)  /* what a zygote may say on stdout/stderr */
+
+int jail_zygote_spawn(uv_loop_t *loop, const JailConfig *c, const CgroupLimits *cg, int kind, jail_done_fn done,
+                      void *userdata, jail_msg_fn msg_fn, void *msg_userdata, char *why, size_t why_len,
+                      Jail **ret) {
+        _cleanup_close_ int opened = -1;
+        struct stat st;
+        int r = jail_config_check_rest(c, why, why_len);
+        if (r >= 0)
+                r = c->code_fd >= 0 ? jail_code_check(c, c->code_fd, why, why_len, &st)
+                                    : jail_code_open(c, why, why_len, &opened, &st);
+        if (r < 0)
+                return r;
+        StartOpts o = { .zygote = kind, .cg = *cg, .timeout_ns = 0, .output_cap = ZYGOTE_OUTPUT_CAP };
+        Jail *j;
+        if ((r = prepare_with(loop, c->cgroup_parent, cg, false, &j)) < 0)
+                return r;
+        j->msg_fn = msg_fn;
+        j->msg_userdata = msg_userdata;
+        if ((r = start_checked(j, c, &o, c->code_fd >= 0 ? c->code_fd : opened, &st, done, userdata, now_ns())) < 0) {
+                jail_free(j);
+                return r;
+        }
+        *ret = j;
+        return 0;
+}
+
+/* The child's end of everything: its control socket, the box's stdio,
+ * and the procs files of its cgroup, opened by us (root): the child
+ * writes "0" to them to join it, first thing. */
+static int zchild_send_fork(Jail *z, Jail *j, int sp, int in, int out, int err) {
+        int fds[4 + _CG_MAX] = { sp, in, out, err };
+        size_t n = 4;
+        for (int i = 0; i < j->cg.n; i++)
+                fds[n++] = j->cg.procs_fd[i];
+        JailMsg m = { .type = JAIL_MSG_FORK, .err = (int32_t) n };
+        if (z->exited || z->fds[PL_SOCK] < 0)
+                return -ENOTCONN;
+        /* never blocks the loop: a zygote that does not read gets no child */
+        return send_with_fds(z->fds[PL_SOCK], &m, sizeof m, fds, n, MSG_DONTWAIT);
+}
+
+static int zchild_polls(Jail *j) {
+        int r;
+        for (int i = 0; i < _PL_MAX; i++)
+                if (i != PL_PIDFD && (r = poll_init(j, i, j->fds[i])) < 0)
+                        return r;
+        return poll_start(j, PL_SOCK, UV_READABLE);
+}
+
+int jail_zchild_new(Jail *zygote, const JailConfig *c, Jail **ret) {
+        int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, sp[2] = { -1, -1 };
+        int r = host_init();
+        if (r < 0)
+                return r;
+        Jail *j = jail_new(zygote->loop);
+        if (!j)
+                return -ENOMEM;
+        j->adopted = true;
+        char name[64];
+        snprintf(name, sizeof name, "jail-%d-%lu", (int) getpid(), ++jail_counter);
+        StartOpts o = box_opts(c);
+        if ((r = cgroup_create(&host.cg, c->cgroup_parent, name, &o.cg, &j->cg)) < 0 ||
+            (r = make_pipe(in, false)) < 0 || (r = make_pipe(out, true)) < 0 || (r = make_pipe(err, true)) < 0)
+                goto fail;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 ||
+            (j->fds[PL_TIMER] = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if ((r = zchild_send_fork(zygote, j, sp[1], in[0], out[1], err[1])) < 0)
+                goto fail;
+        j->fds[PL_IN] = TAKE_FD(in[1]);
+        j->fds[PL_OUT] = TAKE_FD(out[0]);
+        j->fds[PL_ERR] = TAKE_FD(err[0]);
+        j->fds[PL_SOCK] = TAKE_FD(sp[0]);
+        cgroup_close_fds(&j->cg);
+        r = zchild_polls(j);
+        if (r < 0) {
+                /* the socket's handle (made first) still sees the end */
+                jail_signal(j, KILL_SETUP);
+                j->free_requested = true;
+                goto out;
+        }
+        *ret = j;
+        goto out;
+fail:
+        jail_abort(j);
+out:
+        safe_close(in[0]), safe_close(in[1]), safe_close(out[0]), safe_close(out[1]);
+        safe_close(err[0]), safe_close(err[1]), safe_close(sp[0]), safe_close(sp[1]);
+        return r;
+}
+
+/* A zygote's child runs its request: GO, the deadline, the output. The
+ * child was set up while it waited; its CPU time so far is not the box's. */
+int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t stdin_len, jail_done_fn done,
+                   void *userdata) {
+        if (!j->adopted || j->started || j->exited || j->kill_reason != KILL_NONE)
+                return -ESRCH;
+        j->started = true;
+        j->done = done;
+        j->userdata = userdata;
+        j->t_start_ns = now_ns();
+        j->output_cap = c->limits.output_bytes;
+        j->stdin_buf = uv_buf_init((char *) stdin_data, (unsigned) stdin_len);
+        j->cpu_base_ns = cgroup_cpu_usage_ns(&j->cg);
+        JailMsg go = { .type = JAIL_MSG_GO };
+        const char *what = "send the request";
+        int r = send(j->fds[PL_SOCK], &go, sizeof go, MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof go ? 0 : negative_errno();
+        if (r >= 0)
+                what = "arm the deadline", r = arm_timer(j->fds[PL_TIMER], j->t_start_ns + c->limits.timeout_ns);
+        if (r >= 0) {
+                what = "watch the jail";
+                if ((r = poll_start(j, PL_OUT, UV_READABLE)) >= 0 && (r = poll_start(j, PL_ERR, UV_READABLE)) >= 0)
+                        r = poll_start(j, PL_TIMER, UV_READABLE);
+        }
+        if (r >= 0 && stdin_len == 0)
+                poll_stop(j, PL_IN);
+        else if (r >= 0)
+                r = poll_start(j, PL_IN, UV_WRITABLE);
+        if (r < 0)
+                setup_failed(j, -r, what);
         return 0;
 }
 

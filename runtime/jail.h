@@ -58,6 +58,11 @@ typedef struct JailConfig {
         uid_t host_uid;          /* unprivileged host uid/gid the box maps to */
         gid_t host_gid;
         const char *cgroup_parent; /* relative to each hierarchy's root, e.g. "fnbox" */
+        const char *run_dir;     /* NULL, or an absolute host folder bound read-write
+                                  * (nosuid, nodev, noexec) at /run/fnbox in the jail:
+                                  * a service's socket folder. It must be a real
+                                  * directory (not a symlink) that the box's host uid
+                                  * can write; it is not under /proc, /sys or /dev */
 } JailConfig;
 
 typedef enum JailStatus {

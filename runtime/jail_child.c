@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "lib/util.h"
+#include "zygote_child.h"
 
 #define NEWROOT "/tmp"   /* staging mount point; hidden from the host by our mount ns */
 
@@ -34,6 +35,7 @@
 typedef struct JailRequest {
         JailStartMsg m;
         int code_fd;
+        int run_fd;    /* the detached mount bound at /run/fnbox, or -1 */
         const char *exec_path;
         char **argv, **envp;
 } JailRequest;
@@ -166,6 +168,15 @@ static void mount_request(const JailChildArgs *a, const JailRequest *q) {
         CHECK(a, mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
               "remount /fn read-only");
         CHECK(a, mount(NULL, "tmp", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, q->m.tmp_opts), "size /tmp");
+        if (q->run_fd >= 0) {
+                /* a service's own folder (its HTTP socket), writable */
+                CHECK(a, mkdir("run", 0755), "mkdir /run");
+                CHECK(a, mkdir("run/fnbox", 0755), "mkdir /run/fnbox");
+                CHECK(a, move_mount(q->run_fd, "", AT_FDCWD, "run/fnbox", MOVE_MOUNT_F_EMPTY_PATH), "attach /run/fnbox");
+                close(q->run_fd);
+                CHECK(a, mount(NULL, "run/fnbox", NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+                      "remount /run/fnbox");
+        }
         CHECK(a, mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL),
               "remount / read-only");
 }
@@ -312,7 +323,7 @@ static void map_spec(const JailChildArgs *a, JailRequest *q, int fd) {
  * and the spec attached. If the parent closes the socket instead (the pool
  * is shutting down), leave quietly. */
 static void wait_start(const JailChildArgs *a, JailRequest *q) {
-        int fds[2];
+        int fds[3];
         char cbuf[CMSG_SPACE(sizeof fds)];
         struct iovec iov = { &q->m, sizeof q->m };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
@@ -323,9 +334,12 @@ static void wait_start(const JailChildArgs *a, JailRequest *q) {
         if (n != sizeof q->m || q->m.type != JAIL_MSG_START || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
                 _exit(126);
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof fds))
+        size_t nfds = q->m.has_run_dir ? 3 : 2;
+        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len != CMSG_LEN(nfds * sizeof(int)))
                 _exit(126);
-        memcpy(fds, CMSG_DATA(c), sizeof fds);
+        memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+        q->run_fd = nfds == 3 ? fds[2] : -1;
         q->m.code_target[sizeof q->m.code_target - 1] = 0;
         q->m.tmp_opts[sizeof q->m.tmp_opts - 1] = 0;
         q->code_fd = fds[0];
@@ -393,6 +407,113 @@ static void prepare(const JailChildArgs *a) {
         send_msg(a->sock, JAIL_MSG_READY, 0, 0, NULL);
 }
 
+/* ----- zygotes ----- */
+
+/* The zygote keeps, in the jail's user namespace only, what making its
+ * children takes: CAP_SYS_ADMIN (their namespaces, /tmp and /proc) and
+ * CAP_SETPCAP (their own drop of the bounding set and securebits). The
+ * bounding set loses everything else now, securebits lock out any way back
+ * to root, and no_new_privs is set. For python3 both are raised ambient, so
+ * that they survive the interpreter's execve. The zygote runs no seccomp
+ * filter (it needs unshare, clone and mount); it runs only fnbox's code and
+ * the host's interpreter, never the box's. */
+static void zygote_privileges(const JailChildArgs *a) {
+        static const int keep[] = { CAP_SYS_ADMIN, CAP_SETPCAP };
+        for (int c = 0; c <= a->cap_last; c++)
+                if (c != keep[0] && c != keep[1])
+                        CHECK(a, prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "drop bounding set");
+        CHECK(a, prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps");
+        CHECK(a, prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                       SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED, 0, 0, 0), "securebits");
+        cap_t caps = cap_init();
+        if (!caps)
+                fail(a, "capabilities");
+        cap_value_t v[2] = { CAP_SYS_ADMIN, CAP_SETPCAP };
+        CHECK(a, cap_set_flag(caps, CAP_PERMITTED, 2, v, CAP_SET), "capabilities");
+        CHECK(a, cap_set_flag(caps, CAP_EFFECTIVE, 2, v, CAP_SET), "capabilities");
+        CHECK(a, cap_set_flag(caps, CAP_INHERITABLE, 2, v, CAP_SET), "capabilities");
+        CHECK(a, cap_set_proc(caps), "keep the zygote's capabilities");
+        for (size_t i = 0; i < ELEMENTSOF(keep); i++)
+                CHECK(a, prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, keep[i], 0, 0), "ambient caps");
+        CHECK(a, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+        struct rlimit none = { 0, 0 };
+        CHECK(a, setrlimit(RLIMIT_CORE, &none), "rlimit core");
+}
+
+static void zygote_params(const JailChildArgs *a, const JailRequest *q, ZygoteParams *p) {
+        *p = (ZygoteParams) { .magic = ZYGOTE_PARAMS_MAGIC, .filter_len = a->filter->len,
+                              .rl_core = q->m.rl_core, .rl_fsize = q->m.rl_fsize, .rl_nofile = q->m.rl_nofile,
+                              .rl_stack = q->m.rl_stack, .cap_last = a->cap_last,
+                              .exec_mode = q->m.zygote == JAIL_ZYGOTE_EXEC };
+        memcpy(p->tmp_opts, q->m.tmp_opts, sizeof p->tmp_opts);
+}
+
+/* A memfd holding len bytes of data, at fd number at least 10. */
+static int memfd_with(const JailChildArgs *a, const char *name, const void *d1, size_t l1, const void *d2, size_t l2) {
+        int fd = memfd_create(name, MFD_CLOEXEC);
+        if (fd < 0 || write_all(fd, d1, l1) < 0 || (l2 && write_all(fd, d2, l2) < 0))
+                fail(a, name);
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+        if (high < 0)
+                fail(a, name);
+        close(fd);
+        return high;
+}
+
+/* python3: exec the interpreter with the driver (zygote_driver.py), which
+ * imports the common modules and then serves FORKs through the shared
+ * object. fds: 0-2 the zygote's own stdio (the jail's pipes), 3 the
+ * control socket, 4 the shared object, 5 the parameters and the filter. */
+_Noreturn static void zygote_exec_python(const JailChildArgs *a, const JailRequest *q, const ZygoteParams *p) {
+        int so = memfd_with(a, "fnbox-zygote.so", zygote_so_start, (size_t) (zygote_so_end - zygote_so_start), NULL, 0);
+        int params = memfd_with(a, "fnbox-zygote-params", p, sizeof *p, a->filter->filter,
+                                a->filter->len * sizeof(struct sock_filter));
+        int ctl = fcntl(a->sock, F_DUPFD_CLOEXEC, 10);
+        if (ctl < 0 || dup2(ctl, ZYGOTE_FD_CTL) < 0 || dup2(so, ZYGOTE_FD_SO) < 0 ||
+            dup2(params, ZYGOTE_FD_PARAMS) < 0)
+                fail(a, "zygote fds");
+        CHECK(a, syscall(SYS_close_range, ZYGOTE_FD_PARAMS + 1, ~0U, 0), "close_range");
+        execve(q->exec_path, q->argv, q->envp);
+        send_msg(ZYGOTE_FD_CTL, JAIL_MSG_SETUP_ERROR, errno, 0, q->exec_path);
+        _exit(127);
+}
+
+/* exec, sh and node: this process is the zygote; its box processes exec. */
+_Noreturn static void zygote_serve(const JailChildArgs *a, const JailRequest *q, const ZygoteParams *p) {
+        if (a->sock > 3)
+                CHECK(a, syscall(SYS_close_range, 3, (unsigned) a->sock - 1, 0), "close_range");
+        CHECK(a, syscall(SYS_close_range, (unsigned) a->sock + 1, ~0U, 0), "close_range");
+        int r = zygote_child_init_with(a->sock, p, a->filter->filter);
+        if (r < 0) {
+                errno = -r;
+                fail(a, "zygote init");
+        }
+        for (;;) {
+                zygote_child_wait();
+                if (zygote_child_fork() == 0)
+                        zygote_child_exec(q->exec_path, q->argv, q->envp);
+        }
+}
+
+/* A zygote: the request's code and mounts, the user namespace, then the
+ * zygote's reduced privileges, and it waits for FORKs. Its stdio are the
+ * jail's pipes (a python3 zygote that fails to start says why there). */
+_Noreturn static void zygote_main(const JailChildArgs *a, const JailRequest *q) {
+        mount_request(a, q);
+        CHECK(a, unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
+        enter_userns(a);
+        zygote_privileges(a);
+        CHECK(a, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
+        for (int i = 0; i < 3; i++)
+                if (dup2(a->stdio[i], i) < 0)
+                        fail(a, "dup2 stdio");
+        ZygoteParams p;
+        zygote_params(a, q, &p);
+        if (q->m.zygote == JAIL_ZYGOTE_PYTHON)
+                zygote_exec_python(a, q, &p);
+        zygote_serve(a, q, &p);
+}
+
 _Noreturn void jail_child_main(const JailChildArgs *a) {
         prepare(a);
         /* A prepared jail: host root in its own namespaces, no code, no box,
@@ -401,6 +522,8 @@ _Noreturn void jail_child_main(const JailChildArgs *a) {
         JailRequest q;
         wait_start(a, &q);
         set_policy(a, SCHED_OTHER);
+        if (q.m.zygote)
+                zygote_main(a, &q);
         mount_request(a, &q);
         /* the cgroup namespace is rooted at the jail's own cgroup */
         CHECK(a, unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");

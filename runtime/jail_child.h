@@ -27,6 +27,10 @@ enum {
         JAIL_MSG_GO,          /* parent -> child: maps written */
         JAIL_MSG_SETUP_ERROR, /* child -> parent: a setup step failed */
         JAIL_MSG_EXIT,        /* init -> parent: the box's wait status and usage */
+        /* zygotes (runtime/zygote.h, zygote_child.h) */
+        JAIL_MSG_ZYGOTE_READY, /* zygote -> parent: interpreter loaded, FORK works */
+        JAIL_MSG_FORK,        /* parent -> zygote: make a child; its fds attached (err = count) */
+        JAIL_MSG_HELLO,       /* child -> parent: in its cgroup; its own pidfd attached */
 };
 
 typedef struct JailMsg {
@@ -39,6 +43,13 @@ typedef struct JailMsg {
         char what[80];      /* the step that failed */
 } JailMsg;
 
+/* JailStartMsg.zygote */
+enum { JAIL_ZYGOTE_NONE, JAIL_ZYGOTE_EXEC, JAIL_ZYGOTE_PYTHON };
+
+/* The python3 zygote's shared object and driver, linked in from
+ * zygote_blob.S (the driver is NUL-terminated). */
+extern const char zygote_so_start[], zygote_so_end[], zygote_driver_py[];
+
 /* Limits of what a START message may ask for. */
 #define JAIL_SPEC_MAX   (16U << 20)   /* bytes of the argv/env spec */
 #define JAIL_SPEC_ARGS  (4096 + 8)    /* argv entries: the caller's and ours */
@@ -50,6 +61,8 @@ typedef struct JailMsg {
 typedef struct JailStartMsg {
         int32_t type;               /* JAIL_MSG_START */
         uint32_t code_is_dir;
+        uint32_t zygote;            /* become a zygote (zygote_child.h) instead of running the box */
+        uint32_t has_run_dir;       /* a third fd: the detached mount bound at /run/fnbox */
         uint32_t n_argv, n_env;
         uint64_t spec_len;
         char code_target[300];      /* relative to the new root: "fn" or "fn/NAME" */

@@ -221,6 +221,36 @@ int jail_code_open(const JailConfig *c, char *why, size_t len, int *ret_fd, stru
         return 0;
 }
 
+/* A service's folder, bound read-write at /run/fnbox: a directory (the
+ * last component not a symlink: it is opened without following one) that
+ * the box's host uid can enter and write. */
+static int check_run_dir(const JailConfig *c, char *why, size_t len) {
+        struct stat st;
+        if (!c->run_dir)
+                return 0;
+        if (c->run_dir[0] != '/' || strstr(c->run_dir, "/../") || strlen(c->run_dir) >= PATH_MAX)
+                return refuse(why, len, "run dir %.200s: must be an absolute path", c->run_dir);
+        if (lstat(c->run_dir, &st) < 0)
+                return refuse(why, len, "run dir %.200s: %s", c->run_dir, strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+                return refuse(why, len, "run dir %.200s: not a directory", c->run_dir);
+        static const char *const bad[] = { "/proc", "/sys", "/dev" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                size_t n = strlen(bad[i]);
+                if (strncmp(c->run_dir, bad[i], n) == 0 && (c->run_dir[n] == 0 || c->run_dir[n] == '/'))
+                        return refuse(why, len, "run dir %.200s: must not be under /proc, /sys or /dev", c->run_dir);
+        }
+        mode_t w = S_IWOTH | S_IXOTH;
+        if (st.st_uid == c->host_uid)
+                w = S_IWUSR | S_IXUSR;
+        else if (st.st_gid == c->host_gid)
+                w = S_IWGRP | S_IXGRP;
+        if ((st.st_mode & w) != w)
+                return refuse(why, len, "run dir %.200s: the box user (uid %u) cannot write it", c->run_dir,
+                              (unsigned) c->host_uid);
+        return 0;
+}
+
 /* Everything but the code, which jail_code_open() checks. */
 int jail_config_check_rest(const JailConfig *c, char *why, size_t len) {
         if (c->runtime < 0 || c->runtime >= _JAIL_RUNTIME_MAX)
@@ -249,7 +279,7 @@ int jail_config_check_rest(const JailConfig *c, char *why, size_t len) {
                 return refuse(why, len, "too many or too long arguments (at most 4096, 1 MiB in all)");
         if (!c->cgroup_parent || !*c->cgroup_parent || strstr(c->cgroup_parent, "..") || c->cgroup_parent[0] == '/')
                 return refuse(why, len, "cgroup parent must be a relative path without ..");
-        return 0;
+        return check_run_dir(c, why, len);
 }
 
 int jail_config_check(const JailConfig *c, char *why, size_t len) {

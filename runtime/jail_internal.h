@@ -26,7 +26,29 @@ typedef struct JailStartParts {
         JailStartMsg msg;
         int code_fd;   /* the code's detached mount (open_tree) */
         int spec_fd;   /* memfd: exec path, argv, envp */
+        int run_fd;    /* the run_dir's detached mount, or -1 */
 } JailStartParts;
 
-int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, JailStartParts *ret);
+/* zygote: JAIL_ZYGOTE_* (what the jail becomes instead of running the box) */
+int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, int zygote, JailStartParts *ret);
 void jail_request_clear(JailStartParts *p);
+
+/* ----- zygotes (runtime/zygote.c) ----- */
+
+typedef void (*jail_msg_fn)(Jail *j, const JailMsg *m, void *userdata);
+
+/* Build a jail that becomes a zygote of kind JAIL_ZYGOTE_EXEC or _PYTHON
+ * (checking c and its code as jail_spawn does), in a cgroup with limits
+ * cg, without a deadline. Its messages other than the jail's own (the
+ * zygote's READY) go to msg_fn; done fires when it is gone. */
+int jail_zygote_spawn(uv_loop_t *loop, const JailConfig *c, const CgroupLimits *cg, int kind, jail_done_fn done,
+                      void *userdata, jail_msg_fn msg_fn, void *msg_userdata, char *why, size_t why_len,
+                      Jail **ret);
+/* Ask the zygote for a child: a cgroup of its own with c's limits, the
+ * box's pipes and a control socket, sent with FORK. The child is a jail
+ * handle like a prepared one (JAIL_EVENT_READY once it waits, END when it
+ * is gone), whose request starts with jail_zchild_go(). */
+bool jail_has_exited(Jail *j);
+int jail_zchild_new(Jail *zygote, const JailConfig *c, Jail **ret);
+int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t stdin_len, jail_done_fn done,
+                   void *userdata);

@@ -36,7 +36,7 @@ static int code_name(const char *code, char *ret, size_t len) {
         return 0;
 }
 
-static int build_argv(const JailConfig *c, bool is_dir, char ***ret, char *exec_path, size_t len) {
+static int build_argv(const JailConfig *c, bool is_dir, int zygote, char ***ret, char *exec_path, size_t len) {
         const JailRuntimeInfo *rt = &jail_runtimes[c->runtime];
         char code_in_jail[PATH_MAX], name[256];
         int r;
@@ -46,7 +46,7 @@ static int build_argv(const JailConfig *c, bool is_dir, char ***ret, char *exec_
                 return r;
         else
                 snprintf(code_in_jail, sizeof code_in_jail, "/fn/%s", name);
-        char **v = strv_new(8 + c->n_args);
+        char **v = strv_new(10 + c->n_args);
         if (!v)
                 return -ENOMEM;
         *ret = v;
@@ -55,6 +55,11 @@ static int build_argv(const JailConfig *c, bool is_dir, char ***ret, char *exec_
                 v[n++] = strdup(rt->interpreter);
                 for (size_t i = 0; rt->flags[i]; i++)
                         v[n++] = strdup(rt->flags[i]);
+        }
+        if (zygote == JAIL_ZYGOTE_PYTHON) {
+                /* the driver runs first; it gets the box's path and arguments */
+                v[n++] = strdup("-c");
+                v[n++] = strdup(zygote_driver_py);
         }
         snprintf(exec_path, len, "%s", rt->interpreter ? rt->interpreter : code_in_jail);
         v[n++] = strdup(code_in_jail);
@@ -135,12 +140,13 @@ static void limits_to_msg(const JailLimits *l, JailStartMsg *m) {
         m->rl_stack = (struct rlimit) { l->stack_bytes, l->stack_bytes };
 }
 
-int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, JailStartParts *ret) {
+int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, int zygote, JailStartParts *ret) {
         _cleanup_(strv_freep) char **argv = NULL, **envp = NULL;
         char exec_path[PATH_MAX], name[256];
-        JailStartParts p = { .msg = { .type = JAIL_MSG_START, .code_is_dir = is_dir }, .code_fd = -1, .spec_fd = -1 };
+        JailStartParts p = { .msg = { .type = JAIL_MSG_START, .code_is_dir = is_dir, .zygote = (uint32_t) zygote },
+                             .code_fd = -1, .spec_fd = -1, .run_fd = -1 };
         int r;
-        if ((r = build_argv(c, is_dir, &argv, exec_path, sizeof exec_path)) < 0 || (r = build_env(c, &envp)) < 0)
+        if ((r = build_argv(c, is_dir, zygote, &argv, exec_path, sizeof exec_path)) < 0 || (r = build_env(c, &envp)) < 0)
                 return r;
         if (is_dir)
                 snprintf(p.msg.code_target, sizeof p.msg.code_target, "fn");
@@ -156,8 +162,19 @@ int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, JailStartP
         p.code_fd = open_tree(path_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
         if (p.code_fd < 0) {
                 r = negative_errno();
-                safe_close(p.spec_fd);
+                jail_request_clear(&p);
                 return r;
+        }
+        /* the service folder: a detached copy of the directory checked by
+         * jail_run_dir_check(), opened here without following a symlink */
+        if (c->run_dir) {
+                p.run_fd = open_tree(AT_FDCWD, c->run_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+                if (p.run_fd < 0) {
+                        r = negative_errno();
+                        jail_request_clear(&p);
+                        return r;
+                }
+                p.msg.has_run_dir = 1;
         }
         *ret = p;
         return 0;
@@ -166,4 +183,5 @@ int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, JailStartP
 void jail_request_clear(JailStartParts *p) {
         p->code_fd = safe_close(p->code_fd);
         p->spec_fd = safe_close(p->spec_fd);
+        p->run_fd = safe_close(p->run_fd);
 }

@@ -14,10 +14,16 @@
  * zygote forks before the interpreter and execs it (still without the jail
  * setup cost).
  *
+ * Children are made ahead: a zygote keeps a few spares (its children that
+ * have set themselves up as complete jails, in their own cgroups, and wait
+ * for a request), so that zygote_fork() only hands one its request, and
+ * asks for a replacement after. A spare is used once, like a request's
+ * jail.
+ *
  * All of it runs on the caller's libuv loop. A zygote that dies (killed, or
  * crashed by a child that found a way) reports ZYGOTE_EVENT_DIED; the
- * requests it was running end with JAIL_SETUP_ERROR or JAIL_KILLED; the
- * caller replaces it. */
+ * requests it was running end with JAIL_KILLED (done still fires for
+ * each); the caller replaces it. */
 #pragma once
 
 #include <stdbool.h>
@@ -36,8 +42,10 @@ typedef enum ZygoteEvent {
 typedef void (*zygote_event_fn)(Zygote *z, ZygoteEvent ev, int error, void *userdata);
 
 /* Build a zygote for the revision described by c (runtime, code or
- * code_fd, entry, env, limits, host_uid/gid, cgroup_parent; args and stdin
- * are ignored). c's strings are copied. The events arrive on loop. */
+ * code_fd, entry, args, env, limits, host_uid/gid, cgroup_parent; stdin and
+ * run_dir are ignored). c is checked as jail_spawn() checks it (-EINVAL for
+ * a bad one); c's strings are copied and the code is opened (or code_fd
+ * duplicated) now. The events arrive on loop. */
 int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret);
 
 /* Run one request in a fresh child: stdin_data (copied) on its stdin,
@@ -48,11 +56,22 @@ int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *u
 #define ZYGOTE_CHILDREN_MAX 256
 int zygote_fork(Zygote *z, const void *stdin_data, size_t stdin_len, jail_done_fn done,
                 void *userdata, ZygoteChild **ret);
-/* Kill one child now: its request ends with JAIL_KILLED. */
+/* Kill one child now: its request ends with JAIL_KILLED. A ZygoteChild is
+ * valid until its done callback has returned. done receives the child's
+ * own Jail handle, which the zygote owns (do not jail_free it); it may
+ * take r->out.data and r->err.data. */
 int zygote_child_kill(ZygoteChild *c);
+
+/* How many spares to keep (1..16, default ZYGOTE_SPARES_DEFAULT): as many
+ * as requests that may arrive faster than one is replaced (a few ms). */
+#define ZYGOTE_SPARES_DEFAULT 2
+int zygote_set_spares(Zygote *z, unsigned n);
+/* Why the zygote died, or why its children keep failing ("" if nothing). */
+const char *zygote_error(const Zygote *z);
 
 bool zygote_is_ready(const Zygote *z);
 unsigned zygote_children(const Zygote *z);
-/* Kill the zygote and its children; the loop finishes the teardown (no
- * process, cgroup or mount is left once it has run). */
+/* Kill the zygote and its children (running ones still report done, with
+ * JAIL_KILLED); the loop finishes the teardown (no process, cgroup or
+ * mount is left once it has run). No zygote event fires after this. */
 void zygote_free(Zygote *z);

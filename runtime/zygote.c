@@ -1,0 +1,394 @@
+/* runtime/zygote.c: zygotes on the runtime's side (runtime/zygote.h). A
+ * zygote is a jail that became a waiting interpreter (jail_zygote_spawn);
+ * its children are asked for ahead of the requests (spares), each with
+ * its own cgroup, pipes and control socket (jail_zchild_new), and set
+ * themselves up as complete jails while they wait; a request hands one its
+ * GO (jail_zchild_go) and a replacement is asked for. The jail side is in
+ * zygote_child.c; docs/jail.md ("Zygotes") says what each step is for. */
+#define _GNU_SOURCE
+#include "zygote.h"
+#include "jail_internal.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include "lib/util.h"
+
+#define SPARES_MAX 16
+#define BACKOFF_MAX_MS 2000
+/* the zygote's own cgroup: the interpreter, and children until they have
+ * moved to their own cgroups */
+#define ZYGOTE_MEMORY_MIN (64ULL << 20)
+#define ZYGOTE_PIDS (8 + 2 * SPARES_MAX)
+
+struct ZygoteChild {
+        Zygote *z;
+        Jail *j;
+        jail_done_fn done;
+        void *userdata;
+        void *stdin_copy;
+        bool started, finished;
+        bool jail_freed;          /* jail_free() called: it releases itself at END */
+        ZygoteChild *prev, *next;
+};
+
+struct Zygote {
+        uv_loop_t *loop;
+        Jail *jail;
+        JailConfig cfg;           /* a deep copy; cfg.code_fd is ours */
+        char **strings;           /* what cfg points into, freed with it */
+        size_t n_strings;
+        zygote_event_fn fn;
+        void *userdata;
+        bool ready, dead, freed;
+        unsigned spares, n_spares, n_running;
+        unsigned failures;        /* spares in a row that died before being used */
+        ZygoteChild *children;    /* spares and running children */
+        uv_timer_t timer;
+        unsigned refs;            /* the timer, the zygote's jail, each child */
+        char error[256];
+};
+
+static void zygote_unref(Zygote *z) {
+        if (--z->refs > 0)
+                return;
+        for (size_t i = 0; i < z->n_strings; i++)
+                free(z->strings[i]);
+        free(z->strings);
+        free((void *) z->cfg.args);
+        free((void *) z->cfg.env);
+        safe_close(z->cfg.code_fd);
+        free(z);
+}
+
+/* ----- the copy of the config ----- */
+
+static char *keep_str(Zygote *z, const char *s) {
+        if (!s)
+                return NULL;
+        char *c = strdup(s);
+        if (c)
+                z->strings[z->n_strings++] = c;
+        return c;
+}
+
+static int copy_strv(Zygote *z, char *const *v, size_t n, char *const **ret) {
+        char **c = calloc(n + 1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        *ret = c;
+        for (size_t i = 0; i < n; i++)
+                if (!(c[i] = keep_str(z, v[i])))
+                        return -ENOMEM;
+        return 0;
+}
+
+static int copy_config(Zygote *z, const JailConfig *c) {
+        z->cfg = *c;
+        z->cfg.args = NULL;
+        z->cfg.env = NULL;
+        z->cfg.stdin_data = NULL;
+        z->cfg.stdin_len = 0;
+        z->cfg.code_fd = -1;
+        if (!(z->strings = calloc(c->n_args + c->n_env + 5, sizeof *z->strings)))
+                return -ENOMEM;
+        int r;
+        if ((r = copy_strv(z, c->args, c->n_args, &z->cfg.args)) < 0 ||
+            (r = copy_strv(z, c->env, c->n_env, &z->cfg.env)) < 0)
+                return r;
+        z->cfg.code = keep_str(z, c->code);
+        z->cfg.entry = keep_str(z, c->entry);
+        z->cfg.cgroup_parent = keep_str(z, c->cgroup_parent);
+        z->cfg.run_dir = NULL; /* a zygote's children are fresh-mode boxes */
+        if ((c->code && !z->cfg.code) || (c->entry && !z->cfg.entry) || (c->cgroup_parent && !z->cfg.cgroup_parent))
+                return -ENOMEM;
+        /* the code as checked now: every child sees this one */
+        if (c->code_fd >= 0 && (z->cfg.code_fd = fcntl(c->code_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+                return negative_errno();
+        return 0;
+}
+
+/* ----- children ----- */
+
+static void child_unlink(ZygoteChild *c) {
+        Zygote *z = c->z;
+        if (c->prev)
+                c->prev->next = c->next;
+        else if (z->children == c)
+                z->children = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        c->prev = c->next = NULL;
+}
+
+static void refill(Zygote *z);
+
+static void child_release(ZygoteChild *c) {
+        if (c->jail_freed)
+                return;
+        c->jail_freed = true;
+        jail_free(c->j);
+}
+
+static void child_event(Jail *j, JailEvent ev, int error, void *userdata) {
+        ZygoteChild *c = userdata;
+        Zygote *z = c->z;
+        (void) error;
+        if (ev == JAIL_EVENT_READY) {
+                z->failures = 0;
+                return;
+        }
+        /* END: the child, its pid namespace and its cgroup are gone */
+        child_unlink(c);
+        if (!c->started) {
+                z->n_spares--;
+                if (!z->freed && !z->dead)
+                        z->failures++;
+        } else if (!c->finished)
+                z->n_running--;
+        (void) j;
+        child_release(c);
+        free(c->stdin_copy);
+        free(c);
+        refill(z);
+        zygote_unref(z);
+}
+
+static void child_done(Jail *j, JailResult *r, void *userdata) {
+        ZygoteChild *c = userdata;
+        /* a child gone without a word while its zygote died: the zygote's
+         * end killed it (its pidfd may fire before the zygote's own) */
+        if (r->status == JAIL_SETUP_ERROR && strcmp(r->error, "jail init ended early") == 0 &&
+            (c->z->dead || !c->z->jail || jail_has_exited(c->z->jail))) {
+                r->status = JAIL_KILLED;
+                r->signal = SIGKILL;
+                r->error[0] = 0;
+        }
+        c->finished = true;
+        c->z->n_running--;
+        if (c->done)
+                c->done(j, r, c->userdata);
+        c->done = NULL;
+}
+
+static int spare_new(Zygote *z, ZygoteChild **ret) {
+        ZygoteChild *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        int r = jail_zchild_new(z->jail, &z->cfg, &c->j);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        c->z = z;
+        z->refs++;
+        jail_set_events(c->j, child_event, c);
+        c->next = z->children;
+        if (z->children)
+                z->children->prev = c;
+        z->children = c;
+        z->n_spares++;
+        *ret = c;
+        return 0;
+}
+
+static void on_timer(uv_timer_t *t) {
+        Zygote *z = t->data;
+        while (z->ready && !z->dead && !z->freed && z->n_spares < z->spares) {
+                ZygoteChild *c;
+                if (spare_new(z, &c) < 0) {
+                        z->failures++;
+                        break;
+                }
+        }
+        if (z->n_spares < z->spares)
+                refill(z);
+}
+
+/* Ask for spares until there are z->spares, on the loop (not on the
+ * request's path); more and more slowly while they keep dying. */
+static void refill(Zygote *z) {
+        if (!z->ready || z->dead || z->freed || z->n_spares >= z->spares || uv_is_active((uv_handle_t *) &z->timer))
+                return;
+        uint64_t delay = 0;
+        if (z->failures > 0) {
+                unsigned shift = z->failures > 8 ? 8 : z->failures;
+                delay = 10ULL << shift;
+                if (delay > BACKOFF_MAX_MS)
+                        delay = BACKOFF_MAX_MS;
+        }
+        uv_timer_start(&z->timer, on_timer, delay, 0);
+}
+
+/* ----- the zygote itself ----- */
+
+static void zygote_msg(Jail *j, const JailMsg *m, void *userdata) {
+        Zygote *z = userdata;
+        (void) j;
+        if (m->type != JAIL_MSG_ZYGOTE_READY || z->ready || z->dead)
+                return;
+        z->ready = true;
+        refill(z);
+        if (z->fn && !z->freed)
+                z->fn(z, ZYGOTE_EVENT_READY, 0, z->userdata);
+}
+
+static void kill_children(Zygote *z) {
+        for (ZygoteChild *c = z->children; c; c = c->next) {
+                if (c->started)
+                        jail_kill(c->j); /* done follows: JAIL_KILLED */
+                else
+                        child_release(c); /* a spare: END follows */
+        }
+}
+
+/* The zygote is gone (it died, or it was killed): say why, once. */
+static void zygote_done(Jail *j, JailResult *r, void *userdata) {
+        Zygote *z = userdata;
+        (void) j;
+        z->dead = true;
+        if (r->status == JAIL_SETUP_ERROR)
+                snprintf(z->error, sizeof z->error, "zygote setup failed: %s", r->error);
+        else if (r->status == JAIL_EXITED)
+                snprintf(z->error, sizeof z->error, "zygote exited %d", r->exit_code);
+        else
+                snprintf(z->error, sizeof z->error, "zygote ended: %s", jail_status_to_string(r->status));
+        if (r->err.len > 0) {
+                /* the end of what it said, e.g. a python traceback */
+                size_t n = strlen(z->error), take = r->err.len > 120 ? 120 : r->err.len;
+                snprintf(z->error + n, sizeof z->error - n, ": %.*s", (int) take, r->err.data + r->err.len - take);
+        }
+        kill_children(z);
+        if (z->fn && !z->freed)
+                z->fn(z, ZYGOTE_EVENT_DIED, z->ready ? 0 : -EIO, z->userdata);
+}
+
+static void zygote_jail_event(Jail *j, JailEvent ev, int error, void *userdata) {
+        Zygote *z = userdata;
+        (void) error;
+        if (ev != JAIL_EVENT_END)
+                return;
+        jail_free(j);
+        z->jail = NULL;
+        zygote_unref(z);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+        zygote_unref(h->data);
+}
+
+int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret) {
+        char why[256] = "";
+        Zygote *z = calloc(1, sizeof *z);
+        if (!z)
+                return -ENOMEM;
+        *z = (Zygote) { .loop = loop, .fn = fn, .userdata = userdata, .spares = ZYGOTE_SPARES_DEFAULT, .refs = 1 };
+        int r = copy_config(z, c);
+        if (r >= 0 && z->cfg.code_fd < 0)
+                r = jail_config_check_open(&z->cfg, why, sizeof why, &z->cfg.code_fd);
+        if (r < 0) {
+                zygote_unref(z);
+                return r;
+        }
+        CgroupLimits cg = { c->limits.memory_bytes, ZYGOTE_PIDS, c->limits.cpu_millis };
+        if (cg.memory_bytes < ZYGOTE_MEMORY_MIN)
+                cg.memory_bytes = ZYGOTE_MEMORY_MIN;
+        int kind = c->runtime == JAIL_RUNTIME_PYTHON3 ? JAIL_ZYGOTE_PYTHON : JAIL_ZYGOTE_EXEC;
+        r = jail_zygote_spawn(loop, &z->cfg, &cg, kind, zygote_done, z, zygote_msg, z, why, sizeof why, &z->jail);
+        if (r < 0) {
+                snprintf(z->error, sizeof z->error, "%s", why);
+                zygote_unref(z);
+                return r;
+        }
+        z->refs++; /* the jail, until its END */
+        jail_set_events(z->jail, zygote_jail_event, z);
+        uv_timer_init(loop, &z->timer);
+        z->timer.data = z;
+        *ret = z;
+        return 0;
+}
+
+int zygote_set_spares(Zygote *z, unsigned n) {
+        if (n < 1 || n > SPARES_MAX)
+                return -EINVAL;
+        z->spares = n;
+        refill(z);
+        return 0;
+}
+
+/* A spare for a request: one that waits (ready), else one still setting
+ * itself up (its GO waits in its socket), else a new one. */
+static int spare_take(Zygote *z, ZygoteChild **ret) {
+        ZygoteChild *pick = NULL;
+        for (ZygoteChild *c = z->children; c && !pick; c = c->next)
+                if (!c->started && !c->jail_freed && jail_is_ready(c->j))
+                        pick = c;
+        for (ZygoteChild *c = z->children; c && !pick; c = c->next)
+                if (!c->started && !c->jail_freed && !jail_is_started(c->j))
+                        pick = c;
+        if (!pick) {
+                int r = spare_new(z, &pick);
+                if (r < 0)
+                        return r;
+        }
+        *ret = pick;
+        return 0;
+}
+
+int zygote_fork(Zygote *z, const void *stdin_data, size_t stdin_len, jail_done_fn done, void *userdata,
+                ZygoteChild **ret) {
+        if (!z->ready || z->dead || z->freed)
+                return -ENOTCONN;
+        if (z->n_running >= ZYGOTE_CHILDREN_MAX)
+                return -EBUSY;
+        if (stdin_len > JAIL_STDIN_MAX)
+                return -E2BIG;
+        void *copy = malloc(stdin_len ? stdin_len : 1);
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, stdin_data, stdin_len);
+        for (int tries = 0; tries < 3; tries++) {
+                ZygoteChild *c;
+                int r = spare_take(z, &c);
+                if (r < 0) {
+                        free(copy);
+                        return r;
+                }
+                if (jail_zchild_go(c->j, &z->cfg, copy, stdin_len, child_done, c) < 0) {
+                        child_release(c); /* died meanwhile: its END is coming */
+                        continue;
+                }
+                c->started = true;
+                c->done = done;
+                c->userdata = userdata;
+                c->stdin_copy = copy;
+                z->n_spares--;
+                z->n_running++;
+                refill(z);
+                *ret = c;
+                return 0;
+        }
+        free(copy);
+        return -EIO;
+}
+
+int zygote_child_kill(ZygoteChild *c) {
+        return c ? jail_kill(c->j) : -ESRCH;
+}
+
+bool zygote_is_ready(const Zygote *z) { return z->ready && !z->dead && !z->freed; }
+unsigned zygote_children(const Zygote *z) { return z->n_running; }
+const char *zygote_error(const Zygote *z) { return z->error; }
+
+void zygote_free(Zygote *z) {
+        if (!z || z->freed)
+                return;
+        z->freed = true;
+        z->fn = NULL;
+        kill_children(z);
+        if (z->jail)
+                jail_kill(z->jail); /* END releases it */
+        uv_close((uv_handle_t *) &z->timer, on_timer_closed);
+}

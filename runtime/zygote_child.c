@@ -1,0 +1,324 @@
+/* runtime/zygote_child.c: a zygote's loop and the making of each child, on
+ * the jail's side (see zygote_child.h and docs/jail.md, "Zygotes"). The
+ * zygote is uid 1000 in the jail's user namespace and holds CAP_SYS_ADMIN
+ * and CAP_SETPCAP there (over namespaces that namespace owns, nothing of
+ * the host's); each child spends them on its own namespaces and drops
+ * them for good before the box process exists. System calls only: this
+ * file is also the python3 zygote's shared object. */
+#define _GNU_SOURCE
+#include "zygote_child.h"
+#include "jail_child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+static struct {
+        int ctl;
+        ZygoteParams p;
+        struct sock_fprog prog;
+        int fds[ZYGOTE_FORK_FDS_MAX];   /* the FORK being served */
+        int n_fds;
+        bool exec_mode;                 /* in fnbox-runtime: the box process execs */
+        int box_sock;
+} zs = { .ctl = -1, .box_sock = -1 };
+
+enum { F_SOCK, F_IN, F_OUT, F_ERR, F_PROCS };
+
+static void send_msg(int sock, int type, int err, int wstatus, const char *what) {
+        JailMsg m = { .type = type, .err = err, .wstatus = wstatus };
+        if (what)
+                strncpy(m.what, what, sizeof m.what - 1);
+        (void) send(sock, &m, sizeof m, MSG_NOSIGNAL);
+}
+
+_Noreturn static void fail(int sock, const char *what) {
+        send_msg(sock, JAIL_MSG_SETUP_ERROR, errno, 0, what);
+        _exit(126);
+}
+
+#define CHECK(sock, expr, what)           \
+        do {                              \
+                if ((expr) < 0)           \
+                        fail(sock, what); \
+        } while (0)
+
+static int cmp_int(const void *a, const void *b) { return *(const int *) a - *(const int *) b; }
+
+/* Close every fd but the n in keep (which is sorted in place). */
+static int close_all_but(int *keep, int n) {
+        qsort(keep, (size_t) n, sizeof *keep, cmp_int);
+        unsigned from = 0;
+        for (int i = 0; i < n; i++) {
+                if ((unsigned) keep[i] > from && syscall(SYS_close_range, from, (unsigned) keep[i] - 1, 0) < 0)
+                        return -1;
+                from = (unsigned) keep[i] + 1;
+        }
+        return (int) syscall(SYS_close_range, from, ~0U, 0);
+}
+
+static int send_fd(int sock, int type, int fd) {
+        JailMsg m = { .type = type };
+        char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+        struct iovec iov = { &m, sizeof m };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t) sizeof m ? 0 : -1;
+}
+
+/* ----- the zygote ----- */
+
+static int init_common(int ctl) {
+        zs.ctl = ctl;
+        /* children are reaped by the kernel: each reports to the runtime itself */
+        struct sigaction ign = { .sa_handler = SIG_IGN };
+        if (sigaction(SIGCHLD, &ign, NULL) < 0)
+                return -errno;
+        /* nothing of this process may be read through /proc, should anything
+         * ever see it; and it dies with the runtime */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                return -errno;
+        send_msg(ctl, JAIL_MSG_ZYGOTE_READY, 0, 0, NULL);
+        return 0;
+}
+
+EXPORT int zygote_child_init_with(int ctl, const ZygoteParams *p, const struct sock_filter *filter) {
+        zs.exec_mode = filter != NULL && p->exec_mode;
+        if (p->magic != ZYGOTE_PARAMS_MAGIC || p->filter_len == 0 || p->filter_len > ZYGOTE_FILTER_MAX)
+                return -EINVAL;
+        zs.p = *p;
+        zs.p.tmp_opts[sizeof zs.p.tmp_opts - 1] = 0;
+        zs.prog.len = (unsigned short) p->filter_len;
+        zs.prog.filter = (struct sock_filter *) filter;
+        return init_common(ctl);
+}
+
+/* The python3 zygote: the parameters and the filter from a memfd. */
+EXPORT int zygote_child_init(int ctl, int params_fd) {
+        ZygoteParams p;
+        if (pread(params_fd, &p, sizeof p, 0) != (ssize_t) sizeof p)
+                return -EINVAL;
+        if (p.magic != ZYGOTE_PARAMS_MAGIC || p.filter_len == 0 || p.filter_len > ZYGOTE_FILTER_MAX)
+                return -EINVAL;
+        size_t len = p.filter_len * sizeof(struct sock_filter);
+        struct sock_filter *f = malloc(len);
+        if (!f)
+                return -ENOMEM;
+        if (pread(params_fd, f, len, sizeof p) != (ssize_t) len) {
+                free(f);
+                return -EINVAL;
+        }
+        close(params_fd);
+        return zygote_child_init_with(ctl, &p, f); /* f lives as long as the zygote */
+}
+
+/* The next FORK: its fds are kept for zygote_child_fork(). The runtime
+ * hanging up ends the zygote. */
+EXPORT int zygote_child_wait(void) {
+        for (;;) {
+                JailMsg m;
+                char cbuf[CMSG_SPACE(sizeof zs.fds)];
+                struct iovec iov = { &m, sizeof m };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                                     .msg_controllen = sizeof cbuf };
+                ssize_t n = recvmsg(zs.ctl, &mh, MSG_CMSG_CLOEXEC);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        _exit(0);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                int nfds = c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
+                                   ? (int) ((c->cmsg_len - CMSG_LEN(0)) / sizeof(int)) : 0;
+                int fds[ZYGOTE_FORK_FDS_MAX];
+                if (nfds > 0)
+                        memcpy(fds, CMSG_DATA(c), (size_t) nfds * sizeof(int));
+                if (n != sizeof m || m.type != JAIL_MSG_FORK || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+                    nfds < ZYGOTE_FORK_FDS_MIN || nfds > ZYGOTE_FORK_FDS_MAX || m.err != nfds)
+                        _exit(125); /* the runtime never sends this: stop rather than guess */
+                memcpy(zs.fds, fds, sizeof fds);
+                zs.n_fds = nfds;
+                return 0;
+        }
+}
+
+/* ----- a child: from the clone to the box ----- */
+
+/* Every capability and privilege goes, as in a one-shot jail's init
+ * (jail_child.c, drop_privileges), then the same seccomp filter. */
+static void child_drop(int sock) {
+        for (int c = 0; c <= zs.p.cap_last; c++)
+                CHECK(sock, prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "drop bounding set");
+        CHECK(sock, prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps");
+        CHECK(sock, prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
+                          SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                          SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                          SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED, 0, 0, 0), "securebits");
+        struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+        struct __user_cap_data_struct none[2] = { { 0 } };
+        CHECK(sock, syscall(SYS_capset, &hdr, none), "clear capabilities");
+        CHECK(sock, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+        CHECK(sock, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable");
+        CHECK(sock, setrlimit(RLIMIT_CORE, &zs.p.rl_core), "rlimit core");
+        CHECK(sock, setrlimit(RLIMIT_FSIZE, &zs.p.rl_fsize), "rlimit fsize");
+        CHECK(sock, setrlimit(RLIMIT_NOFILE, &zs.p.rl_nofile), "rlimit nofile");
+        CHECK(sock, setrlimit(RLIMIT_STACK, &zs.p.rl_stack), "rlimit stack");
+        CHECK(sock, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
+        CHECK(sock, syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &zs.prog), "seccomp");
+}
+
+/* The child's own namespaces and filesystems: mount (a fresh /tmp, a /proc
+ * of its own pid namespace), ipc (no SysV object outlives it or reaches a
+ * sibling), net (no abstract socket name is shared with a sibling), and a
+ * cgroup namespace rooted at the cgroup it has just joined. */
+static void child_namespaces(int sock) {
+        CHECK(sock, unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP), "unshare namespaces");
+        char opts[160];
+        size_t n = strlen(zs.p.tmp_opts);
+        memcpy(opts, zs.p.tmp_opts, n);
+        memcpy(opts + n, ",mode=1777", sizeof ",mode=1777");
+        CHECK(sock, mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts), "mount /tmp");
+        CHECK(sock, mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid,hidepid=invisible"),
+              "mount /proc");
+}
+
+/* The box process: its stdio, then it waits for its request's GO. */
+static int box_wait_go(int sock) {
+        int fds[3] = { zs.fds[F_IN], zs.fds[F_OUT], zs.fds[F_ERR] };
+        for (int i = 0; i < 3; i++)
+                if (dup2(fds[i], i) < 0)
+                        _exit(126);
+        int keep[4] = { 0, 1, 2, sock };
+        if (close_all_but(keep, 4) < 0)
+                _exit(126);
+        JailMsg m;
+        ssize_t n;
+        do
+                n = recv(sock, &m, sizeof m, 0);
+        while (n < 0 && errno == EINTR);
+        if (n != sizeof m || m.type != JAIL_MSG_GO)
+                _exit(126); /* the request was given up */
+        /* The control socket stays with the init: the box cannot forge its
+         * result. An exec box keeps it until its execve succeeds, to report
+         * a failure (zygote_child_exec). */
+        if (zs.exec_mode) {
+                if (fcntl(sock, F_SETFD, FD_CLOEXEC) < 0)
+                        _exit(126);
+                zs.box_sock = sock;
+        } else
+                close(sock);
+        /* its own /proc/self again; only its own pid namespace can see it */
+        (void) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        return 0;
+}
+
+/* The child's init (pid 1 of its pid namespace): reap everything, report
+ * the box's status and usage, exit; the kernel then kills the rest. */
+_Noreturn static void child_init(int sock, pid_t box) {
+        for (int i = F_IN; i <= F_ERR; i++)
+                close(zs.fds[i]);
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) sigaction(sig, &dfl, NULL);
+        send_msg(sock, JAIL_MSG_READY, 0, 0, NULL);
+        for (;;) {
+                int st;
+                pid_t p = waitpid(-1, &st, __WALL);
+                if (p == box) {
+                        JailMsg m = { .type = JAIL_MSG_EXIT, .wstatus = st };
+                        struct rusage ru;
+                        if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
+                                m.maxrss_kb = ru.ru_maxrss;
+                                m.cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
+                                           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+                        }
+                        (void) send(sock, &m, sizeof m, MSG_NOSIGNAL);
+                        _exit(0);
+                }
+                if (p < 0 && errno != EINTR)
+                        _exit(125);
+        }
+}
+
+/* In the clone, pid 1 of a new pid namespace, still with the zygote's
+ * capabilities in the jail's user namespace. Returns only in the box
+ * process, with everything dropped. */
+static int child_main(void) {
+        int sock = zs.fds[F_SOCK];
+        /* nothing of the zygote's: not its control socket, not the
+         * interpreter's files; only this child's own fds */
+        int keep[ZYGOTE_FORK_FDS_MAX];
+        memcpy(keep, zs.fds, sizeof keep);
+        if (close_all_but(keep, zs.n_fds) < 0)
+                _exit(126);
+        /* its own session: a process group signal must not reach the zygote */
+        CHECK(sock, setsid(), "setsid");
+        /* the runtime opened these as root: join the child's own cgroup
+         * before anything else happens in it */
+        for (int i = F_PROCS; i < zs.n_fds; i++) {
+                CHECK(sock, write(zs.fds[i], "0", 1), "join cgroup");
+                close(zs.fds[i]);
+        }
+        int pidfd = (int) syscall(SYS_pidfd_open, getpid(), 0);
+        if (pidfd < 0 || send_fd(sock, JAIL_MSG_HELLO, pidfd) < 0)
+                fail(sock, "hello");
+        close(pidfd);
+        child_namespaces(sock);
+        child_drop(sock);
+        /* the box's SIGCHLD is the default one (the zygote ignores it) */
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        CHECK(sock, sigaction(SIGCHLD, &dfl, NULL), "SIGCHLD");
+        /* In fnbox-runtime the box process only execs: a bare clone, without
+         * the atfork handlers of the runtime's libraries (libuv's would
+         * close and remake fds it thinks are its own). python3 needs glibc's
+         * fork, which keeps its idea of the thread up to date. */
+        pid_t box = zs.exec_mode ? (pid_t) syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0) : fork();
+        if (box < 0)
+                fail(sock, "fork box");
+        if (box == 0)
+                return box_wait_go(sock);
+        child_init(sock, box);
+}
+
+EXPORT int zygote_child_fork(void) {
+        if (zs.n_fds < ZYGOTE_FORK_FDS_MIN)
+                return -EINVAL;
+        /* fork-like: the child is pid 1 of a new pid namespace (owned by
+         * the jail's user namespace), so it and all it starts can name
+         * neither the zygote nor a sibling */
+        long pid = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, 0);
+        int err = errno;
+        if (pid == 0)
+                return child_main();
+        for (int i = 0; i < zs.n_fds; i++)
+                close(zs.fds[i]); /* a failed clone: the runtime sees the child's socket close */
+        zs.n_fds = 0;
+        return pid < 0 ? -err : (int) pid;
+}
+
+/* The box process of an exec, sh or node zygote: its program, with the
+ * environment built for the revision. */
+_Noreturn void zygote_child_exec(const char *path, char *const argv[], char *const envp[]) {
+        execve(path, argv, envp);
+        send_msg(zs.box_sock, JAIL_MSG_SETUP_ERROR, errno, 0, path);
+        _exit(127);
+}

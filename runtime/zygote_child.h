@@ -1,0 +1,50 @@
+/* runtime/zygote_child.h: the zygote's side, inside its jail. The zygote
+ * waits on its control socket for FORK messages; for each it clones a child
+ * into a new pid namespace, and that child turns itself into a fresh jail
+ * (its own cgroup, mount, ipc, net and cgroup namespaces, /tmp and /proc, no
+ * capabilities, no_new_privs, seccomp, rlimits), forks the box process and
+ * stays as that namespace's init to report the box's status. The box
+ * process waits for GO and then runs the request.
+ *
+ * The same code runs in two places: inside fnbox-runtime's jail init for
+ * exec, sh and node zygotes (the box process then execs), and inside the
+ * python3 zygote as a shared object loaded with ctypes (fnbox-zygote.so,
+ * built from this file alone: it makes system calls only, no libcap). */
+#pragma once
+
+#include <linux/filter.h>
+#include <stdint.h>
+#include <sys/resource.h>
+
+#define ZYGOTE_PARAMS_MAGIC 0x7a79676fU   /* "zygo" */
+#define ZYGOTE_FILTER_MAX 4096            /* BPF instructions */
+/* The fds a FORK message carries: the child's control socket, the box's
+ * stdin, stdout and stderr, then one cgroup.procs fd per hierarchy. */
+#define ZYGOTE_FORK_FDS_MIN 5
+#define ZYGOTE_FORK_FDS_MAX 8
+
+/* What every child of a zygote gets: fixed per revision. For python3 it
+ * travels in a memfd (fd 5 of the interpreter), followed by the filter. */
+typedef struct ZygoteParams {
+        uint32_t magic;
+        uint32_t filter_len;        /* BPF instructions that follow */
+        char tmp_opts[128];         /* size options of each child's /tmp */
+        struct rlimit rl_core, rl_fsize, rl_nofile, rl_stack;
+        int32_t cap_last;
+        int32_t exec_mode;          /* in fnbox-runtime: the box process execs */
+} ZygoteParams;
+
+/* fd numbers in a python3 zygote (the driver, runtime/zygote_driver.py) */
+enum { ZYGOTE_FD_CTL = 3, ZYGOTE_FD_SO = 4, ZYGOTE_FD_PARAMS = 5 };
+
+/* The .so's entry points (also linked into fnbox-runtime). The zygote:
+ * init once (0, or -errno), then wait for a FORK (returns when one came;
+ * exits the process when the runtime hung up) and fork: > 0 in the zygote,
+ * -errno on failure (the runtime sees the child's socket close), 0 in the
+ * box process once its request's GO arrived. The child in between never
+ * returns. */
+int zygote_child_init(int ctl, int params_fd);
+int zygote_child_init_with(int ctl, const ZygoteParams *p, const struct sock_filter *filter);
+int zygote_child_wait(void);
+int zygote_child_fork(void);
+_Noreturn void zygote_child_exec(const char *path, char *const argv[], char *const envp[]);

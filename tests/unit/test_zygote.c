@@ -1,0 +1,343 @@
+/* tests/unit/test_zygote.c: zygotes (runtime/zygote.h) with real jails:
+ * requests through sh and python3 zygotes, a fresh /tmp and pid namespace
+ * per request, the jail's outcomes (timeout, output limit, out of memory),
+ * kills, a zygote that dies, and the latency of zygote_fork() (printed,
+ * not asserted). They need root, as test_jail.c does. */
+#define _GNU_SOURCE
+#include "test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/zygote.h"
+
+static char zdir[64];
+
+static void zdir_remove(void) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", zdir);
+        if (zdir[0] && system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", zdir);
+}
+
+/* A world-readable file NAME with body in a fresh temp folder. */
+static const char *code_file(const char *name, const char *body) {
+        if (!zdir[0]) {
+                atexit(zdir_remove);
+                snprintf(zdir, sizeof zdir, "/tmp/fnbox-unit-XXXXXX");
+                ASSERT_TRUE(mkdtemp(zdir) != NULL);
+                ASSERT_EQ_INT(chmod(zdir, 0755), 0);
+        }
+        static char p[128];
+        snprintf(p, sizeof p, "%s/%s", zdir, name);
+        FILE *f = fopen(p, "w");
+        ASSERT_TRUE(f != NULL);
+        fputs(body, f);
+        fclose(f);
+        ASSERT_EQ_INT(chmod(p, 0644), 0);
+        return p;
+}
+
+static double now_ms(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double) t.tv_sec * 1e3 + (double) t.tv_nsec / 1e6;
+}
+
+typedef struct Ctx {
+        uv_loop_t loop;
+        Zygote *z;
+        bool ready, died;
+        int n_done;
+        JailResult results[64];
+        double t_done[64];
+} Ctx;
+
+static void on_event(Zygote *z, ZygoteEvent ev, int error, void *userdata) {
+        Ctx *x = userdata;
+        (void) z;
+        (void) error;
+        if (ev == ZYGOTE_EVENT_READY)
+                x->ready = true;
+        else
+                x->died = true;
+}
+
+static void on_done(Jail *j, JailResult *r, void *userdata) {
+        Ctx *x = userdata;
+        (void) j;
+        x->t_done[x->n_done] = now_ms();
+        x->results[x->n_done++] = *r;
+        memset(r, 0, sizeof *r); /* the buffers are ours now */
+}
+
+/* Run the loop until cond holds (or 20 s pass). */
+#define RUN_UNTIL(x, cond)                                                        \
+        do {                                                                      \
+                double _end = now_ms() + 20000;                                   \
+                while (!(cond) && now_ms() < _end)                                \
+                        uv_run(&(x)->loop, UV_RUN_ONCE);                          \
+                ASSERT_TRUE(cond);                                                \
+        } while (0)
+
+static void ctx_start(Ctx *x, JailRuntime rt, const char *code) {
+        signal(SIGPIPE, SIG_IGN);
+        memset(x, 0, sizeof *x);
+        ASSERT_EQ_INT(uv_loop_init(&x->loop), 0);
+        JailConfig c;
+        jail_config_init(&c);
+        c.runtime = rt;
+        c.code = code;
+        ASSERT_EQ_INT(zygote_new(&x->loop, &c, on_event, x, &x->z), 0);
+        RUN_UNTIL(x, x->ready || x->died);
+        if (!x->ready)
+                FAIL_AT("zygote died: %s", zygote_error(x->z));
+}
+
+static void ctx_end(Ctx *x) {
+        zygote_free(x->z);
+        uv_run(&x->loop, UV_RUN_DEFAULT); /* until nothing is left */
+        ASSERT_EQ_INT(uv_loop_close(&x->loop), 0);
+        for (int i = 0; i < x->n_done; i++)
+                jail_result_clear(&x->results[i]);
+}
+
+static JailResult *one(Ctx *x, const char *in) {
+        ZygoteChild *c;
+        int n = x->n_done;
+        ASSERT_EQ_INT(zygote_fork(x->z, in, strlen(in), on_done, x, &c), 0);
+        RUN_UNTIL(x, x->n_done > n);
+        return &x->results[n];
+}
+
+TEST(zygote_sh_requests_and_fresh_tmp) {
+        Ctx x;
+        ctx_start(&x, JAIL_RUNTIME_SH,
+                  code_file("main.sh", "ls -A /tmp; touch /tmp/left; echo \"in: $(cat)\"; echo err >&2; exit 3\n"));
+        for (int i = 0; i < 5; i++) {
+                JailResult *r = one(&x, "hello");
+                if (r->status != JAIL_EXITED)
+                        FAIL_AT("status %s: %s", jail_status_to_string(r->status), r->error);
+                if (r->exit_code != 3)
+                        FAIL_AT("exit %d: %s / %s", r->exit_code, r->out.data ? r->out.data : "", r->err.data ? r->err.data : "");
+                /* nothing of the previous request's /tmp */
+                ASSERT_EQ_STR(r->out.data, "in: hello\n");
+                ASSERT_EQ_STR(r->err.data, "err\n");
+        }
+        ASSERT_TRUE(zygote_is_ready(x.z));
+        ASSERT_EQ_UINT(zygote_children(x.z), 0);
+        ctx_end(&x);
+}
+
+TEST(zygote_child_is_a_jail) {
+        Ctx x;
+        /* its own pid namespace (its init is invisible), no capability, the
+         * seccomp filter, no network interface, a /tmp of the default size */
+        ctx_start(&x, JAIL_RUNTIME_SH,
+                  code_file("main.sh", "cd /proc; echo [0-9]*; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' "
+                                       "/proc/self/status | tr -s '\\t' ' '; id -u; cat /proc/self/cgroup | "
+                                       "grep -c ':/$'; df -k /tmp | tail -1 | tr -s ' ' | cut -d' ' -f2\n"));
+        JailResult *r = one(&x, "");
+        ASSERT_EQ_INT(r->status, JAIL_EXITED);
+        ASSERT_EQ_INT(r->exit_code, 0);
+        char want[160];
+        snprintf(want, sizeof want, "2\nCapEff: 0000000000000000\nCapBnd: 0000000000000000\nNoNewPrivs: 1\n"
+                                    "Seccomp: 2\n1000\n");
+        if (strncmp(r->out.data, want, strlen(want)) != 0 || !strstr(r->out.data + strlen(want), "16384"))
+                FAIL_AT("the child's view:\n%s\nexpected to start with:\n%s(cgroup lines, then 16384)", r->out.data,
+                        want);
+        ctx_end(&x);
+}
+
+TEST(zygote_outcomes_as_a_jail) {
+        Ctx x;
+        ctx_start(&x, JAIL_RUNTIME_SH,
+                  code_file("main.sh", "read what; case $what in\n"
+                                       "spin) while :; do :; done;;\n"
+                                       "flood) yes;;\n"
+                                       "kill) kill -9 $$;;\n"
+                                       "bomb) for i in $(seq 200); do sleep 5 & done; wait;;\n"
+                                       "esac\n"));
+        /* the revision's limits: 10 s timeout; ask for a shorter one by killing */
+        ZygoteChild *c;
+        ASSERT_EQ_INT(zygote_fork(x.z, "spin\n", 5, on_done, &x, &c), 0);
+        for (int i = 0; i < 20; i++)
+                uv_run(&x.loop, UV_RUN_NOWAIT);
+        ASSERT_EQ_INT(zygote_child_kill(c), 0);
+        RUN_UNTIL(&x, x.n_done == 1);
+        if (x.results[0].status != JAIL_KILLED)
+                FAIL_AT("status %s: %s", jail_status_to_string(x.results[0].status), x.results[0].error);
+        JailResult *r = one(&x, "flood\n");
+        ASSERT_EQ_INT(r->status, JAIL_OUTPUT_LIMIT);
+        ASSERT_EQ_UINT(r->out.len, 1 << 20);
+        r = one(&x, "kill\n");
+        ASSERT_EQ_INT(r->status, JAIL_SIGNALED);
+        ASSERT_EQ_INT(r->signal, SIGKILL);
+        /* --pids 64: the fork bomb is refused, the box goes on */
+        r = one(&x, "bomb\n");
+        ASSERT_EQ_INT(r->status, JAIL_EXITED);
+        ASSERT_TRUE(r->err.data && strstr(r->err.data, "fork") != NULL);
+        ctx_end(&x);
+}
+
+TEST(zygote_timeout_and_memory) {
+        Ctx x;
+        signal(SIGPIPE, SIG_IGN);
+        memset(&x, 0, sizeof x);
+        ASSERT_EQ_INT(uv_loop_init(&x.loop), 0);
+        JailConfig c;
+        jail_config_init(&c);
+        c.runtime = JAIL_RUNTIME_PYTHON3;
+        c.code = code_file("limits.py", "import sys\nw = sys.stdin.read()\n"
+                                        "if w == 'spin':\n    while True: pass\n"
+                                        "b = bytearray(200 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n");
+        c.limits.timeout_ns = 300 * 1000000ULL;
+        c.limits.memory_bytes = 64ULL << 20;
+        ASSERT_EQ_INT(zygote_new(&x.loop, &c, on_event, &x, &x.z), 0);
+        RUN_UNTIL(&x, x.ready || x.died);
+        ASSERT_TRUE(x.ready);
+        JailResult *r = one(&x, "spin");
+        ASSERT_EQ_INT(r->status, JAIL_TIMEOUT);
+        ASSERT_TRUE(r->wall_ms >= 290 && r->wall_ms < 2000);
+        r = one(&x, "fill");
+        ASSERT_EQ_INT(r->status, JAIL_OUT_OF_MEMORY);
+        ctx_end(&x);
+}
+
+TEST(zygote_python_requests) {
+        Ctx x;
+        ctx_start(&x, JAIL_RUNTIME_PYTHON3,
+                  code_file("hello.py", "import sys, json, random, os\n"
+                                        "d = json.loads(sys.stdin.read())\n"
+                                        "print(json.dumps({'hello': d['name'], 'r': random.random(),\n"
+                                        "  'tmp': os.listdir('/tmp'), 'pids': sorted(os.listdir('/proc'))[:3],\n"
+                                        "  'argv': sys.argv, 'main': __name__}))\n"
+                                        "open('/tmp/left', 'w').write('x')\n"
+                                        "if d['name'] == 'bad': raise ValueError('boom')\n"
+                                        "if d['name'] == 'exit': sys.exit(7)\n"));
+        char first[512] = "";
+        for (int i = 0; i < 3; i++) {
+                JailResult *r = one(&x, "{\"name\": \"fnbox\"}");
+                if (r->status != JAIL_EXITED || r->exit_code != 0)
+                        FAIL_AT("status %s %d: %s / %s", jail_status_to_string(r->status), r->exit_code, r->error,
+                                r->err.data ? r->err.data : "");
+                ASSERT_TRUE(strstr(r->out.data, "\"hello\": \"fnbox\"") != NULL);
+                ASSERT_TRUE(strstr(r->out.data, "\"tmp\": []") != NULL);
+                ASSERT_TRUE(strstr(r->out.data, "\"argv\": [\"/fn/hello.py\"]") != NULL);
+                ASSERT_TRUE(strstr(r->out.data, "\"main\": \"__main__\"") != NULL);
+                /* random is seeded again in every child */
+                ASSERT_TRUE(strcmp(first, r->out.data) != 0);
+                snprintf(first, sizeof first, "%s", r->out.data);
+        }
+        JailResult *r = one(&x, "{\"name\": \"bad\"}");
+        ASSERT_EQ_INT(r->status, JAIL_EXITED);
+        ASSERT_EQ_INT(r->exit_code, 1);
+        ASSERT_TRUE(strstr(r->err.data, "ValueError: boom") && strstr(r->err.data, "hello.py"));
+        if (strstr(r->err.data, "<string>"))
+                FAIL_AT("the driver in the traceback: %s", r->err.data);
+        r = one(&x, "{\"name\": \"exit\"}");
+        ASSERT_EQ_INT(r->status, JAIL_EXITED);
+        ASSERT_EQ_INT(r->exit_code, 7);
+        ctx_end(&x);
+}
+
+/* The zygote's own process: the test's child that is not a jail of ours
+ * otherwise (the only one, in these tests). */
+static pid_t zygote_pid(void) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        pid_t found = -1;
+        while (d && (e = readdir(d))) {
+                char p[300], buf[512];
+                snprintf(p, sizeof p, "/proc/%s/stat", e->d_name);
+                FILE *f = fopen(p, "re");
+                if (!f)
+                        continue;
+                if (fgets(buf, sizeof buf, f)) {
+                        char *rp = strrchr(buf, ')');
+                        int ppid;
+                        if (rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == getpid())
+                                found = atoi(e->d_name);
+                }
+                fclose(f);
+        }
+        if (d)
+                closedir(d);
+        return found;
+}
+
+TEST(zygote_died_is_reported) {
+        Ctx x;
+        ctx_start(&x, JAIL_RUNTIME_SH, code_file("main.sh", "sleep 5\n"));
+        ZygoteChild *c;
+        ASSERT_EQ_INT(zygote_fork(x.z, "", 0, on_done, &x, &c), 0);
+        for (int i = 0; i < 50; i++)
+                uv_run(&x.loop, UV_RUN_NOWAIT);
+        pid_t pid = zygote_pid();
+        ASSERT_TRUE(pid > 0);
+        ASSERT_EQ_INT(kill(pid, SIGKILL), 0);
+        RUN_UNTIL(&x, x.died);
+        RUN_UNTIL(&x, x.n_done >= 1);
+        ASSERT_EQ_INT(x.n_done, 1);
+        if (x.results[0].status != JAIL_KILLED)
+                FAIL_AT("status %s: %s", jail_status_to_string(x.results[0].status), x.results[0].error);
+        ASSERT_TRUE(!zygote_is_ready(x.z));
+        ASSERT_EQ_INT(zygote_fork(x.z, "", 0, on_done, &x, &c), -ENOTCONN);
+        ASSERT_TRUE(strstr(zygote_error(x.z), "zygote") != NULL);
+        ctx_end(&x);
+}
+
+TEST(zygote_refuses_bad_config) {
+        uv_loop_t loop;
+        ASSERT_EQ_INT(uv_loop_init(&loop), 0);
+        JailConfig c;
+        jail_config_init(&c);
+        c.code = "/proc/self";
+        Zygote *z;
+        ASSERT_EQ_INT(zygote_new(&loop, &c, on_event, NULL, &z), -EINVAL);
+        c.code = "/bin/true";
+        c.limits.memory_bytes = 1;
+        ASSERT_EQ_INT(zygote_new(&loop, &c, on_event, NULL, &z), -EINVAL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Sequential requests, each started once the previous one's result is in:
+ * the figure a warm `fresh` request pays in the runtime. */
+static void bench(JailRuntime rt, const char *code, const char *label) {
+        Ctx x;
+        ctx_start(&x, rt, code);
+        double lat[40];
+        int n = 0;
+        for (int i = 0; i < 40; i++) {
+                /* let the replacement spare get ready, as between requests */
+                double until = now_ms() + 5;
+                while (now_ms() < until)
+                        uv_run(&x.loop, UV_RUN_NOWAIT);
+                double t0 = now_ms();
+                JailResult *r = one(&x, "fnbox");
+                ASSERT_EQ_INT(r->status, JAIL_EXITED);
+                lat[n++] = x.t_done[x.n_done - 1] - t0;
+                jail_result_clear(r);
+        }
+        qsort(lat, (size_t) n, sizeof lat[0], cmp_double);
+        printf("    zygote_fork to result, %s: p50 %.2f ms, p90 %.2f ms, max %.2f ms (%d requests)\n", label,
+               lat[n / 2], lat[n * 9 / 10], lat[n - 1], n);
+        x.n_done = 0;
+        ctx_end(&x);
+}
+
+TEST(zygote_latency) {
+        bench(JAIL_RUNTIME_EXEC, "/bin/true", "exec /bin/true");
+        bench(JAIL_RUNTIME_PYTHON3, code_file("bench.py", "import sys\nprint('hello, ' + sys.stdin.read())\n"),
+              "python3 hello");
+}
