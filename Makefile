@@ -62,6 +62,8 @@ CONTROLLER_SRCS := $(wildcard controller/*.c)
 # the controller's pure decision code (autoscaler, scheduler), unit-tested
 CONTROLLER_CORE_SRCS := $(wildcard controller/kpa.c controller/scheduler.c)
 ACTIVATOR_SRCS := $(wildcard activator/*.c)
+# the activator's pure parts (no I/O), which the unit suite links too
+ACTIVATOR_CORE_SRCS := $(wildcard activator/fnpath.c activator/reqid.c activator/outcome.c activator/table.c activator/httpresp.c activator/metrics.c activator/router.c)
 ACT_PKGS := jansson libmicrohttpd libcurl libsystemd libuv
 ACT_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(ACT_PKGS) 2>/dev/null) -lpthread
 CLI_SRCS     := $(wildcard cli/*.c)
@@ -135,7 +137,7 @@ $(BUILD)/bin/fnbox: $(call obj,$(CLI_SRCS) $(SPEC_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CLI_LIBS)
 
-$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(CONTROLLER_CORE_SRCS) $(CLI_CORE_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(CONTROLLER_CORE_SRCS) $(ACTIVATOR_CORE_SRCS) $(CLI_CORE_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS) $(CTL_LIBS)
 

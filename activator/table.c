@@ -303,7 +303,7 @@ ssize_t route_pick(const RouteRevision *rev, uint64_t rnd, Slot *const *exclude,
         if (n == 0)
                 return -1;
         if (rev->concurrency > ROUTE_FIRST_FREE_MAX && n > 1) {
-                size_t a = (size_t) (rnd % n), b = (size_t) ((rnd >> 32) % (n - 1));
+                size_t a = (size_t) ((uint32_t) rnd % n), b = (size_t) ((rnd >> 32) % (n - 1));
                 if (b >= a)
                         b++;
                 const Slot *sa = rev->instances[a].slot, *sb = rev->instances[b].slot;
