@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -126,6 +127,9 @@ int codecache_fetch(const HttpTarget *t, const char *token, const char *state_di
                 return -EIO;
         }
         artifact_digest(res.body, res.body_len, got);
+        /* this runs on a pool thread that outlives the daemon's loop: free
+         * libcrypto's per-thread state now, not at a thread exit that never comes */
+        OPENSSL_thread_stop();
         if (strcmp(got, digest) != 0) {
                 snprintf(why, why_len, "the artifact's bytes have digest %s, not %s", got, digest);
                 http_response_clear(&res);

@@ -337,6 +337,7 @@ void instance_config(const Instance *i, JailConfig *c) {
 /* ----- fresh mode: the zygote ----- */
 
 static void zygote_schedule(Instance *i);
+static void on_zygote_dead(uv_timer_t *t);
 
 static void fresh_ready(Instance *i) {
         if (i->state != INSTANCE_STARTING)
@@ -359,14 +360,15 @@ static void on_zygote_event(Zygote *z, ZygoteEvent ev, int error, void *userdata
                 fresh_ready(i);
                 return;
         }
-        /* died: its running requests end on their own; build another one.
-         * Until then requests run in pool jails. */
-        zygote_free(TAKE_PTR(i->zygote));
+        /* died: its running requests end on their own; build another one
+         * (the dead one is released first, out of its own callback). Until
+         * then requests run in pool jails. */
         i->zygote_failures++;
         fresh_ready(i);
-        zygote_schedule(i);
         if (i->state == INSTANCE_DRAINING && !i->calls)
                 instance_fresh_drained(i);
+        else
+                uv_timer_start(&i->zygote_timer, on_zygote_dead, 0, 0);
 }
 
 static void zygote_build(Instance *i) {
@@ -386,6 +388,13 @@ static void zygote_build(Instance *i) {
 
 static void on_zygote_timer(uv_timer_t *t) {
         zygote_build(t->data);
+}
+
+static void on_zygote_dead(uv_timer_t *t) {
+        Instance *i = t->data;
+        if (i->zygote)
+                zygote_free(TAKE_PTR(i->zygote));
+        zygote_schedule(i);
 }
 
 static void zygote_schedule(Instance *i) {
@@ -574,12 +583,22 @@ void instance_call_cancel(InstanceCall *c) {
 
 /* ----- draining ----- */
 
-/* A fresh instance has nothing left running: it is stopped. */
+static void on_zygote_release(uv_timer_t *t) {
+        Instance *i = t->data;
+        if (i->zygote)
+                zygote_free(TAKE_PTR(i->zygote));
+        if (instance_finished(i) && i->h.changed)
+                i->h.changed(i, i->h.userdata);
+}
+
+/* A fresh instance has nothing left running: it is stopped. Its zygote
+ * goes on the next loop iteration: this may run inside one of the
+ * zygote's own callbacks. */
 void instance_fresh_drained(Instance *i) {
         uv_timer_stop(&i->drain_timer);
         uv_timer_stop(&i->zygote_timer);
         if (i->zygote)
-                zygote_free(TAKE_PTR(i->zygote));
+                uv_timer_start(&i->zygote_timer, on_zygote_release, 0, 0);
         instance_set_state(i, INSTANCE_STOPPED, "drained");
 }
 

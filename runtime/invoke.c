@@ -55,8 +55,8 @@ struct InvokeServer {
         Listener l[2];
         unsigned n_listeners;
         Conn *conns;
-        unsigned n_conns;
-        bool shut;
+        unsigned n_conns, listeners_open;
+        bool shut, freed;
 };
 
 static void conn_on_poll(uv_poll_t *h, int status, int events);
@@ -336,6 +336,7 @@ static int listener_add(InvokeServer *s, int fd, bool tcp) {
         *l = (Listener) { .fd = fd, .tcp = tcp, .s = s };
         uv_poll_init(s->loop, &l->poll, fd);
         l->poll.data = l;
+        s->listeners_open++;
         return uv_poll_start(&l->poll, UV_READABLE, on_listen);
 }
 
@@ -428,9 +429,20 @@ int invoke_server_new(uv_loop_t *loop, const InvokeConfig *c, InvokeServer **ret
         return 0;
 }
 
+static void server_maybe_release(InvokeServer *s) {
+        if (!s->freed || s->listeners_open > 0)
+                return;
+        free(s->unix_path);
+        free(s->secret);
+        free(s);
+}
+
 static void on_listener_closed(uv_handle_t *h) {
         Listener *l = h->data;
+        InvokeServer *s = l->s;
         l->fd = safe_close(l->fd);
+        s->listeners_open--;
+        server_maybe_release(s);
 }
 
 void invoke_server_shutdown(InvokeServer *s) {
@@ -448,27 +460,14 @@ void invoke_server_shutdown(InvokeServer *s) {
         }
 }
 
-/* The listeners' handles close on the loop: the server is freed after. */
-static void on_free_timer_closed(uv_handle_t *h) {
-        InvokeServer *s = h->data;
-        free(s->unix_path);
-        free(s->secret);
-        free(s);
-        free(h);
-}
-
+/* The listeners' handles close on the loop: the server is released once
+ * they have. */
 void invoke_server_free(InvokeServer *s) {
         if (!s)
                 return;
         invoke_server_shutdown(s);
         while (s->conns)
                 conn_close(s->conns);
-        /* one more handle, closed after the listeners' (libuv closes in order) */
-        uv_timer_t *t = malloc(sizeof *t);
-        if (!t) {
-                return; /* leak the small struct rather than free it under the loop */
-        }
-        uv_timer_init(s->loop, t);
-        t->data = s;
-        uv_close((uv_handle_t *) t, on_free_timer_closed);
+        s->freed = true;
+        server_maybe_release(s);
 }

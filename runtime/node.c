@@ -480,8 +480,8 @@ static int node_listen(Node *n, const NodeOptions *o) {
 
 static void node_handles_closed(uv_handle_t *h) {
         Node *n = h->data;
-        if (h != (uv_handle_t *) &n->poll_timer)
-                return; /* the second of the two, closed last */
+        if (++n->handles_closed < 2)
+                return; /* the heartbeat and the poll timer: both closed */
         for (size_t k = 0; k < n->log_n; k++) {
                 NodeLog *l = &n->logs[(n->log_head + k) % NODE_LOGS_QUEUE_MAX];
                 free(l->instance);

@@ -74,6 +74,7 @@ struct Node {
         NodeMetrics *metrics;
         bool stopping, final_sent, closed, said_ready;
         Node **owner_ref;                /* set to NULL when the node is gone */
+        unsigned handles_closed;
 };
 
 /* node.c, for ctlclient.c */

@@ -129,7 +129,8 @@ static void hist_write(FILE *f, const char *name, const char *labels, const Hist
         }
         cum += h->counts[N_BUCKETS];
         fprintf(f, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long) cum);
-        fprintf(f, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name, labels,
+        const char *lb = *labels ? "{" : "", *rb = *labels ? "}" : "";
+        fprintf(f, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, lb, labels, rb, h->sum, name, lb, labels, rb,
                 (unsigned long long) h->count);
 }
 
