@@ -573,6 +573,12 @@ class Platform:
         self.start_node(self.node_spec(name))
         self.wait_nodes_ready([name])
 
+    def kill9_node(self, name):
+        """SIGKILL a runtime, as a crash would (what it ran is remembered
+        first, so that the final check sees any of it that survives)."""
+        self._note_pids()
+        return self.runtimes[name].kill9()
+
     def start_activator_daemon(self):
         if self.activator is None:
             argv = [os.path.join(self.bin, "fnbox-activator"), "--listen", "127.0.0.1:0",

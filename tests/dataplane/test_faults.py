@@ -26,7 +26,7 @@ def runtime_killed_under_load(build):
         try:
             wait_for("requests on both nodes", lambda: len(load.snapshot()) >= 12, 20)
             t_kill = load.now()
-            p.runtimes["node-a"].kill9()
+            p.kill9_node("node-a")
             wait_for("requests after the kill",
                      lambda: len([r for r in load.snapshot() if r.start > t_kill + 3]) >= 12, 40)
         finally:

@@ -50,7 +50,7 @@ def label_routing(build):
         check(dt < 5, "the unschedulable answer took %.1fs" % dt)
 
         # the cuda node dies: the rocm node serves the rocm variant
-        p.runtimes["node-cuda"].kill9()
+        p.kill9_node("node-cuda")
         t0 = time.monotonic()
         st, body, _ = p.invoke("gpu", b"variant", timeout=60)
         dt = time.monotonic() - t0
@@ -61,7 +61,7 @@ def label_routing(build):
         print("after the cuda node died: rocm answered in %.1fs (lease %s)" % (dt, LEASE))
 
         # both gone: 503 unschedulable with the reason
-        p.runtimes["node-rocm"].kill9()
+        p.kill9_node("node-rocm")
         wait_for("the revision unschedulable", lambda: p.route(rev).get("unschedulable"), 30)
         t0 = time.monotonic()
         st, body, _ = p.invoke("gpu", b"variant", timeout=60)
