@@ -1011,9 +1011,10 @@ int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t 
                 if ((r = poll_start(j, PL_OUT, UV_READABLE)) >= 0 && (r = poll_start(j, PL_ERR, UV_READABLE)) >= 0)
                         r = poll_start(j, PL_TIMER, UV_READABLE);
         }
-        if (r >= 0 && stdin_len == 0)
-                poll_stop(j, PL_IN);
-        else if (r >= 0)
+        /* the body goes into the pipe now (it usually fits): no loop turn */
+        if (r >= 0)
+                stdin_write(j);
+        if (r >= 0 && j->poll_open[PL_IN])
                 r = poll_start(j, PL_IN, UV_WRITABLE);
         if (r < 0)
                 setup_failed(j, -r, what);

@@ -171,6 +171,7 @@ static void child_done(Jail *j, JailResult *r, void *userdata) {
         if (c->done)
                 c->done(j, r, c->userdata);
         c->done = NULL;
+        refill(c->z);
 }
 
 static int spare_new(Zygote *z, ZygoteChild **ret) {
@@ -207,8 +208,10 @@ static void on_timer(uv_timer_t *t) {
                 refill(z);
 }
 
-/* Ask for spares until there are z->spares, on the loop (not on the
- * request's path); more and more slowly while they keep dying. */
+/* Ask for spares until there are z->spares, on the loop; after a request
+ * that used one, once its result is out (so that making a replacement does
+ * not compete with it), unless none is left; more and more slowly while
+ * they keep dying. */
 static void refill(Zygote *z) {
         if (!z->ready || z->dead || z->freed || z->n_spares >= z->spares || uv_is_active((uv_handle_t *) &z->timer))
                 return;
@@ -366,7 +369,8 @@ int zygote_fork(Zygote *z, const void *stdin_data, size_t stdin_len, jail_done_f
                 c->stdin_copy = copy;
                 z->n_spares--;
                 z->n_running++;
-                refill(z);
+                if (z->n_spares == 0)
+                        refill(z);
                 *ret = c;
                 return 0;
         }
