@@ -193,7 +193,9 @@ static void *report_main(void *arg) {
         bool failing_stats = false, failing_poke = false;
         uint64_t next = router_now_ns() + CONTROL_STATS_MS * 1000000ull;
         while (h && !atomic_load(&ctl->stop)) {
-                json_t *pokes = router_wait_pokes(ctl->router, next);
+                uint64_t tick = router_now_ns() + CONTROL_TICK_MS * 1000000ull;
+                json_t *pokes = router_wait_pokes(ctl->router, tick < next ? tick : next);
+                router_tick(ctl->router);
                 size_t i;
                 json_t *p;
                 json_array_foreach(pokes, i, p)

@@ -13,6 +13,7 @@
 #define CONTROL_BACKOFF_MAX_MS 5000
 #define CONTROL_TABLE_MAX      (64u << 20)      /* bytes of a route table */
 #define CONTROL_STATS_MS       1000
+#define CONTROL_TICK_MS        100              /* queues are tried again this often */
 
 typedef struct Control Control;
 

@@ -497,6 +497,15 @@ json_t *router_wait_pokes(Router *r, uint64_t deadline_ns) {
         return a;
 }
 
+void router_tick(Router *r) {
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < HASH_SIZE; i++)
+                for (RevState *rs = r->revs[i]; rs; rs = rs->next)
+                        if (rs->head)
+                                drain(r, rs);
+        pthread_mutex_unlock(&r->lock);
+}
+
 void router_interrupt(Router *r) {
         pthread_mutex_lock(&r->lock);
         r->interrupted = true;

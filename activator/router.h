@@ -114,6 +114,9 @@ json_t *router_wait_pokes(Router *r, uint64_t deadline_ns);
 /* {"activator": id, "revisions": [...]}: in-flight and queued counts of
  * every revision that has some, or had some at the last report. */
 json_t *router_stats(Router *r, const char *id);
+/* Try the queues again (a node said busy: its slots may be taken by
+ * another activator's requests, whose ends we do not see). */
+void router_tick(Router *r);
 /* Wake router_wait_pokes() at once (stopping). */
 void router_interrupt(Router *r);
 

@@ -350,7 +350,7 @@ static void queue_deadline(uv_timer_t *t) {
         if (!router_unqueue(q->w->router, &q->waiter))
                 return;         /* dispatched meanwhile: it is in the inbox */
         q->wait_ns = router_now_ns() - q->waiter.since_ns;
-        req_fail(q, ACT_QUEUE_TIMEOUT, "no instance of %s became ready within %.1fs", q->rt.rev->key,
+        req_fail(q, ACT_QUEUE_TIMEOUT, "no instance of %s could take the request within %.1fs", q->rt.rev->key,
                  (double) q->wait_ns / 1e9);
         req_unref(q);
 }
@@ -753,6 +753,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
         char buf[512];
         vsnprintf(buf, sizeof buf, fmt, ap);
         buf[strcspn(buf, "\n")] = 0;
+        /* clients that hang up mid-answer are routine, not news */
+        if (strstr(buf, "Failed to send") || strstr(buf, "closed by remote") || strstr(buf, "no longer available"))
+                return;
         fprintf(stderr, PROG ": worker %u: http: %s\n", w->index, buf);
 }
 
