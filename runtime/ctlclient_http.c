@@ -425,7 +425,7 @@ static int read_response(int fd, HttpParser *p, int64_t deadline, int cancel_fd)
                 if (n < 0)
                         return negative_errno();
                 if (n == 0)
-                        return -EBADMSG; /* closed before the response was complete */
+                        return -ECONNRESET; /* closed before the response was complete */
                 size_t used;
                 int r = http_parser_feed(p, buf, (size_t) n, &used);
                 if (r != 0)

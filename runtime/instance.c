@@ -250,15 +250,17 @@ int instance_new(const InstanceHost *h, json_t *entry, char *why, size_t why_len
                 timers[k]->data = i;
                 i->open_handles++;
         }
-        int r = -ENOMEM;
-        if ((i->id = strdup(id)) && (i->ns = strdup(ns)) && (i->function = strdup(fn)) &&
-            asprintf(&i->revision, "%s/%s", ns, rev) >= 0)
-                r = spec_parse(i, json_object_get(entry, "spec"), why, why_len);
-        else
+        if (!(i->id = strdup(id)) || !(i->ns = strdup(ns)) || !(i->function = strdup(fn)) ||
+            asprintf(&i->revision, "%s/%s", ns, rev) < 0) {
                 i->revision = NULL;
-        if (r < 0) {
                 instance_free(i);
-                return r;
+                return -ENOMEM;
+        }
+        /* a spec this node cannot run: the instance exists, failed, so that
+         * the controller hears why */
+        if (spec_parse(i, json_object_get(entry, "spec"), why, why_len) < 0) {
+                i->state = INSTANCE_FAILED;
+                snprintf(i->reason, sizeof i->reason, "setup_error: %s", why);
         }
         *ret = i;
         return 0;

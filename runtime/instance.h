@@ -54,9 +54,10 @@ typedef struct InstanceHost {
 } InstanceHost;
 
 /* An instance from one entry of an assignment ({id, namespace, function,
- * revision, variant, desired, codeDigest, spec}). The spec is checked here:
- * -EINVAL and why for one this node cannot run. It starts in `starting`
- * (reason `started`) and waits for its code (instance_start). */
+ * revision, variant, desired, codeDigest, spec}): -EINVAL and why for bad
+ * ids or digest. It starts in `starting` (reason `started`) and waits for
+ * its code (instance_start); a spec this node cannot run gives an
+ * instance already `failed` (`setup_error: ...`). */
 int instance_new(const InstanceHost *h, json_t *entry, char *why, size_t why_len, Instance **ret);
 /* The code is unpacked in code_dir: build the zygote or the service jail. */
 void instance_start(Instance *i, const char *code_dir);

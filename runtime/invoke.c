@@ -2,7 +2,7 @@
  * connection and a small state machine: HELLO, then requests one after
  * another. A request that cannot run gets ERROR 1-4 and the connection
  * stays; a protocol error (no HELLO, a bad frame, a frame out of order)
- * gets ERROR 5 and the connection is closed. */
+ * gets ERROR 5 (PROTO_INVOKE_PROTOCOL) and the connection is closed. */
 #define _GNU_SOURCE
 #include "invoke.h"
 
@@ -17,8 +17,6 @@
 
 #include "lib/util.h"
 #include "proto.h"
-
-#define INVOKE_PROTOCOL_ERROR 5
 
 typedef enum ConnState { IC_READ, IC_RUN, IC_WRITE } ConnState;
 
@@ -255,11 +253,11 @@ static void conn_read(Conn *c) {
                         return;
                 }
                 if (r < 0) {
-                        conn_error(c, INVOKE_PROTOCOL_ERROR, why ? why : "malformed frame", true);
+                        conn_error(c, PROTO_INVOKE_PROTOCOL, why ? why : "malformed frame", true);
                         return;
                 }
                 if ((r = proto_reader_space(&c->rd, &space, &len)) < 0 && r != -EAGAIN) {
-                        conn_error(c, INVOKE_PROTOCOL_ERROR, "malformed frame", true);
+                        conn_error(c, PROTO_INVOKE_PROTOCOL, "malformed frame", true);
                         return;
                 }
                 if (r == -EAGAIN)

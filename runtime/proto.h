@@ -69,6 +69,7 @@ enum {
         PROTO_INVOKE_NOT_READY = 2,    /* draining or not ready */
         PROTO_INVOKE_BUSY = 3,         /* no free slot */
         PROTO_INVOKE_FAILED = 4,       /* the node failed to run the request */
+        PROTO_INVOKE_PROTOCOL = 5,     /* no or a bad HELLO, a bad frame: the connection is closed */
 };
 
 typedef struct ProtoFrame {
