@@ -2,9 +2,8 @@
  * The spec comes from the controller's assignment and is checked here
  * before anything is built; the code comes unpacked from the code cache.
  * fresh mode: a zygote per instance and a fixed number of slots; while
- * the zygote is missing (not built yet, dead, or not available in this
- * build) requests run in prepared jails from the node's pool, which is the
- * same jail. service mode lives in instance_service.c. */
+ * the zygote is missing (dead, or it could not be built) requests run in
+ * prepared jails from the node's pool, which is the same jail. service mode lives in instance_service.c. */
 #define _GNU_SOURCE
 #include "instance.h"
 #include "instance_internal.h"
@@ -17,14 +16,6 @@
 
 #include "jail_internal.h"
 #include "lib/util.h"
-
-/* zygote.c may be missing from a build: then every request runs in a pool
- * jail (weak references are NULL when nothing defines them). */
-#pragma weak zygote_new
-#pragma weak zygote_fork
-#pragma weak zygote_child_kill
-#pragma weak zygote_is_ready
-#pragma weak zygote_free
 
 #define ZYGOTE_RETRY_MIN_MS 100
 #define ZYGOTE_RETRY_MAX_MS 10000
@@ -374,7 +365,7 @@ static void on_zygote_event(Zygote *z, ZygoteEvent ev, int error, void *userdata
 }
 
 static void zygote_build(Instance *i) {
-        if (i->zygote || !zygote_new || (i->state != INSTANCE_STARTING && i->state != INSTANCE_READY))
+        if (i->zygote || (i->state != INSTANCE_STARTING && i->state != INSTANCE_READY))
                 return;
         JailConfig c;
         instance_config(i, &c);
@@ -424,10 +415,7 @@ void instance_start(Instance *i, const char *code_dir) {
                 instance_service_start(i);
                 return;
         }
-        if (zygote_new)
-                zygote_build(i);
-        else
-                fresh_ready(i);
+        zygote_build(i);
 }
 
 void instance_fail(Instance *i, const char *reason) {
