@@ -334,8 +334,10 @@ int cluster_node_status(Cluster *c, const char *name, const json_t *body, json_t
                         fprintf(stderr, "fnbox-controller: node %s registered (%s)\n", name, st.invoke);
                 n->seen_ms = now;
                 n->reported = true;
-                apply_instances(c, n, &st, first, now);
+                /* logs first: an instance that failed at once is forgotten
+                 * by apply_instances, and its last words matter most */
                 apply_logs(c, n, &st);
+                apply_instances(c, n, &st, first, now);
                 *ret = render_assignment(c, n);
                 if (!*ret)
                         r = -ENOMEM;
