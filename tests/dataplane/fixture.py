@@ -56,6 +56,11 @@ TMP_NOISE = re.compile(r"^(bash_tool_|cc[A-Za-z0-9]{6}\.|tmp\.|tmp[a-z0-9_]{8}$|
                        r"fnbox-(cli|it|store|unit|bench|fuzz|sec|dp)[-_]|pymp-|\.X|systemd-)")
 
 
+# the daemons' logs of platforms that a test left with an exception; the
+# runner prints them after the failure
+FAILED_LOGS = []
+
+
 class PlatformError(Exception):
     pass
 
@@ -362,7 +367,10 @@ class Platform:
         self.controller_args = list(controller_args)
         self.start_activator = start_activator
         self.verbose = verbose
-        self.tag = "%x%04x" % (os.getpid(), random.randrange(1 << 16))
+        self.tag = "%06x" % random.randrange(1 << 24)
+        if os.environ.get("FNBOX_DP_TAGFILE"):     # the runner checks these names after the test
+            with open(os.environ["FNBOX_DP_TAGFILE"], "a") as f:
+                f.write(self.tag + "\n")
         self.tmp = tempfile.mkdtemp(prefix="fnbox-dp-")
         os.chmod(self.tmp, 0o755)
         self.daemon_tmp = os.path.join(self.tmp, "daemon-tmp")
@@ -397,7 +405,7 @@ class Platform:
 
     def __exit__(self, et, ev, tb):
         if et is not None:
-            sys.stdout.write("---- platform (%s); the daemons' logs:\n%s\n" % (self.netns_note, self.all_logs()))
+            FAILED_LOGS.append("---- platform (%s); the daemons' logs:\n%s\n" % (self.netns_note, self.all_logs()))
         problems = self.close(check=et is None)
         if problems and et is None:
             raise PlatformError("left behind after the test:\n  " + "\n  ".join(problems))
@@ -451,7 +459,7 @@ class Platform:
                 break
         self.subnet = "10.%d.%d" % (a, b)
         try:
-            self.bridge = "fnbd%s" % self.tag[-8:]
+            self.bridge = "fnbd%sb" % self.tag
             self._ip("link", "add", self.bridge, "type", "bridge")
             self.links.append(self.bridge)
             self._ip("addr", "add", "%s.1/24" % self.subnet, "dev", self.bridge)
@@ -473,7 +481,7 @@ class Platform:
         ns = "fnbd-%s-%d" % (self.tag, i)
         self._ip("netns", "add", ns)
         self.netns[name] = ns
-        host_if = "fnbd%s%d" % (self.tag[-6:], i)
+        host_if = "fnbd%sv%d" % (self.tag, i)
         self._ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns)
         self.links.append(host_if)
         self._ip("link", "set", host_if, "master", self.bridge, "up")

@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -41,6 +42,14 @@ def load_tests():
 
 def child(name, build):
     """Run one test in this process; exit 0 on success."""
+    import fixture
+    rc = _child(name, build)
+    for text in fixture.FAILED_LOGS:
+        sys.stdout.write(text)
+    return rc
+
+
+def _child(name, build):
     import harness
     tests = load_tests()
     fn, _ = tests[name]
@@ -64,23 +73,16 @@ def child(name, build):
     return 0
 
 
-def stray_network(before):
-    """Network namespaces and links a killed child left (ours by prefix)."""
-    now = set(os.listdir("/sys/class/net"))
+def stray_network(tags):
+    """Network namespaces and links named for the platforms of a test (the
+    fixture writes each platform's tag to FNBOX_DP_TAGFILE) that are still
+    there: what a test killed at its limit could not remove."""
+    names = set(os.listdir("/sys/class/net"))
     try:
-        now |= {"netns:" + n for n in os.listdir("/run/netns")}
+        names |= {"netns:" + n for n in os.listdir("/run/netns")}
     except OSError:
         pass
-    return sorted(n for n in now - before if n.startswith(("fnbd", "netns:fnbd")))
-
-
-def net_names():
-    out = set(os.listdir("/sys/class/net"))
-    try:
-        out |= {"netns:" + n for n in os.listdir("/run/netns")}
-    except OSError:
-        pass
-    return out
+    return sorted(n for n in names for t in tags if n.startswith(("fnbd" + t, "netns:fnbd-" + t)))
 
 
 def run_one(name, limit, build, keep):
@@ -88,7 +90,9 @@ def run_one(name, limit, build, keep):
     env = dict(os.environ)
     if keep:
         env["FNBOX_DP_KEEP"] = "1"
-    before = net_names()
+    tagfile = tempfile.NamedTemporaryFile(prefix="fnbox-dp-tags-", delete=False)
+    tagfile.close()
+    env["FNBOX_DP_TAGFILE"] = tagfile.name
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -105,7 +109,10 @@ def run_one(name, limit, build, keep):
             out, _ = p.communicate()
     out = out.decode("utf-8", "replace")
     ok = p.returncode == 0 and not timed_out
-    stray = stray_network(before)
+    with open(tagfile.name) as f:
+        tags = f.read().split()
+    os.unlink(tagfile.name)
+    stray = stray_network(tags)
     for n in stray:
         if n.startswith("netns:"):
             subprocess.run(["ip", "netns", "del", n[6:]], stderr=subprocess.DEVNULL)

@@ -71,9 +71,17 @@ def service_mode(build):
         check(not bad, "calls to a service while it loads", bad)
         check(dt >= 1.9, "a service that loads for 2 s answered after %.2fs" % dt)
         early = [l for d in p.runtimes.values() for l in d.lines() if "before it was ready" in l]
-        rc, out, err = p.cli("logs", "slow")
-        check(rc == 0, "fnbox logs slow: exit %d" % rc, out, err)
-        check("before it was ready" not in out and not early, "the slow service got a request before it "
-              "was ready", out, early)
-        check("serving on" in out, "fnbox logs slow does not show the service's stderr", out, err)
+        logs = {}
+
+        def got_logs():
+            rc, out, err = p.cli("logs", "slow")
+            check(rc == 0, "fnbox logs slow: exit %d" % rc, out, err)
+            logs["out"] = out
+            return "serving on" in out
+        try:
+            wait_for("the service's stderr in fnbox logs", got_logs, 10)
+        except Exception:
+            check(False, "fnbox logs slow does not show the service's stderr within 10 s", logs.get("out"))
+        check("before it was ready" not in logs["out"] and not early, "the slow service got a request "
+              "before it was ready", logs["out"], early)
         print("slow service: first answers after %.2fs" % dt)
