@@ -327,8 +327,9 @@ static void on_poll(uv_poll_t *h, int status, int events);
  * it can be killed, and its exit is seen, as a jail's init is. */
 static void on_hello(Jail *j, int fd) {
         int r = 0;
+        /* a pidfd (of a live child, or of one already gone: ESRCH) */
         if (!j->adopted || j->pidfd >= 0 || fd < 0 ||
-            syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) < 0) {
+            (syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) < 0 && errno != ESRCH)) {
                 safe_close(fd);
                 setup_failed(j, EPROTO, "hello from the child");
                 return;

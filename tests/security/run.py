@@ -8,20 +8,25 @@ errno, the signal or the status), and then asserts that the host is
 unchanged: no leftover jail processes, cgroups, mounts, network namespaces
 or files in /tmp.
 
-The suite runs twice, once per path a jail can take: "oneshot"
+The suite runs once per path a jail can take: "oneshot"
 (`run --no-daemon`: the jail is built by the run process itself) and
 "daemon" (`run --daemon --socket S` against a `fnbox-runtime serve` that the
 suite starts with a pool of prepared jails, waits for its "ready" line, and
 stops with SIGTERM afterwards, checking that the daemon left no process,
-cgroup, network namespace or file behind). A pooled jail must behave
-exactly like a one-shot one, so every expectation is the same.
+cgroup, network namespace or file behind), and "zygote" (the request runs
+in a child of a zygote, through BUILD/tests/zygote-run, which builds one
+zygote for the box and runs --requests requests through it). A pooled jail
+and a zygote's child must behave exactly like a one-shot jail, so every
+expectation is the same; the zygote path adds attacks of its own (a
+request's leftovers seen by the next, signals to the zygote and to
+siblings, siblings seeing each other).
 
 usage: run.py [--build DIR] [--quick] [--only NAME]... [--path P] [--mutate]
 
   --build DIR  where bin/fnbox-runtime and tests/boxes/ live (default build)
   --quick      a small representative subset (for the sanitizer build), on both paths
   --only NAME  run only the named tests (repeatable; prefix match)
-  --path P     oneshot, daemon or both (default both)
+  --path P     oneshot, daemon, zygote or all (default all)
   --mutate     self-check: perturb every expectation but the box's status;
                every test must then FAIL
 
@@ -91,6 +96,7 @@ class Ctx:
     path = "oneshot"     # the path under test: oneshot or daemon
     daemon = None        # the fnbox-runtime serve we started (Popen)
     socket = None        # its socket
+    zygote_run = None    # BUILD/tests/zygote-run
 
 
 def path_opts():
@@ -177,8 +183,12 @@ def box_path(name):
     return os.path.join(C.bin, name)
 
 
-def runtime_cmd(code, args=(), runtime="exec", opts=(), entry=None):
-    cmd = [C.runtime, "run", "--json"] + path_opts() + ["--runtime", runtime, "--code", code]
+def runtime_cmd(code, args=(), runtime="exec", opts=(), entry=None, requests=1, parallel=False):
+    if C.path == "zygote":
+        cmd = [C.zygote_run, "--runtime", runtime, "--code", code, "--requests", str(requests)]
+        cmd += ["--parallel"] if parallel else []
+    else:
+        cmd = [C.runtime, "run", "--json"] + path_opts() + ["--runtime", runtime, "--code", code]
     if entry:
         cmd += ["--entry", entry]
     cmd += list(opts) + ["--env", f"FNBOX_SEC_TOKEN={TOKEN}", "--"] + list(args)
@@ -198,13 +208,19 @@ def decode(d, key):
     return s
 
 
-def parse_result(rc, out, err):
+def parse_result(rc, out, err, n=1):
     if rc != 0:
         raise Fail(f"fnbox-runtime exited {rc} (expected 0 with --json); stderr {err[-400:]!r}")
     lines = out.splitlines()
-    if len(lines) != 1:
-        raise Fail(f"fnbox-runtime printed {len(lines)} lines (expected one JSON line)")
-    d = json.loads(lines[0])
+    if len(lines) != n:
+        raise Fail(f"fnbox-runtime printed {len(lines)} lines (expected {n} JSON line(s))")
+    if n > 1:
+        return [parse_line(line) for line in lines]
+    return parse_line(lines[0])
+
+
+def parse_line(line):
+    d = json.loads(line)
     if d["status"] == "setup_error":
         raise Fail(f"the jail did not start: {d.get('error')}")
     d["stdout"] = decode(d, "stdout")
@@ -428,7 +444,10 @@ TESTS = []
 PATHS = {}   # tests that make sense on some paths only
 
 
-def test(name, quick=False, paths=("oneshot", "daemon")):
+ALL_PATHS = ("oneshot", "daemon", "zygote")
+
+
+def test(name, quick=False, paths=ALL_PATHS):
     def register(fn):
         TESTS.append((name, fn, quick))
         PATHS[name] = paths
@@ -914,7 +933,7 @@ def swap_forever(link, targets, stop):
         i += 1
 
 
-@test("code_path_swap")
+@test("code_path_swap", paths=("oneshot", "daemon"))
 def t_code_path_swap():
     # --code is a symlink that another thread flips between a good folder and
     # /proc, which fnbox-runtime refuses. Whatever the timing, a jail must
@@ -953,6 +972,76 @@ def t_code_path_swap():
     what = "the host's /proc mounted at /fn" if escapes and release in escapes[0] else "other code at /fn"
     check_true(f"jails of {runs} runs that saw {what}", not escapes,
                "none (refused, or the good code)", escapes[0] if escapes else None)
+
+
+# ----- zygotes: what one request of a zygote could do to another -----
+
+
+def script(name, body):
+    p = os.path.join(C.tmp, name)
+    with open(p, "w") as f:
+        f.write(body)
+    os.chmod(p, 0o644)
+    return p
+
+
+def run_many(code, n, runtime="sh", opts=(), parallel=False):
+    """n requests through one zygote: their results, in the order they ended."""
+    cmd = runtime_cmd(code, (), runtime, opts, None, requests=n, parallel=parallel)
+    return parse_result(*communicate(spawn(cmd, stdin=subprocess.DEVNULL)), n=n)
+
+
+@test("zygote_leftovers_between_requests", quick=True, paths=("zygote",))
+def t_zygote_leftovers():
+    # each request leaves files, a folder, a SysV shared memory segment and
+    # a background process; the next one must find none of them
+    code = script("leftovers.sh", 'echo "tmp: $(ls -A /tmp | tr "\\n" " ")"\n'
+                  'echo "shm: $(ipcs -m | grep -c ^0x)"\n'
+                  'cd /proc; echo "procs:" [0-9]*; cd /\n'
+                  'echo x > /tmp/f; mkdir /tmp/d; ipcmk -M 4096 >/dev/null\n'
+                  '(sleep 30 &) ; echo done\n')
+    for r in run_many(code, 4):
+        expect_status(r, "exited", 0)
+        expect_steps(r, [("tmp", ""), ("shm", "0"), ("procs", "2"), ("done", None)])
+
+
+@test("zygote_signals_zygote_and_siblings", paths=("zygote",))
+def t_zygote_signals():
+    # four requests at once, each signalling everything it can name: every
+    # other process of its pid namespace, its init, its process group; and
+    # the pids the zygote and the siblings have elsewhere. Each ends by its
+    # own hand; the zygote serves all of them (zygote-run exits 0 only then).
+    code = script("signals.sh", 'sleep 0.3\n'
+                  'cd /proc; echo "pids:" [0-9]*; cd /\n'
+                  'for p in 1 3 4 5 6 7 8 9 10 100 1000; do kill -9 $p 2>/dev/null && echo "kill $p: delivered"; done\n'
+                  'kill -9 -1 2>/dev/null; echo "kill -1: $?"\n'
+                  'kill -9 0\n')
+    results = run_many(code, 4, parallel=True)
+    for r in results:
+        expect_status(r, "signaled", sig=9)
+        # kill 1 is "delivered" and ignored: pid 1 is the child's own init
+        expect_steps(r, [("pids", "2"), ("kill 1", "delivered"), ("kill -1", "1")])
+    r = run_many(code, 1)
+    expect_status(r, "signaled", sig=9)
+
+
+@test("zygote_python_state_between_requests", paths=("zygote",))
+def t_zygote_python_state():
+    # module state, builtins and the random generator: a request that
+    # changes them changes nothing for the next
+    code = script("state.py", "import json, random, builtins, sys\n"
+                  "print('marker:', getattr(json, 'fnbox_marker', None))\n"
+                  "print('builtin:', hasattr(builtins, 'fnbox_leak'))\n"
+                  "print('random:', random.random())\n"
+                  "json.fnbox_marker = 'left'\nbuiltins.fnbox_leak = 1\nsys.modules['leak'] = json\n")
+    results = run_many(code, 3, runtime="python3")
+    seen = set()
+    for r in results:
+        expect_status(r, "exited", 0)
+        got = steps_of(r["stdout"])
+        check("module state", [("marker", "None"), ("builtin", "False")], got[:2])
+        seen.add(got[2][1])
+    check("distinct random numbers", 3, len(seen))
 
 
 # ----- the daemon's own door: requests that `run` would never send -----
@@ -1070,7 +1159,7 @@ def t_daemon_checks():
 
 
 def bad_options_test(name, args_fn, quick=False):
-    @test(f"bad_option_{name}", quick=quick)
+    @test(f"bad_option_{name}", quick=quick, paths=("oneshot", "daemon"))
     def t():
         rc, out, err = run_bad(args_fn())
         check("exit status", 2, rc)
@@ -1163,6 +1252,7 @@ def run_one(name, fn):
 def prepare(build):
     C.build = build
     C.runtime = os.path.abspath(os.path.join(build, "bin", "fnbox-runtime"))
+    C.zygote_run = os.path.abspath(os.path.join(build, "tests", "zygote-run"))
     boxes = os.path.join(build, "tests", "boxes")
     if not os.access(C.runtime, os.X_OK) or not os.path.isdir(boxes):
         return f"{C.runtime} or {boxes}/ missing: build first (make all)"
@@ -1264,7 +1354,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", action="append", default=[])
-    ap.add_argument("--path", choices=("oneshot", "daemon", "both"), default="both")
+    ap.add_argument("--path", choices=ALL_PATHS + ("both", "all"), default="all")
     ap.add_argument("--mutate", action="store_true")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -1280,7 +1370,12 @@ def main():
     C.mutate = a.mutate
     passed = failed = 0
     try:
-        for path in (("oneshot", "daemon") if a.path == "both" else (a.path,)):
+        paths = {"all": ALL_PATHS, "both": ("oneshot", "daemon")}.get(a.path, (a.path,))
+        for path in paths:
+            if path == "zygote" and not os.access(C.zygote_run, os.X_OK):
+                print(f"FAIL [zygote] {C.zygote_run} missing: build first (make all)", flush=True)
+                failed += 1
+                continue
             p, f = run_path(path, a)
             passed += p
             failed += f

@@ -341,3 +341,34 @@ TEST(zygote_latency) {
         bench(JAIL_RUNTIME_PYTHON3, code_file("bench.py", "import sys\nprint('hello, ' + sys.stdin.read())\n"),
               "python3 hello");
 }
+
+/* JailConfig.run_dir: bound read-write at /run/fnbox, checked before use. */
+TEST(jail_run_dir) {
+        char rd[64] = "/tmp/fnbox-unit-run-XXXXXX", p[128], why[256];
+        ASSERT_TRUE(mkdtemp(rd) != NULL);
+        ASSERT_EQ_INT(chmod(rd, 0755), 0);
+        JailConfig c;
+        jail_config_init(&c);
+        c.runtime = JAIL_RUNTIME_SH;
+        c.code = code_file("svc.sh", "echo hi > /run/fnbox/out && ls /run/fnbox\n");
+        c.run_dir = rd;
+        /* the box user cannot write it yet */
+        ASSERT_EQ_INT(jail_config_check(&c, why, sizeof why), -EINVAL);
+        ASSERT_TRUE(strstr(why, "run dir") != NULL);
+        ASSERT_EQ_INT(chown(rd, 65534, 65534), 0);
+        ASSERT_EQ_INT(jail_config_check(&c, why, sizeof why), 0);
+        JailResult r;
+        ASSERT_EQ_INT(jail_run(&c, &r), 0);
+        if (r.status != JAIL_EXITED || r.exit_code != 0)
+                FAIL_AT("status %s: %s %s", jail_status_to_string(r.status), r.error, r.err.data ? r.err.data : "");
+        ASSERT_EQ_STR(r.out.data, "out\n");
+        jail_result_clear(&r);
+        snprintf(p, sizeof p, "%s/out", rd);
+        struct stat st;
+        ASSERT_EQ_INT(stat(p, &st), 0);
+        ASSERT_EQ_UINT(st.st_uid, 65534);
+        unlink(p);
+        rmdir(rd);
+        c.run_dir = "/proc/self";
+        ASSERT_EQ_INT(jail_config_check(&c, why, sizeof why), -EINVAL);
+}
