@@ -237,8 +237,9 @@ static int serve(Setup *s, const Options *o, const sigset_t *sigs) {
                 sd_notify(0, "STOPPING=1");
                 fprintf(stderr, PROG ": %s: stopping\n", strsignal(sig));
         }
-        control_stop(ctl);
+        /* the routes keep coming while the requests in flight finish */
         workers_stop(ws, STOP_GRACE_MS);
+        control_stop(ctl);
         router_free(router);
         return r;
 }

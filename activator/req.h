@@ -37,7 +37,7 @@ struct Req {
         struct MHD_Connection *conn;     /* NULL once libmicrohttpd is done with it */
         unsigned refs;
         int phase;
-        bool suspended, reader_waiting, head_method, finished;
+        bool suspended, reader_waiting, head_method, counted;
         char *uri;                       /* as sent: path and query, percent-encoded */
         const char *method;
         FnPath path;

@@ -420,6 +420,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
                 ((ReqLink *) (w->reqs + 1))->prev = q;
         w->reqs = q;
         atomic_fetch_add(&w->active, 1);
+        q->counted = true;
         return q;
 }
 
@@ -444,7 +445,8 @@ static void req_free(Req *q) {
         free(q->out);
         free(q->uri);
         free(q->waiter.reason);
-        atomic_fetch_sub(&w->active, 1);
+        if (q->counted)
+                atomic_fetch_sub(&w->active, 1);
         uv_close((uv_handle_t *) &q->timer, req_timer_closed);
 }
 
@@ -554,6 +556,14 @@ static enum MHD_Result answer_mid_body(Req *q, ActError e, const char *msg) {
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
         if (sendmsg(ci->connect_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != hl + bl)
                 return MHD_NO;
+        /* The answer is complete: say so (the client then stops sending and
+         * reads it). libmicrohttpd may notice the client's close only at its
+         * connection timeout; such a request no longer holds up a stop. */
+        shutdown(ci->connect_fd, SHUT_WR);
+        if (q->counted) {
+                q->counted = false;
+                atomic_fetch_sub(&q->w->active, 1);
+        }
         q->refused = e;
         q->status = st;
         q->error = e;
