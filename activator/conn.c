@@ -224,6 +224,8 @@ static void on_connect(uv_connect_t *cr, int status) {
                 return;
         if (status < 0) {
                 Req *q = c->req;
+                /* nobody listens there: the instance (or its node) is gone */
+                bool gone = status == UV_ECONNREFUSED || status == UV_ENOENT || status == UV_ECONNRESET;
                 char why[ROUTE_ADDR_MAX + 64];
                 snprintf(why, sizeof why, "cannot connect to %s: %s", c->pool ? c->pool->addr : "the instance",
                          uv_strerror(status));
@@ -231,7 +233,7 @@ static void on_connect(uv_connect_t *cr, int status) {
                         q->refs++;
                 conn_close(c);
                 if (q && q->conn)
-                        req_retry(q, false, why);
+                        req_retry(q, gone, gone ? NULL : why);
                 req_unref(q);
                 return;
         }

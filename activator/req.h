@@ -81,9 +81,11 @@ uint64_t req_random(Req *q);
  * short (after). Ends the backend part: the slot goes back. */
 void req_fail(Req *q, ActError e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The instance refused or could not be reached before the box ran:
- * another one, or the queue. drop: its node has no such instance. With
- * unreachable (a message), a request that finds no other free instance
- * fails with 502 node_failed instead of queueing. Ends the backend part. */
+ * another one, or the queue. drop: the instance is gone (its node says so,
+ * or nothing listens at its address): no request goes there until the next
+ * route table. With unreachable (a message), a request that finds no other
+ * free instance fails with 502 node_failed instead of queueing. Ends the
+ * backend part. */
 void req_retry(Req *q, bool drop, const char *unreachable);
 /* The response's status and headers are known: body bytes follow through
  * req_out() (size: Content-Length or MHD_SIZE_UNKNOWN). Returns the

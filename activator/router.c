@@ -300,7 +300,7 @@ uint64_t router_swap(Router *r, RouteTable *t) {
         table_trim(t);
         for (size_t i = 0; i < HASH_SIZE; i++) {
                 for (Slot *s = r->slots[i]; s; s = s->next)
-                        s->live = false;
+                        s->live = s->dropped = false;   /* a new table: a new chance */
                 for (RevState *s = r->revs[i]; s; s = s->next)
                         s->rev = NULL;
         }

@@ -93,7 +93,7 @@ ActError router_retry(Router *r, RevState *rs, Slot *const *exclude, size_t n_ex
                       Waiter *w, uint32_t queue_max, uint64_t now_ns, Slot **ret_slot);
 /* Give a slot back (and hand it to a waiter, if one waits). */
 void router_release(Router *r, RevState *rs, Slot *s);
-/* The node said it has no such instance: route nothing more to it. */
+/* The instance is gone: route nothing more to it until the next table. */
 void router_drop_slot(Router *r, Slot *s);
 /* Take w out of its queue (its deadline passed). true when it was still
  * queued; false when it was dispatched meanwhile (it is in its inbox). */
