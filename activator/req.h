@@ -52,6 +52,7 @@ struct Req {
         RouteResult rt;                  /* rt.rev held; rt.slot taken while the backend runs */
         Waiter waiter;
         uv_timer_t timer;                /* the queue deadline, then the backend's */
+        uv_poll_t *hup;                  /* while queued: the client's hang-up */
         bool timer_init;
         Slot *tried[REQ_TRIES_MAX];
         size_t n_tried;

@@ -310,11 +310,48 @@ static void go(Req *q) {
         backend_start(q->w->backends, q);
 }
 
+static void hup_closed(uv_handle_t *h) {
+        free(h);
+}
+
+static void hup_stop(Req *q) {
+        if (!q->hup)
+                return;
+        uv_close((uv_handle_t *) q->hup, hup_closed);
+        q->hup = NULL;
+}
+
+/* A queued client hung up (libmicrohttpd does not watch suspended
+ * connections): it leaves the queue now, not at its deadline. */
+static void on_hup(uv_poll_t *h, int status _unused_, int events _unused_) {
+        Req *q = h->data;
+        hup_stop(q);
+        if (!router_unqueue(q->w->router, &q->waiter))
+                return;
+        uv_timer_stop(&q->timer);
+        req_fail(q, ACT_UNAVAILABLE, "the client left the queue");
+        req_unref(q);
+}
+
+static void hup_watch(Req *q) {
+        const union MHD_ConnectionInfo *ci = q->conn ? MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+        if (q->hup || !ci || !(q->hup = malloc(sizeof *q->hup)))
+                return;
+        if (uv_poll_init_socket(&q->w->loop, q->hup, ci->connect_fd) < 0) {
+                free(q->hup);
+                q->hup = NULL;
+                return;
+        }
+        q->hup->data = q;
+        uv_poll_start(q->hup, UV_DISCONNECT, on_hup);
+}
+
 /* A queued request holds a reference until it leaves the queue and the inbox. */
 static void enqueued(Req *q) {
         q->refs++;
         q->phase = REQ_WAIT;
         uv_timer_start(&q->timer, queue_deadline, queue_wait_ms(&q->rt.params), 0);
+        hup_watch(q);
 }
 
 void req_retry(Req *q, bool drop, const char *unreachable) {
@@ -349,6 +386,7 @@ static void queue_deadline(uv_timer_t *t) {
         Req *q = t->data;
         if (!router_unqueue(q->w->router, &q->waiter))
                 return;         /* dispatched meanwhile: it is in the inbox */
+        hup_stop(q);
         q->wait_ns = router_now_ns() - q->waiter.since_ns;
         req_fail(q, ACT_QUEUE_TIMEOUT, "no instance of %s could take the request within %.1fs", q->rt.rev->key,
                  (double) q->wait_ns / 1e9);
@@ -357,6 +395,7 @@ static void queue_deadline(uv_timer_t *t) {
 
 static void dispatch_waiter(Req *q) {
         uv_timer_stop(&q->timer);
+        hup_stop(q);
         q->wait_ns = router_now_ns() - q->waiter.since_ns;
         q->cold = q->waiter.cold;
         if (!q->waiter.slot) {
@@ -652,6 +691,7 @@ static void on_completed(void *cls _unused_, struct MHD_Connection *conn _unused
         *con_cls = NULL;
         Worker *w = q->w;
         q->conn = NULL;
+        hup_stop(q);
         if (q->waiter.state == WAITER_QUEUED && router_unqueue(w->router, &q->waiter)) {
                 uv_timer_stop(&q->timer);
                 q->refs--;      /* the queue's; ours follows */
@@ -709,6 +749,7 @@ static void worker_flush(Worker *w) {
         for (Req *q = w->reqs; q; q = ((ReqLink *) (q + 1))->next) {
                 if (q->waiter.state == WAITER_QUEUED && router_unqueue(w->router, &q->waiter)) {
                         uv_timer_stop(&q->timer);
+                        hup_stop(q);
                         req_fail(q, ACT_SHUTTING_DOWN, "the activator is stopping");
                         q->refs--;
                 } else if (q->be) {
