@@ -110,6 +110,25 @@ static char *json_strdup(json_t *o, const char *key, size_t max, bool *bad) {
         return s;
 }
 
+/* What a fresh box learns of its request (docs/invoke.md): set per
+ * request, so a spec's env of these names is left out in fresh mode. */
+static const char *const request_env_names[] = {
+        "FNBOX_REQUEST_ID", "FNBOX_TRACEPARENT", "FNBOX_METHOD", "FNBOX_PATH", "FNBOX_QUERY",
+};
+#define REQUEST_ENV_N ELEMENTSOF(request_env_names)
+/* every INVOKE's fields fit: names, '=', the longest values, NULs */
+_Static_assert(sizeof "FNBOX_REQUEST_ID=FNBOX_TRACEPARENT=FNBOX_METHOD=FNBOX_PATH=FNBOX_QUERY=" + 5 +
+                               PROTO_REQID_MAX + PROTO_TRACE_MAX + PROTO_METHOD_MAX + 2 * PROTO_URLPART_MAX <=
+                       ZYGOTE_ENV_BYTES && REQUEST_ENV_N <= ZYGOTE_ENV_MAX,
+               "an INVOKE's environment fits a zygote request's");
+
+static bool request_env_name(const char *k) {
+        for (size_t n = 0; n < REQUEST_ENV_N; n++)
+                if (strcmp(k, request_env_names[n]) == 0)
+                        return true;
+        return false;
+}
+
 static int spec_env(Instance *i, json_t *env, bool service) {
         if (env && !json_is_null(env) && !json_is_object(env))
                 return -EINVAL;
@@ -121,6 +140,8 @@ static int spec_env(Instance *i, json_t *env, bool service) {
         const char *k;
         json_t *v;
         json_object_foreach(env, k, v) {
+                if (!service && request_env_name(k))
+                        continue;
                 if (!json_is_string(v) || asprintf(&i->env[i->n_env], "%s=%s", k, json_string_value(v)) < 0)
                         return -EINVAL;
                 i->n_env++;
@@ -432,15 +453,13 @@ struct InstanceCall {
         size_t len;
         Jail *jail;
         ZygoteChild *child;
-        uv_timer_t timer;        /* a request timeout shorter than the zygote's */
-        bool cancelled, timed_out, timer_on;
+        bool cancelled;
         instance_reply_fn fn;
         void *userdata;
         uint64_t start_ns;
 };
 
-static void call_closed(uv_handle_t *h) {
-        InstanceCall *c = h->data;
+static void call_free(InstanceCall *c) {
         free(c->body);
         free(c);
 }
@@ -448,8 +467,6 @@ static void call_closed(uv_handle_t *h) {
 /* The request is over (r NULL: cancelled before a result). */
 static void call_finish(InstanceCall *c, JailResult *r) {
         Instance *i = c->inst;
-        if (c->timer_on)
-                uv_timer_stop(&c->timer);
         if (c->prev)
                 c->prev->next = c->next;
         else
@@ -457,8 +474,6 @@ static void call_finish(InstanceCall *c, JailResult *r) {
         if (c->next)
                 c->next->prev = c->prev;
         i->inflight--;
-        if (r && c->timed_out && r->status == JAIL_KILLED)
-                r->status = JAIL_TIMEOUT; /* our deadline, not a kill from outside */
         if (r)
                 instance_log_output(i, &r->err);
         if (i->h.request_done)
@@ -468,7 +483,7 @@ static void call_finish(InstanceCall *c, JailResult *r) {
                 c->fn(r, c->userdata);
         if (i->h.pool && *i->h.pool)
                 pool_refill(*i->h.pool); /* the reply is out: replace the jail now */
-        uv_close((uv_handle_t *) &c->timer, call_closed);
+        call_free(c);
         if (i->state == INSTANCE_DRAINING && !i->calls)
                 instance_fresh_drained(i);
 }
@@ -487,16 +502,64 @@ static void on_call_child_done(Jail *j, JailResult *r, void *userdata) {
         call_finish(c, r);
 }
 
-static void on_call_timeout(uv_timer_t *t) {
-        InstanceCall *c = t->data;
-        c->timed_out = true;
-        if (c->child)
-                zygote_child_kill(c->child);
+/* The request's environment (request_env_names, in that order; no
+ * traceparent when it has none), from the INVOKE's fields. The invoke
+ * decoder checked them; they are checked again here, as they become a
+ * box's environment: NUL-terminated within their bounds, no control
+ * characters. The strings live in buf. */
+typedef struct RequestEnv {
+        char *buf;
+        const char *env[REQUEST_ENV_N];
+        size_t n;
+} RequestEnv;
+
+static void request_env_clear(RequestEnv *e) {
+        free(e->buf);
+        *e = (RequestEnv) { 0 };
 }
 
-static int call_in_pool(Instance *i, InstanceCall *c, uint64_t timeout_ns, char *why, size_t len) {
+static int request_env_add(RequestEnv *e, char **p, size_t n, const char *value, size_t max) {
+        size_t len = strnlen(value, max + 1);
+        if (len > max)
+                return -E2BIG;
+        for (size_t k = 0; k < len; k++)
+                if ((unsigned char) value[k] < 0x20 || value[k] == 0x7f)
+                        return -EINVAL;
+        e->env[e->n++] = *p;
+        *p = stpcpy(stpcpy(stpcpy(*p, request_env_names[n]), "="), value) + 1;
+        return 0;
+}
+
+static int request_env(const ProtoInvoke *inv, RequestEnv *e) {
+        const char *values[REQUEST_ENV_N] = { inv->request_id, inv->traceparent, inv->method, inv->path, inv->query };
+        static const size_t max[REQUEST_ENV_N] = { PROTO_REQID_MAX, PROTO_TRACE_MAX, PROTO_METHOD_MAX,
+                                                   PROTO_URLPART_MAX, PROTO_URLPART_MAX };
+        *e = (RequestEnv) { .buf = malloc(ZYGOTE_ENV_BYTES) };
+        if (!e->buf)
+                return -ENOMEM;
+        char *p = e->buf;
+        for (size_t n = 0; n < REQUEST_ENV_N; n++) {
+                if (n == 1 && !*values[n])
+                        continue; /* no traceparent */
+                int r = request_env_add(e, &p, n, values[n], max[n]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int call_in_pool(Instance *i, InstanceCall *c, uint64_t timeout_ns, const RequestEnv *e, char *why,
+                        size_t len) {
         JailConfig cfg;
         instance_config(i, &cfg);
+        /* the revision's environment, then the request's (copied by the start) */
+        _cleanup_free_ char **env = calloc(i->n_env + e->n + 1, sizeof *env);
+        if (!env)
+                return snprintf(why, len, "out of memory"), -ENOMEM;
+        memcpy(env, i->env, i->n_env * sizeof *env);
+        memcpy(env + i->n_env, e->env, e->n * sizeof *env);
+        cfg.env = env;
+        cfg.n_env = i->n_env + e->n;
         cfg.stdin_data = c->body;
         cfg.stdin_len = c->len;
         cfg.limits.timeout_ns = timeout_ns;
@@ -524,6 +587,11 @@ int instance_invoke(Instance *i, const ProtoInvoke *inv, const char *body, size_
         if (i->inflight >= i->slots)
                 return snprintf(why, why_len, "instance %s has no free slot (%u in flight)", i->id, i->inflight),
                        PROTO_INVOKE_BUSY;
+        _cleanup_(request_env_clear) RequestEnv e = { 0 };
+        int r = request_env(inv, &e);
+        if (r < 0)
+                return snprintf(why, why_len, "%s", r == -ENOMEM ? "out of memory" : "bad request metadata"),
+                       PROTO_INVOKE_FAILED;
         InstanceCall *c = calloc(1, sizeof *c);
         char *copy = c ? malloc(len ? len : 1) : NULL;
         if (!copy) {
@@ -533,21 +601,18 @@ int instance_invoke(Instance *i, const ProtoInvoke *inv, const char *body, size_
         memcpy(copy, body, len);
         *c = (InstanceCall) { .inst = i, .body = copy, .len = len, .fn = fn, .userdata = userdata,
                               .start_ns = instance_mono_ns() };
-        uv_timer_init(i->h.loop, &c->timer);
-        c->timer.data = c;
+        /* a request's timeout applies when it is shorter than the revision's */
         uint64_t timeout_ns = i->limits.timeout_ns;
-        if (inv->timeout_ms && inv->timeout_ms * 1000000ULL < timeout_ns)
+        if (inv->timeout_ms && inv->timeout_ms < timeout_ns / 1000000)
                 timeout_ns = inv->timeout_ms * 1000000ULL;
-        int r = -ENOTCONN;
+        r = -ENOTCONN;
         if (i->zygote && zygote_is_ready(i->zygote)) {
-                r = zygote_fork(i->zygote, c->body, len, on_call_child_done, c, &c->child);
-                if (r >= 0 && timeout_ns < i->limits.timeout_ns) {
-                        uv_timer_start(&c->timer, on_call_timeout, timeout_ns / 1000000, 0);
-                        c->timer_on = true;
-                }
+                ZygoteRequest q = { .stdin_data = c->body, .stdin_len = len, .env = e.env, .n_env = e.n,
+                                    .timeout_ns = timeout_ns };
+                r = zygote_fork(i->zygote, &q, on_call_child_done, c, &c->child);
         }
-        if (r < 0 && (r = call_in_pool(i, c, timeout_ns, why, why_len)) < 0) {
-                uv_close((uv_handle_t *) &c->timer, call_closed);
+        if (r < 0 && (r = call_in_pool(i, c, timeout_ns, &e, why, why_len)) < 0) {
+                call_free(c);
                 return PROTO_INVOKE_FAILED;
         }
         c->next = i->calls;
@@ -593,7 +658,8 @@ void instance_fresh_drained(Instance *i) {
 }
 
 static void kill_calls(Instance *i) {
-        for (InstanceCall *c = i->calls; c; c = c->next) {
+        for (InstanceCall *c = i->calls, *next; c; c = next) {
+                next = c->next;
                 if (c->child)
                         zygote_child_kill(c->child);
                 else if (c->jail)

@@ -989,12 +989,15 @@ out:
         return r;
 }
 
-/* A zygote's child runs its request: GO, the deadline, the output. The
- * child was set up while it waited; its CPU time so far is not the box's. */
-int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t stdin_len, jail_done_fn done,
-                   void *userdata) {
+/* A zygote's child runs its request: GO (with go_len bytes of go_data
+ * after it in the same packet), the deadline, the output. The child was
+ * set up while it waited; its CPU time so far is not the box's. */
+int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t stdin_len, const void *go_data,
+                   size_t go_len, jail_done_fn done, void *userdata) {
         if (!j->adopted || j->started || j->exited || j->kill_reason != KILL_NONE)
                 return -ESRCH;
+        if (go_len > INT32_MAX)
+                return -E2BIG;
         j->started = true;
         j->done = done;
         j->userdata = userdata;
@@ -1002,9 +1005,12 @@ int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t 
         j->output_cap = c->limits.output_bytes;
         j->stdin_buf = uv_buf_init((char *) stdin_data, (unsigned) stdin_len);
         j->cpu_base_ns = cgroup_cpu_usage_ns(&j->cg);
-        JailMsg go = { .type = JAIL_MSG_GO };
+        JailMsg go = { .type = JAIL_MSG_GO, .err = (int32_t) go_len };
+        struct iovec iov[2] = { { &go, sizeof go }, { (void *) go_data, go_len } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = go_len ? 2 : 1 };
         const char *what = "send the request";
-        int r = send(j->fds[PL_SOCK], &go, sizeof go, MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof go ? 0 : negative_errno();
+        int r = sendmsg(j->fds[PL_SOCK], &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t) (sizeof go + go_len)
+                        ? 0 : negative_errno();
         if (r >= 0)
                 what = "arm the deadline", r = arm_timer(j->fds[PL_TIMER], j->t_start_ns + c->limits.timeout_ns);
         if (r >= 0) {

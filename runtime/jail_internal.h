@@ -50,5 +50,6 @@ int jail_zygote_spawn(uv_loop_t *loop, const JailConfig *c, const CgroupLimits *
  * is gone), whose request starts with jail_zchild_go(). */
 bool jail_has_exited(Jail *j);
 int jail_zchild_new(Jail *zygote, const JailConfig *c, Jail **ret);
-int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t stdin_len, jail_done_fn done,
-                   void *userdata);
+/* go_data: what travels with GO (the request's environment, zygote_child.h) */
+int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t stdin_len, const void *go_data,
+                   size_t go_len, jail_done_fn done, void *userdata);

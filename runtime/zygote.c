@@ -3,11 +3,13 @@
  * its children are asked for ahead of the requests (spares), each with
  * its own cgroup, pipes and control socket (jail_zchild_new), and set
  * themselves up as complete jails while they wait; a request hands one its
- * GO (jail_zchild_go) and a replacement is asked for. The jail side is in
+ * GO (jail_zchild_go) with the request's environment and a replacement is
+ * asked for. The jail side is in
  * zygote_child.c; docs/jail.md ("Zygotes") says what each step is for. */
 #define _GNU_SOURCE
 #include "zygote.h"
 #include "jail_internal.h"
+#include "zygote_child.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -15,6 +17,9 @@
 #include <sys/wait.h>
 
 #include "lib/util.h"
+
+_Static_assert(ZYGOTE_ENV_MAX == ZYGOTE_GO_ENV_MAX && ZYGOTE_ENV_BYTES == ZYGOTE_GO_ENV_BYTES,
+               "zygote.h and zygote_child.h agree on a request's environment");
 
 #define SPARES_MAX 16
 #define BACKOFF_MAX_MS 2000
@@ -340,26 +345,83 @@ static int spare_take(Zygote *z, ZygoteChild **ret) {
         return 0;
 }
 
-int zygote_fork(Zygote *z, const void *stdin_data, size_t stdin_len, jail_done_fn done, void *userdata,
-                ZygoteChild **ret) {
+/* One NAME=VALUE of a request's environment: a name as the shell and
+ * execve take it, a value without control characters (no NUL, no newline). */
+static bool env_entry_valid(const char *s) {
+        if (!s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+                return false;
+        const char *p = s;
+        while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')
+                p++;
+        if (*p++ != '=')
+                return false;
+        for (; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+/* The request's environment, checked and packed as GO carries it
+ * (zygote_child.h): NAME=VALUE strings with their NULs (NULL when empty). */
+static int env_pack(const ZygoteRequest *q, char **ret, size_t *ret_len) {
+        size_t len = 0;
+        if (q->n_env > ZYGOTE_ENV_MAX)
+                return -E2BIG;
+        if (q->n_env > 0 && !q->env)
+                return -EINVAL;
+        for (size_t i = 0; i < q->n_env; i++) {
+                if (!env_entry_valid(q->env[i]))
+                        return -EINVAL;
+                len += strnlen(q->env[i], ZYGOTE_ENV_BYTES) + 1;
+                if (len > ZYGOTE_ENV_BYTES)
+                        return -E2BIG;
+        }
+        char *buf = NULL;
+        if (len > 0 && !(buf = malloc(len)))
+                return -ENOMEM;
+        char *p = buf;
+        for (size_t i = 0; i < q->n_env; i++)
+                p = stpcpy(p, q->env[i]) + 1;
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+/* The request's limits: the revision's, with its own shorter timeout. */
+static JailConfig request_config(const Zygote *z, const ZygoteRequest *q) {
+        JailConfig c = z->cfg;
+        if (q->timeout_ns > 0 && q->timeout_ns < c.limits.timeout_ns)
+                c.limits.timeout_ns = q->timeout_ns;
+        return c;
+}
+
+int zygote_fork(Zygote *z, const ZygoteRequest *q, jail_done_fn done, void *userdata, ZygoteChild **ret) {
+        _cleanup_free_ char *env = NULL;
+        size_t env_len = 0;
         if (!z->ready || z->dead || z->freed)
                 return -ENOTCONN;
         if (z->n_running >= ZYGOTE_CHILDREN_MAX)
                 return -EBUSY;
-        if (stdin_len > JAIL_STDIN_MAX)
+        if (q->stdin_len > JAIL_STDIN_MAX)
                 return -E2BIG;
-        void *copy = malloc(stdin_len ? stdin_len : 1);
+        if (q->stdin_len > 0 && !q->stdin_data)
+                return -EINVAL;
+        int r = env_pack(q, &env, &env_len);
+        if (r < 0)
+                return r;
+        JailConfig cfg = request_config(z, q);
+        void *copy = malloc(q->stdin_len ? q->stdin_len : 1);
         if (!copy)
                 return -ENOMEM;
-        memcpy(copy, stdin_data, stdin_len);
+        if (q->stdin_len > 0)
+                memcpy(copy, q->stdin_data, q->stdin_len);
         for (int tries = 0; tries < 3; tries++) {
                 ZygoteChild *c;
-                int r = spare_take(z, &c);
-                if (r < 0) {
+                if ((r = spare_take(z, &c)) < 0) {
                         free(copy);
                         return r;
                 }
-                if (jail_zchild_go(c->j, &z->cfg, copy, stdin_len, child_done, c) < 0) {
+                if (jail_zchild_go(c->j, &cfg, copy, q->stdin_len, env, env_len, child_done, c) < 0) {
                         child_release(c); /* died meanwhile: its END is coming */
                         continue;
                 }

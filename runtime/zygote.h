@@ -5,8 +5,11 @@
  * cgroup with the revision's limits, its own /tmp, its own pid namespace,
  * no capabilities, no_new_privs, the jail's seccomp filter and rlimits,
  * before any of the request is read. The child runs the box with the
- * request's body on stdin and is gone when it is done; nothing a child did
- * is visible to the next. The zygote itself never runs the box's code.
+ * request's body on stdin and the request's own environment variables
+ * (they travel with its GO to its box process only: neither the zygote
+ * nor a spare ever holds them) and is gone when it is done; nothing a
+ * child did or was given is visible to the next. The zygote itself never
+ * runs the box's code.
  *
  * python3: the interpreter with the standard library modules boxes use
  * most, imported once. exec and sh: the fork saves the namespace and root
@@ -27,6 +30,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "jail.h"
@@ -48,14 +52,32 @@ typedef void (*zygote_event_fn)(Zygote *z, ZygoteEvent ev, int error, void *user
  * duplicated) now. The events arrive on loop. */
 int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret);
 
-/* Run one request in a fresh child: stdin_data (copied) on its stdin,
- * limits for it (its timeout starts now). The result arrives through done,
- * as for jail_start; stdout and stderr are capped as in a jail. At most
+/* One request: what only it gets. */
+#define ZYGOTE_ENV_MAX   16             /* env entries */
+#define ZYGOTE_ENV_BYTES (20U << 10)    /* env strings with their NULs: an
+                                         * INVOKE's five fields always fit */
+typedef struct ZygoteRequest {
+        const void *stdin_data;  /* copied */
+        size_t stdin_len;        /* at most JAIL_STDIN_MAX */
+        /* NAME=VALUE ([A-Za-z_][A-Za-z0-9_]* names, values without control
+         * characters), added to the revision's environment in this
+         * request's box only; a name given here replaces the revision's */
+        const char *const *env;
+        size_t n_env;
+        uint64_t timeout_ns;     /* 0: the revision's; never longer than it */
+} ZygoteRequest;
+
+/* Run one request in a fresh child: q's body on its stdin, q's
+ * environment in its box's (exec, sh, node: the process's environment;
+ * python3: os.environ too), the revision's limits with q's timeout, which
+ * starts now and ends it as JAIL_TIMEOUT. q is not used after the call.
+ * The result arrives through done, as for jail_start; stdout and stderr
+ * are capped as in a jail. -EINVAL for a bad env entry, -E2BIG for too
+ * many or too long ones or a body over JAIL_STDIN_MAX; at most
  * ZYGOTE_CHILDREN_MAX children run at once per zygote (-EBUSY beyond);
  * -ENOTCONN when the zygote is not ready. */
 #define ZYGOTE_CHILDREN_MAX 256
-int zygote_fork(Zygote *z, const void *stdin_data, size_t stdin_len, jail_done_fn done,
-                void *userdata, ZygoteChild **ret);
+int zygote_fork(Zygote *z, const ZygoteRequest *q, jail_done_fn done, void *userdata, ZygoteChild **ret);
 /* Kill one child now: its request ends with JAIL_KILLED. A ZygoteChild is
  * valid until its done callback has returned. done receives the child's
  * own Jail handle, which the zygote owns (do not jail_free it); it may

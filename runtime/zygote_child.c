@@ -38,6 +38,14 @@ static struct {
         int box_sock;
 } zs = { .ctl = -1, .box_sock = -1 };
 
+/* The GO of the box process's request, with its environment. Written only
+ * in a box process (after its fork): the zygote's copy stays empty. */
+static struct {
+        JailMsg m;
+        char env[ZYGOTE_GO_ENV_BYTES];
+} go;
+static size_t go_env_len;
+
 enum { F_SOCK, F_IN, F_OUT, F_ERR, F_PROCS };
 
 static void send_msg(int sock, int type, int err, int wstatus, const char *what) {
@@ -200,6 +208,20 @@ static void child_namespaces(int sock) {
               "mount /proc");
 }
 
+/* The request's environment as the runtime packed it: whole strings,
+ * each NAME=VALUE with a name, within the bounds. */
+static bool env_valid(const char *p, size_t len) {
+        size_t n = 0;
+        if (len > 0 && p[len - 1] != 0)
+                return false;
+        for (const char *end = p + len; p < end; p += strlen(p) + 1) {
+                const char *eq = strchr(p, '=');
+                if (++n > ZYGOTE_GO_ENV_MAX || !eq || eq == p)
+                        return false;
+        }
+        return true;
+}
+
 /* The box process: its stdio, then it waits for its request's GO. */
 static int box_wait_go(int sock) {
         int fds[3] = { zs.fds[F_IN], zs.fds[F_OUT], zs.fds[F_ERR] };
@@ -209,13 +231,18 @@ static int box_wait_go(int sock) {
         int keep[4] = { 0, 1, 2, sock };
         if (close_all_but(keep, 4) < 0)
                 _exit(126);
-        JailMsg m;
         ssize_t n;
-        do
-                n = recv(sock, &m, sizeof m, 0);
+        do /* MSG_TRUNC: the packet's real length, to refuse a longer one */
+                n = recv(sock, &go, sizeof go, MSG_TRUNC);
         while (n < 0 && errno == EINTR);
-        if (n != sizeof m || m.type != JAIL_MSG_GO)
+        if (n < (ssize_t) sizeof go.m || go.m.type != JAIL_MSG_GO)
                 _exit(126); /* the request was given up */
+        if ((size_t) n > sizeof go || go.m.err != n - (ssize_t) sizeof go.m ||
+            !env_valid(go.env, (size_t) go.m.err)) {
+                errno = EBADMSG;
+                fail(sock, "request environment");
+        }
+        go_env_len = (size_t) go.m.err;
         /* The control socket stays with the init: the box cannot forge its
          * result. An exec box keeps it until its execve succeeds, to report
          * a failure (zygote_child_exec). */
@@ -315,10 +342,39 @@ EXPORT int zygote_child_fork(void) {
         return pid < 0 ? -err : (int) pid;
 }
 
+EXPORT const char *zygote_child_env(size_t *ret_len) {
+        *ret_len = go_env_len;
+        return go.env;
+}
+
+/* Is the name of NAME=VALUE a set by the request's environment? */
+static bool env_has_name(const char *a) {
+        size_t klen = strcspn(a, "=") + 1;
+        for (const char *p = go.env, *end = go.env + go_env_len; p < end; p += strlen(p) + 1)
+                if (strncmp(p, a, klen) == 0)
+                        return true;
+        return false;
+}
+
 /* The box process of an exec, sh or node zygote: its program, with the
- * environment built for the revision. */
+ * environment built for the revision and the request's own on top. A bare
+ * clone of a single-threaded process: no allocation, a static array. */
 _Noreturn void zygote_child_exec(const char *path, char *const argv[], char *const envp[]) {
-        execve(path, argv, envp);
+        static char *env[JAIL_SPEC_ENV + ZYGOTE_GO_ENV_MAX + 1];
+        size_t n = 0;
+        for (size_t i = 0; envp[i]; i++) {
+                if (env_has_name(envp[i]))
+                        continue;
+                if (n == JAIL_SPEC_ENV) {
+                        send_msg(zs.box_sock, JAIL_MSG_SETUP_ERROR, E2BIG, 0, "environment");
+                        _exit(127);
+                }
+                env[n++] = envp[i];
+        }
+        for (char *p = go.env, *end = go.env + go_env_len; p < end; p += strlen(p) + 1)
+                env[n++] = p;
+        env[n] = NULL;
+        execve(path, argv, env);
         send_msg(zs.box_sock, JAIL_MSG_SETUP_ERROR, errno, 0, path);
         _exit(127);
 }

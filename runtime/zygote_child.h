@@ -13,6 +13,7 @@
 #pragma once
 
 #include <linux/filter.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
 
@@ -22,6 +23,13 @@
  * stdin, stdout and stderr, then one cgroup.procs fd per hierarchy. */
 #define ZYGOTE_FORK_FDS_MIN 5
 #define ZYGOTE_FORK_FDS_MAX 8
+/* A request's own environment travels with its GO: the JailMsg (err = the
+ * bytes that follow), then KEY=VALUE strings, each NUL-terminated, at most
+ * ZYGOTE_GO_ENV_MAX of them and ZYGOTE_GO_ENV_BYTES in all (zygote.h's
+ * ZYGOTE_ENV_MAX and ZYGOTE_ENV_BYTES). Only the box process receives it:
+ * the zygote never holds one request's values. */
+#define ZYGOTE_GO_ENV_MAX 16
+#define ZYGOTE_GO_ENV_BYTES (20U << 10)
 
 /* What every child of a zygote gets: fixed per revision. For python3 it
  * travels in a memfd (fd 5 of the interpreter), followed by the filter. */
@@ -47,4 +55,9 @@ int zygote_child_init(int ctl, int params_fd);
 int zygote_child_init_with(int ctl, const ZygoteParams *p, const struct sock_filter *filter);
 int zygote_child_wait(void);
 int zygote_child_fork(void);
+/* In the box process: the request's environment as it came with GO (the
+ * strings packed, *ret_len bytes; 0 when the request has none). */
+const char *zygote_child_env(size_t *ret_len);
+/* exec, sh and node: exec path with envp plus the request's environment
+ * (its names replace the same names of envp). */
 _Noreturn void zygote_child_exec(const char *path, char *const argv[], char *const envp[]);

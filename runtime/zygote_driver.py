@@ -5,7 +5,9 @@
 # then serves FORKs through fnbox-zygote.so (fd 4, loaded with ctypes; fd 3
 # is the control socket, fd 5 the parameters). zygote_child_fork returns
 # only in a box process whose jail is complete and whose request arrived;
-# there the box runs as `python3 -I -S /fn/ENTRY ARGS...` would run it.
+# there the request's environment (FNBOX_REQUEST_ID, ...) is added to
+# os.environ and the box runs as `python3 -I -S /fn/ENTRY ARGS...` would
+# run it.
 import sys, os, io, re, json, math, collections, base64, binascii, hashlib, hmac
 import datetime, time, random, string, itertools, functools, operator, struct
 import textwrap, enum, dataclasses, decimal, fractions, statistics, copy, heapq
@@ -25,13 +27,18 @@ def _zygote():
     except (OSError, SyntaxError, ValueError):
         code = None  # the box process reports it, as python3 would
     api = ctypes.pythonapi
+    env_len = ctypes.c_size_t()
+    lib.zygote_child_env.restype = ctypes.c_void_p
     while True:
         lib.zygote_child_wait()
         api.PyOS_BeforeFork()
         pid = lib.zygote_child_fork()
         if pid == 0:
             api.PyOS_AfterFork_Child()
-            return path, code
+            # the request's own environment, which came with its GO
+            p = lib.zygote_child_env(ctypes.byref(env_len))
+            env = ctypes.string_at(p, env_len.value) if env_len.value else b""
+            return path, code, env
         api.PyOS_AfterFork_Parent()
 
 
@@ -63,7 +70,11 @@ def _finish(code):
     os._exit(code)
 
 
-def _box(path, code):
+def _box(path, code, env):
+    # os.environ and the C environment (child processes) alike
+    for kv in env.split(b"\0")[:-1]:
+        k, _, v = kv.partition(b"=")
+        os.environb[k] = v
     sys.argv = sys.argv[1:]
     main = types.ModuleType("__main__")
     main.__file__ = path

@@ -50,7 +50,8 @@ static void on_done(Jail *j, JailResult *r, void *userdata) {
 static void next(Run *x, unsigned total) {
         while (x->asked < total && (x->parallel || x->asked == x->done)) {
                 ZygoteChild *c;
-                int r = zygote_fork(x->z, x->in, x->in_len, on_done, x, &c);
+                ZygoteRequest q = { .stdin_data = x->in, .stdin_len = x->in_len };
+                int r = zygote_fork(x->z, &q, on_done, x, &c);
                 if (r < 0) {
                         printf("{\"status\":\"setup_error\",\"error\":\"zygote_fork: %s\"}\n", strerror(-r));
                         x->done++;

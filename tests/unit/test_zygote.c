@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/util.h"
 #include "runtime/zygote.h"
 
 static char zdir[64];
@@ -106,12 +107,24 @@ static void ctx_end(Ctx *x) {
                 jail_result_clear(&x->results[i]);
 }
 
-static JailResult *one(Ctx *x, const char *in) {
+static int fork_in(Ctx *x, const char *in, ZygoteChild **c) {
+        ZygoteRequest q = { .stdin_data = in, .stdin_len = strlen(in) };
+        return zygote_fork(x->z, &q, on_done, x, c);
+}
+
+/* One request with env and timeout, run to its end. */
+static JailResult *one_with(Ctx *x, const char *in, const char *const *env, size_t n_env, uint64_t timeout_ns) {
         ZygoteChild *c;
         int n = x->n_done;
-        ASSERT_EQ_INT(zygote_fork(x->z, in, strlen(in), on_done, x, &c), 0);
+        ZygoteRequest q = { .stdin_data = in, .stdin_len = strlen(in), .env = env, .n_env = n_env,
+                            .timeout_ns = timeout_ns };
+        ASSERT_EQ_INT(zygote_fork(x->z, &q, on_done, x, &c), 0);
         RUN_UNTIL(x, x->n_done > n);
         return &x->results[n];
+}
+
+static JailResult *one(Ctx *x, const char *in) {
+        return one_with(x, in, NULL, 0, 0);
 }
 
 TEST(zygote_sh_requests_and_fresh_tmp) {
@@ -164,7 +177,7 @@ TEST(zygote_outcomes_as_a_jail) {
                                        "esac\n"));
         /* the revision's limits: 10 s timeout; ask for a shorter one by killing */
         ZygoteChild *c;
-        ASSERT_EQ_INT(zygote_fork(x.z, "spin\n", 5, on_done, &x, &c), 0);
+        ASSERT_EQ_INT(fork_in(&x, "spin\n", &c), 0);
         for (int i = 0; i < 20; i++)
                 uv_run(&x.loop, UV_RUN_NOWAIT);
         ASSERT_EQ_INT(zygote_child_kill(c), 0);
@@ -245,6 +258,165 @@ TEST(zygote_python_requests) {
         ctx_end(&x);
 }
 
+static void expect_ok(const JailResult *r) {
+        if (r->status != JAIL_EXITED || r->exit_code != 0)
+                FAIL_AT("status %s %d: %s / %s", jail_status_to_string(r->status), r->exit_code, r->error,
+                        r->err.data ? r->err.data : "");
+}
+
+/* A box's environment: the revision's, with the request's on top, and
+ * nothing of an earlier request's. */
+static void env_requests(JailRuntime rt, const char *code) {
+        static const char *const rev_env[] = { "FNBOX_PATH=/from-the-spec", "KEEP=spec" };
+        static const char *const a[] = { "FNBOX_REQUEST_ID=req-a", "FNBOX_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                         "FNBOX_METHOD=PUT", "FNBOX_PATH=/a/b", "FNBOX_QUERY=x=1&y=%20" };
+        static const char *const b[] = { "FNBOX_REQUEST_ID=req-b", "FNBOX_METHOD=GET", "FNBOX_PATH=/",
+                                         "FNBOX_QUERY=" };
+        Ctx x;
+        signal(SIGPIPE, SIG_IGN);
+        memset(&x, 0, sizeof x);
+        ASSERT_EQ_INT(uv_loop_init(&x.loop), 0);
+        JailConfig c;
+        jail_config_init(&c);
+        c.runtime = rt;
+        c.code = code;
+        c.env = (char **) rev_env;
+        c.n_env = ELEMENTSOF(rev_env);
+        ASSERT_EQ_INT(zygote_new(&x.loop, &c, on_event, &x, &x.z), 0);
+        RUN_UNTIL(&x, x.ready || x.died);
+        if (!x.ready)
+                FAIL_AT("zygote died: %s", zygote_error(x.z));
+        for (int round = 0; round < 2; round++) {
+                JailResult *r = one_with(&x, "", a, ELEMENTSOF(a), 0);
+                expect_ok(r);
+                ASSERT_EQ_STR(r->out.data, "FNBOX_METHOD=PUT\nFNBOX_PATH=/a/b\nFNBOX_QUERY=x=1&y=%20\n"
+                                           "FNBOX_REQUEST_ID=req-a\n"
+                                           "FNBOX_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\n"
+                                           "KEEP=spec\n");
+                /* the next request: its own values only, no traceparent */
+                r = one_with(&x, "", b, ELEMENTSOF(b), 0);
+                expect_ok(r);
+                ASSERT_EQ_STR(r->out.data, "FNBOX_METHOD=GET\nFNBOX_PATH=/\nFNBOX_QUERY=\nFNBOX_REQUEST_ID=req-b\n"
+                                           "KEEP=spec\n");
+                /* none at all: the revision's */
+                r = one_with(&x, "", NULL, 0, 0);
+                expect_ok(r);
+                ASSERT_EQ_STR(r->out.data, "FNBOX_PATH=/from-the-spec\nKEEP=spec\n");
+        }
+        ctx_end(&x);
+}
+
+TEST(zygote_env_sh) {
+        /* the shell's environment and what a program it starts gets */
+        env_requests(JAIL_RUNTIME_SH, code_file("env.sh", "env | grep -E '^(FNBOX_|KEEP=)' | sort\n"));
+}
+
+TEST(zygote_env_python) {
+        /* os.environ, and the C environment that a child process inherits */
+        env_requests(JAIL_RUNTIME_PYTHON3,
+                     code_file("env.py", "import os, subprocess\n"
+                                         "mine = sorted(f'{k}={v}' for k, v in os.environ.items()\n"
+                                         "              if k.startswith('FNBOX_') or k == 'KEEP')\n"
+                                         "theirs = subprocess.run(['sh', '-c', \"env | grep -E '^(FNBOX_|KEEP=)' | sort\"],\n"
+                                         "                        capture_output=True, text=True).stdout.split()\n"
+                                         "assert mine == theirs, (mine, theirs)\n"
+                                         "print('\\n'.join(mine))\n"));
+}
+
+TEST(zygote_env_exec_and_node) {
+        static const char *const env[] = { "FNBOX_REQUEST_ID=req-x", "FNBOX_QUERY=q" };
+        Ctx x;
+        ctx_start(&x, JAIL_RUNTIME_EXEC, "/usr/bin/env");
+        JailResult *r = one_with(&x, "", env, ELEMENTSOF(env), 0);
+        expect_ok(r);
+        ASSERT_TRUE(strstr(r->out.data, "\nFNBOX_REQUEST_ID=req-x\nFNBOX_QUERY=q\n") != NULL);
+        r = one(&x, "");
+        expect_ok(r);
+        ASSERT_TRUE(strstr(r->out.data, "FNBOX_") == NULL);
+        ctx_end(&x);
+        if (access("/usr/bin/node", X_OK) != 0)
+                return;
+        ctx_start(&x, JAIL_RUNTIME_NODE, code_file("env.js", "console.log(process.env.FNBOX_REQUEST_ID + ' ' + "
+                                                             "process.env.FNBOX_QUERY);\n"));
+        r = one_with(&x, "", env, ELEMENTSOF(env), 0);
+        expect_ok(r);
+        ASSERT_EQ_STR(r->out.data, "req-x q\n");
+        r = one(&x, "");
+        expect_ok(r);
+        ASSERT_EQ_STR(r->out.data, "undefined undefined\n");
+        ctx_end(&x);
+}
+
+TEST(zygote_env_refused) {
+        Ctx x;
+        ctx_start(&x, JAIL_RUNTIME_SH, code_file("main.sh", "exit 0\n"));
+        ZygoteChild *c;
+        static const char *const bad[] = { "1X=a", "X", "=a", "X-Y=a", "X=a\nb", "X=a\tb", "X=\x7f" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                ZygoteRequest q = { .env = &bad[i], .n_env = 1 };
+                if (zygote_fork(x.z, &q, on_done, &x, &c) != -EINVAL)
+                        FAIL_AT("accepted %s", bad[i]);
+        }
+        const char *many[ZYGOTE_ENV_MAX + 1];
+        for (size_t i = 0; i < ELEMENTSOF(many); i++)
+                many[i] = "A=b";
+        ZygoteRequest q = { .env = many, .n_env = ELEMENTSOF(many) };
+        ASSERT_EQ_INT(zygote_fork(x.z, &q, on_done, &x, &c), -E2BIG);
+        /* 16 entries fit; 20 KiB in all fits, a byte more does not */
+        q.n_env = ZYGOTE_ENV_MAX;
+        ASSERT_EQ_INT(zygote_fork(x.z, &q, on_done, &x, &c), 0);
+        RUN_UNTIL(&x, x.n_done == 1);
+        expect_ok(&x.results[0]);
+        static char big[2][ZYGOTE_ENV_BYTES];
+        size_t half = ZYGOTE_ENV_BYTES / 2;
+        for (int k = 0; k < 2; k++) {
+                memset(big[k], 'v', half - 1);
+                memcpy(big[k], k ? "B=" : "A=", 2);
+                big[k][half - 1] = 0; /* with its NUL: half */
+        }
+        const char *two[2] = { big[0], big[1] };
+        q = (ZygoteRequest) { .env = two, .n_env = 2 };
+        ASSERT_EQ_INT(zygote_fork(x.z, &q, on_done, &x, &c), 0);
+        RUN_UNTIL(&x, x.n_done == 2);
+        expect_ok(&x.results[1]);
+        memset(big[1] + half - 1, 'v', 1);
+        big[1][half] = 0;
+        ASSERT_EQ_INT(zygote_fork(x.z, &q, on_done, &x, &c), -E2BIG);
+        ASSERT_EQ_UINT(zygote_children(x.z), 0);
+        ctx_end(&x);
+}
+
+/* A request's own timeout: shorter than the revision's applies and ends
+ * as a timeout; a longer one is cut to the revision's. */
+TEST(zygote_request_timeout) {
+        Ctx x;
+        signal(SIGPIPE, SIG_IGN);
+        memset(&x, 0, sizeof x);
+        ASSERT_EQ_INT(uv_loop_init(&x.loop), 0);
+        JailConfig c;
+        jail_config_init(&c);
+        c.runtime = JAIL_RUNTIME_SH;
+        c.code = code_file("spin.sh", "read what; [ \"$what\" = spin ] && while :; do :; done; echo done\n");
+        c.limits.timeout_ns = 800 * 1000000ULL;
+        ASSERT_EQ_INT(zygote_new(&x.loop, &c, on_event, &x, &x.z), 0);
+        RUN_UNTIL(&x, x.ready || x.died);
+        ASSERT_TRUE(x.ready);
+        JailResult *r = one_with(&x, "spin\n", NULL, 0, 150 * 1000000ULL);
+        if (r->status != JAIL_TIMEOUT)
+                FAIL_AT("status %s: %s", jail_status_to_string(r->status), r->error);
+        if (r->wall_ms < 145 || r->wall_ms >= 700)
+                FAIL_AT("a 150 ms timeout took %.0f ms", r->wall_ms);
+        r = one_with(&x, "spin\n", NULL, 0, 60ULL * 1000000000ULL);
+        ASSERT_EQ_INT(r->status, JAIL_TIMEOUT);
+        if (r->wall_ms < 790 || r->wall_ms >= 3000)
+                FAIL_AT("a 60 s timeout under an 800 ms revision took %.0f ms", r->wall_ms);
+        /* the next request has the revision's again */
+        r = one_with(&x, "quick\n", NULL, 0, 0);
+        expect_ok(r);
+        ASSERT_EQ_STR(r->out.data, "done\n");
+        ctx_end(&x);
+}
+
 /* The zygote's own process: the test's child that is not a jail of ours
  * otherwise (the only one, in these tests). */
 static pid_t zygote_pid(void) {
@@ -274,7 +446,7 @@ TEST(zygote_died_is_reported) {
         Ctx x;
         ctx_start(&x, JAIL_RUNTIME_SH, code_file("main.sh", "sleep 5\n"));
         ZygoteChild *c;
-        ASSERT_EQ_INT(zygote_fork(x.z, "", 0, on_done, &x, &c), 0);
+        ASSERT_EQ_INT(fork_in(&x, "", &c), 0);
         for (int i = 0; i < 50; i++)
                 uv_run(&x.loop, UV_RUN_NOWAIT);
         pid_t pid = zygote_pid();
@@ -286,7 +458,7 @@ TEST(zygote_died_is_reported) {
         if (x.results[0].status != JAIL_KILLED)
                 FAIL_AT("status %s: %s", jail_status_to_string(x.results[0].status), x.results[0].error);
         ASSERT_TRUE(!zygote_is_ready(x.z));
-        ASSERT_EQ_INT(zygote_fork(x.z, "", 0, on_done, &x, &c), -ENOTCONN);
+        ASSERT_EQ_INT(fork_in(&x, "", &c), -ENOTCONN);
         ASSERT_TRUE(strstr(zygote_error(x.z), "zygote") != NULL);
         ctx_end(&x);
 }
