@@ -124,6 +124,15 @@ def write_fn(tmp, name, files):
     return d
 
 
+def remove(p, name):
+    """Delete a function and wait until its instances are gone (placement
+    counts each instance's limits.cpu against its node)."""
+    p.cli_ok("delete", name)
+    wait_for("%s gone from the route table" % name,
+             lambda: not any(k.startswith("default/%s-" % name) and v.get("instances")
+                             for k, v in p.routes().get("revisions", {}).items()), 30)
+
+
 # ---- cold start ---------------------------------------------------------------------
 
 def bench_cold(p, build, tmp, rounds):
@@ -155,6 +164,7 @@ def bench_cold(p, build, tmp, rounds):
             if i >= 2:      # the first ones fetch and unpack the code
                 platform_s.append(dt)
                 direct_s.append(dd)
+            remove(p, name)
         res[label] = (summary_ms(platform_s), summary_ms(direct_s))
     header("Cold start, zero to first response (ms)")
     for label, (a, b) in res.items():
@@ -251,6 +261,7 @@ def bench_warm(p, tmp, rounds, seconds):
         r = wrk(p.url + "/fn/warm", seconds, c, threads=min(c, 2), body=b"x")
         rs[c] = r
         wrk_line("fnbox, %d connection%s" % (c, "s" if c > 1 else ""), r)
+    remove(p, "warm")
     print("  median %.2f ms (goal < %.0f ms: %s); %.1fx faster than bare python3 start-up" % (
         a["p50"], GOAL_WARM_P50_MS, verdict(a["p50"] < GOAL_WARM_P50_MS), b["p50"] / a["p50"]))
     return {"latency": a, "bare_python": b, "wrk": rs}
@@ -368,6 +379,7 @@ def bench_service(p, tmp, seconds, conns):
                 runs[k].append(wrk(url, seconds, conns))
         for n in peers.values():
             n.stop()
+        remove(p, name)
         res = {}
         for k, rs in runs.items():
             res[k] = {"rps": sum(r["rps"] for r in rs) / len(rs), "p50": statistics.median(r["p50"] for r in rs),
@@ -427,6 +439,7 @@ def bench_burst(p, tmp, n):
         if s != 200:
             bad[s] = bad.get(s, 0) + 1
     peak = max(len(p.ready_instances(rev)), 0)
+    remove(p, "burst")
     print()
     print("Burst: %d concurrent requests at a python3 function scaled to zero" % n)
     print("  %d of %d answered 200%s" % (len(ok), n, "" if not bad else "; others: %s" % bad))

@@ -812,6 +812,9 @@ class Platform:
         m = re.search(r"revision (%s-\d+)" % re.escape(name), out)
         if not m:
             raise PlatformError("deploy of %s: no revision in %r" % (name, out))
+        # the controller's route table has it (the activator's follows by long poll)
+        wait_for("%s in the controller's route table" % m.group(1),
+                 lambda: "default/%s" % m.group(1) in self.routes().get("revisions", {}), 10)
         return m.group(1)
 
     def routes(self):

@@ -7,7 +7,7 @@ import time
 
 from fixture import ECHO_SERVICE, Platform, fn, http_request
 from harness import (SCALE_FAST, check, documented_status, error_message, error_type, find_values,
-                     raw_http, test, wait_queued)
+                     raw_http, test, wait_for, wait_queued)
 
 
 @test(limit=120)
@@ -79,6 +79,9 @@ def box_outcomes(build):
         check(st == 200 and body == b"echo:after", "a plain call after the failures", st, body)
         rc, out, err = p.cli("call", "outcomes", "-d", "exit 3")
         check(rc != 0, "fnbox call exits 0 on a function error", out, err)
+        # the box's stderr reaches fnbox logs
+        wait_for("the box's stderr in fnbox logs outcomes",
+                 lambda: "box: exiting with 3" in p.cli_ok("logs", "outcomes"), 10)
         print("statuses: %s" % seen)
 
 

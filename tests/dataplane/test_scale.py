@@ -11,7 +11,9 @@ from harness import SCALE_FAST, Load, burst, check, statuses, test, wait_for
 def scale_up_and_drain(build):
     with Platform(build) as p:
         scale = dict(SCALE_FAST, target=2, max=4)
-        rev = p.deploy("busy", fn("box.py"), spec={"scale": scale, "concurrency": 2})
+        # 250m: four instances fit on a 2-CPU node (placement counts limits.cpu)
+        rev = p.deploy("busy", fn("box.py"), spec={"scale": scale, "concurrency": 2,
+                                                    "limits": {"cpu": "250m"}})
         st, body, _ = p.invoke("busy", b"warm")
         check(st == 200, "first call", st, body)
 
@@ -47,6 +49,7 @@ def scale_up_and_drain(build):
 def service_mode(build):
     with Platform(build) as p:
         rev = p.deploy("echo", ECHO_SERVICE, spec={"mode": "service", "scale": dict(SCALE_FAST),
+                                                   "limits": {"cpu": "500m"},
                                                    "readiness": {"path": "/healthz", "period": "50ms"}})
         st, body, h = p.invoke("echo", b"ping", headers={"Content-Type": "text/plain"})
         check(st == 200 and body == b"ping", "POST /fn/echo", st, body)
@@ -62,6 +65,7 @@ def service_mode(build):
 
         # a slow-loading service: no request reaches it before /healthz says so
         rev2 = p.deploy("slow", ECHO_SERVICE, spec={"mode": "service", "env": {"LOAD_SECONDS": "2"},
+                                                    "limits": {"cpu": "500m"},
                                                     "readiness": {"path": "/healthz", "period": "50ms"},
                                                     "scale": dict(SCALE_FAST)})
         t0 = time.monotonic()
