@@ -204,13 +204,15 @@ static int table_fill(RouteTable *t, const json_t *doc, char *why, size_t why_le
                 if (e < 0)
                         return e;
         }
-        qsort(t->revisions, t->n_revisions, sizeof *t->revisions, cmp_revision);
+        if (t->n_revisions)
+                qsort(t->revisions, t->n_revisions, sizeof *t->revisions, cmp_revision);
         for (size_t i = 0; i < nf; i++) {
                 int e = function_parse(t, json_array_get(fns, i), &t->functions[t->n_functions++], why, why_len);
                 if (e < 0)
                         return e;
         }
-        qsort(t->functions, t->n_functions, sizeof *t->functions, cmp_function);
+        if (t->n_functions)
+                qsort(t->functions, t->n_functions, sizeof *t->functions, cmp_function);
         for (size_t i = 1; i < t->n_functions; i++)
                 if (strcmp(t->functions[i - 1].key, t->functions[i].key) == 0)
                         FAIL("function %s listed twice", t->functions[i].key);
@@ -244,14 +246,14 @@ static int cmp_key_function(const void *k, const void *e) {
 
 RouteFunction *route_table_function(const RouteTable *t, const char *ns, const char *name) {
         char key[2 * FNPATH_NAME_MAX + 2];
-        if (!t || snprintf(key, sizeof key, "%s/%s", ns, name) >= (int) sizeof key)
+        if (!t || !t->n_functions || snprintf(key, sizeof key, "%s/%s", ns, name) >= (int) sizeof key)
                 return NULL;
         return bsearch(key, t->functions, t->n_functions, sizeof *t->functions, cmp_key_function);
 }
 
 RouteRevision *route_table_revision(const RouteTable *t, const char *ns, const char *rev) {
         char key[FNPATH_NAME_MAX + 130];
-        if (!t || snprintf(key, sizeof key, "%s/%s", ns, rev) >= (int) sizeof key)
+        if (!t || !t->n_revisions || snprintf(key, sizeof key, "%s/%s", ns, rev) >= (int) sizeof key)
                 return NULL;
         return bsearch(key, t->revisions, t->n_revisions, sizeof *t->revisions, cmp_key_revision);
 }

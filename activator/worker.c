@@ -692,6 +692,8 @@ static void on_completed(void *cls _unused_, struct MHD_Connection *conn _unused
         Worker *w = q->w;
         q->conn = NULL;
         hup_stop(q);
+        if (q->resp)            /* made but never queued: it holds a reference to q */
+                MHD_destroy_response(TAKE_PTR(q->resp));
         if (q->waiter.state == WAITER_QUEUED && router_unqueue(w->router, &q->waiter)) {
                 uv_timer_stop(&q->timer);
                 q->refs--;      /* the queue's; ours follows */
