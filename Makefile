@@ -50,6 +50,8 @@ endif
 # start fast), then what the control plane adds: manifests (libyaml), code
 # artifacts and tokens (libcrypto), the store (SQLite, PostgreSQL).
 LIB_SRCS     := lib/util.c lib/quantity.c lib/base64.c
+# what the two network daemons (controller, activator) share
+DAEMON_LIB_SRCS := lib/listen.c
 SPEC_LIB_SRCS := lib/manifest.c lib/artifact.c
 STORE_LIB_SRCS := lib/token.c lib/store.c lib/store_sqlite.c lib/store_pg.c
 CTL_LIB_SRCS := $(SPEC_LIB_SRCS) $(STORE_LIB_SRCS)
@@ -125,11 +127,11 @@ $(BUILD)/bin/fnbox-runtime: $(call obj,runtime/main.c $(RUNTIME_SRCS) $(LIB_SRCS
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $(RUNTIME_STATIC) $^ -o $@ $(RUNTIME_LIBS) $(call static_or_dyn,crypto,crypto)
 
-$(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(LIB_SRCS))
+$(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(DAEMON_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
 
-$(BUILD)/bin/fnbox-activator: $(call obj,$(ACTIVATOR_SRCS) $(PROTO_SRCS) $(LIB_SRCS))
+$(BUILD)/bin/fnbox-activator: $(call obj,$(ACTIVATOR_SRCS) $(PROTO_SRCS) $(DAEMON_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ACT_LIBS)
 
@@ -139,7 +141,7 @@ $(BUILD)/bin/fnbox: $(call obj,$(CLI_SRCS) $(SPEC_LIB_SRCS) $(LIB_SRCS))
 
 $(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(CONTROLLER_CORE_SRCS) $(ACTIVATOR_CORE_SRCS) $(CLI_CORE_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS) $(CTL_LIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS) $(CTL_LIBS) $(ACT_LIBS) -lm
 
 $(BUILD)/tests/store-conformance: $(call obj,$(STORE_TEST_SRCS) tests/unit/fork_run.c $(CTL_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)

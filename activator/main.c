@@ -20,7 +20,7 @@
 #include <curl/curl.h>
 
 #include "activator/control.h"
-#include "activator/listen.h"
+#include "lib/listen.h"
 #include "activator/router.h"
 #include "activator/worker.h"
 #include "lib/quantity.h"

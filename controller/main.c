@@ -18,7 +18,7 @@
 #include "controller/bootstrap.h"
 #include "controller/cluster.h"
 #include "controller/http.h"
-#include "controller/listen.h"
+#include "lib/listen.h"
 #include "controller/privilege.h"
 #include "lib/quantity.h"
 #include "lib/store.h"
@@ -246,7 +246,7 @@ int main(int argc, char **argv) {
                 return 2;
         char url[LISTEN_URL_MAX];
         _cleanup_close_ int listen_fd = -1, dir_fd = -1;
-        r = listen_open(o.listen, &listen_fd, url);
+        r = listen_open_n(o.listen, 1, &listen_fd, url);
         if (r < 0) {
                 fprintf(stderr, PROG ": cannot listen on %s: %s\n", o.listen, strerror(-r));
                 return 1;

@@ -1,8 +1,9 @@
-/* activator/listen.c: SO_REUSEPORT listening sockets (see listen.h). */
-#include "activator/listen.h"
+/* lib/listen.c: the daemons' listening sockets (see listen.h). */
+#include "lib/listen.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -30,11 +31,11 @@ static int listen_split(const char *spec, char *host, size_t hsize, char *port, 
         return 0;
 }
 
-static int bind_one(const struct sockaddr *sa, socklen_t len, int *ret_fd) {
+static int bind_one(const struct sockaddr *sa, socklen_t len, bool reuseport, int *ret_fd) {
         _cleanup_close_ int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         int one = 1;
         if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 || bind(fd, sa, len) < 0 ||
+            (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) || bind(fd, sa, len) < 0 ||
             listen(fd, LISTEN_BACKLOG) < 0)
                 return negative_errno();
         *ret_fd = TAKE_FD(fd);
@@ -67,16 +68,21 @@ int listen_open_n(const char *spec, unsigned n, int *ret_fds, char ret_url[LISTE
         memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
         freeaddrinfo(ai);
         int r = 0;
-        unsigned i;
-        for (i = 0; i < n && r == 0; i++) {
-                r = bind_one((struct sockaddr *) &ss, len, &ret_fds[i]);
+        unsigned opened = 0;
+        while (opened < n) {
+                r = bind_one((struct sockaddr *) &ss, len, n > 1, &ret_fds[opened]);
+                if (r < 0)
+                        break;
+                opened++;
                 /* port 0: the first socket's port for the rest */
-                if (r == 0 && i == 0 && getsockname(ret_fds[0], (struct sockaddr *) &ss, &len) < 0)
+                if (opened == 1 && getsockname(ret_fds[0], (struct sockaddr *) &ss, &len) < 0) {
                         r = negative_errno();
+                        break;
+                }
         }
         if (r < 0) {
-                for (unsigned k = 0; k + 1 < i; k++)
-                        safe_close(ret_fds[k]);
+                for (unsigned k = 0; k < opened; k++)
+                        ret_fds[k] = safe_close(ret_fds[k]);
                 return r;
         }
         listen_url(&ss, ret_url);
