@@ -128,9 +128,8 @@ def remove(p, name):
     """Delete a function and wait until its instances are gone (placement
     counts each instance's limits.cpu against its node)."""
     p.cli_ok("delete", name)
-    wait_for("%s gone from the route table" % name,
-             lambda: not any(k.startswith("default/%s-" % name) and v.get("instances")
-                             for k, v in p.routes().get("revisions", {}).items()), 30)
+    wait_for("%s's instances gone from the nodes" % name,
+             lambda: sum(n.get("instances", 0) for n in p.nodes().values()) == 0, 30)
 
 
 # ---- cold start ---------------------------------------------------------------------
@@ -357,7 +356,7 @@ def bench_service(p, tmp, seconds, conns):
     for label, name, code, runtime in backends:
         rev = p.deploy(name, code, runtime=runtime,
                        spec={"mode": "service", "scale": {"min": 1, "max": 1, "target": 1000},
-                             "concurrency": 1000, "limits": {"timeout": "60s"}})
+                             "concurrency": 1000, "limits": {"timeout": "5s", "pids": 1024}})
         inst = p.wait_instances(rev, lambda i: len(i) == 1, 60)
         sock = inst[0]["endpoint"][len("unix:"):]
         st, body = post(p.url, "/fn/" + name, b"ping")

@@ -9,8 +9,8 @@ import signal
 import threading
 import time
 
-from fixture import Node, Platform, descendants, fn
-from harness import Load, SCALE_FAST, check, error_type, one, statuses, test, wait_for
+from fixture import ECHO_SERVICE, Node, Platform, descendants, fn
+from harness import Load, SCALE_FAST, check, error_type, one, statuses, test, wait_for, wait_queued
 
 LEASE = "2s"
 
@@ -139,3 +139,28 @@ def zygote_killed(build):
         check(st == 200 and body == b"echo:next", "a call after the zygote was replaced", st, body)
         check(zpid not in descendants([rt]), "the killed zygote is still there")
         print("killed zygote %d: the request got %s %s" % (zpid, r.status, error_type(r.body)))
+
+
+@test(limit=60)
+def activator_stop_with_queue(build):
+    """SIGTERM with requests waiting: they are answered 503 shutting_down
+    (docs/invoke.md) and the activator exits promptly."""
+    with Platform(build) as p:
+        p.deploy("never", ECHO_SERVICE, spec={"mode": "service", "env": {"LOAD_SECONDS": "3600"},
+                                              "limits": {"timeout": "60s"}})
+        res = []
+        ts = [threading.Thread(target=lambda: res.append(one(p, "never", b"q", timeout=60)), daemon=True)
+              for _ in range(3)]
+        for t in ts:
+            t.start()
+        wait_queued(p, "never-00001", 3)
+        t0 = time.monotonic()
+        rc, clean = p.activator.stop(timeout=8)
+        dt = time.monotonic() - t0
+        for t in ts:
+            t.join(10)
+        check(clean and rc in (0, -signal.SIGTERM), "the activator did not exit within 8 s of SIGTERM "
+              "with 3 requests queued (status %s)" % rc)
+        check(len(res) == 3 and all(r.status == 503 and error_type(r.body) == "shutting_down" for r in res),
+              "queued requests at shutdown: expected 503 shutting_down", res, [r.body for r in res])
+        print("stopped in %.2fs" % dt)
