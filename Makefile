@@ -65,8 +65,9 @@ CONTROLLER_SRCS := $(wildcard controller/*.c)
 CONTROLLER_CORE_SRCS := $(wildcard controller/kpa.c controller/scheduler.c)
 ACTIVATOR_SRCS := $(wildcard activator/*.c)
 # the activator's pure parts (no I/O), which the unit suite links too
-ACTIVATOR_CORE_SRCS := $(wildcard activator/fnpath.c activator/reqid.c activator/outcome.c activator/table.c activator/httpresp.c activator/metrics.c activator/router.c)
-ACT_PKGS := jansson libmicrohttpd libcurl libsystemd libuv
+ACTIVATOR_CORE_SRCS := $(wildcard activator/fnpath.c activator/reqid.c activator/outcome.c activator/table.c activator/httpresp.c activator/metrics.c activator/router.c activator/auth.c)
+# libcrypto: the SHA-256 of a caller's token (lib/token.c)
+ACT_PKGS := jansson libmicrohttpd libcurl libsystemd libuv libcrypto
 ACT_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(ACT_PKGS) 2>/dev/null) -lpthread
 CLI_SRCS     := $(wildcard cli/*.c)
 # the CLI's pieces without I/O, which the unit suite links too
@@ -131,7 +132,7 @@ $(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(D
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
 
-$(BUILD)/bin/fnbox-activator: $(call obj,$(ACTIVATOR_SRCS) $(PROTO_SRCS) $(DAEMON_LIB_SRCS) $(LIB_SRCS))
+$(BUILD)/bin/fnbox-activator: $(call obj,$(ACTIVATOR_SRCS) $(PROTO_SRCS) $(DAEMON_LIB_SRCS) $(LIB_SRCS) lib/token.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ACT_LIBS)
 

@@ -32,7 +32,7 @@
 
 typedef struct Options {
         const char *listen, *controller, *token_file, *user, *id, *queue_depth, *max_body,
-                *max_connections, *threads, *invoke_secret_file;
+                *max_connections, *threads, *invoke_secret_file, *auth;
 } Options;
 
 static const struct {
@@ -51,6 +51,7 @@ static const struct {
         { "--max-connections", offsetof(Options, max_connections), "N", "client connections at once (default 32768)" },
         { "--threads", offsetof(Options, threads), "N", "worker threads (default: one per CPU, at most 16)" },
         { "--invoke-secret-file", offsetof(Options, invoke_secret_file), "FILE", "the HELLO secret for nodes' tcp: invoke sockets" },
+        { "--auth", offsetof(Options, auth), "MODE", "token: /fn/ needs a bearer token (default); none: anyone who reaches --listen may call" },
 };
 
 static void usage(FILE *f) {
@@ -83,6 +84,10 @@ static int options_parse(int argc, char **argv, Options *o) {
         }
         if (!o->controller || !o->token_file) {
                 fprintf(stderr, PROG ": --controller and --token-file are required\n");
+                return -EINVAL;
+        }
+        if (o->auth && strcmp(o->auth, "token") != 0 && strcmp(o->auth, "none") != 0) {
+                fprintf(stderr, PROG ": --auth %s: expected token or none\n", o->auth);
                 return -EINVAL;
         }
         return 0;
@@ -191,7 +196,8 @@ static int setup(const Options *o, Setup *s) {
             number_opt("--threads", o->threads, 1, WORKERS_MAX, false, &threads) < 0)
                 return -EINVAL;
         s->cfg = (ActConfig) { .threads = (unsigned) threads, .queue_depth = (uint32_t) depth, .max_body = body,
-                               .max_connections = (unsigned) (conns < threads ? threads : conns) };
+                               .max_connections = (unsigned) (conns < threads ? threads : conns),
+                               .auth = !o->auth || strcmp(o->auth, "token") == 0 };
         int r = secret_read(o->token_file, &s->token);
         if (r < 0) {
                 fprintf(stderr, PROG ": cannot read the token from %s: %s\n", o->token_file, strerror(-r));
@@ -229,6 +235,8 @@ static int serve(Setup *s, const Options *o, const sigset_t *sigs) {
         if (r == 0 && (r = control_start(router, o->controller, s->token, s->id, &ctl)) < 0)
                 fprintf(stderr, PROG ": cannot start the controller client: %s\n", strerror(-r));
         if (r == 0) {
+                if (!s->cfg.auth)
+                        fprintf(stderr, PROG ": --auth none: anyone who can reach %s may call every function\n", s->url);
                 printf(PROG ": listening on %s\n", s->url);
                 fflush(stdout);
                 sd_notify(0, "READY=1");

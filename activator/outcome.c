@@ -13,6 +13,8 @@ static const struct {
 } errors[_ACT_ERROR_MAX] = {
         [ACT_OK] = { 200, "ok" },
         [ACT_BAD_REQUEST] = { 400, "bad_request" },
+        [ACT_UNAUTHENTICATED] = { 401, "unauthenticated" },
+        [ACT_FORBIDDEN] = { 403, "forbidden" },
         [ACT_NOT_FOUND] = { 404, "not_found" },
         [ACT_TOO_LARGE] = { 413, "too_large" },
         [ACT_URI_TOO_LONG] = { 414, "uri_too_long" },

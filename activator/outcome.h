@@ -9,6 +9,8 @@
 typedef enum ActError {
         ACT_OK,                  /* 200: the box exited 0 */
         ACT_BAD_REQUEST,         /* 400 bad_request */
+        ACT_UNAUTHENTICATED,     /* 401 unauthenticated: no, a malformed or an unknown bearer token */
+        ACT_FORBIDDEN,           /* 403 forbidden: the token may not call that namespace */
         ACT_NOT_FOUND,           /* 404 not_found */
         ACT_TOO_LARGE,           /* 413 too_large */
         ACT_URI_TOO_LONG,        /* 414 uri_too_long */

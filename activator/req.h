@@ -45,6 +45,7 @@ struct Req {
         size_t body_len, body_cap, body_reserved;
         uint64_t discarded;              /* body bytes dropped after a refusal */
         ActError refused;                /* ACT_OK, or why the body was refused */
+        AuthKey auth_key;                /* the caller's token (with --auth token) */
         char reqid[REQID_MAX + 1];
         char trace[REQ_TRACE_MAX + 1];
         uint64_t start_ns;

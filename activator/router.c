@@ -368,7 +368,18 @@ static ActError slot_or_queue(Router *r, RevState *rs, Slot *const *exclude, siz
         return ACT_OK;
 }
 
-void router_route(Router *r, const FnPath *p, uint64_t rnd, Waiter *w, uint32_t queue_max,
+ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *msg, size_t msg_len) {
+        pthread_mutex_lock(&r->lock);
+        ActError e = ACT_UNAVAILABLE;
+        if (r->table)
+                e = route_authorize(r->table, p, key, msg, msg_len);
+        else
+                snprintf(msg, msg_len, "no route table from the controller yet; retry");
+        pthread_mutex_unlock(&r->lock);
+        return e;
+}
+
+void router_route(Router *r, const FnPath *p, const AuthKey *key, uint64_t rnd, Waiter *w, uint32_t queue_max,
                   uint64_t now, RouteResult *ret) {
         const char *tag;
         pthread_mutex_lock(&r->lock);
@@ -378,9 +389,13 @@ void router_route(Router *r, const FnPath *p, uint64_t rnd, Waiter *w, uint32_t 
         ret->slot = NULL;
         ret->queued = false;
         RouteRevision *rev = f ? route_resolve(f, tag, rnd >> 40) : NULL;
+        ActError denied = r->table && key ? route_authorize(r->table, p, key, ret->message, sizeof ret->message)
+                                          : ACT_OK;
         if (!r->table) {
                 ret->error = ACT_UNAVAILABLE;
                 snprintf(ret->message, sizeof ret->message, "no route table from the controller yet; retry");
+        } else if (denied != ACT_OK) {
+                ret->error = denied;
         } else if (!f) {
                 ret->error = ACT_NOT_FOUND;
                 snprintf(ret->message, sizeof ret->message, "no function %s%s%s", p->has_second ? p->first.name : "",

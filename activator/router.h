@@ -83,9 +83,15 @@ void router_free(Router *r);
 uint64_t router_swap(Router *r, RouteTable *t);
 uint64_t router_version(Router *r);
 
+/* Whether the token key may call what p names in the current table
+ * (route_authorize): ACT_OK, ACT_UNAUTHENTICATED, ACT_FORBIDDEN, or
+ * ACT_UNAVAILABLE before the first table; a sentence in msg. */
+ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *msg, size_t msg_len);
 /* Route a request: a slot at once, or w queued (at most queue_max per
- * revision), or an error. rnd: random bits from the caller. */
-void router_route(Router *r, const FnPath *p, uint64_t rnd, Waiter *w, uint32_t queue_max,
+ * revision), or an error. rnd: random bits from the caller. key (NULL: no
+ * check) is checked again against the table it is routed with, so that a
+ * table that changed since router_authorize() cannot route it elsewhere. */
+void router_route(Router *r, const FnPath *p, const AuthKey *key, uint64_t rnd, Waiter *w, uint32_t queue_max,
                   uint64_t now_ns, RouteResult *ret);
 /* Another slot of the same revision after a refusal, skipping exclude;
  * queue w when none is free (w NULL: ACT_UNAVAILABLE instead). ACT_OK with slot or queued, else an error. */

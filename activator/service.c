@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "activator/auth.h"
 #include "lib/util.h"
 
 typedef struct Head {
@@ -63,7 +64,11 @@ static bool header_skipped(const char *k) {
         return false;
 }
 
+/* The caller's fnbox token is for the platform: it never reaches a box
+ * (which could call the control API with it). */
 static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind _unused_, const char *k, const char *v) {
+        if (strcasecmp(k, "Authorization") == 0 && auth_is_fnbox_bearer(v))
+                return MHD_YES;
         if (!header_skipped(k))
                 head_field(cls, k, v ? v : "");
         return MHD_YES;

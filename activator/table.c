@@ -45,6 +45,7 @@ void route_table_free(RouteTable *t) {
                 function_clear(&t->functions[i]);
         free(t->revisions);
         free(t->functions);
+        auth_tokens_free(t->tokens, t->n_tokens);
         free(t);
 }
 
@@ -216,7 +217,9 @@ static int table_fill(RouteTable *t, const json_t *doc, char *why, size_t why_le
         for (size_t i = 1; i < t->n_functions; i++)
                 if (strcmp(t->functions[i - 1].key, t->functions[i].key) == 0)
                         FAIL("function %s listed twice", t->functions[i].key);
-        return 0;
+        json_t *tokens = json_object_get(doc, "tokens");
+        t->has_tokens = json_is_array(tokens);
+        return auth_tokens_parse(tokens, &t->tokens, &t->n_tokens, why, why_len);
 }
 
 int route_table_parse(const json_t *doc, RouteTable **ret, char *why, size_t why_len) {
@@ -268,6 +271,24 @@ RouteFunction *route_lookup(const RouteTable *t, const FnPath *p, const char **r
         *ret_sub = seg->rest;
         *ret_sub_len = seg->rest_len;
         return f;
+}
+
+ActError route_authorize(const RouteTable *t, const FnPath *p, const AuthKey *k, char *msg, size_t msg_len) {
+        const char *tag, *sub, *ns[2];
+        size_t sub_len, n = 0;
+        if (!t->has_tokens) {
+                snprintf(msg, msg_len, "the controller sent no tokens (is it older than this activator?)");
+                return ACT_UNAUTHENTICATED;
+        }
+        const RouteFunction *f = route_lookup(t, p, &tag, &sub, &sub_len);
+        if (f)
+                ns[n++] = f->ns;
+        else {
+                if (p->has_second)
+                        ns[n++] = p->first.name;
+                ns[n++] = "default";
+        }
+        return auth_check(t->tokens, t->n_tokens, k, ns, n, msg, msg_len);
 }
 
 RouteRevision *route_resolve(const RouteFunction *f, const char *tag, uint64_t rnd) {

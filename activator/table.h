@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "activator/auth.h"
 #include "activator/fnpath.h"
 
 #define ROUTE_ADDR_MAX        512       /* invoke and endpoint addresses */
@@ -75,11 +76,15 @@ typedef struct RouteTable {
         size_t n_functions;
         RouteRevision *revisions;        /* sorted by key */
         size_t n_revisions;
+        AuthToken *tokens;               /* who may call (auth.h), sorted by id */
+        size_t n_tokens;
+        bool has_tokens;                 /* the controller sent "tokens" */
 } RouteTable;
 
 /* Parse the controller's document. -EINVAL with why on a malformed one
  * (the caller keeps its last table). Traffic that names a revision missing
- * from "revisions" is kept out. */
+ * from "revisions" is kept out. "tokens" may be absent (an older
+ * controller): has_tokens is then false, and no token is known. */
 int route_table_parse(const json_t *doc, RouteTable **ret, char *why, size_t why_len);
 void route_table_free(RouteTable *t);
 
@@ -91,6 +96,14 @@ RouteRevision *route_table_revision(const RouteTable *t, const char *ns, const c
  * back too (*ret_sub: "" or "/..."). */
 RouteFunction *route_lookup(const RouteTable *t, const FnPath *p, const char **ret_tag,
                             const char **ret_sub, size_t *ret_sub_len);
+
+/* May the token k call what the URL p names (auth.h)? The namespace is
+ * the function's when the table has it; for a function it does not have,
+ * the call is allowed (and then answered 404) when the token could call
+ * one the URL may name: NAMESPACE (for /fn/NAMESPACE/NAME) or "default",
+ * so that a 404 tells a token nothing about namespaces it may not call.
+ * ACT_OK, ACT_UNAUTHENTICATED or ACT_FORBIDDEN with a sentence in msg. */
+ActError route_authorize(const RouteTable *t, const FnPath *p, const AuthKey *k, char *msg, size_t msg_len);
 
 /* The revision for a request: the one whose tag (or revision name) is tag,
  * or by the split, where rnd picks a point in [0, percent_total). NULL when

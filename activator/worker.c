@@ -41,6 +41,7 @@ struct Worker {
         int listen_fd;
         bool kicked;
         RouterInbox inbox;
+        AuthCache *auth_cache;           /* with cfg->auth: tokens that matched, to skip hashing */
         Backends *backends;
         uint64_t rng;
         Req *reqs;                       /* live requests, through req_next */
@@ -132,6 +133,8 @@ static struct MHD_Response *error_response(Req *q, ActError e, const char *msg) 
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         MHD_add_response_header(r, "X-Fnbox-Error", act_error_type(e));
+        if (e == ACT_UNAUTHENTICATED)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"fnbox\"");
         if (e == ACT_QUEUE_FULL || e == ACT_UNAVAILABLE || e == ACT_SHUTTING_DOWN)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         if (q)
@@ -424,7 +427,8 @@ static void inbox_wake(RouterInbox *inbox) {
 /* Route a request whose body is complete. */
 static enum MHD_Result req_route(Req *q) {
         Worker *w = q->w;
-        router_route(w->router, &q->path, worker_random(w), &q->waiter, w->cfg->queue_depth, router_now_ns(), &q->rt);
+        router_route(w->router, &q->path, w->cfg->auth ? &q->auth_key : NULL, worker_random(w), &q->waiter,
+                     w->cfg->queue_depth, router_now_ns(), &q->rt);
         if (q->rt.error != ACT_OK)
                 return send_error_now(q, q->rt.error, "%s", q->rt.message);
         q->phase = REQ_WAIT;
@@ -543,6 +547,26 @@ static enum MHD_Result serve_other(Req *q) {
         return send_error_now(q, ACT_NOT_FOUND, "no such route; functions are at /fn/NAME");
 }
 
+/* The caller's bearer token against the route table's tokens (auth.h):
+ * ACT_OK, or the error to answer with a sentence in msg. A token that
+ * matched a listed one goes into the worker's cache. */
+static ActError req_authorize(Req *q, char *msg, size_t msg_len) {
+        Worker *w = q->w;
+        const char *h = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        bool hit = false;
+        int r = auth_key_from_header(h, w->auth_cache, &q->auth_key, &hit);
+        if (r < 0) {
+                snprintf(msg, msg_len, "%s", r == -ENOKEY ? "this call needs a bearer token (Authorization: Bearer fnb_...)"
+                                             : r == -EBADMSG ? "the bearer token is malformed (expected Authorization: Bearer fnb_...)"
+                                             : "the bearer token cannot be checked now");
+                return r == -ENOKEY || r == -EBADMSG ? ACT_UNAUTHENTICATED : ACT_INTERNAL;
+        }
+        ActError e = router_authorize(w->router, &q->path, &q->auth_key, msg, msg_len);
+        if (!hit && (e == ACT_OK || e == ACT_FORBIDDEN))
+                auth_cache_put(w->auth_cache, h, &q->auth_key);
+        return e;
+}
+
 /* Everything decided from the request line and headers. */
 static enum MHD_Result req_head(Req *q) {
         size_t head = strlen(q->method) + strlen(q->uri) + 12;
@@ -558,6 +582,12 @@ static enum MHD_Result req_head(Req *q) {
                 return serve_other(q);
         if (r < 0)
                 return send_error_now(q, ACT_NOT_FOUND, "not a function URL: /fn/NAME, /fn/NAMESPACE/NAME or /fn/NAME@TAG");
+        if (q->w->cfg->auth) {
+                char msg[256];
+                ActError e = req_authorize(q, msg, sizeof msg);
+                if (e != ACT_OK)
+                        return send_error_now(q, e, "%s", msg);
+        }
         uint64_t cl = content_length(q);
         size_t max = q->w->cfg->max_body;
         if (cl == UINT64_MAX || cl > max)
@@ -821,6 +851,8 @@ static int worker_init(Worker *w, const ActConfig *cfg, unsigned index, int fd) 
         if (getrandom(&w->rng, sizeof w->rng, 0) != sizeof w->rng)
                 w->rng = router_now_ns();
         w->rng |= 1;
+        if (cfg->auth && !(w->auth_cache = calloc(1, sizeof *w->auth_cache)))
+                return -ENOMEM;
         int r = uv_loop_init(&w->loop);
         if (r < 0)
                 return r;
@@ -864,6 +896,8 @@ static void worker_destroy(Worker *w) {
         uv_loop_close(&w->loop);
         if (w->listen_fd >= 0)
                 close(w->listen_fd);
+        auth_cache_clear(w->auth_cache);
+        free(w->auth_cache);
 }
 
 int workers_start(const ActConfig *cfg, int *listen_fds, Workers **ret) {

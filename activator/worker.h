@@ -26,6 +26,7 @@ typedef struct ActConfig {
         size_t max_body;
         unsigned max_connections;        /* all workers together */
         const char *invoke_secret;       /* HELLO secret for tcp: invoke addresses, or NULL */
+        bool auth;                       /* /fn/ needs a bearer token (--auth token) */
 } ActConfig;
 
 typedef struct Workers Workers;

@@ -1,5 +1,6 @@
 /* cli/call_cmd.c: `fnbox call NAME`, one request to the activator
- * (/fn/NAME, /fn/NS/NAME, /fn/NAME@TAG). The body of a 2xx answer streams
+ * (/fn/NAME, /fn/NS/NAME, /fn/NAME@TAG) with the CLI's token as its bearer
+ * token (unless -H gives an Authorization). The body of a 2xx answer streams
  * to stdout as it arrives; an error answer is held (bounded) so that the
  * platform's JSON error becomes one line on stderr and an exit code. */
 #define _GNU_SOURCE
@@ -32,6 +33,7 @@ typedef struct CallSink {
         char *held;             /* an error answer, up to CALL_ERROR_HELD */
         size_t held_len;
         char request_id[CALL_REQUEST_ID_MAX];
+        const char *auth_from;  /* where the token sent came from, or NULL */
 } CallSink;
 
 /* ---- the request's parts ------------------------------------------------ */
@@ -134,9 +136,26 @@ static char *header_line(const char *h, const char **why) {
         return line;
 }
 
-static int call_headers(Cli *c, const VerbArgs *a, bool has_body, struct curl_slist **ret) {
+/* The CLI's token as the activator wants it (docs/invoke.md), unless -H
+ * gave an Authorization of its own. */
+static struct curl_slist *auth_header(Cli *c, struct curl_slist *l, bool given) {
+        if (!l || given || !c->token)
+                return l;
+        _cleanup_free_ char *line = NULL;
+        if (asprintf(&line, "Authorization: Bearer %s", c->token) < 0) {
+                curl_slist_free_all(l);
+                return NULL;
+        }
+        struct curl_slist *n = curl_slist_append(l, line);
+        explicit_bzero(line, strlen(line));
+        if (!n)
+                curl_slist_free_all(l);
+        return n;
+}
+
+static int call_headers(Cli *c, const VerbArgs *a, bool has_body, struct curl_slist **ret, const char **ret_auth_from) {
         struct curl_slist *l = curl_slist_append(NULL, "Expect:");
-        bool content_type = false;
+        bool content_type = false, authorization = false;
         for (size_t i = 0; l && i < a->n_headers; i++) {
                 const char *why = NULL;
                 _cleanup_free_ char *line = header_line(a->headers[i], &why);
@@ -150,11 +169,15 @@ static int call_headers(Cli *c, const VerbArgs *a, bool has_body, struct curl_sl
                         return CLI_EXIT_USAGE;
                 }
                 content_type = content_type || strncasecmp(line, "content-type", 12) == 0;
+                authorization = authorization || strncasecmp(line, "authorization:", 14) == 0 ||
+                                strncasecmp(line, "authorization;", 14) == 0;
                 struct curl_slist *n = curl_slist_append(l, line);
                 if (!n)
                         curl_slist_free_all(l);
                 l = n;
         }
+        l = auth_header(c, l, authorization);
+        *ret_auth_from = authorization ? "-H" : c->token ? (c->token_from ? c->token_from : "the configuration") : NULL;
         if (l && has_body && !content_type) {
                 struct curl_slist *n = curl_slist_append(l, "Content-Type: application/octet-stream");
                 if (!n)
@@ -288,6 +311,15 @@ static int status_code(long status) {
         }
 }
 
+/* Which token the call carried, after a 401 or 403 from the activator. */
+static void auth_hint(Cli *c, const CallSink *s) {
+        if (!s->auth_from)
+                fprintf(stderr, "%s: no token was sent: give one with --token or FNBOX_TOKEN "
+                        "(one for calls only: fnbox token create --role invoker)\n", c->prog);
+        else
+                fprintf(stderr, "%s: the token sent came from %s\n", c->prog, s->auth_from);
+}
+
 /* A non-2xx answer: the platform's JSON error as one line, or (the
  * function's own answer, service mode) the body on stdout and the status. */
 static int call_failed(Cli *c, const char *name, CallSink *s) {
@@ -304,6 +336,8 @@ static int call_failed(Cli *c, const char *name, CallSink *s) {
                 fprintf(stderr, "%s: %s: %ld %s: %s%s%s%s\n", c->prog, name, s->status,
                         output_sanitize(type, t, sizeof t), output_sanitize(msg ? msg : "", m, sizeof m), rid,
                         failed ? "; its stderr: fnbox logs " : "", failed ? name : "");
+                if (s->status == 401 || s->status == 403)
+                        auth_hint(c, s);
                 code = failed ? CLI_EXIT_FUNCTION : code;
         } else {
                 if (!s->streaming)
@@ -362,9 +396,9 @@ static void call_setup(Cli *c, CURL *curl, const char *url, const char *method, 
 }
 
 static int call_perform(Cli *c, const char *name, const char *url, const char *method, const char *body,
-                        size_t len, struct curl_slist *hdrs) {
+                        size_t len, struct curl_slist *hdrs, const char *auth_from) {
         char errbuf[CURL_ERROR_SIZE] = "";
-        CallSink s = { .curl = curl_easy_init() };
+        CallSink s = { .curl = curl_easy_init(), .auth_from = auth_from };
         if (!s.curl)
                 return CLI_EXIT_ERROR;
         call_setup(c, s.curl, url, method, body, len, hdrs, &s, errbuf);
@@ -389,17 +423,18 @@ int call_main(Cli *c, const VerbArgs *a) {
         _cleanup_free_ char *body = NULL;
         size_t len = 0;
         struct curl_slist *hdrs = NULL;
+        const char *auth_from = NULL;
         if (config_activator(c, a->activator) < 0)
                 return CLI_EXIT_USAGE;
         int code = call_url(c, a, url, sizeof url);
         if (code == 0 && a->data)
                 code = call_body(c, a->data, &body, &len);
         if (code == 0)
-                code = call_headers(c, a, a->data != NULL, &hdrs);
+                code = call_headers(c, a, a->data != NULL, &hdrs, &auth_from);
         if (code != 0)
                 return code;
         const char *method = a->method ? a->method : a->data ? "POST" : "GET";
-        code = call_perform(c, a->pos[0], url, method, body, len, hdrs);
+        code = call_perform(c, a->pos[0], url, method, body, len, hdrs, auth_from);
         curl_slist_free_all(hdrs);
         return code;
 }

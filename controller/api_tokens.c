@@ -1,12 +1,14 @@
 /* controller/api_tokens.c: /v1/tokens (admins only): create a token (shown
  * once; the store keeps its secret's hash), list them (never a hash), and
- * revoke one (it gets 401 from the next request on). */
+ * revoke one (it gets 401 from the next request on; from the activators,
+ * with their next route table, which a create or revoke makes at once). */
 #include "controller/api.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include "controller/cluster.h"
 #include "lib/manifest.h"
 
 static void store_token_clearp(StoreToken *t) {
@@ -131,6 +133,7 @@ void api_token_create(Api *api, HttpRequest *req, HttpResponse *resp) {
                 api_store_error(api, resp, r == -EEXIST ? -EIO : r, "token");
                 return;
         }
+        cluster_tokens_changed(api->cluster);
         json_t *out = render_token(&t);
         if (out && json_object_set_new(out, "token", json_string(tok)) < 0)
                 out = (json_decref(out), NULL);
@@ -149,5 +152,6 @@ void api_token_revoke(Api *api, HttpRequest *req, HttpResponse *resp) {
                 api_store_error(api, resp, r, "token");
                 return;
         }
+        cluster_tokens_changed(api->cluster);
         http_reply(resp, 200, json_pack("{s:s}", "revoked", id));
 }

@@ -894,6 +894,7 @@ void cluster_free(Cluster *c) {
         cmap_clear(&c->funcs);
         cmap_clear(&c->logs);
         free(c->routes_text);
+        json_decref(c->tokens);
         free(c->requests);
         pthread_mutex_destroy(&c->lock);
         pthread_mutex_destroy(&c->sync_lock);

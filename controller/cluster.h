@@ -64,6 +64,10 @@ int cluster_poke(Cluster *c, const char *ns, const char *revision);
 
 /* ---- users ------------------------------------------------------------------- */
 
+/* A token was created or revoked: read the tokens again now, so that the
+ * activators get them with the next route table. */
+void cluster_tokens_changed(Cluster *c);
+
 /* A function was deployed, changed its traffic or was deleted: read it again now. */
 void cluster_function_changed(Cluster *c, const char *ns, const char *name);
 /* {"revisions": [{"revision", "desired", "ready", ...}]} for GET /v1/functions/NAME. */

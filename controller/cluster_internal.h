@@ -183,6 +183,7 @@ struct Cluster {
         Waiter *waiters;
 
         uint64_t routes_version;
+        json_t *tokens;                 /* the live tokens the route table carries (cluster_tokens.c) */
         char *routes_text;              /* the rendered table of routes_version */
         size_t routes_len;
         int64_t next_sync_ms;
@@ -216,6 +217,9 @@ void cluster_log_append(Cluster *c, const Instance *i, int64_t time_ms, const ch
 int cluster_sync_all(Cluster *c);
 int cluster_sync_function(Cluster *c, const char *ns, const char *name);
 int rev_from_store(const StoreRevision *sr, Rev **ret);
+
+/* cluster_tokens.c: read the live tokens; called with sync_lock held */
+int cluster_sync_tokens_locked(Cluster *c);
 
 /* cluster_render.c */
 json_t *render_assignment(Cluster *c, Node *n);

@@ -79,8 +79,9 @@ char *render_routes(Cluster *c, size_t *ret_len) {
         }
         if (r == 0)
                 r = routes_instances(c, revisions);
-        json_t *doc = r == 0 ? json_pack("{s:I, s:O, s:O}", "version", (json_int_t) c->routes_version, "functions",
-                                         functions, "revisions", revisions) : NULL;
+        json_t *doc = r == 0 ? json_pack("{s:I, s:O, s:O, s:o}", "version", (json_int_t) c->routes_version,
+                                         "functions", functions, "revisions", revisions, "tokens",
+                                         c->tokens ? json_incref(c->tokens) : json_array()) : NULL;
         json_decref(functions);
         json_decref(revisions);
         char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;

@@ -297,6 +297,7 @@ int cluster_sync_all(Cluster *c) {
         if (r == 0)
                 remove_unseen(c, &seen);
         cmap_clear(&seen);
+        int rt = cluster_sync_tokens_locked(c);
         pthread_mutex_unlock(&c->sync_lock);
-        return r;
+        return r < 0 ? r : rt;
 }

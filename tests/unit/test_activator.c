@@ -229,6 +229,8 @@ TEST(activator_table_parse) {
                 "{\"version\": 1, \"functions\": [{\"namespace\": \"d\", \"name\": \"a\", \"traffic\": []},"
                 " {\"namespace\": \"d\", \"name\": \"a\", \"traffic\": []}], \"revisions\": {}}",
                 "{\"version\": 1, \"functions\": [{\"namespace\": \"d\", \"name\": \"a\", \"traffic\": [{\"revision\": \"r\", \"percent\": 101}]}], \"revisions\": {}}",
+                "{\"version\": 1, \"functions\": [], \"revisions\": {}, \"tokens\": {}}",
+                "{\"version\": 1, \"functions\": [], \"revisions\": {}, \"tokens\": [{\"id\": \"x\"}]}",
         };
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
                 t = table_load(bad[i], -EINVAL, why, sizeof why);

@@ -55,17 +55,17 @@ TEST(activator_router_queue_and_drain) {
         RouteResult res[3];
         FnPath p = path_of("/fn/hi");
 
-        router_route(r, &p, 1, &w[0], 2, 1000, &res[0]);
+        router_route(r, &p, NULL, 1, &w[0], 2, 1000, &res[0]);
         ASSERT_EQ_INT(res[0].error, ACT_UNAVAILABLE);           /* no table yet */
         router_swap(r, load(table_v(1, 0, NULL)));
         ASSERT_EQ_UINT(router_version(r), 1);
 
         for (int i = 0; i < 2; i++) {
-                router_route(r, &p, 1, &w[i], 2, 1000 + (uint64_t) i, &res[i]);
+                router_route(r, &p, NULL, 1, &w[i], 2, 1000 + (uint64_t) i, &res[i]);
                 ASSERT_EQ_INT(res[i].error, ACT_OK);
                 ASSERT_TRUE(res[i].queued && !res[i].slot && w[i].cold);
         }
-        router_route(r, &p, 1, &w[2], 2, 1000, &res[2]);
+        router_route(r, &p, NULL, 1, &w[2], 2, 1000, &res[2]);
         ASSERT_EQ_INT(res[2].error, ACT_QUEUE_FULL);
 
         /* one poke for the revision, not one per request */
@@ -94,7 +94,7 @@ TEST(activator_router_queue_and_drain) {
         ASSERT_TRUE(router_inbox_take(r, &inbox) == NULL);
 
         /* a free slot: at once */
-        router_route(r, &p, 7, &w[2], 2, 2000, &res[2]);
+        router_route(r, &p, NULL, 7, &w[2], 2, 2000, &res[2]);
         ASSERT_TRUE(res[2].error == ACT_OK && res[2].slot && !res[2].queued);
         router_release(r, res[2].rev, res[2].slot);
         for (int i = 0; i < 3; i++)
@@ -110,8 +110,8 @@ TEST(activator_router_unschedulable_and_deadline) {
         RouteResult res[2];
         FnPath p = path_of("/fn/hi");
         router_swap(r, load(table_v(1, 0, NULL)));
-        router_route(r, &p, 1, &w[0], 10, 1, &res[0]);
-        router_route(r, &p, 1, &w[1], 10, 1, &res[1]);
+        router_route(r, &p, NULL, 1, &w[0], 10, 1, &res[0]);
+        router_route(r, &p, NULL, 1, &w[1], 10, 1, &res[1]);
         ASSERT_TRUE(res[0].queued && res[1].queued);
 
         /* the deadline takes one out */
@@ -128,16 +128,16 @@ TEST(activator_router_unschedulable_and_deadline) {
         /* and new requests get 503 at once */
         Waiter w3 = { .inbox = &inbox };
         RouteResult r3;
-        router_route(r, &p, 1, &w3, 10, 1, &r3);
+        router_route(r, &p, NULL, 1, &w3, 10, 1, &r3);
         ASSERT_EQ_INT(r3.error, ACT_UNSCHEDULABLE);
         ASSERT_TRUE(strstr(r3.message, "2 GPUs") != NULL);
 
         /* not found, unknown tag */
         FnPath nf = path_of("/fn/nope");
-        router_route(r, &nf, 1, &w3, 10, 1, &r3);
+        router_route(r, &nf, NULL, 1, &w3, 10, 1, &r3);
         ASSERT_EQ_INT(r3.error, ACT_NOT_FOUND);
         FnPath tag = path_of("/fn/hi@nope");
-        router_route(r, &tag, 1, &w3, 10, 1, &r3);
+        router_route(r, &tag, NULL, 1, &w3, 10, 1, &r3);
         ASSERT_EQ_INT(r3.error, ACT_NOT_FOUND);
 
         /* metrics: grouped by family, with the function's counts */
