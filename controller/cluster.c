@@ -275,7 +275,8 @@ static SchedNode *sched_nodes(Cluster *c, const Rev *r, Node ***ret_nodes, size_
                 Node *nd = e->value;
                 nodes[k] = nd;
                 sn[k++] = (SchedNode) { .name = nd->name, .ready = !nd->lost, .labels = nd->labels,
-                                        .n_labels = nd->n_labels, .cpu_millis = nd->cpu_millis,
+                                        .n_labels = nd->n_labels,
+                                        .cpu_millis = nd->cpu_millis * c->cfg.cpu_overcommit,
                                         .memory_bytes = nd->memory_bytes, .gpus = nd->gpus };
         }
         it = 0;
@@ -828,6 +829,8 @@ int cluster_new(Store *store, const ClusterConfig *cfg, Cluster **ret) {
         c->cfg = *cfg;
         if (c->cfg.lease_ms <= 0)
                 c->cfg.lease_ms = CLUSTER_LEASE_DEFAULT_MS;
+        if (c->cfg.cpu_overcommit == 0)
+                c->cfg.cpu_overcommit = CLUSTER_CPU_OVERCOMMIT_DEFAULT;
         if (c->cfg.crash_backoff_ms <= 0)
                 c->cfg.crash_backoff_ms = 10000;
         if (c->cfg.drain_delay_ms <= 0)

@@ -22,6 +22,8 @@
 #define CLUSTER_STATUS_MAX              (1u << 20)      /* PUT .../status bodies */
 #define CLUSTER_LOG_LINES               1000    /* kept per function */
 #define CLUSTER_DECISIONS               20      /* kept per revision */
+#define CLUSTER_CPU_OVERCOMMIT_DEFAULT  8
+#define CLUSTER_CPU_OVERCOMMIT_MAX      100
 #define CLUSTER_CRASH_LOOP              3       /* failures in a row before a back-off */
 
 typedef struct Cluster Cluster;
@@ -30,6 +32,9 @@ typedef struct ClusterConfig {
         int64_t lease_ms;                       /* a node silent this long is lost */
         int64_t crash_backoff_ms;               /* first back-off after a crash loop (doubles) */
         int64_t drain_delay_ms;                 /* between leaving the routes and `drain` */
+        unsigned cpu_overcommit;                /* placement counts a node's CPUs this many times
+                                                 * (limits.cpu is a ceiling, not a reservation);
+                                                 * 0: CLUSTER_CPU_OVERCOMMIT_DEFAULT */
 } ClusterConfig;
 
 int cluster_new(Store *store, const ClusterConfig *cfg, Cluster **ret);

@@ -31,6 +31,7 @@ typedef struct Options {
         const char *store;
         const char *listen;
         const char *node_lease;
+        const char *cpu_overcommit;
         const char *user;
 } Options;
 
@@ -48,16 +49,18 @@ static const struct {
           "where to serve the API (default 127.0.0.1:8081; port 0: the kernel picks)" },
         { "--node-lease", offsetof(Options, node_lease), "DURATION",
           "a node silent this long is lost and its instances go elsewhere (default 5s)" },
+        { "--cpu-overcommit", offsetof(Options, cpu_overcommit), "N",
+          "place up to N times a node's CPUs in CPU limits (default 8; memory is never overcommitted)" },
         { "--user", offsetof(Options, user), "NAME",
           "started as root, run as this user once the port and store are open (default fnbox)" },
 };
 
 static void usage(FILE *f) {
         fprintf(f, "usage: " PROG " [--data-dir DIR] [--store URL] [--listen ADDR:PORT] [--node-lease DURATION]\n"
-                   "       [--user NAME]\n\n");
+                   "       [--cpu-overcommit N] [--user NAME]\n\n");
         for (size_t i = 0; i < ELEMENTSOF(option_table); i++)
-                fprintf(f, "  %-12s %-10s %s\n", option_table[i].name, option_table[i].arg, option_table[i].help);
-        fprintf(f, "  %-21s %s\n", "--help", "this text");
+                fprintf(f, "  %-16s %-10s %s\n", option_table[i].name, option_table[i].arg, option_table[i].help);
+        fprintf(f, "  %-27s %s\n", "--help", "this text");
 }
 
 /* "--name VALUE" and "--name=VALUE". Returns 0, 1 after --help, or -EINVAL. */
@@ -244,6 +247,17 @@ int main(int argc, char **argv) {
         ClusterConfig ccfg = {};
         if (lease_parse(o.node_lease, &ccfg.lease_ms) < 0)
                 return 2;
+        if (o.cpu_overcommit) {
+                char *end;
+                errno = 0;
+                unsigned long v = strtoul(o.cpu_overcommit, &end, 10);
+                if (errno || *end || end == o.cpu_overcommit || v < 1 || v > CLUSTER_CPU_OVERCOMMIT_MAX) {
+                        fprintf(stderr, PROG ": --cpu-overcommit %s: expected an integer from 1 to %d\n",
+                                o.cpu_overcommit, CLUSTER_CPU_OVERCOMMIT_MAX);
+                        return 2;
+                }
+                ccfg.cpu_overcommit = (unsigned) v;
+        }
         char url[LISTEN_URL_MAX];
         _cleanup_close_ int listen_fd = -1, dir_fd = -1;
         r = listen_open_n(o.listen, 1, &listen_fd, url);
