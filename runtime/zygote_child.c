@@ -38,13 +38,12 @@ static struct {
         int box_sock;
 } zs = { .ctl = -1, .box_sock = -1 };
 
-/* The GO of the box process's request, with its environment. Written only
- * in a box process (after its fork): the zygote's copy stays empty. */
-static struct {
-        JailMsg m;
-        char env[ZYGOTE_GO_ENV_BYTES];
-} go;
-static size_t go_env_len;
+/* The GO of the box process's request and its environment. Written only
+ * in a box process (after its fork): the zygote's copies stay empty. The
+ * python3 driver reads the environment through ctypes (in_dll). */
+static JailMsg go;
+EXPORT char zygote_go_env[ZYGOTE_GO_ENV_BYTES];
+EXPORT size_t zygote_go_env_len;
 
 enum { F_SOCK, F_IN, F_OUT, F_ERR, F_PROCS };
 
@@ -222,8 +221,40 @@ static bool env_valid(const char *p, size_t len) {
         return true;
 }
 
-/* The box process: its stdio, then it waits for its request's GO. */
-static int box_wait_go(int sock) {
+/* Is the name of NAME=VALUE one the request's environment sets? */
+static bool env_has_name(const char *a) {
+        size_t klen = strcspn(a, "=") + 1;
+        for (const char *p = zygote_go_env, *end = p + zygote_go_env_len; p < end; p += strlen(p) + 1)
+                if (strncmp(p, a, klen) == 0)
+                        return true;
+        return false;
+}
+
+/* The box's environment: base without the names the request sets, then
+ * the request's (pointers into zygote_go_env). A static array, no
+ * allocation: an exec box is a bare clone, and a python3 box pays for
+ * every page it writes (they are the zygote's until then). NULL when it
+ * does not fit. */
+static char *box_env[JAIL_SPEC_ENV + ZYGOTE_GO_ENV_MAX + 1];
+
+static char **env_merge(char *const *base) {
+        char **env = box_env;
+        size_t n = 0;
+        for (size_t i = 0; base && base[i]; i++) {
+                if (env_has_name(base[i]))
+                        continue;
+                if (n == JAIL_SPEC_ENV)
+                        return NULL;
+                env[n++] = base[i];
+        }
+        for (char *p = zygote_go_env, *end = p + zygote_go_env_len; p < end; p += strlen(p) + 1)
+                env[n++] = p;
+        env[n] = NULL;
+        return env;
+}
+
+/* The box process: its stdio and its control socket, nothing else. */
+static void box_stdio(int sock) {
         int fds[3] = { zs.fds[F_IN], zs.fds[F_OUT], zs.fds[F_ERR] };
         for (int i = 0; i < 3; i++)
                 if (dup2(fds[i], i) < 0)
@@ -231,27 +262,54 @@ static int box_wait_go(int sock) {
         int keep[4] = { 0, 1, 2, sock };
         if (close_all_but(keep, 4) < 0)
                 _exit(126);
+        zs.box_sock = sock;
+        /* the pages GO and its environment are written to, made now (a
+         * first write costs a page fault) rather than on the request's path */
+        memset(&go, 0, sizeof go);
+        memset(zygote_go_env, 0, sizeof zygote_go_env);
+        memset(box_env, 0, sizeof box_env);
+        *(char **volatile *) &environ = environ;
+}
+
+/* The box process waits for its request's GO and takes the request's
+ * environment that comes with it. */
+EXPORT int zygote_child_go(void) {
+        int sock = zs.box_sock;
+        struct iovec iov[2] = { { &go, sizeof go }, { zygote_go_env, sizeof zygote_go_env } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
         ssize_t n;
         do /* MSG_TRUNC: the packet's real length, to refuse a longer one */
-                n = recv(sock, &go, sizeof go, MSG_TRUNC);
+                n = recvmsg(sock, &mh, MSG_TRUNC);
         while (n < 0 && errno == EINTR);
-        if (n < (ssize_t) sizeof go.m || go.m.type != JAIL_MSG_GO)
+        if (n < (ssize_t) sizeof go || go.type != JAIL_MSG_GO)
                 _exit(126); /* the request was given up */
-        if ((size_t) n > sizeof go || go.m.err != n - (ssize_t) sizeof go.m ||
-            !env_valid(go.env, (size_t) go.m.err)) {
+        size_t len = (size_t) n - sizeof go;
+        if (len > sizeof zygote_go_env || go.err != (int32_t) len || !env_valid(zygote_go_env, len)) {
                 errno = EBADMSG;
                 fail(sock, "request environment");
         }
-        go_env_len = (size_t) go.m.err;
+        zygote_go_env_len = len;
+        /* a python3 box runs in this process: its C environment (getenv,
+         * child processes) gets the request's now; the driver adds it to
+         * os.environ */
+        if (!zs.exec_mode && len > 0) {
+                char **env = env_merge(environ);
+                if (!env) {
+                        errno = E2BIG;
+                        fail(sock, "request environment");
+                }
+                environ = env;
+        }
         /* The control socket stays with the init: the box cannot forge its
          * result. An exec box keeps it until its execve succeeds, to report
          * a failure (zygote_child_exec). */
         if (zs.exec_mode) {
                 if (fcntl(sock, F_SETFD, FD_CLOEXEC) < 0)
                         _exit(126);
-                zs.box_sock = sock;
-        } else
+        } else {
                 close(sock);
+                zs.box_sock = -1;
+        }
         /* its own /proc/self again; only its own pid namespace can see it */
         (void) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
         return 0;
@@ -321,8 +379,10 @@ static int child_main(void) {
         pid_t box = zs.exec_mode ? (pid_t) syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0) : fork();
         if (box < 0)
                 fail(sock, "fork box");
-        if (box == 0)
-                return box_wait_go(sock);
+        if (box == 0) {
+                box_stdio(sock);
+                return 0; /* the box process, before its request */
+        }
         child_init(sock, box);
 }
 
@@ -342,38 +402,15 @@ EXPORT int zygote_child_fork(void) {
         return pid < 0 ? -err : (int) pid;
 }
 
-EXPORT const char *zygote_child_env(size_t *ret_len) {
-        *ret_len = go_env_len;
-        return go.env;
-}
-
-/* Is the name of NAME=VALUE a set by the request's environment? */
-static bool env_has_name(const char *a) {
-        size_t klen = strcspn(a, "=") + 1;
-        for (const char *p = go.env, *end = go.env + go_env_len; p < end; p += strlen(p) + 1)
-                if (strncmp(p, a, klen) == 0)
-                        return true;
-        return false;
-}
-
 /* The box process of an exec, sh or node zygote: its program, with the
- * environment built for the revision and the request's own on top. A bare
- * clone of a single-threaded process: no allocation, a static array. */
+ * environment built for the revision and the request's own on top. */
 _Noreturn void zygote_child_exec(const char *path, char *const argv[], char *const envp[]) {
-        static char *env[JAIL_SPEC_ENV + ZYGOTE_GO_ENV_MAX + 1];
-        size_t n = 0;
-        for (size_t i = 0; envp[i]; i++) {
-                if (env_has_name(envp[i]))
-                        continue;
-                if (n == JAIL_SPEC_ENV) {
-                        send_msg(zs.box_sock, JAIL_MSG_SETUP_ERROR, E2BIG, 0, "environment");
-                        _exit(127);
-                }
-                env[n++] = envp[i];
+        zygote_child_go();
+        char **env = zygote_go_env_len > 0 ? env_merge(envp) : (char **) envp;
+        if (!env) {
+                send_msg(zs.box_sock, JAIL_MSG_SETUP_ERROR, E2BIG, 0, "environment");
+                _exit(127);
         }
-        for (char *p = go.env, *end = go.env + go_env_len; p < end; p += strlen(p) + 1)
-                env[n++] = p;
-        env[n] = NULL;
         execve(path, argv, env);
         send_msg(zs.box_sock, JAIL_MSG_SETUP_ERROR, errno, 0, path);
         _exit(127);

@@ -49,15 +49,23 @@ enum { ZYGOTE_FD_CTL = 3, ZYGOTE_FD_SO = 4, ZYGOTE_FD_PARAMS = 5 };
  * init once (0, or -errno), then wait for a FORK (returns when one came;
  * exits the process when the runtime hung up) and fork: > 0 in the zygote,
  * -errno on failure (the runtime sees the child's socket close), 0 in the
- * box process once its request's GO arrived. The child in between never
- * returns. */
+ * box process, a complete jail, before its request: it may get ready
+ * (what it does then is off the request's path, and it has nothing of the
+ * request), then waits for the request with zygote_child_go(), which
+ * returns once GO came (the process exits if the request was given up).
+ * The child in between never returns. */
 int zygote_child_init(int ctl, int params_fd);
 int zygote_child_init_with(int ctl, const ZygoteParams *p, const struct sock_filter *filter);
 int zygote_child_wait(void);
 int zygote_child_fork(void);
+int zygote_child_go(void);
 /* In the box process: the request's environment as it came with GO (the
- * strings packed, *ret_len bytes; 0 when the request has none). */
-const char *zygote_child_env(size_t *ret_len);
-/* exec, sh and node: exec path with envp plus the request's environment
- * (its names replace the same names of envp). */
+ * strings packed, zygote_go_env_len bytes; 0 when the request has none).
+ * A python3 box process has it in its C environment already (environ);
+ * the driver adds it to os.environ. */
+extern char zygote_go_env[ZYGOTE_GO_ENV_BYTES];
+extern size_t zygote_go_env_len;
+/* exec, sh and node: wait for GO (zygote_child_go), then exec path with
+ * envp plus the request's environment (its names replace the same names
+ * of envp). */
 _Noreturn void zygote_child_exec(const char *path, char *const argv[], char *const envp[]);

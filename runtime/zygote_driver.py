@@ -4,10 +4,10 @@
 # standard modules boxes use most, compiles the box's code (never runs it),
 # then serves FORKs through fnbox-zygote.so (fd 4, loaded with ctypes; fd 3
 # is the control socket, fd 5 the parameters). zygote_child_fork returns
-# only in a box process whose jail is complete and whose request arrived;
-# there the request's environment (FNBOX_REQUEST_ID, ...) is added to
-# os.environ and the box runs as `python3 -I -S /fn/ENTRY ARGS...` would
-# run it.
+# only in a box process whose jail is complete; there the driver gets
+# ready, waits for the request (zygote_child_go), adds the request's
+# environment (FNBOX_REQUEST_ID, ...) to os.environ, and the box runs as
+# `python3 -I -S /fn/ENTRY ARGS...` would run it.
 import sys, os, io, re, json, math, collections, base64, binascii, hashlib, hmac
 import datetime, time, random, string, itertools, functools, operator, struct
 import textwrap, enum, dataclasses, decimal, fractions, statistics, copy, heapq
@@ -27,19 +27,63 @@ def _zygote():
     except (OSError, SyntaxError, ValueError):
         code = None  # the box process reports it, as python3 would
     api = ctypes.pythonapi
-    env_len = ctypes.c_size_t()
-    lib.zygote_child_env.restype = ctypes.c_void_p
     while True:
         lib.zygote_child_wait()
         api.PyOS_BeforeFork()
         pid = lib.zygote_child_fork()
         if pid == 0:
             api.PyOS_AfterFork_Child()
-            # the request's own environment, which came with its GO
-            p = lib.zygote_child_env(ctypes.byref(env_len))
-            env = ctypes.string_at(p, env_len.value) if env_len.value else b""
-            return path, code, env
+            return lib, path, code
         api.PyOS_AfterFork_Parent()
+
+
+# A request's environment as the node agent sets it, under names no
+# variable has (they are not [A-Za-z_][A-Za-z0-9_]*): see _warm.
+_WARM = b"".join(b"\1" * len(k) + b"=" + b"x" * n + b"\0" for k, n in (
+    (b"FNBOX_REQUEST_ID", 32), (b"FNBOX_TRACEPARENT", 55), (b"FNBOX_METHOD", 4),
+    (b"FNBOX_PATH", 8), (b"FNBOX_QUERY", 8)))
+
+
+def _environ(data, blob):
+    """NAME=VALUE strings, each NUL-terminated, into os.environ's dict
+    (os.environ and os.environb share it)."""
+    names = []
+    for kv in blob.split(b"\0")[:-1]:
+        k, _, v = kv.partition(b"=")
+        data[k] = v
+        names.append(k)
+    return names
+
+
+def _warm(data, env):
+    """Before the request, the box process makes its own copies of the
+    pages that taking the request's environment writes (each first write
+    to one of the zygote's pages costs a page fault and a copy): the call
+    that reads it, room in the dict (grown until it resizes once) and the
+    same work on _WARM, whose names are then removed."""
+    ctypes.string_at(env, 1)
+    size, names = sys.getsizeof(data), []
+    while sys.getsizeof(data) == size and len(names) < 256:
+        names.append(b"\1%d" % len(names))
+        data[names[-1]] = b""
+    names += _environ(data, _WARM)
+    for k in names:
+        del data[k]
+
+
+def _request(lib):
+    """Wait for the request's GO; then its environment, which came with
+    it, goes into os.environ. The C environment has it already
+    (fnbox-zygote.so): no putenv, whose allocations would cost more than
+    the rest of this."""
+    env = ctypes.addressof(ctypes.c_char.in_dll(lib, "zygote_go_env"))
+    env_len = ctypes.c_size_t.in_dll(lib, "zygote_go_env_len")
+    data = os.environ._data
+    _warm(data, env)
+    lib.zygote_child_go()
+    n = env_len.value
+    if n:
+        _environ(data, ctypes.string_at(env, n))
 
 
 def _exit_code(e):
@@ -70,16 +114,15 @@ def _finish(code):
     os._exit(code)
 
 
-def _box(path, code, env):
-    # os.environ and the C environment (child processes) alike
-    for kv in env.split(b"\0")[:-1]:
-        k, _, v = kv.partition(b"=")
-        os.environb[k] = v
+def _box(lib, path, code):
+    # what does not depend on the request is done before it arrives: off
+    # its path (every page a box process writes is a copy of the zygote's)
     sys.argv = sys.argv[1:]
     main = types.ModuleType("__main__")
     main.__file__ = path
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main
+    _request(lib)
     try:
         if code is None:
             with open(path, "rb") as f:
