@@ -148,6 +148,10 @@ static int spec_env(Instance *i, json_t *env, bool service) {
         }
         if (service && !(i->env[i->n_env++] = strdup("FNBOX_SOCKET=" INSTANCE_SOCKET_IN_JAIL)))
                 return -ENOMEM;
+        /* a jail takes 256 entries: the request's must fit too (a pool jail
+         * gets them as a JailConfig's env) */
+        if (!service && i->n_env + REQUEST_ENV_N > 256)
+                return -E2BIG;
         return 0;
 }
 
@@ -201,6 +205,9 @@ static int spec_parse(Instance *i, json_t *spec, char *why, size_t len) {
         int r = spec_limits(i, json_object_get(spec, "limits"), &bad);
         if (r >= 0)
                 r = spec_env(i, json_object_get(spec, "env"), i->service);
+        if (r == -E2BIG)
+                return snprintf(why, len, "env: at most %zu entries in fresh mode (%zu are the request's)",
+                                256 - REQUEST_ENV_N, REQUEST_ENV_N), -EINVAL;
         if (r < 0 || bad)
                 return snprintf(why, len, "the spec has a field out of range"), -EINVAL;
         return 0;
