@@ -206,20 +206,14 @@ void auth_cache_clear(AuthCache *cache) {
 
 /* ---- the decision ---------------------------------------------------------------- */
 
-ActError auth_check(const AuthToken *v, size_t n, const AuthKey *k, const char *const *ns, size_t n_ns,
-                    char *msg, size_t msg_len) {
+const AuthToken *auth_authenticate(const AuthToken *v, size_t n, const AuthKey *k) {
+        static const char zero[65] = "0000000000000000000000000000000000000000000000000000000000000000";
         const AuthToken *t = auth_token_find(v, n, k->id);
         /* an unknown id costs the same comparison as a known one */
-        bool match = token_hash_equal(k->hash, t ? t->hash : "0000000000000000000000000000000000000000000000000000000000000000");
-        if (!t || !match) {
-                snprintf(msg, msg_len, "the bearer token is not known here (revoked, or a wrong secret)");
-                return ACT_UNAUTHENTICATED;
-        }
-        if (t->role == TOKEN_ROLE_ADMIN)
-                return ACT_OK;
-        for (size_t i = 0; i < n_ns; i++)
-                if (token_namespace_allowed(t->namespaces, ns[i]))
-                        return ACT_OK;
-        snprintf(msg, msg_len, "token %s may not call functions in namespace %s", t->id, n_ns ? ns[0] : "");
-        return ACT_FORBIDDEN;
+        bool match = token_hash_equal(k->hash, t ? t->hash : zero);
+        return t && match ? t : NULL;
+}
+
+bool auth_allows(const AuthToken *t, const char *ns) {
+        return t->role == TOKEN_ROLE_ADMIN || token_namespace_allowed(t->namespaces, ns);
 }

@@ -62,12 +62,12 @@ void auth_cache_put(AuthCache *cache, const char *authorization, const AuthKey *
 /* Forget every entry (it holds secrets). */
 void auth_cache_clear(AuthCache *cache);
 
-/* May the token k call a function in one of the namespaces ns[0..n_ns)?
- * ACT_OK; ACT_UNAUTHENTICATED (no such token, or a wrong secret: one
- * message for both); ACT_FORBIDDEN (a known token without the namespace).
- * msg gets a sentence for the error. */
-ActError auth_check(const AuthToken *v, size_t n, const AuthKey *k, const char *const *ns, size_t n_ns,
-                    char *msg, size_t msg_len);
+/* The listed token whose id is k's and whose secret hash matches, or
+ * NULL (no such token, revoked, or a wrong secret: the caller answers 401
+ * alike). The hashes are compared in constant time. */
+const AuthToken *auth_authenticate(const AuthToken *v, size_t n, const AuthKey *k);
+/* Whether t may call functions in namespace ns (admins: every one). */
+bool auth_allows(const AuthToken *t, const char *ns);
 
 /* Whether a header value is an fnbox bearer token (never passed on to a box). */
 bool auth_is_fnbox_bearer(const char *value);

@@ -381,21 +381,27 @@ ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *
 
 void router_route(Router *r, const FnPath *p, const AuthKey *key, uint64_t rnd, Waiter *w, uint32_t queue_max,
                   uint64_t now, RouteResult *ret) {
-        const char *tag;
+        const char *tag = NULL, *denied = NULL;
+        const AuthToken *tok = NULL;
         pthread_mutex_lock(&r->lock);
-        RouteFunction *f = r->table ? route_lookup(r->table, p, &tag, &ret->sub, &ret->sub_len) : NULL;
+        if (r->table && key)
+                tok = route_authenticate(r->table, key, ret->message, sizeof ret->message);
+        RouteFunction *f = r->table && (tok || !key) ?
+                route_lookup_as(r->table, p, tok, &denied, &tag, &ret->sub, &ret->sub_len) : NULL;
         ret->metrics = fnmetrics_get(r, f);
         ret->rev = NULL;
         ret->slot = NULL;
         ret->queued = false;
         RouteRevision *rev = f ? route_resolve(f, tag, rnd >> 40) : NULL;
-        ActError denied = r->table && key ? route_authorize(r->table, p, key, ret->message, sizeof ret->message)
-                                          : ACT_OK;
         if (!r->table) {
                 ret->error = ACT_UNAVAILABLE;
                 snprintf(ret->message, sizeof ret->message, "no route table from the controller yet; retry");
-        } else if (denied != ACT_OK) {
-                ret->error = denied;
+        } else if (key && !tok) {
+                ret->error = ACT_UNAUTHENTICATED;
+        } else if (denied) {
+                ret->error = ACT_FORBIDDEN;
+                snprintf(ret->message, sizeof ret->message, "token %s may not call functions in namespace %s",
+                         tok->id, denied);
         } else if (!f) {
                 ret->error = ACT_NOT_FOUND;
                 snprintf(ret->message, sizeof ret->message, "no function %s%s%s", p->has_second ? p->first.name : "",

@@ -261,34 +261,49 @@ RouteRevision *route_table_revision(const RouteTable *t, const char *ns, const c
         return bsearch(key, t->revisions, t->n_revisions, sizeof *t->revisions, cmp_key_revision);
 }
 
-RouteFunction *route_lookup(const RouteTable *t, const FnPath *p, const char **ret_tag,
-                            const char **ret_sub, size_t *ret_sub_len) {
-        RouteFunction *f = p->has_second ? route_table_function(t, p->first.name, p->second.name) : NULL;
+RouteFunction *route_lookup_as(const RouteTable *t, const FnPath *p, const AuthToken *tok, const char **ret_denied_ns,
+                               const char **ret_tag, const char **ret_sub, size_t *ret_sub_len) {
+        bool ns_ok = p->has_second && (!tok || auth_allows(tok, p->first.name));
+        bool default_ok = !tok || auth_allows(tok, "default");
+        RouteFunction *f = ns_ok ? route_table_function(t, p->first.name, p->second.name) : NULL;
         const FnSegment *seg = f ? &p->second : &p->first;
-        if (!f)
+        *ret_denied_ns = NULL;
+        if (!f && default_ok)
                 f = route_table_function(t, "default", p->first.name);
+        if (!f && !ns_ok && (p->has_second || !default_ok))
+                *ret_denied_ns = p->has_second ? p->first.name : "default";
         *ret_tag = seg->tag;
         *ret_sub = seg->rest;
         *ret_sub_len = seg->rest_len;
         return f;
 }
 
+RouteFunction *route_lookup(const RouteTable *t, const FnPath *p, const char **ret_tag,
+                            const char **ret_sub, size_t *ret_sub_len) {
+        const char *denied;
+        return route_lookup_as(t, p, NULL, &denied, ret_tag, ret_sub, ret_sub_len);
+}
+
+const AuthToken *route_authenticate(const RouteTable *t, const AuthKey *k, char *msg, size_t msg_len) {
+        const AuthToken *tok = auth_authenticate(t->tokens, t->n_tokens, k);
+        if (!tok)
+                snprintf(msg, msg_len, "%s", t->has_tokens ? "the bearer token is not known here (revoked, or a wrong secret)"
+                                                           : "the controller sent no tokens (is it older than this activator?)");
+        return tok;
+}
+
 ActError route_authorize(const RouteTable *t, const FnPath *p, const AuthKey *k, char *msg, size_t msg_len) {
-        const char *tag, *sub, *ns[2];
-        size_t sub_len, n = 0;
-        if (!t->has_tokens) {
-                snprintf(msg, msg_len, "the controller sent no tokens (is it older than this activator?)");
+        const char *tag, *sub, *denied;
+        size_t sub_len;
+        const AuthToken *tok = route_authenticate(t, k, msg, msg_len);
+        if (!tok)
                 return ACT_UNAUTHENTICATED;
+        route_lookup_as(t, p, tok, &denied, &tag, &sub, &sub_len);
+        if (denied) {
+                snprintf(msg, msg_len, "token %s may not call functions in namespace %s", tok->id, denied);
+                return ACT_FORBIDDEN;
         }
-        const RouteFunction *f = route_lookup(t, p, &tag, &sub, &sub_len);
-        if (f)
-                ns[n++] = f->ns;
-        else {
-                if (p->has_second)
-                        ns[n++] = p->first.name;
-                ns[n++] = "default";
-        }
-        return auth_check(t->tokens, t->n_tokens, k, ns, n, msg, msg_len);
+        return ACT_OK;
 }
 
 RouteRevision *route_resolve(const RouteFunction *f, const char *tag, uint64_t rnd) {

@@ -96,13 +96,23 @@ RouteRevision *route_table_revision(const RouteTable *t, const char *ns, const c
  * back too (*ret_sub: "" or "/..."). */
 RouteFunction *route_lookup(const RouteTable *t, const FnPath *p, const char **ret_tag,
                             const char **ret_sub, size_t *ret_sub_len);
+/* The same as the token tok sees the table (NULL: everything), so that
+ * what it gets for a namespace it may not call never depends on what that
+ * namespace holds. /fn/NAME: NAME in "default", or denied. /fn/NS/NAME
+ * when tok may call NS: NS/NAME when it exists, else NS in "default" (path
+ * /NAME) when tok may call "default", else NULL (404). When tok may not
+ * call NS: NS in "default" when tok may call it and it exists, else
+ * denied (never a look at NS). Denied: NULL, with *ret_denied_ns the
+ * namespace it may not call. */
+RouteFunction *route_lookup_as(const RouteTable *t, const FnPath *p, const AuthToken *tok, const char **ret_denied_ns,
+                               const char **ret_tag, const char **ret_sub, size_t *ret_sub_len);
 
-/* May the token k call what the URL p names (auth.h)? The namespace is
- * the function's when the table has it; for a function it does not have,
- * the call is allowed (and then answered 404) when the token could call
- * one the URL may name: NAMESPACE (for /fn/NAMESPACE/NAME) or "default",
- * so that a 404 tells a token nothing about namespaces it may not call.
- * ACT_OK, ACT_UNAUTHENTICATED or ACT_FORBIDDEN with a sentence in msg. */
+/* The token k (auth.h) against the table: its entry, or NULL with
+ * ACT_UNAUTHENTICATED and a sentence in msg. */
+const AuthToken *route_authenticate(const RouteTable *t, const AuthKey *k, char *msg, size_t msg_len);
+/* May the token k call what the URL p names? ACT_OK (the function may
+ * still not exist: 404 then), ACT_UNAUTHENTICATED or ACT_FORBIDDEN with a
+ * sentence in msg. */
 ActError route_authorize(const RouteTable *t, const FnPath *p, const AuthKey *k, char *msg, size_t msg_len);
 
 /* The revision for a request: the one whose tag (or revision name) is tag,

@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -311,13 +312,14 @@ static int status_code(long status) {
         }
 }
 
-/* Which token the call carried, after a 401 or 403 from the activator. */
-static void auth_hint(Cli *c, const CallSink *s) {
+/* Which token the call carried, for a 401 or 403 from the activator. */
+static const char *auth_hint(const CallSink *s, char *buf, size_t size) {
+        if (s->status != 401 && s->status != 403)
+                return "";
         if (!s->auth_from)
-                fprintf(stderr, "%s: no token was sent: give one with --token or FNBOX_TOKEN "
-                        "(one for calls only: fnbox token create --role invoker)\n", c->prog);
-        else
-                fprintf(stderr, "%s: the token sent came from %s\n", c->prog, s->auth_from);
+                return "; no token was sent (--token or FNBOX_TOKEN)";
+        snprintf(buf, size, "; the token sent came from %s", s->auth_from);
+        return buf;
 }
 
 /* A non-2xx answer: the platform's JSON error as one line, or (the
@@ -327,17 +329,15 @@ static int call_failed(Cli *c, const char *name, CallSink *s) {
         json_t *err = json_object_get(j, "error");
         const char *type = json_string_value(json_object_get(err, "type"));
         const char *msg = json_string_value(json_object_get(err, "message"));
-        char t[64], m[512], rid[CALL_REQUEST_ID_MAX + 16] = "";
+        char t[64], m[512], rid[CALL_REQUEST_ID_MAX + 16] = "", hint[PATH_MAX + 64];
         int code = status_code(s->status);
         if (s->request_id[0])
                 snprintf(rid, sizeof rid, " (request %s)", output_sanitize(s->request_id, t, sizeof t));
         if (type) {
                 bool failed = function_failed(type);
-                fprintf(stderr, "%s: %s: %ld %s: %s%s%s%s\n", c->prog, name, s->status,
+                fprintf(stderr, "%s: %s: %ld %s: %s%s%s%s%s\n", c->prog, name, s->status,
                         output_sanitize(type, t, sizeof t), output_sanitize(msg ? msg : "", m, sizeof m), rid,
-                        failed ? "; its stderr: fnbox logs " : "", failed ? name : "");
-                if (s->status == 401 || s->status == 403)
-                        auth_hint(c, s);
+                        failed ? "; its stderr: fnbox logs " : "", failed ? name : "", auth_hint(s, hint, sizeof hint));
                 code = failed ? CLI_EXIT_FUNCTION : code;
         } else {
                 if (!s->streaming)

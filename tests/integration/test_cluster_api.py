@@ -12,7 +12,8 @@ change (and not before), the artifact's bytes, describe's status and logs,
 lease expiry -> lost -> rescheduled on another node, unschedulable reasons
 (no matching node, a crash loop), drain on scale-down (out of the routes
 first, then "drain"), a deleted function's instances drained, /metrics,
-and the controller running as the fnbox user.
+the live tokens in /v1/routes (created and revoked ones waking the long
+poll), and the controller running as the fnbox user.
 
 usage: test_cluster_api.py [--build DIR] [--only NAME]...
 """
@@ -465,6 +466,57 @@ def metrics_and_user(S):
             uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
         check(all(int(u) == uid for u in uids), "the controller runs as fnbox", uids)
         check(os.stat(c.ctl.data_dir).st_uid == uid, "the data folder belongs to fnbox")
+
+
+def token_entry(tok):
+    """The route table's entry for a token string: id and the SHA-256 of its secret."""
+    _, tid, secret = tok.split("_", 2)
+    return tid, secret, hashlib.sha256(secret.encode()).hexdigest()
+
+
+@test
+def routes_carry_tokens(S):
+    """The live tokens ride in the route table (for the activators' own
+    check of /fn/): id, secret hash, role, namespaces; never a secret. A
+    new token and a revoked one each wake the routes long poll."""
+    c = S.c
+    doc = c.routes()
+    tokens = {t["id"]: t for t in doc.get("tokens", [])}
+    aid, asecret, ahash = token_entry(c.token)
+    did, dsecret, dhash = token_entry(S.developer)
+    check(tokens.get(aid) == {"id": aid, "secretHash": ahash, "role": "admin", "namespaces": ["*"]},
+          "the admin token's entry", tokens.get(aid))
+    check(tokens.get(did) == {"id": did, "secretHash": dhash, "role": "developer", "namespaces": ["default"]},
+          "the developer token's entry", tokens.get(did))
+    text = json.dumps(doc)
+    check(asecret not in text and dsecret not in text, "a secret in /v1/routes")
+    # only admins read it (the activators' token)
+    st, b = api("GET", c.ctl.url + "/v1/routes?after=0&waitMs=0", token=S.developer)
+    check(st == 403, "a developer token reads /v1/routes", st, b)
+
+    # a new token: the long poll wakes with it
+    poll = Poll(c, "/v1/routes?after=%d&waitMs=20000" % doc["version"])
+    t0 = time.monotonic()
+    b = c.ok("POST", "/v1/tokens", {"role": "invoker", "namespaces": ["default", "team-a"]}, status=201)
+    poll.join(10)
+    check(poll.result and poll.result[0] == 200 and time.monotonic() - t0 < 2, "the long poll on a new token",
+          poll.result)
+    iid, isecret, ihash = token_entry(b["token"])
+    new = {t["id"]: t for t in poll.result[1]["tokens"]}
+    check(new.get(iid) == {"id": iid, "secretHash": ihash, "role": "invoker", "namespaces": ["default", "team-a"]},
+          "the new token's entry", new.get(iid))
+    check(isecret not in json.dumps(poll.result[1]), "the new secret in /v1/routes")
+
+    # revoked: gone with the next version
+    v = poll.result[1]["version"]
+    poll = Poll(c, "/v1/routes?after=%d&waitMs=20000" % v)
+    t0 = time.monotonic()
+    c.ok("DELETE", "/v1/tokens/" + iid)
+    poll.join(10)
+    check(poll.result and poll.result[0] == 200 and time.monotonic() - t0 < 2, "the long poll on a revocation",
+          poll.result)
+    ids = [t["id"] for t in poll.result[1]["tokens"]]
+    check(iid not in ids and aid in ids and did in ids, "the revoked token left the table", ids)
 
 
 def missing_user(build):

@@ -167,20 +167,16 @@ TEST(activator_auth_check) {
         Tok inv = tok_new(), dev = tok_new(), adm = tok_new(), revoked = tok_new();
         AuthToken *v;
         size_t n;
-        char msg[256];
         /* "revoked" is not in the table: the controller sends live tokens only */
         tokens_load(json_pack("[o, o, o]", tok_json(&inv, "invoker", "[\"default\", \"team\"]"),
                               tok_json(&dev, "developer", "[\"*\"]"), tok_json(&adm, "admin", "[\"*\"]")),
                     &v, &n);
-        const char *def[] = { "default" }, *team[] = { "team" }, *other[] = { "other" };
-        const char *other_or_def[] = { "other", "default" };
 
         AuthKey k = key_of(inv.header);
-        ASSERT_EQ_INT(auth_check(v, n, &k, def, 1, msg, sizeof msg), ACT_OK);
-        ASSERT_EQ_INT(auth_check(v, n, &k, team, 1, msg, sizeof msg), ACT_OK);
-        ASSERT_EQ_INT(auth_check(v, n, &k, other, 1, msg, sizeof msg), ACT_FORBIDDEN);
-        ASSERT_TRUE(strstr(msg, "namespace other") && strstr(msg, inv.id));
-        ASSERT_EQ_INT(auth_check(v, n, &k, other_or_def, 2, msg, sizeof msg), ACT_OK);
+        const AuthToken *t = auth_authenticate(v, n, &k);
+        ASSERT_TRUE(t && strcmp(t->id, inv.id) == 0);
+        ASSERT_TRUE(auth_allows(t, "default") && auth_allows(t, "team"));
+        ASSERT_TRUE(!auth_allows(t, "other") && !auth_allows(t, "tea") && !auth_allows(t, "*"));
         ASSERT_EQ_INT(act_error_status(ACT_FORBIDDEN), 403);
         ASSERT_EQ_STR(act_error_type(ACT_FORBIDDEN), "forbidden");
 
@@ -191,25 +187,25 @@ TEST(activator_auth_check) {
         snprintf(forged.header, sizeof forged.header, "Bearer %s", forged.token);
         k = key_of(forged.header);
         ASSERT_EQ_STR(k.id, inv.id);
-        ASSERT_EQ_INT(auth_check(v, n, &k, def, 1, msg, sizeof msg), ACT_UNAUTHENTICATED);
+        ASSERT_TRUE(auth_authenticate(v, n, &k) == NULL);
         ASSERT_EQ_INT(act_error_status(ACT_UNAUTHENTICATED), 401);
         ASSERT_EQ_STR(act_error_type(ACT_UNAUTHENTICATED), "unauthenticated");
 
         /* revoked: gone from the table */
         k = key_of(revoked.header);
-        ASSERT_EQ_INT(auth_check(v, n, &k, def, 1, msg, sizeof msg), ACT_UNAUTHENTICATED);
-        ASSERT_EQ_INT(auth_check(NULL, 0, &k, def, 1, msg, sizeof msg), ACT_UNAUTHENTICATED);
+        ASSERT_TRUE(auth_authenticate(v, n, &k) == NULL);
+        ASSERT_TRUE(auth_authenticate(NULL, 0, &k) == NULL);
 
         /* "*" and admins: everywhere */
         k = key_of(dev.header);
-        ASSERT_EQ_INT(auth_check(v, n, &k, other, 1, msg, sizeof msg), ACT_OK);
+        ASSERT_TRUE(auth_allows(auth_authenticate(v, n, &k), "other"));
         k = key_of(adm.header);
-        ASSERT_EQ_INT(auth_check(v, n, &k, other, 1, msg, sizeof msg), ACT_OK);
+        ASSERT_TRUE(auth_allows(auth_authenticate(v, n, &k), "other"));
         auth_tokens_free(v, n);
 
         /* an admin is an admin whatever its list says */
         tokens_load(json_pack("[o]", tok_json(&adm, "admin", "[\"default\"]")), &v, &n);
-        ASSERT_EQ_INT(auth_check(v, n, &k, other, 1, msg, sizeof msg), ACT_OK);
+        ASSERT_TRUE(auth_allows(auth_authenticate(v, n, &k), "other"));
         auth_tokens_free(v, n);
 }
 
@@ -246,16 +242,23 @@ TEST(activator_auth_cache) {
 
 /* ---- against a route table ---- */
 
-static RouteTable *table_with(json_t *tokens) {
+/* team/resize, default/hi, and (with default_team) default/team, whose
+ * name is also a namespace's. */
+static RouteTable *table_of(json_t *tokens, bool default_team) {
         json_t *doc = json_loads(
                 "{\"version\": 3, \"functions\": ["
                 " {\"namespace\": \"team\", \"name\": \"resize\", \"traffic\": [{\"revision\": \"resize-00001\", \"percent\": 100}]},"
                 " {\"namespace\": \"default\", \"name\": \"hi\", \"traffic\": [{\"revision\": \"hi-00001\", \"percent\": 100}]}],"
                 " \"revisions\": {"
                 "  \"team/resize-00001\": {\"mode\": \"fresh\", \"instances\": [{\"id\": \"resize-00001-aaaaaa\", \"invoke\": \"unix:/s\"}]},"
-                "  \"default/hi-00001\": {\"mode\": \"fresh\", \"instances\": [{\"id\": \"hi-00001-aaaaaa\", \"invoke\": \"unix:/s\"}]}}}",
+                "  \"default/hi-00001\": {\"mode\": \"fresh\", \"instances\": [{\"id\": \"hi-00001-aaaaaa\", \"invoke\": \"unix:/s\"}]},"
+                "  \"default/team-00001\": {\"mode\": \"fresh\", \"instances\": [{\"id\": \"team-00001-aaaaaa\", \"invoke\": \"unix:/s\"}]}}}",
                 0, NULL);
         ASSERT_TRUE(doc != NULL);
+        if (default_team)
+                json_array_append_new(json_object_get(doc, "functions"),
+                                      json_pack("{s:s, s:s, s:[{s:s, s:i}]}", "namespace", "default", "name", "team",
+                                                "traffic", "revision", "team-00001", "percent", 100));
         if (tokens)
                 json_object_set_new(doc, "tokens", tokens);
         RouteTable *t = NULL;
@@ -266,40 +269,80 @@ static RouteTable *table_with(json_t *tokens) {
         return t;
 }
 
+#define ASSERT_STREQ_SEEN(t, uri, who, want) ASSERT_EQ_STR(seen_as(t, uri, who), want)
+
 static ActError authorize(const RouteTable *t, const char *uri, const Tok *who) {
         FnPath p;
         char msg[256];
         ASSERT_EQ_INT(fnpath_parse(uri, &p), 0);
         AuthKey k = key_of(who->header);
-        return route_authorize(t, &p, &k, msg, sizeof msg);
+        ActError e = route_authorize(t, &p, &k, msg, sizeof msg);
+        if (e == ACT_FORBIDDEN && !strstr(msg, "may not call functions in namespace"))
+                FAIL_AT("403 message: %s", msg);
+        return e;
+}
+
+/* The function uri reaches for who: "NS/NAME", "404" or "403". */
+static const char *seen_as(const RouteTable *t, const char *uri, const Tok *who) {
+        FnPath p;
+        char msg[256];
+        const char *tag, *sub, *denied;
+        size_t sub_len;
+        ASSERT_EQ_INT(fnpath_parse(uri, &p), 0);
+        AuthKey k = key_of(who->header);
+        const AuthToken *tok = route_authenticate(t, &k, msg, sizeof msg);
+        ASSERT_TRUE(tok != NULL);
+        RouteFunction *f = route_lookup_as(t, &p, tok, &denied, &tag, &sub, &sub_len);
+        ASSERT_TRUE(!(f && denied));
+        return f ? f->key : denied ? "403" : "404";
 }
 
 TEST(activator_auth_route_namespaces) {
-        Tok def = tok_new(), team = tok_new(), none = tok_new();
-        RouteTable *t = table_with(json_pack("[o, o]", tok_json(&def, "invoker", "[\"default\"]"),
-                                             tok_json(&team, "invoker", "[\"team\"]")));
-        ASSERT_TRUE(t->has_tokens && t->n_tokens == 2);
+        Tok def = tok_new(), team = tok_new(), adm = tok_new(), none = tok_new();
+        RouteTable *t = table_of(json_pack("[o, o, o]", tok_json(&def, "invoker", "[\"default\"]"),
+                                           tok_json(&team, "invoker", "[\"team\"]"), tok_json(&adm, "admin", "[\"*\"]")),
+                                 false);
+        ASSERT_TRUE(t->has_tokens && t->n_tokens == 3);
         ASSERT_EQ_INT(authorize(t, "/fn/hi", &def), ACT_OK);
         ASSERT_EQ_INT(authorize(t, "/fn/default/hi", &def), ACT_OK);
         ASSERT_EQ_INT(authorize(t, "/fn/team/resize", &def), ACT_FORBIDDEN);
         ASSERT_EQ_INT(authorize(t, "/fn/team/resize/x.png", &team), ACT_OK);
         ASSERT_EQ_INT(authorize(t, "/fn/hi", &team), ACT_FORBIDDEN);
         ASSERT_EQ_INT(authorize(t, "/fn/hi", &none), ACT_UNAUTHENTICATED);
-        /* unknown functions: allowed (then 404) when the token could call a namespace the URL may name */
-        ASSERT_EQ_INT(authorize(t, "/fn/nope", &def), ACT_OK);
-        ASSERT_EQ_INT(authorize(t, "/fn/nope", &team), ACT_FORBIDDEN);
-        ASSERT_EQ_INT(authorize(t, "/fn/team/nope", &team), ACT_OK);
-        ASSERT_EQ_INT(authorize(t, "/fn/team/nope", &def), ACT_OK);      /* default/team with path /nope */
-        ASSERT_EQ_INT(authorize(t, "/fn/secret/nope", &team), ACT_FORBIDDEN);
+        ASSERT_EQ_INT(authorize(t, "/fn/team/resize", &adm), ACT_OK);
+        /* unknown functions: 404 in a namespace the token may call, 403 outside, whether it exists or not */
+        ASSERT_STREQ_SEEN(t, "/fn/nope", &def, "404");
+        ASSERT_STREQ_SEEN(t, "/fn/nope", &team, "403");
+        ASSERT_STREQ_SEEN(t, "/fn/team/nope", &team, "404");
+        ASSERT_STREQ_SEEN(t, "/fn/team/nope", &def, "403");
+        ASSERT_STREQ_SEEN(t, "/fn/team/resize", &def, "403");         /* the same answer as for team/nope */
+        ASSERT_STREQ_SEEN(t, "/fn/secret/nope", &team, "403");
+        ASSERT_STREQ_SEEN(t, "/fn/team/resize", &team, "team/resize");
+        ASSERT_STREQ_SEEN(t, "/fn/team/resize", &adm, "team/resize");
+        ASSERT_STREQ_SEEN(t, "/fn/default/hi", &def, "default/hi");
+        route_table_free(t);
+
+        /* default/team exists too: /fn/team/resize is that one, with path /resize, for a
+         * token that may not call team, and team/resize for one that may */
+        t = table_of(json_pack("[o, o, o]", tok_json(&def, "invoker", "[\"default\"]"),
+                               tok_json(&team, "invoker", "[\"team\"]"), tok_json(&adm, "admin", "[\"*\"]")),
+                     true);
+        ASSERT_STREQ_SEEN(t, "/fn/team/resize", &def, "default/team");
+        ASSERT_STREQ_SEEN(t, "/fn/team/nope", &def, "default/team");
+        ASSERT_STREQ_SEEN(t, "/fn/team/resize", &team, "team/resize");
+        ASSERT_STREQ_SEEN(t, "/fn/team/nope", &team, "404");
+        ASSERT_STREQ_SEEN(t, "/fn/team", &team, "403");
+        ASSERT_STREQ_SEEN(t, "/fn/team/resize", &adm, "team/resize");
+        ASSERT_EQ_INT(authorize(t, "/fn/team/resize", &def), ACT_OK);
         route_table_free(t);
 
         /* a controller that sends no tokens: nobody is known */
-        t = table_with(NULL);
+        t = table_of(NULL, false);
         ASSERT_TRUE(!t->has_tokens);
         ASSERT_EQ_INT(authorize(t, "/fn/hi", &def), ACT_UNAUTHENTICATED);
         route_table_free(t);
         /* an empty list: the same */
-        t = table_with(json_array());
+        t = table_of(json_array(), false);
         ASSERT_TRUE(t->has_tokens && t->n_tokens == 0);
         ASSERT_EQ_INT(authorize(t, "/fn/hi", &def), ACT_UNAUTHENTICATED);
         route_table_free(t);
@@ -320,28 +363,22 @@ TEST(activator_auth_router_recheck) {
         AuthKey k = key_of(def.header);
         ASSERT_EQ_INT(router_authorize(r, &p, &k, msg, sizeof msg), ACT_UNAVAILABLE);   /* no table yet */
 
-        /* without team/resize, /fn/team/resize is default/team: allowed */
-        json_t *doc = json_loads("{\"version\": 1, \"functions\": [], \"revisions\": {}}", 0, NULL);
-        json_object_set_new(doc, "tokens", json_pack("[o]", tok_json(&def, "invoker", "[\"default\"]")));
-        RouteTable *t1 = NULL;
-        char why[256];
-        ASSERT_EQ_INT(route_table_parse(doc, &t1, why, sizeof why), 0);
-        json_decref(doc);
-        router_swap(r, t1);
+        /* with default/team, /fn/team/resize is default/team (path /resize): allowed */
+        router_swap(r, table_of(json_pack("[o]", tok_json(&def, "invoker", "[\"default\"]")), true));
         ASSERT_EQ_INT(router_authorize(r, &p, &k, msg, sizeof msg), ACT_OK);
 
-        /* then team/resize appears before the body is in */
-        router_swap(r, table_with(json_pack("[o]", tok_json(&def, "invoker", "[\"default\"]"))));
+        /* then default/team goes before the body is in: never team/resize */
+        router_swap(r, table_of(json_pack("[o]", tok_json(&def, "invoker", "[\"default\"]")), false));
         RouterInbox inbox = { .wake = wake_none };
         Waiter w = { .inbox = &inbox };
         RouteResult res;
         router_route(r, &p, &k, 1, &w, 10, 1, &res);
         ASSERT_EQ_INT(res.error, ACT_FORBIDDEN);
         ASSERT_TRUE(res.slot == NULL && res.rev == NULL);
-        /* without a key (--auth none) it routes */
+        /* without a key (--auth none) it routes to team/resize */
         router_route(r, &p, NULL, 1, &w, 10, 1, &res);
         ASSERT_EQ_INT(res.error, ACT_OK);
-        ASSERT_TRUE(res.slot != NULL);
+        ASSERT_TRUE(res.slot != NULL && strcmp(res.slot->id, "resize-00001-aaaaaa") == 0);
         router_release(r, res.rev, res.slot);
         router_put(r, res.rev);
 
@@ -351,7 +388,7 @@ TEST(activator_auth_router_recheck) {
         ASSERT_EQ_INT(res.error, ACT_OK);
         router_release(r, res.rev, res.slot);
         router_put(r, res.rev);
-        router_swap(r, table_with(json_array()));
+        router_swap(r, table_of(json_array(), false));
         router_route(r, &p, &k, 1, &w, 10, 1, &res);
         ASSERT_EQ_INT(res.error, ACT_UNAUTHENTICATED);
         router_free(r);
