@@ -51,7 +51,7 @@ endif
 # artifacts and tokens (libcrypto), the store (SQLite, PostgreSQL).
 LIB_SRCS     := lib/util.c lib/quantity.c lib/base64.c
 # what the two network daemons (controller, activator) share
-DAEMON_LIB_SRCS := lib/listen.c
+DAEMON_LIB_SRCS := lib/listen.c lib/daemon.c
 SPEC_LIB_SRCS := lib/manifest.c lib/artifact.c
 STORE_LIB_SRCS := lib/token.c lib/store.c lib/store_sqlite.c lib/store_pg.c
 CTL_LIB_SRCS := $(SPEC_LIB_SRCS) $(STORE_LIB_SRCS)

@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 
 #include "activator/control.h"
+#include "lib/daemon.h"
 #include "lib/listen.h"
 #include "activator/router.h"
 #include "activator/worker.h"
@@ -35,12 +36,7 @@ typedef struct Options {
                 *max_connections, *threads, *invoke_secret_file, *auth;
 } Options;
 
-static const struct {
-        const char *name;
-        size_t offset;
-        const char *arg;
-        const char *help;
-} option_table[] = {
+static const DaemonOption option_table[] = {
         { "--listen", offsetof(Options, listen), "ADDR:PORT", "where clients call (default 127.0.0.1:8080; port 0: the kernel picks)" },
         { "--controller", offsetof(Options, controller), "URL", "the controller's API, e.g. http://127.0.0.1:8081 (required)" },
         { "--token-file", offsetof(Options, token_file), "FILE", "the bearer token for the controller (required)" },
@@ -56,32 +52,13 @@ static const struct {
 
 static void usage(FILE *f) {
         fprintf(f, "usage: " PROG " --controller URL --token-file FILE [options]\n\n");
-        for (size_t i = 0; i < ELEMENTSOF(option_table); i++)
-                fprintf(f, "  %-20s %-10s %s\n", option_table[i].name, option_table[i].arg, option_table[i].help);
-        fprintf(f, "  %-31s %s\n", "--help", "this text");
+        daemon_options_print(f, option_table, ELEMENTSOF(option_table));
 }
 
 static int options_parse(int argc, char **argv, Options *o) {
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-                        return 1;
-                size_t k, nl = 0;
-                for (k = 0; k < ELEMENTSOF(option_table); k++) {
-                        nl = strlen(option_table[k].name);
-                        if (strncmp(argv[i], option_table[k].name, nl) == 0 && (!argv[i][nl] || argv[i][nl] == '='))
-                                break;
-                }
-                if (k == ELEMENTSOF(option_table)) {
-                        fprintf(stderr, PROG ": unknown option %s\n", argv[i]);
-                        return -EINVAL;
-                }
-                const char *v = argv[i][nl] == '=' ? argv[i] + nl + 1 : (i + 1 < argc ? argv[++i] : NULL);
-                if (!v || !*v) {
-                        fprintf(stderr, PROG ": %s needs %s\n", option_table[k].name, option_table[k].arg);
-                        return -EINVAL;
-                }
-                *(const char **) ((char *) o + option_table[k].offset) = v;
-        }
+        int r = daemon_options_parse(PROG, option_table, ELEMENTSOF(option_table), argc, argv, o);
+        if (r != 0)
+                return r;
         if (!o->controller || !o->token_file) {
                 fprintf(stderr, PROG ": --controller and --token-file are required\n");
                 return -EINVAL;
@@ -139,21 +116,11 @@ static int privileges_drop(const char *user) {
                 }
                 return 0;
         }
-        const char *name = user ? user : "fnbox";
-        struct passwd *pw = getpwnam(name);
-        if (!pw) {
-                fprintf(stderr, PROG ": no user %s to run as (--user)\n", name);
-                return -ESRCH;
-        }
-        if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-                fprintf(stderr, PROG ": cannot become %s: %m\n", name);
-                return -EPERM;
-        }
-        if (setuid(0) == 0) {
-                fprintf(stderr, PROG ": could become root again after dropping to %s\n", name);
-                return -EPERM;
-        }
-        return 0;
+        char err[256];
+        int r = daemon_become_user(user ? user : "fnbox", NULL, NULL, err, sizeof err);
+        if (r < 0)
+                fprintf(stderr, PROG ": %s\n", err);
+        return r;
 }
 
 static void nofile_raise(void) {
@@ -162,20 +129,6 @@ static void nofile_raise(void) {
                 rl.rlim_cur = rl.rlim_max;
                 setrlimit(RLIMIT_NOFILE, &rl);
         }
-}
-
-static int stdio_ensure(void) {
-        for (int fd = 0; fd <= 2; fd++) {
-                if (fcntl(fd, F_GETFD) >= 0)
-                        continue;
-                int n = open("/dev/null", O_RDWR);
-                if (n != fd) {
-                        if (n >= 0)
-                                close(n);
-                        return -EBADF;
-                }
-        }
-        return 0;
 }
 
 typedef struct Setup {
@@ -256,7 +209,7 @@ int main(int argc, char **argv) {
         Options o = { .listen = "127.0.0.1:8080" };
         Setup s = { 0 };
         sigset_t sigs;
-        if (stdio_ensure() < 0)
+        if (stdio_fill() < 0)
                 return 1;
         int r = options_parse(argc, argv, &o);
         if (r != 0) {

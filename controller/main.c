@@ -18,6 +18,7 @@
 #include "controller/bootstrap.h"
 #include "controller/cluster.h"
 #include "controller/http.h"
+#include "lib/daemon.h"
 #include "lib/listen.h"
 #include "controller/privilege.h"
 #include "lib/quantity.h"
@@ -35,12 +36,7 @@ typedef struct Options {
         const char *user;
 } Options;
 
-static const struct {
-        const char *name;
-        size_t offset;
-        const char *arg;
-        const char *help;
-} option_table[] = {
+static const DaemonOption option_table[] = {
         { "--data-dir", offsetof(Options, data_dir), "DIR",
           "the data folder (default /var/lib/fnbox as root, else $XDG_DATA_HOME/fnbox)" },
         { "--store", offsetof(Options, store), "URL",
@@ -58,51 +54,7 @@ static const struct {
 static void usage(FILE *f) {
         fprintf(f, "usage: " PROG " [--data-dir DIR] [--store URL] [--listen ADDR:PORT] [--node-lease DURATION]\n"
                    "       [--cpu-overcommit N] [--user NAME]\n\n");
-        for (size_t i = 0; i < ELEMENTSOF(option_table); i++)
-                fprintf(f, "  %-16s %-10s %s\n", option_table[i].name, option_table[i].arg, option_table[i].help);
-        fprintf(f, "  %-27s %s\n", "--help", "this text");
-}
-
-/* "--name VALUE" and "--name=VALUE". Returns 0, 1 after --help, or -EINVAL. */
-static int options_parse(int argc, char **argv, Options *o) {
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-                        return 1;
-                size_t k, nl = 0;
-                for (k = 0; k < ELEMENTSOF(option_table); k++) {
-                        nl = strlen(option_table[k].name);
-                        if (strncmp(argv[i], option_table[k].name, nl) == 0 && (!argv[i][nl] || argv[i][nl] == '='))
-                                break;
-                }
-                if (k == ELEMENTSOF(option_table)) {
-                        fprintf(stderr, PROG ": unknown option %s\n", argv[i]);
-                        return -EINVAL;
-                }
-                const char *v = argv[i][nl] == '=' ? argv[i] + nl + 1 : (i + 1 < argc ? argv[++i] : NULL);
-                if (!v || !*v) {
-                        fprintf(stderr, PROG ": %s needs %s\n", option_table[k].name, option_table[k].arg);
-                        return -EINVAL;
-                }
-                *(const char **) ((char *) o + option_table[k].offset) = v;
-        }
-        return 0;
-}
-
-/* Started with stdin, stdout or stderr closed, the next file we open would
- * take its number, and a log line would land in the database or a socket:
- * fill the gaps with /dev/null first. */
-static int stdio_ensure(void) {
-        for (int fd = 0; fd <= 2; fd++) {
-                if (fcntl(fd, F_GETFD) >= 0)
-                        continue;
-                int n = open("/dev/null", O_RDWR);
-                if (n != fd) {
-                        if (n >= 0)
-                                close(n);
-                        return -EBADF;
-                }
-        }
-        return 0;
+        daemon_options_print(f, option_table, ELEMENTSOF(option_table));
 }
 
 /* SIGTERM and SIGINT are blocked in every thread and taken by sigwait in
@@ -232,9 +184,9 @@ static void cluster_freep(Cluster **c) {
 int main(int argc, char **argv) {
         Options o = { .listen = "127.0.0.1:8081", .user = "fnbox" };
         sigset_t sigs;
-        if (stdio_ensure() < 0)
+        if (stdio_fill() < 0)
                 return 1;
-        int r = options_parse(argc, argv, &o);
+        int r = daemon_options_parse(PROG, option_table, ELEMENTSOF(option_table), argc, argv, &o);
         if (r != 0) {
                 usage(r > 0 ? stdout : stderr);
                 return r > 0 ? 0 : 2;

@@ -6,14 +6,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/daemon.h"
 #include "lib/util.h"
 
 /* The data folder and the plain files directly in it (the database, its
@@ -53,41 +51,17 @@ static int chown_sqlite(const char *path, uid_t uid, gid_t gid) {
 }
 
 int privilege_drop(const char *user, int data_dir_fd, const char *sqlite_path, char *err, size_t errsize) {
-        errno = 0;
-        struct passwd *pw = getpwnam(user);
-        if (!pw) {
-                snprintf(err, errsize, "--user %s: no such user (create it, for example with "
-                         "useradd --system --no-create-home %s, or name another with --user)", user, user);
-                return errno ? -errno : -ESRCH;
-        }
-        if (pw->pw_uid == 0) {
-                snprintf(err, errsize, "--user %s: that is root; name an unprivileged user", user);
-                return -EPERM;
-        }
-        uid_t uid = pw->pw_uid;
-        gid_t gid = pw->pw_gid;
-        int r = chown_data(data_dir_fd, uid, gid);
+        uid_t uid;
+        gid_t gid;
+        int r = daemon_user_lookup(user, &uid, &gid, err, errsize);
+        if (r < 0)
+                return r;
+        r = chown_data(data_dir_fd, uid, gid);
         if (r == 0 && sqlite_path)
                 r = chown_sqlite(sqlite_path, uid, gid);
         if (r < 0) {
                 snprintf(err, errsize, "cannot hand the data folder to %s: %s", user, strerror(-r));
                 return r;
         }
-        /* Groups first (only the user's own), then the group id, then the
-         * user id: after setuid we could no longer change the others. */
-        if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
-                r = negative_errno();
-                snprintf(err, errsize, "cannot become %s: %s", user, strerror(-r));
-                return r;
-        }
-        if (setuid(0) == 0 || geteuid() != uid || getegid() != gid) {
-                snprintf(err, errsize, "still able to regain root after becoming %s", user);
-                return -EPERM;
-        }
-#ifdef __SANITIZE_ADDRESS__
-        /* LeakSanitizer inspects the process from a helper that needs it
-         * dumpable; only sanitizer builds keep that. */
-        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-#endif
-        return 0;
+        return daemon_become_user(user, NULL, NULL, err, errsize);
 }

@@ -680,8 +680,8 @@ static const Field scale_fields[9] = {
           .min = MANIFEST_STABLE_MIN_MS, .max = MANIFEST_STABLE_MAX_MS },
         { "panicWindow", F_DURATION, offsetof(ManifestScale, panic_window_ns),
           .min = MANIFEST_PANIC_MIN_MS, .max = MANIFEST_STABLE_MAX_MS },
-        { "maxScaleUpRate", F_RATE, offsetof(ManifestScale, max_scale_up_rate) },
-        { "maxScaleDownRate", F_RATE, offsetof(ManifestScale, max_scale_down_rate) },
+        { "maxScaleUpRate", F_RATE, offsetof(ManifestScale, max_scale_up_rate), .min = 0 },
+        { "maxScaleDownRate", F_RATE, offsetof(ManifestScale, max_scale_down_rate), .min = 0 },
 };
 
 static const Field readiness_fields[2] = {

@@ -38,6 +38,10 @@ ssize_t read_file_small(const char *path, char *buf, size_t size);
 /* Write a string to a file that already exists (sysfs, procfs). */
 int write_file_str(const char *path, const char *s);
 int write_fd_str(int fd, const char *s);
+/* Open /dev/null on whichever of fds 0-2 is closed: started with one of
+ * them closed, the next file or socket a program opens would take its
+ * number, and a log line would land in it. Call it first thing. */
+int stdio_fill(void);
 
 #include <stdio.h>
 static inline void fclosep_(FILE **f) {

@@ -95,18 +95,7 @@ static uint64_t now_ns(void) {
  * become our stdio, and libuv refuses to close fds <= 2. Fill the gaps with
  * /dev/null once, before any jail fd exists. */
 int jail_stdio_fill(void) {
-        for (int fd = 0; fd <= 2; fd++) {
-                if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
-                        continue;
-                int n = open("/dev/null", O_RDWR); /* lowest free number: fd itself */
-                if (n < 0)
-                        return negative_errno();
-                if (n != fd) {
-                        close(n);
-                        return -EBADF;
-                }
-        }
-        return 0;
+        return stdio_fill();
 }
 
 static int host_init(void) {
