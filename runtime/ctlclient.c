@@ -15,7 +15,6 @@
 #include "lib/util.h"
 
 #define POLL_TIMEOUT_MS (NODE_POLL_WAIT_MS + 10000)
-#define STATUS_BACKOFF_MAX_MS 5000
 
 /* Once when the controller stops answering, once when it is back. */
 static void ctl_trouble(Node *n, const char *what, int r, int status) {
@@ -111,6 +110,69 @@ static uint64_t backoff_ms(unsigned failures, uint64_t base, uint64_t max) {
         return d > max ? max : d;
 }
 
+/* A report is due every heartbeat, and the controller declares the node
+ * lost after five heartbeats without one: a report that has not been
+ * answered within two heartbeats is given up, and the next one goes out
+ * (a stuck connection costs two heartbeats, never the lease). */
+static int status_timeout_ms(const Node *n) {
+        uint64_t t = 2 * n->heartbeat_ms;
+        if (n->stopping)
+                return NODE_FINAL_STATUS_TIMEOUT_MS;
+        return (int) (t < 1000 ? 1000 : t > NODE_STATUS_TIMEOUT_MS ? NODE_STATUS_TIMEOUT_MS : t);
+}
+
+/* The reporter: one thread that sends the reports one at a time. */
+static void reporter_main(void *arg) {
+        Node *n = arg;
+        uv_mutex_lock(&n->rep_lock);
+        for (;;) {
+                while (!n->rep_todo && !n->rep_quit)
+                        uv_cond_wait(&n->rep_cond, &n->rep_lock);
+                if (!n->rep_todo)
+                        break; /* told to quit, with nothing to send */
+                Call *c = n->rep_todo;
+                n->rep_todo = NULL;
+                uv_mutex_unlock(&n->rep_lock);
+                call_work(&c->work);
+                uv_mutex_lock(&n->rep_lock);
+                n->rep_done = c;
+                uv_async_send(&n->rep_async);
+        }
+        uv_mutex_unlock(&n->rep_lock);
+}
+
+static void status_done(uv_work_t *w, int status);
+
+void ctl_reporter_answer(uv_async_t *a) {
+        Node *n = a->data;
+        uv_mutex_lock(&n->rep_lock);
+        Call *c = n->rep_done;
+        n->rep_done = NULL;
+        uv_mutex_unlock(&n->rep_lock);
+        if (c)
+                status_done(&c->work, 0);
+}
+
+int ctl_reporter_start(Node *n) {
+        int r = n->rep_sync && n->handles_open == 3 ? 0 : -ENOMEM; /* its lock and handle exist */
+        if (r >= 0)
+                r = uv_thread_create(&n->reporter, reporter_main, n);
+        if (r >= 0)
+                n->rep_started = true;
+        return r;
+}
+
+void ctl_reporter_stop(Node *n) {
+        if (!n->rep_started)
+                return;
+        uv_mutex_lock(&n->rep_lock);
+        n->rep_quit = true;
+        uv_cond_signal(&n->rep_cond);
+        uv_mutex_unlock(&n->rep_lock);
+        uv_thread_join(&n->reporter); /* idle: no report is under way */
+        n->rep_started = false;
+}
+
 static void status_done(uv_work_t *w, int status) {
         Call *c = w->data;
         Node *n = c->n;
@@ -139,7 +201,9 @@ void ctl_status_send(Node *n) {
                 n->status_again = true;
                 return;
         }
-        Call *c = call_new(n, "PUT", NODE_STATUS_TIMEOUT_MS, -1);
+        if (!n->rep_started)
+                return;
+        Call *c = call_new(n, "PUT", status_timeout_ms(n), -1);
         json_t *body = c ? node_status_body(n, &c->log_seq, &c->dropped) : NULL;
         if (!body || !(c->body = json_dumps(body, JSON_COMPACT))) {
                 json_decref(body);
@@ -153,10 +217,10 @@ void ctl_status_send(Node *n) {
         c->rq.body = c->body;
         c->rq.body_len = strlen(c->body);
         c->rq.content_type = "application/json";
-        if (uv_queue_work(n->loop, &c->work, call_work, status_done) < 0) {
-                call_free(c);
-                return;
-        }
+        uv_mutex_lock(&n->rep_lock);
+        n->rep_todo = c;
+        uv_cond_signal(&n->rep_cond);
+        uv_mutex_unlock(&n->rep_lock);
         n->status_busy = true;
         n->status_again = false;
 }
@@ -261,7 +325,9 @@ int ctl_fetch(Node *n, const char *digest) {
         return 0;
 }
 
-
+/* After failed reports, the next waits 1, then 2 heartbeats: never longer,
+ * so that a controller that answers again hears from the node well
+ * within its lease. */
 uint64_t ctl_status_backoff_ms(const Node *n) {
-        return n->status_failures ? backoff_ms(n->status_failures - 1, n->heartbeat_ms, STATUS_BACKOFF_MAX_MS) : 0;
+        return n->status_failures ? backoff_ms(n->status_failures - 1, n->heartbeat_ms, 2 * n->heartbeat_ms) : 0;
 }

@@ -20,7 +20,6 @@
 #define ZYGOTE_RETRY_MIN_MS 100
 #define ZYGOTE_RETRY_MAX_MS 10000
 #define LOG_LINES_PER_RESULT 64
-#define LOG_LINE_MAX 1024
 
 uint64_t instance_now_ms(void) {
         struct timespec ts;
@@ -69,15 +68,16 @@ void instance_result_reason(const JailResult *r, char *buf, size_t len) {
         }
 }
 
-/* Hand the stderr of a result to the node's logs, a line at a time. */
-void instance_log_output(Instance *i, const JailOutput *o) {
+/* Hand the stderr of a fresh request's result to the node's logs, a line
+ * at a time (at most LOG_LINES_PER_RESULT). */
+static void instance_log_output(Instance *i, const JailOutput *o) {
         if (!i->h.log || !o->data)
                 return;
         const char *p = o->data, *end = o->data + o->len;
         for (unsigned n = 0; p < end && n < LOG_LINES_PER_RESULT; n++) {
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
                 size_t len = (size_t) ((nl ? nl : end) - p);
-                i->h.log(i, p, len > LOG_LINE_MAX ? LOG_LINE_MAX : len, i->h.userdata);
+                i->h.log(i, p, len > INSTANCE_LOG_LINE_MAX ? INSTANCE_LOG_LINE_MAX : len, i->h.userdata);
                 p += len + (nl ? 1 : 0);
         }
 }

@@ -9,6 +9,14 @@
 
 #define INSTANCE_SOCKET_IN_JAIL "/run/fnbox/http.sock"
 #define INSTANCE_SOCKET_NAME "http.sock"
+#define INSTANCE_LOG_LINE_MAX 1024       /* a log line's bytes, at most; the rest of it is dropped */
+
+/* A service's stdout or stderr on its way to the logs: the line so far. */
+typedef struct InstanceLine {
+        char buf[INSTANCE_LOG_LINE_MAX];
+        size_t len;
+        bool skipping;                   /* past the cap: the rest of this line goes */
+} InstanceLine;
 
 struct Instance {
         InstanceHost h;
@@ -52,6 +60,7 @@ struct Instance {
         int last_probe;                  /* the last probe's HTTP status, or a negative errno */
         char stop_reason[INSTANCE_REASON_MAX];
         InstanceState stop_state;
+        InstanceLine lines[2];           /* its stdout and its stderr */
 
         uv_timer_t drain_timer;
         unsigned open_handles;
@@ -62,7 +71,6 @@ uint64_t instance_now_ms(void);
 uint64_t instance_mono_ns(void);
 void instance_set_state(Instance *i, InstanceState s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void instance_result_reason(const JailResult *r, char *buf, size_t len);
-void instance_log_output(Instance *i, const JailOutput *o);
 void instance_config(const Instance *i, JailConfig *c);
 void instance_fresh_drained(Instance *i);
 

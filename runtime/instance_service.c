@@ -194,6 +194,43 @@ static void on_startup_timeout(uv_timer_t *t) {
         instance_service_kill(i);
 }
 
+/* ----- the box's output: the node's logs, a line at a time ----- */
+
+static void line_emit(Instance *i, InstanceLine *l) {
+        if (l->len > 0 && i->h.log)
+                i->h.log(i, l->buf, l->len, i->h.userdata);
+        l->len = 0;
+}
+
+/* What the box wrote, as it arrives (jail_output_fn): whole lines go to
+ * the node's logs at once, a line longer than INSTANCE_LOG_LINE_MAX with
+ * its first bytes only; empty lines are left out. Nothing is capped and
+ * nothing stops the box: the node's log queue keeps the newest lines and
+ * counts the oldest it drops. */
+static void on_service_output(int fd, const char *data, size_t len, void *userdata) {
+        Instance *i = userdata;
+        InstanceLine *l = &i->lines[fd == 1 ? 0 : 1];
+        const char *p = data, *end = data + len;
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = (size_t) ((nl ? nl : end) - p);
+                if (!l->skipping) {
+                        size_t take = n < sizeof l->buf - l->len ? n : sizeof l->buf - l->len;
+                        memcpy(l->buf + l->len, p, take);
+                        l->len += take;
+                        if (l->len == sizeof l->buf) {
+                                line_emit(i, l);
+                                l->skipping = true;
+                        }
+                }
+                if (nl) {
+                        line_emit(i, l);
+                        l->skipping = false;
+                }
+                p += n + (nl ? 1 : 0);
+        }
+}
+
 /* ----- the jail ----- */
 
 static void on_service_done(Jail *j, JailResult *r, void *userdata) {
@@ -204,7 +241,8 @@ static void on_service_done(Jail *j, JailResult *r, void *userdata) {
         uv_timer_stop(&i->probe_timer);
         uv_timer_stop(&i->startup_timer);
         uv_timer_stop(&i->drain_timer);
-        instance_log_output(i, &r->err);
+        for (size_t k = 0; k < ELEMENTSOF(i->lines); k++)
+                line_emit(i, &i->lines[k]); /* a last line without its newline */
         if (i->stopping_on_purpose) {
                 instance_set_state(i, i->stop_state, "%s", i->stop_reason);
                 return;
@@ -236,6 +274,8 @@ void instance_service_start(Instance *i) {
         instance_config(i, &c);
         c.limits.timeout_ns = INSTANCE_SERVICE_TIMEOUT_NS;
         c.run_dir = i->run_dir;
+        c.output_fn = on_service_output; /* a log: streamed, never capped */
+        c.output_userdata = i;
         if ((r = jail_spawn(i->h.loop, &c, on_service_done, i, &i->jail)) < 0) {
                 i->jail = NULL;
                 instance_set_state(i, INSTANCE_FAILED, "setup_error: could not start the jail: %s", strerror(-r));

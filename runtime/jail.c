@@ -71,6 +71,8 @@ struct Jail {
         JailMsg last_exit, setup_error;
         JailResult result;
         uint64_t output_cap;
+        jail_output_fn output_fn;  /* streamed output instead of the capped buffers */
+        void *output_userdata;
         uid_t host_uid;
         gid_t host_gid;
         /* a zygote's child (jail_zchild_new): not our child process; its
@@ -197,8 +199,11 @@ static void poll_stop(Jail *j, int which) {
 
 static void maybe_report(Jail *j);
 
-/* Append output, keeping at most the cap; more than the cap kills the jail. */
-static void output_read(Jail *j, int which) {
+/* Append output, keeping at most the cap; more than the cap kills the jail.
+ * Streamed output goes to output_fn instead, one chunk per loop turn
+ * (the poll is level-triggered: the rest comes on the next turns), or
+ * all of it once the writers are gone (last). */
+static void output_read(Jail *j, int which, bool last) {
         JailOutput *o = which == PL_OUT ? &j->result.out : &j->result.err;
         char buf[READ_CHUNK];
         for (int rounds = 0; rounds < 64; rounds++) {
@@ -209,6 +214,12 @@ static void output_read(Jail *j, int which) {
                         return;
                 if (n <= 0)
                         break;
+                if (j->output_fn) {
+                        j->output_fn(which == PL_OUT ? 1 : 2, buf, (size_t) n, j->output_userdata);
+                        if (!last)
+                                return;
+                        continue; /* the writers are gone: a pipe's worth is left at most */
+                }
                 size_t room = j->output_cap - o->len, take = (size_t) n < room ? (size_t) n : room;
                 if (take > 0) {
                         char *d = realloc(o->data, o->len + take + 1);
@@ -399,7 +410,7 @@ static void init_gone(Jail *j) {
         /* every writer is dead: what is left in the pipes is all there is */
         for (int w = PL_OUT; w <= PL_ERR; w++)
                 if (j->poll_open[w])
-                        output_read(j, w);
+                        output_read(j, w, true);
         for (int w = PL_OUT; w <= PL_ERR; w++)
                 poll_stop(j, w);
         maybe_report(j);
@@ -427,7 +438,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
                 break;
         case PL_OUT:
         case PL_ERR:
-                output_read(j, which);
+                output_read(j, which, false);
                 break;
         case PL_IN:
                 stdin_write(j);
@@ -814,6 +825,8 @@ static int start_checked(Jail *j, const JailConfig *c, const StartOpts *o, int p
         j->userdata = userdata;
         j->t_start_ns = t_start_ns;
         j->output_cap = o->output_cap;
+        j->output_fn = o->zygote ? NULL : c->output_fn;
+        j->output_userdata = c->output_userdata;
         j->host_uid = c->host_uid;
         j->host_gid = c->host_gid;
         j->stdin_buf = uv_buf_init((char *) c->stdin_data, (unsigned) c->stdin_len);

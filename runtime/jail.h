@@ -39,6 +39,11 @@ typedef struct JailLimits {
 
 #define JAIL_STDIN_MAX (1ULL << 30)  /* the most stdin a jail is fed */
 
+/* A piece of a box's stdout (fd 1) or stderr (fd 2) as it arrives, for
+ * a jail started with JailConfig.output_fn. It runs on the loop and must
+ * not free or kill the jail. */
+typedef void (*jail_output_fn)(int fd, const char *data, size_t len, void *userdata);
+
 typedef struct JailConfig {
         JailRuntime runtime;
         const char *code;        /* host path of a file or directory, bound at /fn */
@@ -63,6 +68,15 @@ typedef struct JailConfig {
                                   * a service's socket folder. It must be a real
                                   * directory (not a symlink) that the box's host uid
                                   * can write; it is not under /proc, /sys or /dev */
+        /* NULL (the default): stdout and stderr are collected into the
+         * result, each capped at limits.output_bytes (more kills the jail:
+         * JAIL_OUTPUT_LIMIT). Set: both are handed to output_fn piece by
+         * piece as they arrive (at most 64 KiB per stream per loop turn, so
+         * that a chatty box cannot hold the loop), never kept and never
+         * capped; the result's out and err stay empty. For long-lived boxes
+         * (services), whose output is a log. jail_spawn and jail_start. */
+        jail_output_fn output_fn;
+        void *output_userdata;
 } JailConfig;
 
 typedef enum JailStatus {

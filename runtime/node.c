@@ -480,8 +480,12 @@ static int node_listen(Node *n, const NodeOptions *o) {
 
 static void node_handles_closed(uv_handle_t *h) {
         Node *n = h->data;
-        if (++n->handles_closed < 2)
-                return; /* the heartbeat and the poll timer: both closed */
+        if (--n->handles_open > 0)
+                return; /* the heartbeat, the poll timer and the reporter's async: all closed */
+        if (n->rep_sync) {
+                uv_mutex_destroy(&n->rep_lock);
+                uv_cond_destroy(&n->rep_cond);
+        }
         for (size_t k = 0; k < n->log_n; k++) {
                 NodeLog *l = &n->logs[(n->log_head + k) % NODE_LOGS_QUEUE_MAX];
                 free(l->instance);
@@ -501,8 +505,11 @@ static void node_free(Node *n) {
                 inst_drop(n, n->n_inst - 1);
         invoke_server_free(TAKE_PTR(n->invoke));
         node_metrics_free(TAKE_PTR(n->metrics));
+        ctl_reporter_stop(n);
         uv_close((uv_handle_t *) &n->heartbeat, node_handles_closed);
         uv_close((uv_handle_t *) &n->poll_timer, node_handles_closed);
+        if (n->handles_open == 3)
+                uv_close((uv_handle_t *) &n->rep_async, node_handles_closed);
 }
 
 int node_new(uv_loop_t *loop, const NodeOptions *o, Pool **pool, const char *cgroup_parent, uid_t box_uid,
@@ -515,7 +522,16 @@ int node_new(uv_loop_t *loop, const NodeOptions *o, Pool **pool, const char *cgr
         n->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         uv_timer_init(loop, &n->heartbeat);
         uv_timer_init(loop, &n->poll_timer);
-        n->heartbeat.data = n->poll_timer.data = n;
+        n->heartbeat.data = n->poll_timer.data = n->rep_async.data = n;
+        n->handles_open = 2;
+        if (uv_mutex_init(&n->rep_lock) >= 0) {
+                if (uv_cond_init(&n->rep_cond) >= 0)
+                        n->rep_sync = true;
+                else
+                        uv_mutex_destroy(&n->rep_lock);
+        }
+        if (n->rep_sync && uv_async_init(loop, &n->rep_async, ctl_reporter_answer) >= 0)
+                n->handles_open++; /* ctl_reporter_start checks both */
         /* the controller calls, code fetches and probes run on libuv's
          * pool; the long poll holds one thread all the time */
         setenv("UV_THREADPOOL_SIZE", "16", 0);
@@ -526,6 +542,8 @@ int node_new(uv_loop_t *loop, const NodeOptions *o, Pool **pool, const char *cgr
                 fprintf(stderr, "fnbox-runtime serve: labels and capacity: %s\n", strerror(-r));
         if (r >= 0)
                 r = node_listen(n, o);
+        if (r >= 0 && (r = ctl_reporter_start(n)) < 0)
+                fprintf(stderr, "fnbox-runtime serve: the status reporter thread: %s\n", strerror(-r));
         if (r < 0) {
                 node_free(n);
                 return r;

@@ -14,7 +14,8 @@
 
 #define NODE_LOGS_QUEUE_MAX 4096         /* stderr lines waiting for a report */
 #define NODE_LOGS_PER_REPORT 256
-#define NODE_STATUS_TIMEOUT_MS 5000
+#define NODE_STATUS_TIMEOUT_MS 5000      /* a report's deadline at most (two heartbeats, if shorter) */
+#define NODE_FINAL_STATUS_TIMEOUT_MS 2000 /* the last report, when stopping */
 #define NODE_POLL_WAIT_MS 25000
 #define NODE_ASSIGNMENT_MAX (16U << 20)
 #define NODE_ASSIGNED_MAX 10000          /* instances in one assignment */
@@ -47,7 +48,15 @@ struct Node {
         gid_t invoke_gid;
         int cancel_fd;                   /* eventfd: ends the long poll and fetches at once */
 
-        /* status reports */
+        /* status reports, sent by a thread of their own (ctlclient.c): a
+         * report never waits behind the long poll, a fetch or a probe on
+         * libuv's pool */
+        uv_thread_t reporter;
+        uv_mutex_t rep_lock;
+        uv_cond_t rep_cond;
+        uv_async_t rep_async;            /* the reporter's answer is back */
+        void *rep_todo, *rep_done;       /* one report at a time, under rep_lock */
+        bool rep_quit, rep_started, rep_sync;   /* rep_sync: its lock and condition exist */
         bool status_busy, status_again, registered;
         unsigned status_failures;
         uint64_t status_gen, acked_gen;
@@ -74,7 +83,7 @@ struct Node {
         NodeMetrics *metrics;
         bool stopping, final_sent, closed, said_ready;
         Node **owner_ref;                /* set to NULL when the node is gone */
-        unsigned handles_closed;
+        unsigned handles_open;           /* the timers, the reporter's async */
 };
 
 /* node.c, for ctlclient.c */
@@ -86,6 +95,10 @@ void node_fetch_done(Node *n, const char *digest, int r, const char *why);
 void node_maybe_close(Node *n);
 
 /* ctlclient.c: the controller calls */
+int ctl_reporter_start(Node *n);
+void ctl_reporter_answer(uv_async_t *a);   /* the reporter's async callback */
+/* Stop the reporter thread (no report may be under way). */
+void ctl_reporter_stop(Node *n);
 void ctl_status_send(Node *n);
 void ctl_poll_start(Node *n);
 int ctl_fetch(Node *n, const char *digest);

@@ -424,10 +424,13 @@ static void kill_running(Server *s) {
                         jail_kill(c->jail);
 }
 
+/* The grace period bounds every stop: the node's draining instances too
+ * (their own drain may be longer: a service waits for its timeout). */
 static void on_grace(uv_timer_t *t) {
         Server *s = t->data;
         fprintf(stderr, "fnbox-runtime serve: grace period over, killing the running boxes\n");
         kill_running(s);
+        node_stop(s->node, true);
 }
 
 /* Stop listening, kill the jails that wait, let running boxes finish for a
