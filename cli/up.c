@@ -505,9 +505,11 @@ static void up_summary(Up *u, const VerbArgs *a, const char *api) {
                "  CLI        %s\n\n"
                "Try it, in another terminal:\n"
                "  %s deploy -f %s\n"
-               "  %s call hello -d fnbox      # or: curl -d fnbox %s/fn/hello\n\n",
+               "  %s call hello -d fnbox\n"
+               "  curl -H \"Authorization: Bearer $(cat %s)\" -d fnbox %s/fn/hello\n\n",
                act, api, u->token_file, u->d[D_RUNTIME].ready_text, cfg,
-               fnbox, example ? "functions/hello/manifest.yaml" : "MANIFEST   # see docs/quickstart.md", fnbox, act);
+               fnbox, example ? "functions/hello/manifest.yaml" : "MANIFEST   # see docs/quickstart.md", fnbox,
+               u->token_file, act);
         fflush(stdout);
 }
 

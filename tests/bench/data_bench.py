@@ -4,8 +4,10 @@
 The platform is the data-plane suite's (tests/dataplane/fixture.py): one
 fnbox-controller, one fnbox-runtime node and one fnbox-activator on this
 machine (loopback; the node's network namespace plays no part in a request:
-the activator reaches the node's invoke socket, a unix socket). Every figure
-is printed with its peer, measured in the same run:
+the activator reaches the node's invoke socket, a unix socket). The
+activator checks bearer tokens as users run it (`--auth token`): every
+request carries the admin token. Every figure is printed with its peer,
+measured in the same run:
 
   cold start   zero to first response through the activator, for a native
                box (functions/fib) and a python3 box, each sample a function
@@ -104,10 +106,17 @@ def progress(msg):
 
 # ---- requests ---------------------------------------------------------------------
 
-def post(url, path, body, conn=None, timeout=60):
+def auth(token):
+    """The headers that carry a bearer token (none for None): the activator
+    wants one on /fn/ (docs/invoke.md), and the bench keeps that check on,
+    as users run it."""
+    return {"Authorization": "Bearer " + token} if token else {}
+
+
+def post(url, path, body, conn=None, timeout=60, token=None):
     host, port = url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
     c = conn or http.client.HTTPConnection(host, int(port), timeout=timeout)
-    c.request("POST", path, body=body)
+    c.request("POST", path, body=body, headers=auth(token))
     r = c.getresponse()
     data = r.read()
     if conn is None:
@@ -151,7 +160,7 @@ def bench_cold(p, build, tmp, rounds):
             name = "cold-%s-%d" % ("py" if runtime == "python3" else "ex", i)
             p.deploy(name, code, runtime=runtime, spec={"scale": {"scaleToZeroAfter": "1s"}})
             t0 = time.perf_counter()
-            st, out = post(p.url, "/fn/" + name, body)
+            st, out = post(p.url, "/fn/" + name, body, token=p.token)
             dt = time.perf_counter() - t0
             if st != 200:
                 raise PlatformError("cold call of %s: %s %r" % (name, st, out[:300]))
@@ -182,13 +191,16 @@ def bench_cold(p, build, tmp, rounds):
 
 # ---- wrk ------------------------------------------------------------------------------
 
-def wrk(url, seconds, conns, threads=2, body=b"ping"):
+def wrk(url, seconds, conns, threads=2, body=b"ping", token=None):
     script = os.path.join(tempfile.gettempdir(), "fnbox-bench-wrk-%d.lua" % os.getpid())
     with open(script, "w") as f:
         f.write('wrk.method = "POST"\nwrk.body = %s\n' % json.dumps(body.decode()))
     try:
+        hdrs = []
+        for k, v in auth(token).items():
+            hdrs += ["-H", "%s: %s" % (k, v)]
         r = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", "%ds" % seconds, "--latency",
-                            "-s", script, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            "-s", script] + hdrs + [url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=seconds + 60)
     finally:
         os.unlink(script)
@@ -237,7 +249,7 @@ def bench_warm(p, tmp, rounds, seconds):
     lat, bare = [], []
     for i in range(rounds + 10):
         t0 = time.perf_counter()
-        st, out = post(p.url, "/fn/warm", b"x", conn=conn)
+        st, out = post(p.url, "/fn/warm", b"x", conn=conn, token=p.token)
         dt = time.perf_counter() - t0
         if st != 200 or out != b"hello x":
             raise PlatformError("warm call: %s %r" % (st, out[:300]))
@@ -257,7 +269,7 @@ def bench_warm(p, tmp, rounds, seconds):
     print()
     print("  %-40s %10s %9s %9s" % ("wrk %ds" % seconds, "req/s", "p50 ms", "p99 ms"))
     for c in (1, 4, 16):
-        r = wrk(p.url + "/fn/warm", seconds, c, threads=min(c, 2), body=b"x")
+        r = wrk(p.url + "/fn/warm", seconds, c, threads=min(c, 2), body=b"x", token=p.token)
         rs[c] = r
         wrk_line("fnbox, %d connection%s" % (c, "s" if c > 1 else ""), r)
     remove(p, "warm")
@@ -359,7 +371,7 @@ def bench_service(p, tmp, seconds, conns):
                              "concurrency": 1000, "limits": {"timeout": "5s", "pids": 1024}})
         inst = p.wait_instances(rev, lambda i: len(i) == 1, 60)
         sock = inst[0]["endpoint"][len("unix:"):]
-        st, body = post(p.url, "/fn/" + name, b"ping")
+        st, body = post(p.url, "/fn/" + name, b"ping", token=p.token)
         if st != 200 or body != b"ping":
             raise PlatformError("service call: %s %r" % (st, body[:200]))
         peers = {}
@@ -375,7 +387,8 @@ def bench_service(p, tmp, seconds, conns):
         for seq in (order, list(reversed(order))):      # A B C C B A
             for k in seq:
                 url = (p.url + "/fn/" + name) if k == "activator" else peers[k].url + "/fn/" + name
-                runs[k].append(wrk(url, seconds, conns))
+                # the same request bytes for both: nginx passes the header on
+                runs[k].append(wrk(url, seconds, conns, token=p.token))
         for n in peers.values():
             n.stop()
         remove(p, name)
@@ -397,13 +410,14 @@ def bench_service(p, tmp, seconds, conns):
 
 # ---- many requests at once, asyncio -------------------------------------------------------
 
-async def _one_async(host, port, path, body, results, t0, opened=None):
+async def _one_async(host, port, path, body, results, t0, opened=None, token=None):
+    head = "".join("%s: %s\r\n" % kv for kv in auth(token).items()).encode()
     try:
         r, w = await asyncio.open_connection(host, port)
         if opened is not None:
             opened.append(1)
-        w.write(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
-            path.encode(), len(body), body))
+        w.write(b"POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
+            path.encode(), head, len(body), body))
         await w.drain()
         data = await r.read()
         w.close()
@@ -422,7 +436,7 @@ def raise_nofile(n):
 def bench_burst(p, tmp, n):
     d = write_fn(tmp, "burstpy", {"main.py": PY_BOX})
     rev = p.deploy("burst", os.path.join(d, "main.py"), spec={"scale": {"scaleToZeroAfter": "1s"}})
-    st, _ = post(p.url, "/fn/burst", b"warm")      # code fetched, then back to zero
+    st, _ = post(p.url, "/fn/burst", b"warm", token=p.token)      # code fetched, then back to zero
     p.wait_instances(rev, lambda i: len(i) == 0, 60, "burst function at zero")
     host, port = p.url.split("://", 1)[1].rsplit(":", 1)
     raise_nofile(n + 256)
@@ -430,7 +444,8 @@ def bench_burst(p, tmp, n):
 
     async def go():
         t0 = time.perf_counter()
-        await asyncio.gather(*[_one_async(host, int(port), "/fn/burst", b"b", results, t0) for _ in range(n)])
+        await asyncio.gather(*[_one_async(host, int(port), "/fn/burst", b"b", results, t0, token=p.token)
+                               for _ in range(n)])
     asyncio.run(go())
     ok = [t for s, t in results if s == 200]
     bad = {}
@@ -471,7 +486,8 @@ def bench_queue(p, tmp, n):
     async def start():
         t0 = time.perf_counter()
         for i in range(n):
-            tasks.append(asyncio.ensure_future(_one_async(host, int(port), "/fn/never", b"q", results, t0, opened)))
+            tasks.append(asyncio.ensure_future(_one_async(host, int(port), "/fn/never", b"q", results, t0, opened,
+                                                                  token=p.token)))
             if i % 500 == 499:
                 await asyncio.sleep(0.05)
         # until every connection is open and the activator has had the requests

@@ -1,8 +1,9 @@
 """tests/dataplane/fixture.py: the whole fnbox platform for one test.
 
     with Platform(build, nodes=[Node("node-a", accelerator="none")]) as p:
-        p.deploy("echo", code=fn("echo.py"), extra={"scale": {...}})
-        status, body, headers = p.invoke("echo", b"hi")
+        p.deploy("echo", fn("echo.py"), spec={"scale": {...}})
+        status, body, headers = p.invoke("echo", b"hi")     # with the admin token
+        status, body, headers = p.invoke("echo", b"hi", token=None)    # 401
 
 Starts one fnbox-controller (SQLite in a temporary data folder, a port the
 kernel picks), one fnbox-runtime per node (`serve --controller`, each with
@@ -76,6 +77,10 @@ DAEMON_UIDS = _daemon_uids()
 
 class PlatformError(Exception):
     pass
+
+
+# Platform.invoke(token=ADMIN): send the platform's admin token
+ADMIN = object()
 
 
 def fn(name):
@@ -403,6 +408,7 @@ class Platform:
         self._before = None
         self._ever_pids = {}        # pid -> starttime of everything the daemons ran
         self._deploy_n = 0
+        self._token = None
         self.url = None             # the activator's
         self.api_url = None         # the controller's
 
@@ -549,8 +555,12 @@ class Platform:
 
     @property
     def token(self):
-        with open(self.token_file) as f:
-            return f.read().strip()
+        """The admin token the controller wrote on its first start (read
+        once: it does not change while the data folder lives)."""
+        if self._token is None:
+            with open(self.token_file) as f:
+                self._token = f.read().strip()
+        return self._token
 
     def start_node(self, spec):
         name = spec.name
@@ -878,10 +888,23 @@ class Platform:
 
     # ---- invocations -----------------------------------------------------------------
 
-    def invoke(self, name, body=b"", method="POST", headers=None, path=None, timeout=30):
+    def auth_headers(self, token=ADMIN):
+        """{"Authorization": "Bearer TOKEN"} for the admin token (ADMIN,
+        the default) or the token given; {} for None."""
+        if token is ADMIN:
+            token = self.token
+        return {"Authorization": "Bearer " + token} if token else {}
+
+    def invoke(self, name, body=b"", method="POST", headers=None, path=None, timeout=30, token=ADMIN):
         """One request to the activator: (status, body bytes, headers dict
-        with lower-case names)."""
-        return http_request(self.url, method, path or "/fn/" + name, body, headers, timeout)
+        with lower-case names). It carries the admin token (the activator
+        wants a bearer token on /fn/, docs/invoke.md) unless token says
+        otherwise: another token, or None for no Authorization at all. An
+        Authorization in headers wins over either."""
+        headers = dict(headers or {})
+        hdrs = {} if any(k.lower() == "authorization" for k in headers) else self.auth_headers(token)
+        hdrs.update(headers)
+        return http_request(self.url, method, path or "/fn/" + name, body, hdrs, timeout)
 
     def log(self, which):
         dm = {"controller": self.controller, "activator": self.activator}.get(which) or self.runtimes[which]

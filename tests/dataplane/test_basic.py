@@ -30,8 +30,10 @@ def scale_from_zero_and_back(build):
         check(st == 200 and h.get("x-request-id"), "no X-Request-Id made for a request without one", h)
         st, body, h = p.invoke("hello", b"ns", path="/fn/default/hello")
         check(st == 200 and body == b"echo:ns", "POST /fn/default/hello", st, body)
-        st, body, h = http_request(p.url, "GET", "/fn/hello", timeout=30)
+        st, body, h = http_request(p.url, "GET", "/fn/hello", headers=p.auth_headers(), timeout=30)
         check(st == 200 and body == b"echo:", "GET /fn/hello (empty body)", st, body)
+        st, body, h = http_request(p.url, "GET", "/fn/hello", timeout=30)
+        check(st == 401 and error_type(body) == "unauthenticated", "GET /fn/hello without a token", st, body)
 
         # describe shows the ready instance
         p.wait_instances(rev, lambda i: len(i) >= 1, 10, "a ready instance in the route table")
@@ -115,13 +117,18 @@ def request_limits(build):
             check(st == 414, "a %d KiB URL: expected 414" % (size >> 10), st, raw[:300])
             if json_body:
                 check(b'"uri_too_long"' in raw, "414 without its JSON error", raw[:400])
-        # a body over the limit, announced: 413 before it is all sent
+        # a body over the limit, announced: 413 before it is all sent (the
+        # token is checked first: without it, 401)
+        auth = ("Authorization: Bearer %s\r\n" % p.token).encode()
         size = 4 << 30
-        head = b"POST /fn/lim HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+        head = b"POST /fn/lim HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n" % (auth, size)
         st, raw = raw_http(p.url, head, (b"z" * (1 << 20) for _ in range(256)))
         check(st == 413, "a 4 GiB body: expected 413", st, raw[:300])
+        st, raw = raw_http(p.url, head.replace(auth, b""), (b"z" * (1 << 20) for _ in range(256)))
+        check(st == 401 and b'"unauthenticated"' in raw, "a 4 GiB body without a token: expected 401",
+              st, raw[:300])
         # the same, chunked (no length announced)
-        head = b"POST /fn/lim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        head = b"POST /fn/lim HTTP/1.1\r\nHost: x\r\n%sTransfer-Encoding: chunked\r\n\r\n" % auth
         chunk = b"100000\r\n" + b"z" * 0x100000 + b"\r\n"
         st, raw = raw_http(p.url, head, (chunk for _ in range(1024)))
         check(st == 413, "a chunked body of 1 GiB: expected 413", st, raw[:300])

@@ -66,8 +66,22 @@ def fnbox_up(build):
         p = subprocess.run([fnbox, "call", "upfn", "-d", "hi"], env=cenv, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=60)
         check(p.returncode == 0 and p.stdout.rstrip(b"\n") == b"up:hi", "fnbox call upfn", p.stdout, p.stderr)
-        st, body, _ = http_request(act_url, "POST", "/fn/upfn", b"raw")
+        auth = {"Authorization": "Bearer " + token}
+        st, body, _ = http_request(act_url, "POST", "/fn/upfn", b"raw", auth)
         check(st == 200 and body == b"up:raw", "curl-like POST /fn/upfn", st, body)
+        st, body, _ = http_request(act_url, "POST", "/fn/upfn", b"raw")
+        check(st == 401, "POST /fn/upfn without a token", st, body)
+        # the curl line it printed works as printed (for upfn instead of hello)
+        curl = re.search(r"^\s*(curl .*/fn/hello)\s*$", text, re.M)
+        check(curl and "Authorization: Bearer $(cat %s)" % token_file in curl.group(1)
+              and act_url + "/fn/hello" in curl.group(1),
+              "fnbox up printed no curl line with the admin token for %s/fn/hello" % act_url, text)
+        if shutil.which("curl"):
+            line = curl.group(1).replace("/fn/hello", "/fn/upfn") + " -sS"
+            rp = subprocess.run(["bash", "-c", line], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                timeout=30)
+            check(rp.returncode == 0 and rp.stdout == b"up:fnbox", "the printed curl line: " + line,
+                  rp.stdout, rp.stderr)
         rp = subprocess.run([fnbox, "nodes"], env=cenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
         check(rp.returncode == 0 and b"up-node" in rp.stdout and b"ready" in rp.stdout, "fnbox nodes",
               rp.stdout, rp.stderr)
