@@ -24,6 +24,7 @@ struct Router {
         FnMetrics unrouted;
         uint64_t rng;
         bool poke_pending, interrupted;
+        bool closed;                     /* stopping: nothing more is queued */
 };
 
 uint64_t router_now_ns(void) {
@@ -354,6 +355,10 @@ static ActError slot_or_queue(Router *r, RevState *rs, Slot *const *exclude, siz
                 snprintf(msg, msg_len, "no other instance of %s is free", rs->key);
                 return ACT_UNAVAILABLE;
         }
+        if (r->closed) {
+                snprintf(msg, msg_len, "the activator is stopping and no instance of %s is free", rs->key);
+                return ACT_SHUTTING_DOWN;
+        }
         if (rs->queued >= queue_max) {
                 snprintf(msg, msg_len, "%u requests already wait for %s; retry later", rs->queued, rs->key);
                 return ACT_QUEUE_FULL;
@@ -477,16 +482,18 @@ Waiter *router_inbox_take(Router *r, RouterInbox *inbox) {
         return w;
 }
 
-void router_fail_all(Router *r, ActError e, const char *reason) {
+void router_close(Router *r) {
         pthread_mutex_lock(&r->lock);
+        r->closed = true;
         for (size_t i = 0; i < HASH_SIZE; i++)
                 for (RevState *rs = r->revs[i]; rs; rs = rs->next)
                         while (rs->head) {
                                 Waiter *w = rs->head;
                                 queue_unlink(rs, w);
                                 w->slot = NULL;
-                                w->error = e;
-                                w->reason = strdup(reason);
+                                w->error = ACT_SHUTTING_DOWN;
+                                free(w->reason);
+                                w->reason = strdup("the activator is stopping");
                                 inbox_push(w);
                         }
         pthread_mutex_unlock(&r->lock);

@@ -88,13 +88,14 @@ uint64_t router_version(Router *r);
  * ACT_UNAVAILABLE before the first table; a sentence in msg. */
 ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *msg, size_t msg_len);
 /* Route a request: a slot at once, or w queued (at most queue_max per
- * revision), or an error. rnd: random bits from the caller. key (NULL: no
+ * revision; ACT_SHUTTING_DOWN after router_close), or an error. rnd: random bits from the caller. key (NULL: no
  * check) is checked again against the table it is routed with, so that a
  * table that changed since router_authorize() cannot route it elsewhere. */
 void router_route(Router *r, const FnPath *p, const AuthKey *key, uint64_t rnd, Waiter *w, uint32_t queue_max,
                   uint64_t now_ns, RouteResult *ret);
 /* Another slot of the same revision after a refusal, skipping exclude;
- * queue w when none is free (w NULL: ACT_UNAVAILABLE instead). ACT_OK with slot or queued, else an error. */
+ * queue w when none is free (w NULL: ACT_UNAVAILABLE instead; after
+ * router_close: ACT_SHUTTING_DOWN). ACT_OK with slot or queued, else an error. */
 ActError router_retry(Router *r, RevState *rs, Slot *const *exclude, size_t n_exclude, uint64_t rnd,
                       Waiter *w, uint32_t queue_max, uint64_t now_ns, Slot **ret_slot);
 /* Give a slot back (and hand it to a waiter, if one waits). */
@@ -108,8 +109,10 @@ void router_put(Router *r, RevState *rs);
 /* Move the dispatched waiters out of an inbox (a NULL-terminated list
  * through inbox_next). */
 Waiter *router_inbox_take(Router *r, RouterInbox *inbox);
-/* Fail every queued waiter (shutting down). */
-void router_fail_all(Router *r, ActError e, const char *reason);
+/* Stopping: every queued waiter leaves its queue with ACT_SHUTTING_DOWN
+ * (through its inbox), and from now on a request that finds no free slot
+ * gets ACT_SHUTTING_DOWN instead of a place in a queue. */
+void router_close(Router *r);
 
 /* ---- for the controller client ---- */
 

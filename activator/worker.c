@@ -937,10 +937,15 @@ static void workers_command(Workers *ws, int cmd) {
                 }
 }
 
+/* Stop accepting; answer what waits for an instance with 503
+ * shutting_down at once (it could wait longer than the grace) and let
+ * what runs finish within grace_ms; then close everything. */
 void workers_stop(Workers *ws, unsigned grace_ms) {
         if (!ws)
                 return;
         workers_command(ws, CMD_QUIESCE);
+        if (ws->n > 0)
+                router_close(ws->w[0].router);
         uint64_t deadline = router_now_ns() + (uint64_t) grace_ms * 1000000u;
         while (workers_active(ws) > 0 && router_now_ns() < deadline)
                 usleep(20000);

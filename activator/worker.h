@@ -33,6 +33,8 @@ typedef struct Workers Workers;
 
 /* Start cfg->threads workers, one per listening fd (they take the fds). */
 int workers_start(const ActConfig *cfg, int *listen_fds, Workers **ret);
-/* Stop accepting; wait up to grace_ms for the requests in flight to end;
- * answer what still waits with 503 shutting_down; stop and free. */
+/* Stop accepting; answer what waits in a queue with 503 shutting_down at
+ * once (nothing is queued from then on: a request with no free instance
+ * gets the same); wait up to grace_ms for the requests in flight to end;
+ * cut what is left short; stop and free. */
 void workers_stop(Workers *ws, unsigned grace_ms);

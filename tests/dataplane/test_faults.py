@@ -6,11 +6,12 @@ it runs a box (the request gets an error, the zygote is replaced, the next
 request succeeds)."""
 import os
 import signal
+import socket
 import threading
 import time
 
 from fixture import ECHO_SERVICE, Node, Platform, descendants, fn
-from harness import Load, SCALE_FAST, check, error_type, one, statuses, test, wait_for, wait_queued
+from harness import Load, SCALE_FAST, check, error_type, metrics, one, statuses, test, wait_for, wait_queued
 
 LEASE = "2s"
 
@@ -141,26 +142,45 @@ def zygote_killed(build):
         print("killed zygote %d: the request got %s %s" % (zpid, r.status, error_type(r.body)))
 
 
+def _queued_raw(p, name):
+    """A request sent on a socket of our own (so that the test can hang up
+    while it waits); returns the socket."""
+    host, port = p.url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(b"POST /fn/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 1\r\n\r\nq"
+              % (name.encode(), p.token.encode()))
+    return s
+
+
 @test(limit=60)
 def activator_stop_with_queue(build):
     """SIGTERM with requests waiting: they are answered 503 shutting_down
-    (docs/invoke.md) and the activator exits promptly."""
+    (docs/invoke.md) and the activator exits promptly, also when some of
+    the queued clients hung up before (one long enough for the activator
+    to have seen it, one just before the signal)."""
     with Platform(build) as p:
-        p.deploy("never", ECHO_SERVICE, spec={"mode": "service", "env": {"LOAD_SECONDS": "3600"},
-                                              "limits": {"timeout": "60s"}})
+        rev = p.deploy("never", ECHO_SERVICE, spec={"mode": "service", "env": {"LOAD_SECONDS": "3600"},
+                                                    "limits": {"timeout": "60s"}})
         res = []
         ts = [threading.Thread(target=lambda: res.append(one(p, "never", b"q", timeout=60)), daemon=True)
               for _ in range(3)]
         for t in ts:
             t.start()
-        wait_queued(p, "never-00001", 3)
+        gone = [_queued_raw(p, "never") for _ in range(2)]
+        wait_queued(p, rev, 5)
+        gone[0].close()
+        wait_for("the hung-up client out of the queue",
+                 lambda: max([v for k, v in metrics(p.url).items()
+                              if k.startswith("fnbox_activator_queue_depth") and rev in k] or [0]) == 4, 10)
+        gone[1].close()
         t0 = time.monotonic()
         rc, clean = p.activator.stop(timeout=8)
         dt = time.monotonic() - t0
         for t in ts:
             t.join(10)
         check(clean and rc in (0, -signal.SIGTERM), "the activator did not exit within 8 s of SIGTERM "
-              "with 3 requests queued (status %s)" % rc)
+              "with 3 requests queued and 2 whose clients hung up (status %s)" % rc)
         check(len(res) == 3 and all(r.status == 503 and error_type(r.body) == "shutting_down" for r in res),
               "queued requests at shutdown: expected 503 shutting_down", res, [r.body for r in res])
+        check(dt < 3, "the activator took %.1fs to stop with nothing running" % dt)
         print("stopped in %.2fs" % dt)

@@ -102,6 +102,45 @@ TEST(activator_router_queue_and_drain) {
         router_free(r);
 }
 
+/* Stopping: the queue empties at once with shutting_down, nothing queues
+ * again, and a free slot is still handed out. */
+TEST(activator_router_close) {
+        Router *r;
+        ASSERT_EQ_INT(router_new(&r), 0);
+        RouterInbox inbox = { .wake = wake };
+        Waiter w[3] = { { .inbox = &inbox }, { .inbox = &inbox }, { .inbox = &inbox } };
+        RouteResult res[3];
+        FnPath p = path_of("/fn/hi");
+        router_swap(r, load(table_v(1, 0, NULL)));
+        router_route(r, &p, NULL, 1, &w[0], 10, 1, &res[0]);
+        router_route(r, &p, NULL, 1, &w[1], 10, 1, &res[1]);
+        ASSERT_TRUE(res[0].queued && res[1].queued);
+
+        router_close(r);
+        Waiter *got = router_inbox_take(r, &inbox);
+        ASSERT_TRUE(got == &w[0] && got->inbox_next == &w[1] && !w[1].inbox_next);
+        for (int i = 0; i < 2; i++) {
+                ASSERT_TRUE(!w[i].slot && w[i].error == ACT_SHUTTING_DOWN && w[i].reason);
+                ASSERT_TRUE(!router_unqueue(r, &w[i]));
+                free(w[i].reason);
+        }
+        router_route(r, &p, NULL, 1, &w[2], 10, 2, &res[2]);
+        ASSERT_EQ_INT(res[2].error, ACT_SHUTTING_DOWN);
+        ASSERT_TRUE(!res[2].queued && !res[2].rev && strstr(res[2].message, "stopping"));
+        Slot *s = NULL;
+        ASSERT_EQ_INT(router_retry(r, res[0].rev, NULL, 0, 1, &w[2], 10, 3, &s), ACT_SHUTTING_DOWN);
+
+        /* an instance appears: a request still gets its free slot */
+        router_swap(r, load(table_v(2, 1, NULL)));
+        ASSERT_TRUE(router_inbox_take(r, &inbox) == NULL);
+        router_route(r, &p, NULL, 1, &w[2], 10, 4, &res[2]);
+        ASSERT_TRUE(res[2].error == ACT_OK && res[2].slot && !res[2].queued);
+        router_release(r, res[2].rev, res[2].slot);
+        for (int i = 0; i < 3; i++)
+                router_put(r, res[i].rev);
+        router_free(r);
+}
+
 TEST(activator_router_unschedulable_and_deadline) {
         Router *r;
         ASSERT_EQ_INT(router_new(&r), 0);
