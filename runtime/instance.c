@@ -19,6 +19,8 @@
 
 #define ZYGOTE_RETRY_MIN_MS 100
 #define ZYGOTE_RETRY_MAX_MS 10000
+#define ZYGOTE_SUSPECT_MS 1000    /* pool jails after a child was lost (child_lost) */
+#define ZYGOTE_HANDOFF_MS 50      /* a child lost this soon is run again (call_retry) */
 #define LOG_LINES_PER_RESULT 64
 
 uint64_t instance_now_ms(void) {
@@ -453,62 +455,6 @@ void instance_fail(Instance *i, const char *reason) {
 
 /* ----- fresh mode: requests ----- */
 
-struct InstanceCall {
-        Instance *inst;
-        InstanceCall *prev, *next;
-        char *body;
-        size_t len;
-        Jail *jail;
-        ZygoteChild *child;
-        bool cancelled;
-        instance_reply_fn fn;
-        void *userdata;
-        uint64_t start_ns;
-};
-
-static void call_free(InstanceCall *c) {
-        free(c->body);
-        free(c);
-}
-
-/* The request is over (r NULL: cancelled before a result). */
-static void call_finish(InstanceCall *c, JailResult *r) {
-        Instance *i = c->inst;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                i->calls = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        i->inflight--;
-        if (r)
-                instance_log_output(i, &r->err);
-        if (i->h.request_done)
-                i->h.request_done(i, r ? jail_status_to_string(r->status) : "cancelled",
-                                  (double) (instance_mono_ns() - c->start_ns) / 1e9, i->h.userdata);
-        if (r && !c->cancelled && c->fn)
-                c->fn(r, c->userdata);
-        if (i->h.pool && *i->h.pool)
-                pool_refill(*i->h.pool); /* the reply is out: replace the jail now */
-        call_free(c);
-        if (i->state == INSTANCE_DRAINING && !i->calls)
-                instance_fresh_drained(i);
-}
-
-static void on_call_jail_done(Jail *j, JailResult *r, void *userdata) {
-        InstanceCall *c = userdata;
-        c->jail = NULL;
-        jail_free(j); /* its teardown goes on */
-        call_finish(c, r);
-}
-
-static void on_call_child_done(Jail *j, JailResult *r, void *userdata) {
-        InstanceCall *c = userdata;
-        (void) j;
-        c->child = NULL;
-        call_finish(c, r);
-}
-
 /* The request's environment (request_env_names, in that order; no
  * traceparent when it has none), from the INVOKE's fields. The invoke
  * decoder checked them; they are checked again here, as they become a
@@ -553,6 +499,102 @@ static int request_env(const ProtoInvoke *inv, RequestEnv *e) {
                         return r;
         }
         return 0;
+}
+
+struct InstanceCall {
+        Instance *inst;
+        InstanceCall *prev, *next;
+        char *body;
+        size_t len;
+        Jail *jail;
+        ZygoteChild *child;
+        bool cancelled;
+        bool killed;                     /* by the drain */
+        bool retried;                    /* run again after its zygote died under it */
+        instance_reply_fn fn;
+        void *userdata;
+        uint64_t start_ns;
+        uint64_t timeout_ns;
+        RequestEnv env;
+};
+
+static void call_free(InstanceCall *c) {
+        request_env_clear(&c->env);
+        free(c->body);
+        free(c);
+}
+
+static int call_in_pool(Instance *i, InstanceCall *c, uint64_t timeout_ns, const RequestEnv *e, char *why,
+                        size_t len);
+
+/* The request is over (r NULL: cancelled before a result). */
+static void call_finish(InstanceCall *c, JailResult *r) {
+        Instance *i = c->inst;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                i->calls = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        i->inflight--;
+        if (r)
+                instance_log_output(i, &r->err);
+        if (i->h.request_done)
+                i->h.request_done(i, r ? jail_status_to_string(r->status) : "cancelled",
+                                  (double) (instance_mono_ns() - c->start_ns) / 1e9, i->h.userdata);
+        if (r && !c->cancelled && c->fn)
+                c->fn(r, c->userdata);
+        if (i->h.pool && *i->h.pool)
+                pool_refill(*i->h.pool); /* the reply is out: replace the jail now */
+        call_free(c);
+        if (i->state == INSTANCE_DRAINING && !i->calls)
+                instance_fresh_drained(i);
+}
+
+static void on_call_jail_done(Jail *j, JailResult *r, void *userdata) {
+        InstanceCall *c = userdata;
+        c->jail = NULL;
+        jail_free(j); /* its teardown goes on */
+        call_finish(c, r);
+}
+
+/* A zygote's child that was killed, but not by us (a drain or a client
+ * that left), or that never got going: its zygote may be dying (the host
+ * killed it, or it crashed) before the zygote's own end can be seen (that
+ * comes once every process of its jail is gone), and its spares with it.
+ * For a while no request is handed to it: they run in pool jails, and a
+ * zygote that was dying is replaced meanwhile. One that was not (a spare
+ * alone died) is used again after ZYGOTE_SUSPECT_MS; nothing of it is
+ * killed for it. */
+static bool child_lost(const InstanceCall *c, const JailResult *r) {
+        return (r->status == JAIL_KILLED && !c->cancelled && !c->killed) || r->status == JAIL_SETUP_ERROR;
+}
+
+/* A request lost that way within ZYGOTE_HANDOFF_MS of being handed over
+ * was handed to a zygote (or a spare) in the instant it died: the host's
+ * kill and the request crossed, and the box, if it ran at all, was killed
+ * before its status could be reported (its output, if any, cannot be
+ * trusted). It runs again, once, in a pool jail, instead of ending as
+ * killed. A request that ran longer keeps its error. */
+static bool call_retry(Instance *i, InstanceCall *c) {
+        char why[256];
+        if (c->retried || c->cancelled || c->killed ||
+            instance_mono_ns() - c->start_ns > ZYGOTE_HANDOFF_MS * 1000000ULL)
+                return false;
+        c->retried = true;
+        return call_in_pool(i, c, c->timeout_ns, &c->env, why, sizeof why) >= 0;
+}
+
+static void on_call_child_done(Jail *j, JailResult *r, void *userdata) {
+        InstanceCall *c = userdata;
+        (void) j;
+        c->child = NULL;
+        if (child_lost(c, r)) {
+                c->inst->zygote_suspect_ns = instance_mono_ns() + ZYGOTE_SUSPECT_MS * 1000000ULL;
+                if (call_retry(c->inst, c))
+                        return; /* the pool jail's result is the request's */
+        }
+        call_finish(c, r);
 }
 
 static int call_in_pool(Instance *i, InstanceCall *c, uint64_t timeout_ns, const RequestEnv *e, char *why,
@@ -606,19 +648,20 @@ int instance_invoke(Instance *i, const ProtoInvoke *inv, const char *body, size_
                 return snprintf(why, why_len, "out of memory"), PROTO_INVOKE_FAILED;
         }
         memcpy(copy, body, len);
-        *c = (InstanceCall) { .inst = i, .body = copy, .len = len, .fn = fn, .userdata = userdata,
-                              .start_ns = instance_mono_ns() };
         /* a request's timeout applies when it is shorter than the revision's */
         uint64_t timeout_ns = i->limits.timeout_ns;
         if (inv->timeout_ms && inv->timeout_ms < timeout_ns / 1000000)
                 timeout_ns = inv->timeout_ms * 1000000ULL;
+        *c = (InstanceCall) { .inst = i, .body = copy, .len = len, .fn = fn, .userdata = userdata,
+                              .start_ns = instance_mono_ns(), .timeout_ns = timeout_ns, .env = e };
+        e = (RequestEnv) { 0 }; /* the call's now */
         r = -ENOTCONN;
-        if (i->zygote && zygote_is_ready(i->zygote)) {
-                ZygoteRequest q = { .stdin_data = c->body, .stdin_len = len, .env = e.env, .n_env = e.n,
+        if (i->zygote && zygote_is_ready(i->zygote) && instance_mono_ns() >= i->zygote_suspect_ns) {
+                ZygoteRequest q = { .stdin_data = c->body, .stdin_len = len, .env = c->env.env, .n_env = c->env.n,
                                     .timeout_ns = timeout_ns };
                 r = zygote_fork(i->zygote, &q, on_call_child_done, c, &c->child);
         }
-        if (r < 0 && (r = call_in_pool(i, c, timeout_ns, &e, why, why_len)) < 0) {
+        if (r < 0 && (r = call_in_pool(i, c, timeout_ns, &c->env, why, why_len)) < 0) {
                 call_free(c);
                 return PROTO_INVOKE_FAILED;
         }
@@ -667,6 +710,7 @@ void instance_fresh_drained(Instance *i) {
 static void kill_calls(Instance *i) {
         for (InstanceCall *c = i->calls, *next; c; c = next) {
                 next = c->next;
+                c->killed = true;
                 if (c->child)
                         zygote_child_kill(c->child);
                 else if (c->jail)
@@ -708,4 +752,9 @@ void instance_drain(Instance *i, bool now) {
                 kill_calls(i);
         else if (!uv_is_active((uv_handle_t *) &i->drain_timer))
                 uv_timer_start(&i->drain_timer, on_drain_timer, ms > INSTANCE_DRAIN_MAX_MS ? INSTANCE_DRAIN_MAX_MS : ms, 0);
+}
+
+void instance_drain_idle(Instance *i) {
+        if (i->service && i->state == INSTANCE_DRAINING)
+                instance_service_kill(i); /* stopped, drained */
 }

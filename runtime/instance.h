@@ -66,6 +66,11 @@ void instance_fail(Instance *i, const char *reason);
 /* Stop taking requests, let in-flight ones finish (bounded), then stop.
  * now: kill what runs at once. */
 void instance_drain(Instance *i, bool now);
+/* The controller says that no activator has a request in flight to this
+ * draining instance (`"idle": true` in its assignment): a service stops
+ * now instead of waiting out its timeout. A fresh instance sees its own
+ * requests and ignores it. */
+void instance_drain_idle(Instance *i);
 
 const char *instance_id(const Instance *i);
 const char *instance_digest(const Instance *i);

@@ -44,6 +44,7 @@ struct Instance {
 
         /* fresh */
         Zygote *zygote;
+        uint64_t zygote_suspect_ns;      /* monotonic: until then, requests go to pool jails */
         unsigned zygote_failures;
         uint64_t zygote_started_ns;
         uv_timer_t zygote_timer;

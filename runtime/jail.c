@@ -157,6 +157,14 @@ static void host_sweep(const char *parent) {
         cgroup_sweep_stale(&host.cg, parent);
 }
 
+int jail_sweep_stale(const char *cgroup_parent) {
+        int r = host_init();
+        if (r < 0)
+                return r;
+        host_sweep(cgroup_parent);
+        return 0;
+}
+
 /* ----- lifecycle ----- */
 
 static void jail_signal(Jail *j, KillReason why) {

@@ -176,6 +176,12 @@ int jail_stdio_fill(void);
  * applied to, can be passed on as code_fd (to the daemon, for one). */
 int jail_config_check_open(const JailConfig *c, char *why, size_t why_len, int *ret_code_fd);
 
+/* Remove the jail cgroups under cgroup_parent whose runtime died (they
+ * are named for its pid), killing what is left in them: a daemon's start
+ * over the leftovers of one that was killed. The first jail of a process
+ * does it too; this is for a daemon that may build none. */
+int jail_sweep_stale(const char *cgroup_parent);
+
 /* Spawn on a private loop and wait: the one-shot path used by the CLI. */
 int jail_run(const JailConfig *c, JailResult *ret);
 void jail_result_clear(JailResult *r);

@@ -306,8 +306,11 @@ void node_apply_assignment(Node *n, json_t *a, bool authoritative) {
                 NodeInstance *ni = inst_find(n, id);
                 if (!ni && run)
                         inst_add(n, e);
-                else if (ni && !run)
+                else if (ni && !run) {
                         instance_drain(ni->i, false);
+                        if (json_is_true(json_object_get(e, "idle")))
+                                instance_drain_idle(ni->i);
+                }
         }
         for (size_t j = n->n_inst; j-- > 0;) {
                 Instance *i = n->inst[j].i;

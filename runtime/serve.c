@@ -707,6 +707,7 @@ int serve_cmd_main(int argc, char **argv) {
                 server_close(&s);
                 return 1;
         }
+        (void) jail_sweep_stale(s.cgroup_parent); /* a killed daemon's jails */
         if ((r = pool_new(&s.loop, s.pool_size, s.cgroup_parent, on_settled, &s, &s.pool)) < 0) {
                 fprintf(stderr, "fnbox-runtime serve: the pool: %s\n", strerror(-r));
                 (void) unlink(s.socket_path);

@@ -330,6 +330,11 @@ int zygote_set_spares(Zygote *z, unsigned n) {
  * itself up (its GO waits in its socket), else a new one. */
 static int spare_take(Zygote *z, ZygoteChild **ret) {
         ZygoteChild *pick = NULL;
+        /* a spare that died (its control socket hung up) is not one: it
+         * would end the request as killed */
+        for (ZygoteChild *c = z->children; c; c = c->next)
+                if (!c->started && !c->jail_freed && jail_has_exited(c->j))
+                        child_release(c); /* its END follows */
         for (ZygoteChild *c = z->children; c && !pick; c = c->next)
                 if (!c->started && !c->jail_freed && jail_is_ready(c->j))
                         pick = c;
@@ -444,7 +449,11 @@ int zygote_child_kill(ZygoteChild *c) {
         return c ? jail_kill(c->j) : -ESRCH;
 }
 
-bool zygote_is_ready(const Zygote *z) { return z->ready && !z->dead && !z->freed; }
+/* Its jail's end is seen some time after the zygote died (once every
+ * process of the jail is gone): its control socket's hang-up comes first. */
+bool zygote_is_ready(const Zygote *z) {
+        return z->ready && !z->dead && !z->freed && z->jail && !jail_has_exited(z->jail);
+}
 unsigned zygote_children(const Zygote *z) { return z->n_running; }
 const char *zygote_error(const Zygote *z) { return z->error; }
 
