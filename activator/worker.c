@@ -45,9 +45,9 @@ struct Worker {
         Backends *backends;
         uint64_t rng;
         Req *reqs;                       /* live requests, through req_next */
-        _Atomic unsigned active;
+        _Atomic unsigned active;         /* requests routed and not yet freed: a stop waits for them */
         _Atomic int command;             /* CMD_* for the async handle */
-        bool quiesced;
+        bool quiesced;                   /* stopping: new requests get 503 shutting_down */
 };
 
 enum { CMD_NONE, CMD_QUIESCE, CMD_STOP };
@@ -112,6 +112,23 @@ static bool budget_reserve(size_t n) {
 
 static void budget_release(size_t n) {
         atomic_fetch_sub(&body_budget_used, n);
+}
+
+/* A routed request counts for a stop (workers_stop waits for it) until it
+ * is freed; one still being read does not: a client that stalls in its
+ * headers or body cannot hold a stop up. */
+static void req_count(Req *q) {
+        if (!q->counted) {
+                q->counted = true;
+                atomic_fetch_add(&q->w->active, 1);
+        }
+}
+
+static void req_uncount(Req *q) {
+        if (q->counted) {
+                q->counted = false;
+                atomic_fetch_sub(&q->w->active, 1);
+        }
 }
 
 /* ---- responses -------------------------------------------------------------- */
@@ -431,6 +448,7 @@ static enum MHD_Result req_route(Req *q) {
                      w->cfg->queue_depth, router_now_ns(), &q->rt);
         if (q->rt.error != ACT_OK)
                 return send_error_now(q, q->rt.error, "%s", q->rt.message);
+        req_count(q);
         q->phase = REQ_WAIT;
         q->suspended = true;
         MHD_suspend_connection(q->conn);
@@ -462,8 +480,6 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
         if (w->reqs)
                 ((ReqLink *) (w->reqs + 1))->prev = q;
         w->reqs = q;
-        atomic_fetch_add(&w->active, 1);
-        q->counted = true;
         return q;
 }
 
@@ -488,8 +504,7 @@ static void req_free(Req *q) {
         free(q->out);
         free(q->uri);
         free(q->waiter.reason);
-        if (q->counted)
-                atomic_fetch_sub(&w->active, 1);
+        req_uncount(q);
         uv_close((uv_handle_t *) &q->timer, req_timer_closed);
 }
 
@@ -582,6 +597,8 @@ static enum MHD_Result req_head(Req *q) {
                 return serve_other(q);
         if (r < 0)
                 return send_error_now(q, ACT_NOT_FOUND, "not a function URL: /fn/NAME, /fn/NAMESPACE/NAME or /fn/NAME@TAG");
+        if (q->w->quiesced)
+                return send_error_now(q, ACT_SHUTTING_DOWN, "the activator is stopping; retry elsewhere");
         if (q->w->cfg->auth) {
                 char msg[256];
                 ActError e = req_authorize(q, msg, sizeof msg);
@@ -627,12 +644,9 @@ static enum MHD_Result answer_mid_body(Req *q, ActError e, const char *msg) {
                 return MHD_NO;
         /* The answer is complete: say so (the client then stops sending and
          * reads it). libmicrohttpd may notice the client's close only at its
-         * connection timeout; such a request no longer holds up a stop. */
+         * connection timeout; such a request does not hold up a stop (it was
+         * never routed: req_count). */
         shutdown(ci->connect_fd, SHUT_WR);
-        if (q->counted) {
-                q->counted = false;
-                atomic_fetch_sub(&q->w->active, 1);
-        }
         q->refused = e;
         q->status = st;
         q->error = e;
@@ -776,9 +790,12 @@ static void on_poll(uv_poll_t *p, int status _unused_, int events _unused_) {
         mhd_run(p->data);
 }
 
-/* End what is left (stopping): every suspended request is answered. */
+/* End what is left (stopping): every suspended request is answered. Each
+ * is held while it is handled (backend_abort lets the backend's
+ * reference go). */
 static void worker_flush(Worker *w) {
-        for (Req *q = w->reqs; q; q = ((ReqLink *) (q + 1))->next) {
+        for (Req *q = w->reqs, *next; q; q = next) {
+                q->refs++;
                 if (q->waiter.state == WAITER_QUEUED && router_unqueue(w->router, &q->waiter)) {
                         uv_timer_stop(&q->timer);
                         hup_stop(q);
@@ -791,7 +808,28 @@ static void worker_flush(Worker *w) {
                         q->out_failed = true;
                         reader_wake(q);
                 }
+                next = ((ReqLink *) (q + 1))->next;
+                req_unref(q);
         }
+}
+
+/* Stopping: a request whose body is still arriving gets 503 shutting_down
+ * now (it was never routed: no box saw it), rather than a cut connection
+ * when the daemon stops; the rest of its body is dropped. One whose
+ * headers are still arriving gets the same from req_head if they complete
+ * before then. Neither holds the stop up (req_count). */
+static void worker_refuse_unread(Worker *w) {
+        for (Req *q = w->reqs; q; q = ((ReqLink *) (q + 1))->next) {
+                if (q->phase != REQ_BODY || q->refused != ACT_OK || !q->conn)
+                        continue;
+                if (answer_mid_body(q, ACT_SHUTTING_DOWN, "the activator is stopping; retry elsewhere") == MHD_YES)
+                        continue;
+                /* not even the answer could be written: end the connection */
+                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                if (ci)
+                        shutdown(ci->connect_fd, SHUT_RDWR);
+        }
+        worker_kick(w);
 }
 
 static void on_close_noop(uv_handle_t *h _unused_) {
@@ -812,16 +850,25 @@ static void worker_close(Worker *w) {
         uv_close((uv_handle_t *) &w->async, on_close_noop);
 }
 
+/* Stop accepting: the listening socket goes, and what is still being read
+ * is refused (a stop's CMD_QUIESCE may be overtaken by its CMD_STOP). */
+static void worker_quiesce(Worker *w) {
+        if (w->quiesced)
+                return;
+        w->quiesced = true;
+        MHD_socket fd = MHD_quiesce_daemon(w->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+                close(fd);
+        worker_refuse_unread(w);
+}
+
 static void on_async(uv_async_t *a) {
         Worker *w = a->data;
         on_inbox(w);
         int cmd = atomic_exchange(&w->command, CMD_NONE);
-        if (cmd == CMD_QUIESCE && !w->quiesced) {
-                w->quiesced = true;
-                MHD_socket fd = MHD_quiesce_daemon(w->daemon);
-                if (fd != MHD_INVALID_SOCKET)
-                        close(fd);
-        } else if (cmd == CMD_STOP)
+        if (cmd == CMD_QUIESCE || cmd == CMD_STOP)
+                worker_quiesce(w);
+        if (cmd == CMD_STOP)
                 worker_close(w);
 }
 

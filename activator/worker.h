@@ -33,8 +33,9 @@ typedef struct Workers Workers;
 
 /* Start cfg->threads workers, one per listening fd (they take the fds). */
 int workers_start(const ActConfig *cfg, int *listen_fds, Workers **ret);
-/* Stop accepting; answer what waits in a queue with 503 shutting_down at
- * once (nothing is queued from then on: a request with no free instance
- * gets the same); wait up to grace_ms for the requests in flight to end;
- * cut what is left short; stop and free. */
+/* Stop accepting; answer 503 shutting_down at once to what waits in a
+ * queue (nothing is queued from then on), to requests whose body is still
+ * arriving and to new requests on open connections; wait up to grace_ms
+ * for the requests routed to an instance to end; cut what is left short;
+ * stop and free. */
 void workers_stop(Workers *ws, unsigned grace_ms);

@@ -11,7 +11,8 @@ import threading
 import time
 
 from fixture import ECHO_SERVICE, Node, Platform, descendants, fn
-from harness import Load, SCALE_FAST, check, error_type, metrics, one, statuses, test, wait_for, wait_queued
+from harness import (Load, SCALE_FAST, check, error_type, metrics, one, raw_http, statuses, test, wait_for,
+                     wait_queued)
 
 LEASE = "2s"
 
@@ -184,3 +185,40 @@ def activator_stop_with_queue(build):
               "queued requests at shutdown: expected 503 shutting_down", res, [r.body for r in res])
         check(dt < 3, "the activator took %.1fs to stop with nothing running" % dt)
         print("stopped in %.2fs" % dt)
+
+
+@test(limit=60)
+def activator_stop_mid_body(build):
+    """SIGTERM right after a 413 answered in the middle of a chunked body,
+    with another client stalled in the middle of its body and a third in
+    its headers: the activator exits promptly (what is still being read
+    never holds a stop up), the stalled body gets 503 shutting_down."""
+    with Platform(build) as p:
+        p.deploy("lim", fn("box.py"))
+        st, body, _ = p.invoke("lim", b"warm")
+        check(st == 200, "a first call", st, body)
+        auth = ("Authorization: Bearer %s\r\n" % p.token).encode()
+        head = b"POST /fn/lim HTTP/1.1\r\nHost: x\r\n%sTransfer-Encoding: chunked\r\n\r\n" % auth
+        chunk = b"100000\r\n" + b"z" * 0x100000 + b"\r\n"
+        host, port = p.url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
+        stalled = socket.create_connection((host, int(port)), timeout=10)
+        stalled.sendall(head + chunk)
+        partial = socket.create_connection((host, int(port)), timeout=10)
+        partial.sendall(b"POST /fn/lim HTTP/1.1\r\nHost: x\r\n")
+        try:
+            st, raw = raw_http(p.url, head, (chunk for _ in range(1024)))
+            check(st == 413, "a chunked body of 1 GiB: expected 413", st, raw[:300])
+            t0 = time.monotonic()
+            rc, clean = p.activator.stop(timeout=8)
+            dt = time.monotonic() - t0
+            check(clean and rc in (0, -signal.SIGTERM), "the activator did not exit within 8 s of SIGTERM after "
+                  "a 413 mid-body, with a body and a head still arriving (status %s)" % rc)
+            stalled.settimeout(5)
+            got = stalled.recv(65536)
+            check(got.startswith(b"HTTP/1.1 503") and b'"shutting_down"' in got,
+                  "a body still arriving at the stop: expected 503 shutting_down", got[:300])
+            check(dt < 3, "the activator took %.1fs to stop with nothing routed" % dt)
+            print("stopped in %.2fs" % dt)
+        finally:
+            stalled.close()
+            partial.close()
