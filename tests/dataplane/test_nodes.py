@@ -60,14 +60,19 @@ def label_routing(build):
         check(inst and all(i["node"] == "node-rocm" for i in inst), "rocm variant instances", inst)
         print("after the cuda node died: rocm answered in %.1fs (lease %s)" % (dt, LEASE))
 
-        # both gone: 503 unschedulable with the reason
+        # both gone: 503 unschedulable with the reason, at once. Wait until
+        # the controller has found the node lost; the revision itself may
+        # be at zero by then (scaleToZeroAfter 2s), and then the call is
+        # what makes the controller place it, and find no node.
         p.kill9_node("node-rocm")
-        wait_for("the revision unschedulable", lambda: p.route(rev).get("unschedulable"), 30)
+        wait_for("node-rocm lost at the controller",
+                 lambda: str(p.nodes().get("node-rocm", {}).get("state", "")).lower() not in ("", "ready"), 30)
         t0 = time.monotonic()
         st, body, _ = p.invoke("gpu", b"variant", timeout=60)
         dt = time.monotonic() - t0
         check(st == 503 and error_type(body) == "unschedulable", "with no cuda or rocm node", st, body)
         check(error_message(body), "503 unschedulable without a reason", body)
         check(dt < 2, "the unschedulable answer took %.1fs" % dt)
+        wait_for("the revision unschedulable in the route table", lambda: p.route(rev).get("unschedulable"), 5)
         check("node-cpu" not in seen_nodes, "node-cpu (accelerator=none) ran the function", seen_nodes)
         print("unschedulable: %s" % error_message(body))
