@@ -232,13 +232,14 @@ fuzz-smoke: $(FUZZ_BINS)
 test-security: $(PROGRAMS) $(BOXES)
 	python3 tests/security/run.py --build $(BUILD)
 
-# ASan + UBSan build of everything, then the unit suite and the jail suite on it.
+# ASan + UBSan build of everything, then the unit, store, integration, jail and data-plane suites on it.
 check-sanitize:
 	$(MAKE) SANITIZE=1 all
 	$(MAKE) SANITIZE=1 test-unit
 	$(MAKE) SANITIZE=1 test-store
 	ASAN_OPTIONS=detect_leaks=1 python3 tests/integration/run.py --build $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1 python3 tests/security/run.py --build $(ASAN_BUILD) --quick
+	ASAN_OPTIONS=detect_leaks=1 python3 tests/dataplane/run.py --build $(ASAN_BUILD)
 
 bench: deps all
 	python3 tests/bench/jail_bench.py --build $(BUILD)

@@ -647,7 +647,8 @@ int instance_invoke(Instance *i, const ProtoInvoke *inv, const char *body, size_
                 free(c);
                 return snprintf(why, why_len, "out of memory"), PROTO_INVOKE_FAILED;
         }
-        memcpy(copy, body, len);
+        if (len)
+                memcpy(copy, body, len);
         /* a request's timeout applies when it is shorter than the revision's */
         uint64_t timeout_ns = i->limits.timeout_ns;
         if (inv->timeout_ms && inv->timeout_ms < timeout_ns / 1000000)

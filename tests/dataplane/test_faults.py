@@ -29,20 +29,23 @@ def runtime_killed_under_load(build):
             wait_for("requests on both nodes", lambda: len(load.snapshot()) >= 12, 20)
             t_kill = load.now()
             p.kill9_node("node-a")
+            # SIGKILL is sent at t_kill, but the node is gone only once it has
+            # been reaped: a request that starts in between races the kill
+            t_dead = load.now()
             wait_for("requests after the kill",
-                     lambda: len([r for r in load.snapshot() if r.start > t_kill + 3]) >= 12, 40)
+                     lambda: len([r for r in load.snapshot() if r.start > t_dead + 3]) >= 12, 40)
         finally:
             results = load.stop()
         before = [r for r in results if r.end < t_kill]
-        inflight = [r for r in results if r.start < t_kill <= r.end]
-        after = [r for r in results if r.start >= t_kill]
+        inflight = [r for r in results if r.start < t_dead and r.end >= t_kill]
+        after = [r for r in results if r.start >= t_dead]
         check(all(r.status == 200 for r in before), "failures before the kill", statuses(before))
         failed = [r for r in inflight if r.status != 200]
         for r in failed:
             check(r.status == 502 and error_type(r.body) == "node_failed",
                   "an in-flight request on the killed node: expected 502 node_failed", r, r.body[:300])
-            check(r.end - t_kill < 2.0, "an in-flight request failed %.1fs after the kill (not fast)"
-                  % (r.end - t_kill), r)
+            check(r.end - t_dead < 2.0, "an in-flight request failed %.1fs after the node was gone (not fast)"
+                  % (r.end - t_dead), r)
         late = [r for r in after if r.status != 200]
         check(not late, "requests sent after the kill failed (%s)" % statuses(late), late[:10])
         inst = p.wait_instances(rev, lambda i: i and all(x["node"] == "node-b" for x in i), 20,
@@ -130,6 +133,10 @@ def zygote_killed(build):
         t = threading.Thread(target=lambda: out.setdefault("r", one(p, "zyg", b"sleep 5", timeout=30)))
         t.start()
         zpid = _zygote_of(rt, idle)
+        # past the hand-over: a zygote lost within 50 ms of it is taken for
+        # the race of a kill and a request, and the request runs again in a
+        # pool jail (docs/runtime.md); this test is about a box well under way
+        time.sleep(0.3)
         os.kill(zpid, signal.SIGKILL)
         t_kill = time.monotonic()
         t.join(30)
