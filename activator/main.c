@@ -30,6 +30,7 @@
 #define PROG "fnbox-activator"
 #define SECRET_FILE_MAX 4096
 #define STOP_GRACE_MS 30000
+#define FIRST_TABLE_WAIT_MS 10000
 
 typedef struct Options {
         const char *listen, *controller, *token_file, *user, *id, *queue_depth, *max_body,
@@ -177,6 +178,18 @@ static int setup(const Options *o, Setup *s) {
         return privileges_drop(o->user);
 }
 
+/* Ready means able to route: wait a while for the controller's first
+ * table, so that a restarted activator does not answer its first callers
+ * 503 while the table is on its way. */
+static bool table_wait(Router *router, int timeout_ms) {
+        for (int waited = 0; waited < timeout_ms; waited += 10) {
+                if (router_version(router) != 0)
+                        return true;
+                usleep(10 * 1000);
+        }
+        return router_version(router) != 0;
+}
+
 static int serve(Setup *s, const Options *o, const sigset_t *sigs) {
         Router *router = NULL;
         Control *ctl = NULL;
@@ -187,6 +200,9 @@ static int serve(Setup *s, const Options *o, const sigset_t *sigs) {
                 fprintf(stderr, PROG ": cannot start the workers: %s\n", strerror(-r));
         if (r == 0 && (r = control_start(router, o->controller, s->token, s->id, &ctl)) < 0)
                 fprintf(stderr, PROG ": cannot start the controller client: %s\n", strerror(-r));
+        if (r == 0 && !table_wait(router, FIRST_TABLE_WAIT_MS))
+                fprintf(stderr, PROG ": no route table from the controller after %d s: calls get 503 until it answers\n",
+                        FIRST_TABLE_WAIT_MS / 1000);
         if (r == 0) {
                 if (!s->cfg.auth)
                         fprintf(stderr, PROG ": --auth none: anyone who can reach %s may call every function\n", s->url);
