@@ -242,23 +242,7 @@ _Noreturn static void run_init(const JailChildArgs *a, pid_t box) {
         if (a->sock > 0)
                 syscall(SYS_close_range, 0, (unsigned) a->sock - 1, 0);
         syscall(SYS_close_range, (unsigned) a->sock + 1, ~0U, 0);
-        for (;;) {
-                int st;
-                pid_t p = waitpid(-1, &st, __WALL);
-                if (p == box) {
-                        JailMsg m = { .type = JAIL_MSG_EXIT, .wstatus = st };
-                        struct rusage ru;
-                        if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
-                                m.maxrss_kb = ru.ru_maxrss;
-                                m.cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
-                                           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-                        }
-                        (void) send(a->sock, &m, sizeof m, MSG_NOSIGNAL);
-                        _exit(0);
-                }
-                if (p < 0 && errno != EINTR)
-                        _exit(125);
-        }
+        jail_init_reap(a->sock, box);
 }
 
 /* Receive the cgroup.procs fds the parent opened while we were building the

@@ -12,7 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sys/capability.h>
 
 #include "cgroup.h"
@@ -42,6 +46,31 @@ typedef struct JailMsg {
         int64_t cpu_us;     /* for EXIT: user + system time of init's children */
         char what[80];      /* the step that failed */
 } JailMsg;
+
+/* The init of a jail (and of a zygote's child): reap everything, and when
+ * the box itself exits, report its status and its children's usage on
+ * sock, then exit (which ends the pid namespace and what the box left).
+ * Inline: the zygote's in-jail helper (a shared object of its own) runs
+ * it too. */
+static inline _Noreturn void jail_init_reap(int sock, pid_t box) {
+        for (;;) {
+                int st;
+                pid_t p = waitpid(-1, &st, __WALL);
+                if (p == box) {
+                        JailMsg m = { .type = JAIL_MSG_EXIT, .wstatus = st };
+                        struct rusage ru;
+                        if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
+                                m.maxrss_kb = ru.ru_maxrss;
+                                m.cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
+                                           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+                        }
+                        (void) send(sock, &m, sizeof m, MSG_NOSIGNAL);
+                        _exit(0);
+                }
+                if (p < 0 && errno != EINTR)
+                        _exit(125);
+        }
+}
 
 /* JailStartMsg.zygote */
 enum { JAIL_ZYGOTE_NONE, JAIL_ZYGOTE_EXEC, JAIL_ZYGOTE_PYTHON };

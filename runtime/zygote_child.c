@@ -325,23 +325,7 @@ _Noreturn static void child_init(int sock, pid_t box) {
                 if (sig != SIGKILL && sig != SIGSTOP)
                         (void) sigaction(sig, &dfl, NULL);
         send_msg(sock, JAIL_MSG_READY, 0, 0, NULL);
-        for (;;) {
-                int st;
-                pid_t p = waitpid(-1, &st, __WALL);
-                if (p == box) {
-                        JailMsg m = { .type = JAIL_MSG_EXIT, .wstatus = st };
-                        struct rusage ru;
-                        if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
-                                m.maxrss_kb = ru.ru_maxrss;
-                                m.cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
-                                           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-                        }
-                        (void) send(sock, &m, sizeof m, MSG_NOSIGNAL);
-                        _exit(0);
-                }
-                if (p < 0 && errno != EINTR)
-                        _exit(125);
-        }
+        jail_init_reap(sock, box);
 }
 
 /* In the clone, pid 1 of a new pid namespace, still with the zygote's
