@@ -63,9 +63,12 @@ PROTO_SRCS   := runtime/proto.c runtime/jail_config.c
 CONTROLLER_SRCS := $(wildcard controller/*.c)
 # the controller's pure decision code (autoscaler, scheduler), unit-tested
 CONTROLLER_CORE_SRCS := $(wildcard controller/kpa.c controller/scheduler.c)
-ACTIVATOR_SRCS := $(wildcard activator/*.c)
+# the LLM gateway's policy pieces (activator/gateway/policy.h): data rules
+# and quotas (pure), and the audit shipper
+GATEWAY_POLICY_SRCS := $(wildcard activator/gateway/rules.c activator/gateway/quota.c activator/gateway/audit.c)
+ACTIVATOR_SRCS := $(wildcard activator/*.c) $(GATEWAY_POLICY_SRCS)
 # the activator's pure parts (no I/O), which the unit suite links too
-ACTIVATOR_CORE_SRCS := $(wildcard activator/fnpath.c activator/reqid.c activator/outcome.c activator/table.c activator/httpresp.c activator/metrics.c activator/router.c activator/auth.c)
+ACTIVATOR_CORE_SRCS := $(wildcard activator/fnpath.c activator/reqid.c activator/outcome.c activator/table.c activator/httpresp.c activator/metrics.c activator/router.c activator/auth.c) $(GATEWAY_POLICY_SRCS)
 # libcrypto: the SHA-256 of a caller's token (lib/token.c)
 ACT_PKGS := jansson libmicrohttpd libcurl libsystemd libuv libcrypto
 ACT_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(ACT_PKGS) 2>/dev/null) -lpthread
