@@ -95,7 +95,7 @@ BOXES    := $(patsubst tests/security/boxes/%.c,$(BUILD)/tests/boxes/%,$(BOX_SRC
 FUNCTIONS := $(patsubst %/main.c,$(BUILD)/%/main,$(FUNCTION_SRCS)) \
              $(patsubst %/main.c,$(BUILD)/%/manifest.yaml,$(FUNCTION_SRCS))
 
-.PHONY: all deps test test-unit test-store test-integration test-security test-dataplane \
+.PHONY: all deps test test-unit test-store test-integration test-security test-dataplane test-llm \
         fuzz fuzz-smoke check-sanitize bench install run clean
 
 all: $(PROGRAMS) $(UNIT_BIN) $(STORE_TEST_BIN) $(BOXES) $(FUNCTIONS)
@@ -197,6 +197,7 @@ test: deps
 	$(MAKE) test-integration
 	$(MAKE) test-security
 	$(MAKE) test-dataplane
+	$(MAKE) test-llm
 	$(MAKE) fuzz-smoke
 	$(MAKE) check-sanitize
 
@@ -216,6 +217,11 @@ test-integration: all
 # deploy, call, scale from zero and back, faults.
 test-dataplane: all
 	@if [ -f tests/dataplane/run.py ]; then python3 tests/dataplane/run.py --build $(BUILD); fi
+
+# functions/llm-local, a real local LLM (node-llama-cpp) with a tiny random
+# model, deployed from zero on the whole platform (tests/llm/run.py).
+test-llm: all
+	python3 tests/llm/run.py --build $(BUILD)
 
 # libFuzzer targets (clang): `make fuzz` runs each for FUZZ_TIME seconds;
 # fuzz-smoke is the short run inside `make test`.
