@@ -44,7 +44,9 @@ static unsigned long jail_counter;
  * which has nothing to do but wait. */
 static const CgroupLimits idle_limits = { .memory_bytes = 16ULL << 20, .pids = 1, .cpu_millis = 100 };
 
-enum { PL_PIDFD, PL_SOCK, PL_OUT, PL_ERR, PL_IN, PL_TIMER, _PL_MAX };
+/* PL_DONE: a zygote child's box says its exit code there just before it
+ * exits (docs/jail.md, "Zygotes"); one-shot jails have none. */
+enum { PL_PIDFD, PL_SOCK, PL_OUT, PL_ERR, PL_IN, PL_TIMER, PL_DONE, _PL_MAX };
 
 typedef enum KillReason { KILL_NONE, KILL_TIMEOUT, KILL_OUTPUT, KILL_REQUEST, KILL_SETUP } KillReason;
 
@@ -68,6 +70,8 @@ struct Jail {
         bool background;          /* prepared at SCHED_IDLE for a pool */
         struct rusage ru;         /* init's, from waitid */
         bool got_exit_msg, got_setup_error;
+        bool got_done;            /* the box's own word on its exit code (PL_DONE) */
+        uint8_t done_code;
         JailMsg last_exit, setup_error;
         JailResult result;
         uint64_t output_cap;
@@ -412,6 +416,7 @@ static void init_gone(Jail *j) {
         poll_stop(j, PL_PIDFD);
         poll_stop(j, PL_TIMER);
         poll_stop(j, PL_IN);
+        poll_stop(j, PL_DONE);
         if (j->poll_open[PL_SOCK])
                 sock_read(j);
         poll_stop(j, PL_SOCK);
@@ -421,6 +426,24 @@ static void init_gone(Jail *j) {
                         output_read(j, w, true);
         for (int w = PL_OUT; w <= PL_ERR; w++)
                 poll_stop(j, w);
+        maybe_report(j);
+}
+
+/* A box process of a zygote writes its exit code (one byte) and closes its
+ * end just before it exits: with stdout and stderr at EOF, that is the
+ * result, without waiting for the kernel to take its copy of the
+ * interpreter apart. The code is the box's to choose anyway; anything but
+ * one byte is ignored (the result then waits for init's word). */
+static void done_read(Jail *j) {
+        uint8_t b[2];
+        ssize_t n = read(j->fds[PL_DONE], b, sizeof b);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                return;
+        if (n == 1 && !j->got_done) {
+                j->got_done = true;
+                j->done_code = b[0];
+        }
+        poll_stop(j, PL_DONE);
         maybe_report(j);
 }
 
@@ -450,6 +473,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
                 break;
         case PL_IN:
                 stdin_write(j);
+                break;
+        case PL_DONE:
+                done_read(j);
                 break;
         case PL_TIMER: {
                 uint64_t ticks;
@@ -483,6 +509,9 @@ static void classify_status(Jail *j, bool oom) {
                         r->status = JAIL_SIGNALED;
                         r->signal = WTERMSIG(st);
                 }
+        } else if (j->got_done) {
+                r->status = JAIL_EXITED;
+                r->exit_code = j->done_code;
         } else {
                 r->status = JAIL_SETUP_ERROR;
                 snprintf(r->error, sizeof r->error, "jail init ended early");
@@ -510,16 +539,17 @@ static void classify(Jail *j) {
         r->max_rss_kb = j->ru.ru_maxrss;
         if (j->got_exit_msg && j->last_exit.maxrss_kb > r->max_rss_kb)
                 r->max_rss_kb = (long) j->last_exit.maxrss_kb;
-        if (j->kill_reason != KILL_NONE && peak / 1024 > r->max_rss_kb)
+        if ((j->kill_reason != KILL_NONE || !j->got_exit_msg) && peak / 1024 > r->max_rss_kb)
                 r->max_rss_kb = (long) (peak / 1024);
 }
 
 /* The result is known once stdout and stderr reached EOF and either the box's
- * status came from init (and nobody killed the jail), or init is gone. */
+ * status came from init or from the box itself (PL_DONE) and nobody killed
+ * the jail, or init is gone. */
 static void maybe_report(Jail *j) {
         if (!j->started || j->reported || j->poll_open[PL_OUT] || j->poll_open[PL_ERR])
                 return;
-        if (!j->exited && !(j->got_exit_msg && j->kill_reason == KILL_NONE))
+        if (!j->exited && !((j->got_exit_msg || j->got_done) && j->kill_reason == KILL_NONE))
                 return;
         j->reported = true;
         if (!j->exited)
@@ -604,7 +634,7 @@ static int poll_start(Jail *j, int which, int events) {
 static int polls_init(Jail *j) {
         int r;
         for (int i = 0; i < _PL_MAX; i++)
-                if ((r = poll_init(j, i, i == PL_PIDFD ? j->pidfd : j->fds[i])) < 0)
+                if (i != PL_DONE && (r = poll_init(j, i, i == PL_PIDFD ? j->pidfd : j->fds[i])) < 0)
                         return r;
         if ((r = poll_start(j, PL_PIDFD, UV_READABLE)) < 0)
                 return r;
@@ -744,12 +774,14 @@ static int arm_timer(int fd, uint64_t deadline_ns) {
 }
 
 /* Send one message with n fds attached (SCM_RIGHTS). */
+#define SEND_FDS_MAX (5 + _CG_MAX)   /* a FORK's: zchild_send_fork */
+
 static int send_with_fds(int sock, const void *msg, size_t len, const int *fds, size_t n, int flags) {
-        char cbuf[CMSG_SPACE(8 * sizeof(int))] = { 0 };
+        char cbuf[CMSG_SPACE(SEND_FDS_MAX * sizeof(int))] = { 0 };
         struct iovec iov = { (void *) msg, len };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
                              .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
-        if (n == 0 || n > 8)
+        if (n == 0 || n > SEND_FDS_MAX)
                 return -EINVAL;
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
@@ -935,9 +967,9 @@ int jail_zygote_spawn(uv_loop_t *loop, const JailConfig *c, const CgroupLimits *
 /* The child's end of everything: its control socket, the box's stdio,
  * and the procs files of its cgroup, opened by us (root): the child
  * writes "0" to them to join it, first thing. */
-static int zchild_send_fork(Jail *z, Jail *j, int sp, int in, int out, int err) {
-        int fds[4 + _CG_MAX] = { sp, in, out, err };
-        size_t n = 4;
+static int zchild_send_fork(Jail *z, Jail *j, int sp, int in, int out, int err, int done) {
+        int fds[5 + _CG_MAX] = { sp, in, out, err, done };
+        size_t n = 5;
         for (int i = 0; i < j->cg.n; i++)
                 fds[n++] = j->cg.procs_fd[i];
         JailMsg m = { .type = JAIL_MSG_FORK, .err = (int32_t) n };
@@ -956,7 +988,7 @@ static int zchild_polls(Jail *j) {
 }
 
 int jail_zchild_new(Jail *zygote, const JailConfig *c, Jail **ret) {
-        int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, sp[2] = { -1, -1 };
+        int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, done[2] = { -1, -1 }, sp[2] = { -1, -1 };
         int r = host_init();
         if (r < 0)
                 return r;
@@ -968,18 +1000,20 @@ int jail_zchild_new(Jail *zygote, const JailConfig *c, Jail **ret) {
         snprintf(name, sizeof name, "jail-%d-%lu", (int) getpid(), ++jail_counter);
         StartOpts o = box_opts(c);
         if ((r = cgroup_create(&host.cg, c->cgroup_parent, name, &o.cg, &j->cg)) < 0 ||
-            (r = make_pipe(in, false)) < 0 || (r = make_pipe(out, true)) < 0 || (r = make_pipe(err, true)) < 0)
+            (r = make_pipe(in, false)) < 0 || (r = make_pipe(out, true)) < 0 || (r = make_pipe(err, true)) < 0 ||
+            (r = make_pipe(done, true)) < 0)
                 goto fail;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 ||
             (j->fds[PL_TIMER] = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
                 r = negative_errno();
                 goto fail;
         }
-        if ((r = zchild_send_fork(zygote, j, sp[1], in[0], out[1], err[1])) < 0)
+        if ((r = zchild_send_fork(zygote, j, sp[1], in[0], out[1], err[1], done[1])) < 0)
                 goto fail;
         j->fds[PL_IN] = TAKE_FD(in[1]);
         j->fds[PL_OUT] = TAKE_FD(out[0]);
         j->fds[PL_ERR] = TAKE_FD(err[0]);
+        j->fds[PL_DONE] = TAKE_FD(done[0]);
         j->fds[PL_SOCK] = TAKE_FD(sp[0]);
         cgroup_close_fds(&j->cg);
         r = zchild_polls(j);
@@ -995,7 +1029,8 @@ fail:
         jail_abort(j);
 out:
         safe_close(in[0]), safe_close(in[1]), safe_close(out[0]), safe_close(out[1]);
-        safe_close(err[0]), safe_close(err[1]), safe_close(sp[0]), safe_close(sp[1]);
+        safe_close(err[0]), safe_close(err[1]), safe_close(done[0]), safe_close(done[1]);
+        safe_close(sp[0]), safe_close(sp[1]);
         return r;
 }
 
@@ -1025,7 +1060,8 @@ int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t 
                 what = "arm the deadline", r = arm_timer(j->fds[PL_TIMER], j->t_start_ns + c->limits.timeout_ns);
         if (r >= 0) {
                 what = "watch the jail";
-                if ((r = poll_start(j, PL_OUT, UV_READABLE)) >= 0 && (r = poll_start(j, PL_ERR, UV_READABLE)) >= 0)
+                if ((r = poll_start(j, PL_OUT, UV_READABLE)) >= 0 && (r = poll_start(j, PL_ERR, UV_READABLE)) >= 0 &&
+                    (r = poll_start(j, PL_DONE, UV_READABLE)) >= 0)
                         r = poll_start(j, PL_TIMER, UV_READABLE);
         }
         /* the body goes into the pipe now (it usually fits): no loop turn */

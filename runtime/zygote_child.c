@@ -36,7 +36,8 @@ static struct {
         int n_fds;
         bool exec_mode;                 /* in fnbox-runtime: the box process execs */
         int box_sock;
-} zs = { .ctl = -1, .box_sock = -1 };
+        int done_fd;                    /* the box process's end of its DONE pipe */
+} zs = { .ctl = -1, .box_sock = -1, .done_fd = -1 };
 
 /* The GO of the box process's request and its environment. Written only
  * in a box process (after its fork): the zygote's copies stay empty. The
@@ -45,7 +46,7 @@ static JailMsg go;
 EXPORT char zygote_go_env[ZYGOTE_GO_ENV_BYTES];
 EXPORT size_t zygote_go_env_len;
 
-enum { F_SOCK, F_IN, F_OUT, F_ERR, F_PROCS };
+enum { F_SOCK, F_IN, F_OUT, F_ERR, F_DONE, F_PROCS };
 
 static void send_msg(int sock, int type, int err, int wstatus, const char *what) {
         JailMsg m = { .type = type, .err = err, .wstatus = wstatus };
@@ -253,16 +254,20 @@ static char **env_merge(char *const *base) {
         return env;
 }
 
-/* The box process: its stdio and its control socket, nothing else. */
+/* The box process: its stdio, its control socket and its DONE pipe
+ * (close-on-exec: an exec box and any process a box starts go without it),
+ * nothing else. */
 static void box_stdio(int sock) {
         int fds[3] = { zs.fds[F_IN], zs.fds[F_OUT], zs.fds[F_ERR] };
         for (int i = 0; i < 3; i++)
                 if (dup2(fds[i], i) < 0)
                         _exit(126);
-        int keep[4] = { 0, 1, 2, sock };
-        if (close_all_but(keep, 4) < 0)
+        int done = zs.fds[F_DONE];
+        int keep[5] = { 0, 1, 2, sock, done };
+        if (close_all_but(keep, 5) < 0 || fcntl(done, F_SETFD, FD_CLOEXEC) < 0)
                 _exit(126);
         zs.box_sock = sock;
+        zs.done_fd = done;
         /* the pages GO and its environment are written to, made now (a
          * first write costs a page fault) rather than on the request's path */
         memset(&go, 0, sizeof go);
@@ -315,10 +320,24 @@ EXPORT int zygote_child_go(void) {
         return 0;
 }
 
+/* The box is done: its exit code goes to the runtime now, before the
+ * exit itself (the kernel taking a copy of the interpreter apart is most
+ * of a millisecond). The caller has flushed and closed its stdout and
+ * stderr and exits with the same code right after. Once only. */
+EXPORT int zygote_child_done(int code) {
+        if (zs.done_fd < 0)
+                return -EBADF;
+        uint8_t b = (uint8_t) code;
+        ssize_t n = write(zs.done_fd, &b, 1);
+        close(zs.done_fd);
+        zs.done_fd = -1;
+        return n == 1 ? 0 : -EIO;
+}
+
 /* The child's init (pid 1 of its pid namespace): reap everything, report
  * the box's status and usage, exit; the kernel then kills the rest. */
 _Noreturn static void child_init(int sock, pid_t box) {
-        for (int i = F_IN; i <= F_ERR; i++)
+        for (int i = F_IN; i <= F_DONE; i++)
                 close(zs.fds[i]);
         struct sigaction dfl = { .sa_handler = SIG_DFL };
         for (int sig = 1; sig < NSIG; sig++)

@@ -20,9 +20,10 @@
 #define ZYGOTE_PARAMS_MAGIC 0x7a79676fU   /* "zygo" */
 #define ZYGOTE_FILTER_MAX 4096            /* BPF instructions */
 /* The fds a FORK message carries: the child's control socket, the box's
- * stdin, stdout and stderr, then one cgroup.procs fd per hierarchy. */
-#define ZYGOTE_FORK_FDS_MIN 5
-#define ZYGOTE_FORK_FDS_MAX 8
+ * stdin, stdout and stderr, its DONE pipe (zygote_child_done), then one
+ * cgroup.procs fd per hierarchy. */
+#define ZYGOTE_FORK_FDS_MIN 6
+#define ZYGOTE_FORK_FDS_MAX 9
 /* A request's own environment travels with its GO: the JailMsg (err = the
  * bytes that follow), then KEY=VALUE strings, each NUL-terminated, at most
  * ZYGOTE_GO_ENV_MAX of them and ZYGOTE_GO_ENV_BYTES in all (zygote.h's
@@ -58,6 +59,10 @@ int zygote_child_init(int ctl, int params_fd);
 int zygote_child_init_with(int ctl, const ZygoteParams *p, const struct sock_filter *filter);
 int zygote_child_wait(void);
 int zygote_child_fork(void);
+/* In the box process, its last act before exiting with code: the result
+ * goes out without waiting for the exit (stdout and stderr flushed and
+ * closed first). 0, or -errno. */
+int zygote_child_done(int code);
 int zygote_child_go(void);
 /* In the box process: the request's environment as it came with GO (the
  * strings packed, zygote_go_env_len bytes; 0 when the request has none).

@@ -111,10 +111,24 @@ def _finish(code):
             f.flush()
         except Exception:
             code = 120
+    # the result goes out now (stdout and stderr at EOF, the code on the
+    # DONE pipe), not once the kernel has taken this process apart
+    for fd in (1, 2):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if _LIB is not None:
+        _LIB.zygote_child_done(code)
     os._exit(code)
 
 
+_LIB = None
+
+
 def _box(lib, path, code):
+    global _LIB
+    _LIB = lib
     # what does not depend on the request is done before it arrives: off
     # its path (every page a box process writes is a copy of the zygote's)
     sys.argv = sys.argv[1:]
