@@ -23,10 +23,12 @@
 
 typedef enum DataRule {
         DATA_RULE_EMAIL,        /* "email": local@domain.tld */
-        DATA_RULE_PHONE,        /* "phone": international (+CC ...) or national with 9-15 digits */
-        DATA_RULE_CARD,         /* "card": 13-19 digits (spaces/dashes allowed) passing Luhn */
+        DATA_RULE_PHONE,        /* "phone": international (+ and 8-15 digits), national with a trunk 0
+                                 * (9-12 digits), or North American NXX-NXX-XXXX, grouped */
+        DATA_RULE_CARD,         /* "card": 13-19 digits (spaces/dashes allowed) in a card network's
+                                 * issuer range, passing Luhn */
         DATA_RULE_TW_ID,        /* "tw_id": Taiwan national identification number, checksum valid */
-        DATA_RULE_IBAN,         /* "iban": IBAN with a valid mod-97 check */
+        DATA_RULE_IBAN,         /* "iban": IBAN with the country's length and a valid mod-97 check */
         _DATA_RULE_MAX,
 } DataRule;
 
@@ -40,7 +42,8 @@ int data_rule_from_name(const char *name);        /* DataRule, or -EINVAL */
  * any bytes). Linear in len. */
 DataRuleSet data_rules_scan(const char *text, size_t len, DataRuleSet enabled);
 /* Every string value in a JSON request (messages[].content, prompt, input,
- * nested arrays of content parts...), keys excluded. */
+ * nested arrays of content parts...), keys excluded. Deeper than 4096
+ * levels, or out of memory: every enabled rule (nothing hides). */
 DataRuleSet data_rules_scan_json(const json_t *request, DataRuleSet enabled);
 /* "email,card" into buf (empty for none). */
 void data_rules_format(DataRuleSet set, char *buf, size_t size);
@@ -55,8 +58,9 @@ typedef struct QuotaLimit {
 typedef struct Quota Quota;
 
 /* A quota book; limits are set (and replaced on reload) per key. Keys are
- * "ns:NAMESPACE" and "token:TOKEN_ID". A key with no limit set is
- * unlimited. */
+ * "ns:NAMESPACE" and "token:TOKEN_ID" (else -EINVAL). A key with no limit
+ * set is unlimited. The minute is a sliding window of 60 one-second
+ * buckets; the day is the UTC day. */
 Quota *quota_new(void);
 Quota *quota_free(Quota *q);
 int quota_set_limit(Quota *q, const char *key, const QuotaLimit *limit);
@@ -79,18 +83,28 @@ int quota_admit(Quota *q, const char *ns, const char *token_id, uint64_t tokens,
                 QuotaReservation *ret, char *msg, size_t msg_len, unsigned *retry_after_s);
 /* Settles a reservation with the tokens really used (usage.total_tokens);
  * the difference is given back (or charged). Idempotent; a failed request
- * settles with what it used, possibly 0. */
+ * settles with what it used, possibly 0. The tokens count against the day
+ * of the admission (res->day); a reservation may be settled from any
+ * thread, and every admitted one must be settled once. */
 void quota_settle(Quota *q, QuotaReservation *res, uint64_t used_tokens);
 
-/* Usage for /metrics and describe: JSON object {key: {rpm_used, tokens_today, reserved}}. */
+/* Usage for /metrics and describe: JSON object {key: {rpm_used,
+ * tokens_today, reserved}}, plus rpm_limit and tokens_per_day for keys with
+ * a limit. */
 json_t *quota_usage_json(Quota *q);
 
 /* ---- audit ------------------------------------------------------------- */
 
-#define AUDIT_CHAIN_MAX 8
+#define AUDIT_CHAIN_MAX         8
+#define AUDIT_QUEUE_MAX         10000           /* records waiting; past it the oldest is dropped */
+#define AUDIT_BATCH_MAX         1000            /* records per POST; this many waiting sends at once */
+#define AUDIT_BATCH_BYTES_MAX   (4u << 20)      /* bytes of one POST body */
+#define AUDIT_BODY_MAX          (64u << 10)     /* bytes kept of a request or response body */
+#define AUDIT_FLUSH_MS          1000            /* a batch at least this often */
+#define AUDIT_REQUEST_ID_MAX    128             /* as X-Request-Id (activator/reqid.h) */
 
 typedef struct AuditRecord {
-        char request_id[64];
+        char request_id[AUDIT_REQUEST_ID_MAX + 1];
         int64_t at_ms;                  /* CLOCK_REALTIME, request start */
         char ns[64];
         char caller[160];               /* "token:ID", or "fn:NS/NAME@REV" for broker calls */
@@ -106,19 +120,41 @@ typedef struct AuditRecord {
         char error_type[48];            /* OpenAI error type, empty on success */
         DataRuleSet rules;              /* data rules that fired */
         bool stream;
-        char *request_body;             /* only when the namespace opted in; malloc'd or NULL */
+        char *request_body;             /* only when the namespace opted in; malloc'd or NULL;
+                                         * kept up to AUDIT_BODY_MAX bytes (then "...Truncated") */
         char *response_body;            /* likewise */
 } AuditRecord;
 
 typedef struct Audit Audit;
 
 /* The shipper: records go into a bounded in-memory queue and a thread
- * posts them every second in batches to controller_url with the bearer
- * token; with the controller away they wait (oldest dropped past the
- * bound, counted in dropped). */
+ * posts them every second (and at once when AUDIT_BATCH_MAX wait) in
+ * batches {"records": [...]} to controller_url + /v1/internal/llm-audit;
+ * with the controller away the batch is retried with back-off (1 s
+ * doubling to 10 s) and the rest wait (oldest dropped past the bound,
+ * counted in dropped). controller_url: "http://HOST:PORT"; auth_header:
+ * the whole header line "Authorization: Bearer TOKEN" (NULL: none).
+ * NULL when out of memory or the thread cannot start. */
 Audit *audit_new(const char *controller_url, const char *auth_header);
 Audit *audit_free(Audit *a);                    /* flushes what it can within 2 s */
-/* Takes ownership of the bodies. Never blocks. */
+/* Copies the record and takes ownership of its bodies (rec's pointers are
+ * set to NULL). Never blocks. */
 void audit_submit(Audit *a, AuditRecord *rec);
+/* The record as the controller takes it: {"requestId", "timeMs",
+ * "namespace", "caller", "endpoint", "alias", "upstream" (null: none),
+ * "chain", "tokensIn", "tokensOut", "tokensCounted", "latencyMs", "ttftMs"
+ * (null: none), "status", "errorType" (null: none), "rules", "stream"} and
+ * "requestBody" / "responseBody" (+ "...Truncated": true) only when set.
+ * Strings are made valid UTF-8 (a bad byte becomes '?') and cut to the
+ * field's size. */
 json_t *audit_record_json(const AuditRecord *rec);
 uint64_t audit_dropped(Audit *a);
+
+typedef struct AuditStats {
+        uint64_t queued;                /* waiting now, the batch in flight included */
+        uint64_t sent;                  /* taken by the controller */
+        uint64_t dropped;               /* the oldest, past AUDIT_QUEUE_MAX, or unsent at exit */
+        uint64_t rejected;              /* in batches the controller refused (4xx) */
+        uint64_t failures;              /* POSTs that failed and were retried */
+} AuditStats;
+void audit_stats(Audit *a, AuditStats *ret);
