@@ -269,9 +269,10 @@ function stopTriggers(body) {
     return list;
 }
 
-function chatOptions(body) {
+// What /v1/chat/completions and /v1/completions share: streaming, the
+// token budget and the sampling options.
+function generationOptions(body) {
     checkModel(body);
-    const history = chatHistory(body);
     if (body.stream !== undefined && body.stream !== null && typeof body.stream !== "boolean")
         throw bad("'stream' must be a boolean", "stream", "invalid_type");
     const so = body.stream_options;
@@ -286,7 +287,6 @@ function chatOptions(body) {
     if (maxTokens === undefined)
         maxTokens = optInt(body, "max_tokens", 1, Number.MAX_SAFE_INTEGER);
     const o = {
-        history,
         stream: body.stream === true,
         includeUsage: !!(so && so.include_usage),
         maxTokens: Math.min(maxTokens ?? CFG.maxTokens, CFG.maxTokens),
@@ -302,81 +302,154 @@ function chatOptions(body) {
     return o;
 }
 
-// ----- /v1/chat/completions -----
-
-function completionId() {
-    return "chatcmpl-" + crypto.randomBytes(12).toString("hex");
+function completionPrompt(body) {
+    let p = body.prompt;
+    if (Array.isArray(p) && p.length === 1 && typeof p[0] === "string")
+        p = p[0];
+    const isTokens = Array.isArray(p) && p.length > 0 && p.every((t) => Number.isInteger(t) && t >= 0);
+    if (typeof p !== "string" && !isTokens)
+        throw bad("'prompt' must be a string, an array of one string, or an array of token ids", "prompt",
+                  p === undefined ? "missing_required_parameter" : "invalid_value");
+    for (const [name, off] of [["echo", false], ["suffix", null], ["logprobs", null], ["best_of", 1]])
+        if (body[name] !== undefined && body[name] !== null && body[name] !== off)
+            throw bad(`'${name}' is not supported by this server`, name, "unsupported_parameter");
+    return p;
 }
 
-async function chatCompletions(req, res, body) {
-    const o = chatOptions(body);
+// ----- generation: one context sequence per request -----
+
+// Take a sequence (waiting while all are busy), run fn(seq, abort) and give
+// the sequence back however it ends. A client that hangs up aborts.
+async function withSequence(res, fn) {
     const abort = new AbortController();
     res.on("close", () => { if (!res.writableFinished) abort.abort(); });
     const seq = await takeSequence(abort.signal);
-    let chat = null;
     try {
-        chat = new state.lib.LlamaChat({ contextSequence: seq, autoDisposeSequence: false });
-        const ctxText = chat.chatWrapper.generateContextState({ chatHistory: o.history }).contextText;
-        const promptTokens = ctxText.tokenize(state.model.tokenizer).length;
-        const room = state.ctxSize - promptTokens;
-        if (room < 1)
-            throw bad(`This model's context is ${state.ctxSize} tokens; the messages take ${promptTokens}`,
-                      "messages", "context_length_exceeded");
-        const maxTokens = Math.min(o.maxTokens, room);
-        await generate(req, res, o, chat, abort, promptTokens, maxTokens);
+        await fn(seq, abort);
     } finally {
-        if (chat)
-            chat.dispose({ disposeSequence: false });
         await giveSequence(seq);
     }
 }
 
-async function generate(req, res, o, chat, abort, promptTokens, maxTokens) {
-    const id = completionId();
+function checkRoom(promptTokens, param) {
+    const room = state.ctxSize - promptTokens;
+    if (room < 1)
+        throw bad(`This model's context is ${state.ctxSize} tokens; the ${param} take ${promptTokens}`, param,
+                  "context_length_exceeded");
+    return room;
+}
+
+function samplerOptions(o, maxTokens, abort, onTextChunk) {
+    const repeat = (o.presence !== undefined || o.frequency !== undefined)
+        ? { presencePenalty: o.presence ?? 0, frequencyPenalty: o.frequency ?? 0 } : undefined;
+    return { maxTokens, temperature: o.temperature ?? 1, topP: o.topP, seed: o.seed, repeatPenalty: repeat,
+             customStopTriggers: o.stop.length ? o.stop : undefined, signal: abort.signal,
+             stopOnAbortSignal: true, onTextChunk };
+}
+
+// One answer, whole or as server-sent events. kind: "chat" or "text";
+// run(onTextChunk) generates and returns {text, stopReason}; the sequence
+// meter's growth is the completion's tokens (the sequence serves one
+// request at a time; onToken would miss a byte token still waiting for the
+// rest of its character when generation stops).
+async function answer(res, o, kind, seq, promptTokens, abort, run) {
+    const chat = kind === "chat";
+    const id = (chat ? "chatcmpl-" : "cmpl-") + crypto.randomBytes(12).toString("hex");
     const created = Math.floor(Date.now() / 1000);
-    const base = { id, object: "chat.completion.chunk", created, model: CFG.modelId, system_fingerprint: null };
-    const chunk = (delta, finish) => {
-        const c = { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
+    const base = { id, object: chat ? "chat.completion.chunk" : "text_completion", created, model: CFG.modelId,
+                   system_fingerprint: null };
+    const event = (obj) => `data: ${JSON.stringify(obj)}\n\n`;
+    const chunk = (content, finish, role) => {
+        const choice = chat ? { index: 0, delta: content === null ? {} : role ? { role, content } : { content } }
+                            : { index: 0, text: content ?? "" };
+        const c = { ...base, choices: [{ ...choice, logprobs: null, finish_reason: finish }] };
         if (o.includeUsage)
             c.usage = null;
-        return `data: ${JSON.stringify(c)}\n\n`;
+        return event(c);
     };
     if (o.stream) {
         res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                              "X-Accel-Buffering": "no" });
-        res.write(chunk({ role: "assistant", content: "" }, null));
+        if (chat)
+            res.write(chunk("", null, "assistant"));
     }
-    const outputBefore = chat.sequence.tokenMeter.usedOutputTokens;
-    const repeat = (o.presence !== undefined || o.frequency !== undefined)
-        ? { presencePenalty: o.presence ?? 0, frequencyPenalty: o.frequency ?? 0 } : undefined;
-    const result = await chat.generateResponse(o.history, {
-        maxTokens, temperature: o.temperature ?? 1, topP: o.topP, seed: o.seed,
-        repeatPenalty: repeat, customStopTriggers: o.stop.length ? o.stop : undefined,
-        signal: abort.signal, stopOnAbortSignal: true,
-        onTextChunk: o.stream ? (text) => { if (text) res.write(chunk({ content: text }, null)); } : undefined,
-    });
+    const before = seq.tokenMeter.usedOutputTokens;
+    let result;
+    try {
+        result = await run(o.stream ? (text) => { if (text) res.write(chunk(text, null)); } : undefined);
+    } catch (e) {
+        if (!o.stream || abort.signal.aborted)
+            throw e;
+        // mid-stream: an error event, and the stream ends without [DONE]
+        process.stderr.write(`llm-local: generation failed mid-stream: ${e.stack || e}\n`);
+        res.end(event(errorBody(new ApiError(500, "generation failed: " + String(e.message || e).slice(0, 300),
+                                             "server_error"))));
+        return;
+    }
     if (abort.signal.aborted)
         return;
-    // the sequence serves one request at a time: its meter's growth is ours
-    // (onToken would miss a byte token still waiting for the rest of its
-    // character when generation stops)
-    const completionTokens = chat.sequence.tokenMeter.usedOutputTokens - outputBefore;
-    const finish = result.metadata && result.metadata.stopReason === "maxTokens" ? "length" : "stop";
+    const completionTokens = seq.tokenMeter.usedOutputTokens - before;
+    const finish = result.stopReason === "maxTokens" ? "length" : "stop";
     const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens,
                     total_tokens: promptTokens + completionTokens };
     if (!o.stream) {
-        sendJson(res, 200, {
-            id, object: "chat.completion", created, model: CFG.modelId, system_fingerprint: null,
-            choices: [{ index: 0, message: { role: "assistant", content: result.response, refusal: null },
-                        logprobs: null, finish_reason: finish }],
-            usage,
-        });
+        const choice = chat ? { index: 0, message: { role: "assistant", content: result.text, refusal: null } }
+                            : { index: 0, text: result.text };
+        sendJson(res, 200, { ...base, object: chat ? "chat.completion" : "text_completion",
+                             choices: [{ ...choice, logprobs: null, finish_reason: finish }], usage });
         return;
     }
-    res.write(chunk({}, finish));
+    res.write(chunk(null, finish));
     if (o.includeUsage)
-        res.write(`data: ${JSON.stringify({ ...base, choices: [], usage })}\n\n`);
+        res.write(event({ ...base, choices: [], usage }));
     res.end("data: [DONE]\n\n");
+}
+
+// ----- /v1/chat/completions and /v1/completions -----
+
+async function chatCompletions(req, res, body) {
+    const o = generationOptions(body);
+    const history = chatHistory(body);
+    await withSequence(res, async (seq, abort) => {
+        const chat = new state.lib.LlamaChat({ contextSequence: seq, autoDisposeSequence: false });
+        try {
+            const text = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText;
+            const promptTokens = text.tokenize(state.model.tokenizer).length;
+            const maxTokens = Math.min(o.maxTokens, checkRoom(promptTokens, "messages"));
+            await answer(res, o, "chat", seq, promptTokens, abort, async (onTextChunk) => {
+                const r = await chat.generateResponse(history, samplerOptions(o, maxTokens, abort, onTextChunk));
+                return { text: r.response, stopReason: r.metadata && r.metadata.stopReason };
+            });
+        } finally {
+            chat.dispose({ disposeSequence: false });
+        }
+    });
+}
+
+async function completions(req, res, body) {
+    const o = generationOptions(body);
+    if (body.max_tokens === undefined && body.max_completion_tokens === undefined)
+        o.maxTokens = Math.min(16, CFG.maxTokens);            // OpenAI's default for /v1/completions
+    const prompt = completionPrompt(body);
+    await withSequence(res, async (seq, abort) => {
+        const comp = new state.lib.LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false });
+        try {
+            // as LlamaCompletion does it: a BOS token first where the model
+            // wants one, and then the text without its leading space
+            const bos = state.model.tokens.shouldPrependBosToken && state.model.tokens.bos !== null;
+            const tokens = typeof prompt === "string"
+                ? state.model.tokenize(prompt, false, bos ? "trimLeadingSpace" : undefined) : prompt;
+            const promptTokens = tokens.length + (bos ? 1 : 0);
+            const maxTokens = Math.min(o.maxTokens, checkRoom(promptTokens, "prompt"));
+            await answer(res, o, "text", seq, promptTokens, abort, async (onTextChunk) => {
+                const r = await comp.generateCompletionWithMeta(prompt, samplerOptions(o, maxTokens, abort,
+                                                                                         onTextChunk));
+                return { text: r.response, stopReason: r.metadata && r.metadata.stopReason };
+            });
+        } finally {
+            comp.dispose({ disposeSequence: false });
+        }
+    });
 }
 
 // ----- /v1/embeddings -----
@@ -482,6 +555,7 @@ async function jsonBody(req) {
 
 const ROUTES = {
     "/v1/chat/completions": { POST: chatCompletions },
+    "/v1/completions": { POST: completions },
     "/v1/embeddings": { POST: embeddings },
 };
 

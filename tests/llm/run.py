@@ -6,7 +6,7 @@ bytes for the same seed). Then the whole platform (tests/dataplane/fixture.py:
 controller, one runtime node, activator) with llm-local deployed from zero
 and a tiny random llama model in its code bundle: the first call scales it
 from zero and waits through the model's load (its cold start, zero to
-first token, is printed); chat completions whole and streamed (server-sent
+first token, is printed); chat and text completions whole and streamed (server-sent
 events ending in `data: [DONE]`, the usage chunk of
 stream_options.include_usage, the same greedy text both ways), max_tokens
 clamped, embeddings of the model's width (floats and base64), /v1/models,
@@ -75,7 +75,7 @@ def chat(p, messages=None, timeout=120, **kw):
     return call(p, "POST", "/v1/chat/completions", body, timeout)
 
 
-def stream(p, body, timeout=120, stop_after=None):
+def stream(p, body, timeout=120, stop_after=None, path="/v1/chat/completions"):
     """POST a streaming chat completion; returns (status, events, t_first,
     t_end, raw) where events are the parsed `data:` payloads ("[DONE]"
     kept as a string), t_first the seconds to the first content delta.
@@ -83,7 +83,7 @@ def stream(p, body, timeout=120, stop_after=None):
     c = conn_of(p, timeout)
     t0 = time.monotonic()
     try:
-        c.request("POST", PATH + "/v1/chat/completions", json.dumps(body).encode(),
+        c.request("POST", PATH + path, json.dumps(body).encode(),
                   dict(p.auth_headers(), **{"Content-Type": "application/json"}))
         r = c.getresponse()
         if r.status != 200:
@@ -101,7 +101,7 @@ def stream(p, body, timeout=120, stop_after=None):
             ev = payload if payload == "[DONE]" else json.loads(payload)
             events.append(ev)
             if t_first is None and isinstance(ev, dict) and any(
-                    (ch.get("delta") or {}).get("content") for ch in ev.get("choices", [])):
+                    (ch.get("delta") or {}).get("content") or ch.get("text") for ch in ev.get("choices", [])):
                 t_first = time.monotonic() - t0
             if stop_after and len(events) >= stop_after:
                 break
@@ -286,6 +286,38 @@ def chat_completion(build, ctx):
 
 
 @test
+def text_completions(build, ctx):
+    p = ctx["p"]
+    body = {"model": llmfn.MODEL_ID, "prompt": "once upon a time", "max_tokens": 6, "temperature": 0}
+    st, j, raw, _ = call(p, "POST", "/v1/completions", body)
+    check(st == 200 and j and j["object"] == "text_completion" and j["id"].startswith("cmpl-"),
+          "completion: %d" % st, raw)
+    text = j["choices"][0]["text"]
+    u = j["usage"]
+    check(isinstance(text, str) and text and 1 <= u["completion_tokens"] <= 6 and u["prompt_tokens"] > 1,
+          "no text or usage", j)
+    st, events, t_first, _, raw = stream(p, dict(body, stream=True, stream_options={"include_usage": True}),
+                                         path="/v1/completions")
+    check(st == 200 and events[-1] == "[DONE]", "streamed completion: %d" % st, raw)
+    chunks = [e for e in events if isinstance(e, dict)]
+    check(all(e["object"] == "text_completion" for e in chunks), "chunk objects", raw)
+    streamed = "".join(c.get("text", "") for e in chunks for c in e["choices"])
+    check(streamed == text, "greedy text differs streamed and whole", repr(streamed), repr(text))
+    check(chunks[-1]["usage"] == u, "the streamed usage differs", chunks[-1], u)
+    st, j2, raw, _ = call(p, "POST", "/v1/completions", {"prompt": [5, 300, 301], "max_tokens": 2})
+    check(st == 200 and j2["usage"]["prompt_tokens"] >= 3, "token-id prompt: %d" % st, raw)
+    st, j2, raw, _ = call(p, "POST", "/v1/completions", {"prompt": "x"})
+    check(st == 200 and j2["usage"]["completion_tokens"] <= 16, "max_tokens defaults to 16", raw)
+    for what, b in [("no prompt", {}), ("echo", {"prompt": "x", "echo": True}),
+                    ("two prompts", {"prompt": ["a", "b"]}), ("best_of 3", {"prompt": "x", "best_of": 3})]:
+        st, j2, raw, _ = call(p, "POST", "/v1/completions", b)
+        try:
+            openai_error(st, j2, 400)
+        except Fail as e:
+            raise Fail("%s: %s" % (what, e))
+
+
+@test
 def max_tokens_clamped(build, ctx):
     p = ctx["p"]
     cap = int(llmfn.ENV["LLM_MAX_TOKENS"])
@@ -433,6 +465,10 @@ def logs(build, ctx):
     check("model %s loaded" % llmfn.MODEL_ID in out + err + log, "no 'model loaded' line in the logs",
           (out + err)[-2000:])
     check("/fn/model.gguf" in out + err + log, "the model was not read from /fn", (out + err)[-2000:])
+    for line in (out + err).splitlines():
+        if "loaded in" in line:
+            print("    " + line.strip()[-160:])
+            break
 
 
 def run_platform_tests(build, only):
