@@ -27,6 +27,10 @@
 #define TOK_COLS  "id, secret_hash, role, namespaces, description, created_ms, revoked_ms"
 #define NODE_COLS "name, labels_json, capacity_json, state, heartbeat_ms, registered_ms"
 #define FN_KEY    " WHERE namespace = $1 AND name = $2"
+#define LLM_COLS  "request_id, at_ms, namespace, caller, endpoint, alias, upstream, chain_json, tokens_in, " \
+                  "tokens_out, tokens_counted, latency_us, ttft_us, status, error_type, rules, stream, " \
+                  "request_body, response_body, received_ms"
+#define LLM_WHERE " ($2 = '' OR alias = $2) AND at_ms >= $3 AND id < $4 ORDER BY id DESC LIMIT $5"
 
 const StoreSql store_sql[_STMT_MAX] = {
         [STMT_SCHEMA_VERSION] = { "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", 0 },
@@ -70,6 +74,12 @@ const StoreSql store_sql[_STMT_MAX] = {
                                   " heartbeat_ms = excluded.heartbeat_ms", 0 },
         [STMT_NODE_LIST]      = { "SELECT " NODE_COLS " FROM nodes ORDER BY name", 0 },
         [STMT_NODE_DELETE]    = { "DELETE FROM nodes WHERE name = $1", 0 },
+        [STMT_LLM_INSERT]     = { "INSERT INTO llm_audit (" LLM_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+                                  " $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                                  " ON CONFLICT (namespace, request_id, at_ms) DO NOTHING", 0 },
+        [STMT_LLM_LIST_NS]    = { "SELECT id, " LLM_COLS " FROM llm_audit WHERE namespace = $1 AND" LLM_WHERE, 0 },
+        [STMT_LLM_LIST_ALL]   = { "SELECT id, " LLM_COLS " FROM llm_audit WHERE $1 = '' AND" LLM_WHERE, 0 },
+        [STMT_LLM_PRUNE]      = { "DELETE FROM llm_audit WHERE at_ms < $1", 0 },
 };
 
 /* ---- errors, time, rows ------------------------------------------------- */
@@ -959,6 +969,180 @@ int store_node_delete(Store *s, const char *name) {
         return store_call(s, TX_NONE, node_delete_body, (void *) name);
 }
 
+/* ---- LLM gateway audit records ------------------------------------------ */
+
+#define LLM_REQUEST_ID_MAX 128
+
+/* Text of at most max bytes without control characters; "" allowed
+ * when empty_ok. */
+static bool llm_text_ok(const char *t, size_t max, bool empty_ok) {
+        if (!t)
+                return false;
+        size_t n = 0;
+        for (const unsigned char *p = (const unsigned char *) t; *p; p++, n++)
+                if (*p < 0x20 || *p == 0x7f || n >= max)
+                        return false;
+        return n > 0 || empty_ok;
+}
+
+/* The first invalid field of a record, or NULL. */
+static const char *llm_audit_invalid(const StoreLlmAudit *a) {
+        if (!llm_text_ok(a->request_id, LLM_REQUEST_ID_MAX, false))
+                return "request_id";
+        if (!name_ok(a->namespace_))
+                return "namespace";
+        if (!llm_text_ok(a->caller, STORE_LLM_FIELD_MAX, false))
+                return "caller";
+        if (!llm_text_ok(a->endpoint, STORE_LLM_FIELD_MAX, false))
+                return "endpoint";
+        if (!llm_text_ok(a->alias, STORE_LLM_FIELD_MAX, true))
+                return "alias";
+        if (!llm_text_ok(a->upstream, STORE_LLM_FIELD_MAX, true))
+                return "upstream";
+        if (!llm_text_ok(a->error_type, STORE_LLM_FIELD_MAX, true))
+                return "error_type";
+        if (!llm_text_ok(a->rules, STORE_LLM_FIELD_MAX, true))
+                return "rules";
+        if (check_doc(a->chain_json) < 0)
+                return "chain_json";
+        if ((a->request_body && strlen(a->request_body) > STORE_DOC_MAX) ||
+            (a->response_body && strlen(a->response_body) > STORE_DOC_MAX))
+                return "body";
+        if (a->at_ms < 0 || a->tokens_in < 0 || a->tokens_out < 0 || a->latency_us < 0 || a->ttft_us < -1 ||
+            a->status < 100 || a->status > 599)
+                return "number";
+        return NULL;
+}
+
+typedef struct LlmAddCall {
+        const StoreLlmAudit *recs;
+        size_t n;
+        int64_t added;
+} LlmAddCall;
+
+static int llm_audit_add_body(Store *s, void *arg) {
+        LlmAddCall *c = arg;
+        int64_t now = store_now_ms(), added = 0;
+        for (size_t i = 0; i < c->n; i++) {
+                const StoreLlmAudit *a = &c->recs[i];
+                StoreRows rows = {};
+                int r = s->ops->exec(s, STMT_LLM_INSERT, (StoreArg[]) {
+                        ARG_TEXT(a->request_id), ARG_INT(a->at_ms), ARG_TEXT(a->namespace_), ARG_TEXT(a->caller),
+                        ARG_TEXT(a->endpoint), ARG_TEXT(a->alias), ARG_TEXT(a->upstream), ARG_TEXT(a->chain_json),
+                        ARG_INT(a->tokens_in), ARG_INT(a->tokens_out), ARG_INT(a->tokens_counted),
+                        ARG_INT(a->latency_us), ARG_INT(a->ttft_us), ARG_INT(a->status), ARG_TEXT(a->error_type),
+                        ARG_TEXT(a->rules), ARG_INT(a->stream), ARG_TEXT(a->request_body),
+                        ARG_TEXT(a->response_body), ARG_INT(now) }, 20, &rows);
+                added += rows.changes > 0;
+                store_rows_clear(&rows);
+                if (r < 0)
+                        return r;
+        }
+        c->added = added;
+        return 0;
+}
+
+int store_llm_audit_add(Store *s, const StoreLlmAudit *recs, size_t n) {
+        if (n > STORE_LLM_AUDIT_BATCH_MAX)
+                return invalid(s, -E2BIG, "too many audit records in one batch");
+        if (n > 0 && !recs)
+                return invalid(s, -EINVAL, "no audit records");
+        for (size_t i = 0; i < n; i++) {
+                const char *field = llm_audit_invalid(&recs[i]);
+                if (field)
+                        return store_set_error(s, -EINVAL, "audit record %zu: invalid %s", i, field);
+        }
+        if (n == 0)
+                return 0;
+        LlmAddCall c = { recs, n, 0 };
+        int r = store_call(s, TX_WRITE, llm_audit_add_body, &c);
+        return r < 0 ? r : (int) c.added;
+}
+
+typedef struct LlmListCall {
+        const StoreLlmAuditQuery *q;
+        StoreRows rows;
+} LlmListCall;
+
+static int llm_audit_list_body(Store *s, void *arg) {
+        LlmListCall *c = arg;
+        const StoreLlmAuditQuery *q = c->q;
+        store_rows_clear(&c->rows);
+        return s->ops->exec(s, q->namespace_ ? STMT_LLM_LIST_NS : STMT_LLM_LIST_ALL, (StoreArg[]) {
+                ARG_TEXT(q->namespace_ ? q->namespace_ : ""), ARG_TEXT(q->alias ? q->alias : ""),
+                ARG_INT(q->since_ms), ARG_INT(q->before_id > 0 ? q->before_id : INT64_MAX),
+                ARG_INT((int64_t) q->limit) }, 5, &c->rows);
+}
+
+static void llm_audit_from_row(StoreLlmAudit *a, StoreRows *rows, size_t i) {
+        *a = (StoreLlmAudit) {
+                .id = cell_int(rows, i, 0),
+                .request_id = cell_take(rows, i, 1),
+                .at_ms = cell_int(rows, i, 2),
+                .namespace_ = cell_take(rows, i, 3),
+                .caller = cell_take(rows, i, 4),
+                .endpoint = cell_take(rows, i, 5),
+                .alias = cell_take(rows, i, 6),
+                .upstream = cell_take(rows, i, 7),
+                .chain_json = cell_take(rows, i, 8),
+                .tokens_in = cell_int(rows, i, 9),
+                .tokens_out = cell_int(rows, i, 10),
+                .tokens_counted = cell_int(rows, i, 11) != 0,
+                .latency_us = cell_int(rows, i, 12),
+                .ttft_us = cell_int(rows, i, 13),
+                .status = cell_int(rows, i, 14),
+                .error_type = cell_take(rows, i, 15),
+                .rules = cell_take(rows, i, 16),
+                .stream = cell_int(rows, i, 17) != 0,
+                .received_ms = cell_int(rows, i, 20),
+        };
+        if (!cell(rows, i, 18)->null)
+                a->request_body = cell_take(rows, i, 18);
+        if (!cell(rows, i, 19)->null)
+                a->response_body = cell_take(rows, i, 19);
+}
+
+int store_llm_audit_list(Store *s, const StoreLlmAuditQuery *q, StoreLlmAudit **ret, size_t *ret_n) {
+        if (!q || !ret || !ret_n || q->limit == 0 || q->limit > STORE_LIST_MAX || q->before_id < 0 ||
+            (q->namespace_ && !name_ok(q->namespace_)) || (q->alias && strlen(q->alias) > STORE_LLM_FIELD_MAX))
+                return invalid(s, -EINVAL, "invalid audit query");
+        LlmListCall c = { q, {} };
+        int r = store_call(s, TX_NONE, llm_audit_list_body, &c);
+        if (r < 0) {
+                store_rows_clear(&c.rows);
+                return r;
+        }
+        StoreLlmAudit *items = calloc(c.rows.nrows ? c.rows.nrows : 1, sizeof *items);
+        if (!items) {
+                store_rows_clear(&c.rows);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < c.rows.nrows; i++)
+                llm_audit_from_row(&items[i], &c.rows, i);
+        *ret = items;
+        *ret_n = c.rows.nrows;
+        store_rows_clear(&c.rows);
+        return 0;
+}
+
+static int llm_audit_prune_body(Store *s, void *arg) {
+        int64_t *before = arg;
+        StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_LLM_PRUNE, (StoreArg[]) { ARG_INT(*before) }, 1, &rows);
+        int64_t changes = rows.changes;
+        store_rows_clear(&rows);
+        if (r < 0)
+                return r;
+        *before = changes;
+        return 0;
+}
+
+int store_llm_audit_prune(Store *s, int64_t before_ms) {
+        int64_t v = before_ms;
+        int r = store_call(s, TX_NONE, llm_audit_prune_body, &v);
+        return r < 0 ? r : (int) (v > INT32_MAX ? INT32_MAX : v);
+}
+
 /* ---- clearing and freeing ------------------------------------------------ */
 
 void store_function_clear(StoreFunction *f) {
@@ -1014,3 +1198,22 @@ DEFINE_ARRAY_FREE(store_function_array_free, StoreFunction, store_function_clear
 DEFINE_ARRAY_FREE(store_revision_array_free, StoreRevision, store_revision_clear)
 DEFINE_ARRAY_FREE(store_token_array_free, StoreToken, store_token_clear)
 DEFINE_ARRAY_FREE(store_node_array_free, StoreNode, store_node_clear)
+
+void store_llm_audit_clear(StoreLlmAudit *a) {
+        if (!a)
+                return;
+        free(a->request_id);
+        free(a->namespace_);
+        free(a->caller);
+        free(a->endpoint);
+        free(a->alias);
+        free(a->upstream);
+        free(a->chain_json);
+        free(a->error_type);
+        free(a->rules);
+        free(a->request_body);
+        free(a->response_body);
+        *a = (StoreLlmAudit) {};
+}
+
+DEFINE_ARRAY_FREE(store_llm_audit_array_free, StoreLlmAudit, store_llm_audit_clear)

@@ -172,3 +172,54 @@ void store_node_array_free(StoreNode *a, size_t n);
 int store_node_put(Store *s, const StoreNode *n);
 int store_node_list(Store *s, StoreNode **ret, size_t *ret_n);  /* by name */
 int store_node_delete(Store *s, const char *name);             /* -ENOENT */
+
+/* ---- LLM gateway audit records (sent by activators in batches) -------- */
+
+#define STORE_LLM_AUDIT_BATCH_MAX       1000    /* records per store_llm_audit_add */
+#define STORE_LLM_FIELD_MAX             256     /* bytes of caller, endpoint, alias, upstream... */
+
+typedef struct StoreLlmAudit {
+        int64_t id;                     /* assigned by the store, increasing; ignored when adding */
+        char *request_id;               /* 1-128 bytes, no control characters */
+        int64_t at_ms;                  /* when the request started */
+        char *namespace_;
+        char *caller;                   /* "token:ID" or "fn:NS/NAME@REV" */
+        char *endpoint;                 /* "chat.completions", "completions", "embeddings" */
+        char *alias;                    /* the model asked for */
+        char *upstream;                 /* the one that answered; "" when none did */
+        char *chain_json;               /* JSON array of the upstreams tried, in order */
+        int64_t tokens_in, tokens_out;
+        bool tokens_counted;            /* counted by the gateway, not from upstream usage */
+        int64_t latency_us;
+        int64_t ttft_us;                /* time to first token; -1: none */
+        int64_t status;                 /* the HTTP status the caller got */
+        char *error_type;               /* "" on success */
+        char *rules;                    /* data rules that fired, "email,card"; "" none */
+        bool stream;
+        char *request_body;             /* NULL unless the namespace keeps bodies */
+        char *response_body;
+        int64_t received_ms;            /* when the store took it (set by the store) */
+} StoreLlmAudit;
+
+void store_llm_audit_clear(StoreLlmAudit *a);
+void store_llm_audit_array_free(StoreLlmAudit *a, size_t n);
+
+/* Add n records (at most STORE_LLM_AUDIT_BATCH_MAX, else -E2BIG) in one
+ * transaction; nothing is written when one is invalid (-EINVAL; the
+ * message names its index and field). A record already stored (same
+ * namespace, request id and start: a batch sent again after a lost
+ * answer) is skipped. Returns the number of records added. */
+int store_llm_audit_add(Store *s, const StoreLlmAudit *recs, size_t n);
+
+typedef struct StoreLlmAuditQuery {
+        const char *namespace_;         /* NULL: every namespace */
+        const char *alias;              /* NULL or "": any */
+        int64_t since_ms;               /* records that started at or after; 0: all */
+        int64_t before_id;              /* the cursor: ids below it; 0: from the newest */
+        size_t limit;                   /* 1..STORE_LIST_MAX */
+} StoreLlmAuditQuery;
+
+/* Newest first (by id, the order the store took them in). */
+int store_llm_audit_list(Store *s, const StoreLlmAuditQuery *q, StoreLlmAudit **ret, size_t *ret_n);
+/* Delete the records that started before before_ms; returns how many. */
+int store_llm_audit_prune(Store *s, int64_t before_ms);

@@ -13,7 +13,7 @@
 #include "store.h"
 
 /* The number of schema migrations; both backends have exactly this many. */
-#define STORE_SCHEMA_LATEST     1
+#define STORE_SCHEMA_LATEST     2
 
 /* Every statement the store runs, written once with $1, $2, ... placeholders
  * (SQLite reads them as ?1, ?2). */
@@ -45,6 +45,10 @@ typedef enum StoreStmt {
         STMT_NODE_PUT,
         STMT_NODE_LIST,
         STMT_NODE_DELETE,
+        STMT_LLM_INSERT,
+        STMT_LLM_LIST_NS,
+        STMT_LLM_LIST_ALL,
+        STMT_LLM_PRUNE,
         _STMT_MAX,
 } StoreStmt;
 

@@ -69,6 +69,33 @@ static const char *const sqlite_migrations[STORE_SCHEMA_LATEST] = {
         "  heartbeat_ms INTEGER NOT NULL,"
         "  registered_ms INTEGER NOT NULL"
         ") STRICT;",
+        /* 2: the LLM gateway's audit records */
+        "CREATE TABLE llm_audit ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  request_id TEXT NOT NULL,"
+        "  at_ms INTEGER NOT NULL,"
+        "  namespace TEXT NOT NULL,"
+        "  caller TEXT NOT NULL,"
+        "  endpoint TEXT NOT NULL,"
+        "  alias TEXT NOT NULL,"
+        "  upstream TEXT NOT NULL,"
+        "  chain_json TEXT NOT NULL,"
+        "  tokens_in INTEGER NOT NULL,"
+        "  tokens_out INTEGER NOT NULL,"
+        "  tokens_counted INTEGER NOT NULL,"
+        "  latency_us INTEGER NOT NULL,"
+        "  ttft_us INTEGER NOT NULL,"
+        "  status INTEGER NOT NULL,"
+        "  error_type TEXT NOT NULL,"
+        "  rules TEXT NOT NULL,"
+        "  stream INTEGER NOT NULL,"
+        "  request_body TEXT,"
+        "  response_body TEXT,"
+        "  received_ms INTEGER NOT NULL,"
+        "  UNIQUE (namespace, request_id, at_ms)"
+        ") STRICT;"
+        "CREATE INDEX llm_audit_namespace ON llm_audit (namespace, id);"
+        "CREATE INDEX llm_audit_at ON llm_audit (at_ms);",
 };
 
 /* Map SQLite's (extended) result code to an errno and keep its message. */
