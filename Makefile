@@ -66,11 +66,15 @@ CONTROLLER_CORE_SRCS := $(wildcard controller/kpa.c controller/scheduler.c)
 # the LLM gateway's policy pieces (activator/gateway/policy.h): data rules
 # and quotas (pure), and the audit shipper
 GATEWAY_POLICY_SRCS := $(wildcard activator/gateway/rules.c activator/gateway/quota.c activator/gateway/audit.c)
-ACTIVATOR_SRCS := $(wildcard activator/*.c) $(GATEWAY_POLICY_SRCS)
+ACTIVATOR_SRCS := $(sort $(wildcard activator/*.c activator/gateway/*.c) $(GATEWAY_POLICY_SRCS))
 # the activator's pure parts (no I/O), which the unit suite links too
-ACTIVATOR_CORE_SRCS := $(wildcard activator/fnpath.c activator/reqid.c activator/outcome.c activator/table.c activator/httpresp.c activator/metrics.c activator/router.c activator/auth.c) $(GATEWAY_POLICY_SRCS)
-# libcrypto: the SHA-256 of a caller's token (lib/token.c)
-ACT_PKGS := jansson libmicrohttpd libcurl libsystemd libuv libcrypto
+ACTIVATOR_CORE_SRCS := $(wildcard activator/fnpath.c activator/reqid.c activator/outcome.c activator/table.c activator/httpresp.c activator/metrics.c activator/router.c activator/auth.c)
+# the LLM gateway's parts without I/O on a loop (config, routing, the wire
+# format, the policy pieces), which the unit suite links too
+GATEWAY_CORE_SRCS := $(sort $(filter-out activator/gateway/gateway.c activator/gateway/call.c activator/gateway/upstream.c,$(wildcard activator/gateway/*.c)) $(GATEWAY_POLICY_SRCS))
+# libcrypto: the SHA-256 of a caller's token (lib/token.c); libyaml: the
+# gateway's configuration
+ACT_PKGS := jansson libmicrohttpd libcurl libsystemd libuv libcrypto yaml-0.1
 ACT_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(ACT_PKGS) 2>/dev/null) -lpthread
 CLI_SRCS     := $(wildcard cli/*.c)
 # the CLI's pieces without I/O, which the unit suite links too
@@ -143,7 +147,7 @@ $(BUILD)/bin/fnbox: $(call obj,$(CLI_SRCS) $(SPEC_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CLI_LIBS)
 
-$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(CONTROLLER_CORE_SRCS) $(ACTIVATOR_CORE_SRCS) $(CLI_CORE_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(CONTROLLER_CORE_SRCS) $(ACTIVATOR_CORE_SRCS) $(GATEWAY_CORE_SRCS) $(CLI_CORE_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS) $(CTL_LIBS) $(ACT_LIBS) -lm
 
@@ -222,6 +226,11 @@ test-dataplane: all
 # model, deployed from zero on the whole platform (tests/llm/run.py).
 test-llm: all
 	python3 tests/llm/run.py --build $(BUILD)
+
+# The LLM gateway: an activator with --gateway-config and scripted
+# OpenAI-compatible upstreams (tests/gateway/upstream.py).
+test-gateway: all
+	python3 tests/gateway/run.py --build $(BUILD)
 
 # libFuzzer targets (clang): `make fuzz` runs each for FUZZ_TIME seconds;
 # fuzz-smoke is the short run inside `make test`.

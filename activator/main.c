@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 
 #include "activator/control.h"
+#include "activator/gateway/gateway.h"
 #include "lib/daemon.h"
 #include "lib/listen.h"
 #include "activator/router.h"
@@ -34,7 +35,7 @@
 
 typedef struct Options {
         const char *listen, *controller, *token_file, *user, *id, *queue_depth, *max_body,
-                *max_connections, *threads, *invoke_secret_file, *auth;
+                *max_connections, *threads, *invoke_secret_file, *auth, *gateway_config;
 } Options;
 
 static const DaemonOption option_table[] = {
@@ -49,6 +50,7 @@ static const DaemonOption option_table[] = {
         { "--threads", offsetof(Options, threads), "N", "worker threads (default: one per CPU, at most 16)" },
         { "--invoke-secret-file", offsetof(Options, invoke_secret_file), "FILE", "the HELLO secret for nodes' tcp: invoke sockets" },
         { "--auth", offsetof(Options, auth), "MODE", "token: /fn/ needs a bearer token (default); none: anyone who reaches --listen may call" },
+        { "--gateway-config", offsetof(Options, gateway_config), "FILE", "serve the LLM gateway at /v1/ as FILE says (YAML; reloaded on SIGHUP and when it changes)" },
 };
 
 static void usage(FILE *f) {
@@ -190,12 +192,29 @@ static bool table_wait(Router *router, int timeout_ms) {
         return router_version(router) != 0;
 }
 
+/* The gateway's config is read as the service user, like its reloads. */
+static int gateway_open(Setup *s, const Options *o, Router *router, Gateway **ret) {
+        char err[1024] = "";
+        GatewayOptions go = { .config_path = o->gateway_config, .self_url = s->url, .token = s->token,
+                              .controller_url = o->controller, .invoke_secret = s->secret, .router = router,
+                              .auth = s->cfg.auth };
+        if (!o->gateway_config)
+                return 0;
+        int r = gateway_new(&go, ret, err, sizeof err);
+        if (r < 0)
+                fprintf(stderr, PROG ": gateway: %s\n", err[0] ? err : strerror(-r));
+        return r;
+}
+
 static int serve(Setup *s, const Options *o, const sigset_t *sigs) {
         Router *router = NULL;
         Control *ctl = NULL;
         Workers *ws = NULL;
+        Gateway *gw = NULL;
         int sig = 0, r = router_new(&router);
         s->cfg.router = router;
+        if (r == 0 && (r = gateway_open(s, o, router, &gw)) == 0)
+                s->cfg.gateway = gw;
         if (r == 0 && (r = workers_start(&s->cfg, s->fds, &ws)) < 0)
                 fprintf(stderr, PROG ": cannot start the workers: %s\n", strerror(-r));
         if (r == 0 && (r = control_start(router, o->controller, s->token, s->id, &ctl)) < 0)
@@ -209,14 +228,21 @@ static int serve(Setup *s, const Options *o, const sigset_t *sigs) {
                 printf(PROG ": listening on %s\n", s->url);
                 fflush(stdout);
                 sd_notify(0, "READY=1");
-                while (sigwait(sigs, &sig) != 0)
-                        ;
+                for (;;) {
+                        while (sigwait(sigs, &sig) != 0)
+                                ;
+                        if (sig != SIGHUP)
+                                break;
+                        if (gw)
+                                gateway_reload(gw);
+                }
                 sd_notify(0, "STOPPING=1");
                 fprintf(stderr, PROG ": %s: stopping\n", strsignal(sig));
         }
         /* the routes keep coming while the requests in flight finish */
         workers_stop(ws, STOP_GRACE_MS);
         control_stop(ctl);
+        gateway_free(gw);
         router_free(router);
         return r;
 }
@@ -235,6 +261,7 @@ int main(int argc, char **argv) {
         sigemptyset(&sigs);
         sigaddset(&sigs, SIGTERM);
         sigaddset(&sigs, SIGINT);
+        sigaddset(&sigs, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &sigs, NULL);
         signal(SIGPIPE, SIG_IGN);
         for (size_t i = 0; i < WORKERS_MAX; i++)

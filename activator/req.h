@@ -70,6 +70,7 @@ struct Req {
         bool out_done, out_failed;
         bool cold;
         uint64_t wait_ns;
+        struct GwCall *gw;               /* an LLM gateway request (activator/gateway/) */
 };
 
 /* ---- what worker.c offers the backends ---- */

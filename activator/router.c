@@ -384,6 +384,23 @@ ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *
         return e;
 }
 
+ActError router_authorize_ns(Router *r, const AuthKey *key, const char *ns, char *msg, size_t msg_len) {
+        const AuthToken *tok;
+        ActError e = ACT_OK;
+        pthread_mutex_lock(&r->lock);
+        if (!r->table) {
+                e = ACT_UNAVAILABLE;
+                snprintf(msg, msg_len, "no route table from the controller yet; retry");
+        } else if (!(tok = route_authenticate(r->table, key, msg, msg_len)))
+                e = ACT_UNAUTHENTICATED;
+        else if (!auth_allows(tok, ns)) {
+                e = ACT_FORBIDDEN;
+                snprintf(msg, msg_len, "token %s may not call namespace %s", tok->id, ns);
+        }
+        pthread_mutex_unlock(&r->lock);
+        return e;
+}
+
 void router_route(Router *r, const FnPath *p, const AuthKey *key, uint64_t rnd, Waiter *w, uint32_t queue_max,
                   uint64_t now, RouteResult *ret) {
         const char *tag = NULL, *denied = NULL;

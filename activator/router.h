@@ -87,6 +87,10 @@ uint64_t router_version(Router *r);
  * (route_authorize): ACT_OK, ACT_UNAUTHENTICATED, ACT_FORBIDDEN, or
  * ACT_UNAVAILABLE before the first table; a sentence in msg. */
 ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *msg, size_t msg_len);
+/* Whether the token key may call namespace ns (the LLM gateway's check):
+ * ACT_OK, ACT_UNAUTHENTICATED, ACT_FORBIDDEN, or ACT_UNAVAILABLE before
+ * the first table; a sentence in msg. */
+ActError router_authorize_ns(Router *r, const AuthKey *key, const char *ns, char *msg, size_t msg_len);
 /* Route a request: a slot at once, or w queued (at most queue_max per
  * revision; ACT_SHUTTING_DOWN after router_close), or an error. rnd: random bits from the caller. key (NULL: no
  * check) is checked again against the table it is routed with, so that a

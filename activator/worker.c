@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "activator/gateway/gateway.h"
 #include "activator/req.h"
 #include "lib/util.h"
 
@@ -43,6 +44,7 @@ struct Worker {
         RouterInbox inbox;
         AuthCache *auth_cache;           /* with cfg->auth: tokens that matched, to skip hashing */
         Backends *backends;
+        GwWorker *gw;                    /* with cfg->gateway */
         uint64_t rng;
         Req *reqs;                       /* live requests, through req_next */
         _Atomic unsigned active;         /* requests routed and not yet freed: a stop waits for them */
@@ -444,6 +446,14 @@ static void inbox_wake(RouterInbox *inbox) {
 /* Route a request whose body is complete. */
 static enum MHD_Result req_route(Req *q) {
         Worker *w = q->w;
+        if (q->gw) {
+                req_count(q);
+                q->phase = REQ_WAIT;
+                q->suspended = true;
+                MHD_suspend_connection(q->conn);
+                gateway_start(q);
+                return MHD_YES;
+        }
         router_route(w->router, &q->path, w->cfg->auth ? &q->auth_key : NULL, worker_random(w), &q->waiter,
                      w->cfg->queue_depth, router_now_ns(), &q->rt);
         if (q->rt.error != ACT_OK)
@@ -545,6 +555,16 @@ static uint64_t content_length(Req *q) {
 static enum MHD_Result serve_metrics(Req *q) {
         size_t len;
         char *text = router_metrics_text(q->w->router, &len);
+        if (text && q->w->cfg->gateway) {
+                size_t gl;
+                char *gt = gateway_metrics_text(q->w->cfg->gateway, &gl), *all = gt ? realloc(text, len + gl + 1) : NULL;
+                if (all) {
+                        memcpy(all + len, gt, gl + 1);
+                        text = all;
+                        len += gl;
+                }
+                free(gt);
+        }
         if (!text)
                 return send_error_now(q, ACT_INTERNAL, "out of memory");
         struct MHD_Response *r = req_buffer_response(q, text, len);
@@ -593,13 +613,19 @@ static enum MHD_Result req_head(Req *q) {
                 return send_error_now(q, ACT_HEADERS_TOO_LARGE, "the request line and headers exceed %u bytes",
                                       WORKER_HEADERS_MAX);
         int r = fnpath_parse(q->uri, &q->path);
-        if (r == -ENOENT)
+        bool gw = r == -ENOENT && q->w->gw && gateway_path(q->uri);
+        if (r == -ENOENT && !gw)
                 return serve_other(q);
-        if (r < 0)
+        if (r < 0 && !gw)
                 return send_error_now(q, ACT_NOT_FOUND, "not a function URL: /fn/NAME, /fn/NAMESPACE/NAME or /fn/NAME@TAG");
         if (q->w->quiesced)
                 return send_error_now(q, ACT_SHUTTING_DOWN, "the activator is stopping; retry elsewhere");
-        if (q->w->cfg->auth) {
+        if (gw) {
+                unsigned st;
+                struct MHD_Response *resp = gateway_head(q->w->gw, q, &st);
+                if (st)
+                        return send_now(q, resp, st);
+        } else if (q->w->cfg->auth) {
                 char msg[256];
                 ActError e = req_authorize(q, msg, sizeof msg);
                 if (e != ACT_OK)
@@ -744,6 +770,8 @@ static void on_completed(void *cls _unused_, struct MHD_Connection *conn _unused
         }
         if (q->be)
                 backend_abort(q);
+        if (q->gw)
+                gateway_abort(q);
         slot_release(q);
         if (q->path.first.valid)
                 router_record(w->router, q->rt.metrics, q->status ? q->status : 499,
@@ -804,6 +832,8 @@ static void worker_flush(Worker *w) {
                 } else if (q->be) {
                         backend_abort(q);
                         req_fail(q, ACT_SHUTTING_DOWN, "the activator is stopping");
+                } else if (q->gw) {
+                        gateway_stop(q);
                 } else if (q->reader_waiting) {
                         q->out_failed = true;
                         reader_wake(q);
@@ -844,6 +874,8 @@ static void worker_close(Worker *w) {
         w->daemon = NULL;
         backends_free(w->backends);
         w->backends = NULL;
+        gateway_worker_free(w->gw);
+        w->gw = NULL;
         uv_close((uv_handle_t *) &w->poll, on_close_noop);
         uv_close((uv_handle_t *) &w->mhd_timer, on_close_noop);
         uv_close((uv_handle_t *) &w->idle, on_close_noop);
@@ -922,6 +954,8 @@ static int worker_init(Worker *w, const ActConfig *cfg, unsigned index, int fd) 
         if (!info)
                 return -EIO;
         if ((r = backends_new(w, &w->loop, cfg->invoke_secret, &w->backends)) < 0)
+                return r;
+        if (cfg->gateway && (r = gateway_worker_new(cfg->gateway, &w->loop, &w->gw)) < 0)
                 return r;
         uv_poll_init(&w->loop, &w->poll, info->epoll_fd);
         uv_timer_init(&w->loop, &w->mhd_timer);

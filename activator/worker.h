@@ -11,6 +11,8 @@
 
 #include "activator/router.h"
 
+typedef struct Gateway Gateway;
+
 #define WORKERS_MAX           64
 #define WORKER_HEADERS_MAX    (16u << 10)       /* request line and headers: 431 beyond */
 #define WORKER_MHD_MEMORY     (32u << 10)       /* libmicrohttpd's per-connection pool */
@@ -27,6 +29,7 @@ typedef struct ActConfig {
         unsigned max_connections;        /* all workers together */
         const char *invoke_secret;       /* HELLO secret for tcp: invoke addresses, or NULL */
         bool auth;                       /* /fn/ needs a bearer token (--auth token) */
+        Gateway *gateway;                /* the LLM gateway at /v1/ (--gateway-config), or NULL */
 } ActConfig;
 
 typedef struct Workers Workers;

@@ -661,6 +661,8 @@ static int alias_parse(Ctx *c, const Node *m, size_t idx, GwAlias *a) {
                         return fail(c, n->line, f, "\"%s\": expected weighted, least-busy or lowest-latency", n->value);
         }
         uint64_t v;
+        /* by default each upstream of the group gets one attempt */
+        a->retries = a->n_members - 1 < GW_RETRIES_MAX ? (unsigned) a->n_members - 1 : GW_RETRIES_MAX;
         fieldf(f, sizeof f, "%s.retries", field);
         if ((n = map_get(m, "retries"))) {
                 if ((r = get_uint(c, n, f, 0, GW_RETRIES_MAX, &v)) < 0)
@@ -702,6 +704,7 @@ static int implicit_aliases(Ctx *c, size_t *n_aliases) {
                         }
                         if (a->n_members >= GW_MEMBERS_MAX)
                                 continue;
+                        a->retries = a->n_members < GW_RETRIES_MAX ? (unsigned) a->n_members : GW_RETRIES_MAX;
                         GwMember *mb = &a->members[a->n_members++];
                         mb->up = &cfg->upstreams[i];
                         mb->weight = mb->up->weight;

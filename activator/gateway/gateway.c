@@ -501,7 +501,8 @@ static struct MHD_Response *identify(GwCall *c, unsigned *st) {
                 snprintf(c->caller, sizeof c->caller, "anonymous");
                 return NULL;
         }
-        int r = auth_key_from_header(header(q, MHD_HTTP_HEADER_AUTHORIZATION), NULL, &q->auth_key, NULL);
+        bool hit;
+        int r = auth_key_from_header(header(q, MHD_HTTP_HEADER_AUTHORIZATION), NULL, &q->auth_key, &hit);
         if (r < 0) {
                 *st = r == -EIO ? 500 : 401;
                 return head_error(q, *st, *st == 500 ? "server_error" : "authentication_error", "invalid_api_key", NULL, "%s",
