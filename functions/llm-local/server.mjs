@@ -115,20 +115,52 @@ async function loadModel() {
     // installed, nothing compiled or downloaded at run time
     state.llama = await lib.getLlama({ gpu: false, build: "never", usePrebuiltBinaries: true, progressLogs: false,
                                        logLevel: lib.LlamaLogLevel.warn, logger: llamaLog });
+    const tLlama = process.hrtime.bigint();
     state.model = await state.llama.loadModel({ modelPath: CFG.model, gpuLayers: 0 });
+    state.nVocab = vocabularySize(state.model);
     const train = state.model.trainContextSize || CFG.contextSize;
     state.ctxSize = Math.min(CFG.contextSize, train);
     const threads = CFG.threads || Math.max(1, os.availableParallelism());
     state.context = await state.model.createContext({ contextSize: state.ctxSize, sequences: CFG.parallel,
                                                       threads, batchSize: Math.min(512, state.ctxSize) });
+    // the chat template, resolved once (matching it to a known wrapper takes
+    // a second, far too long to do for every request)
+    const wrapper = env.LLM_CHAT_WRAPPER || "auto";
+    if (!lib.resolvableChatWrapperTypeNames.includes(wrapper))
+        throw new Error(`LLM_CHAT_WRAPPER: expected one of ${lib.resolvableChatWrapperTypeNames.join(", ")}, got ` +
+                        JSON.stringify(wrapper.slice(0, 100)));
+    state.chatWrapper = lib.resolveChatWrapper(state.model, { type: wrapper });
     for (let i = 0; i < CFG.parallel; i++)
         state.free.push(state.context.getSequence());
     state.threads = threads;
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    process.stderr.write(`llm-local: model ${CFG.modelId} loaded in ${ms.toFixed(0)} ms (${CFG.model}, ` +
+    const llamaMs = Number(tLlama - t0) / 1e6;
+    process.stderr.write(`llm-local: model ${CFG.modelId} loaded in ${ms.toFixed(0)} ms (llama.cpp's binary ` +
+                         `${llamaMs.toFixed(0)} ms, the model ${(ms - llamaMs).toFixed(0)} ms; ${CFG.model}, ` +
                          `width ${state.model.embeddingVectorSize}, context ${state.ctxSize} x ${CFG.parallel}, ` +
-                         `${threads} threads)\n`);
+                         `${threads} threads, chat template ${state.chatWrapper.wrapperName})\n`);
     state.ready = true;
+}
+
+// llama.cpp refuses (and logs) a token id past the vocabulary: requests
+// with token ids are checked against this first.
+function vocabularySize(model) {
+    const info = model.fileInfo || {};
+    const embd = (info.tensorInfo || []).find((t) => t.name === "token_embd.weight");
+    if (embd && embd.dimensions && embd.dimensions.length === 2)
+        return Number(embd.dimensions[1]);
+    const toks = info.metadata && info.metadata.tokenizer && info.metadata.tokenizer.ggml &&
+        info.metadata.tokenizer.ggml.tokens;
+    if (Array.isArray(toks))
+        return toks.length;
+    throw new Error("the model's vocabulary size is in neither token_embd.weight nor tokenizer.ggml.tokens");
+}
+
+function checkTokenIds(tokens, param) {
+    for (const t of tokens)
+        if (t >= state.nVocab)
+            throw bad(`'${param}': token id ${t} is out of range (the vocabulary has ${state.nVocab} tokens)`,
+                      param, "invalid_value");
 }
 
 function llamaLog(level, message) {
@@ -411,7 +443,8 @@ async function chatCompletions(req, res, body) {
     const o = generationOptions(body);
     const history = chatHistory(body);
     await withSequence(res, async (seq, abort) => {
-        const chat = new state.lib.LlamaChat({ contextSequence: seq, autoDisposeSequence: false });
+        const chat = new state.lib.LlamaChat({ contextSequence: seq, chatWrapper: state.chatWrapper,
+                                              autoDisposeSequence: false });
         try {
             const text = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText;
             const promptTokens = text.tokenize(state.model.tokenizer).length;
@@ -431,6 +464,8 @@ async function completions(req, res, body) {
     if (body.max_tokens === undefined && body.max_completion_tokens === undefined)
         o.maxTokens = Math.min(16, CFG.maxTokens);            // OpenAI's default for /v1/completions
     const prompt = completionPrompt(body);
+    if (typeof prompt !== "string")
+        checkTokenIds(prompt, "prompt");
     await withSequence(res, async (seq, abort) => {
         const comp = new state.lib.LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false });
         try {
@@ -485,6 +520,8 @@ async function embeddings(req, res, body) {
     const { inputs, fmt } = embeddingInputs(body);
     const tokenized = inputs.map((x, i) => {
         const toks = typeof x === "string" ? state.model.tokenize(x) : x;
+        if (typeof x !== "string")
+            checkTokenIds(toks, "input");
         if (toks.length > state.ctxSize)
             throw bad(`'input[${i}]' is ${toks.length} tokens; this model takes at most ${state.ctxSize}`,
                       "input", "context_length_exceeded");

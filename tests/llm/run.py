@@ -309,7 +309,8 @@ def text_completions(build, ctx):
     st, j2, raw, _ = call(p, "POST", "/v1/completions", {"prompt": "x"})
     check(st == 200 and j2["usage"]["completion_tokens"] <= 16, "max_tokens defaults to 16", raw)
     for what, b in [("no prompt", {}), ("echo", {"prompt": "x", "echo": True}),
-                    ("two prompts", {"prompt": ["a", "b"]}), ("best_of 3", {"prompt": "x", "best_of": 3})]:
+                    ("two prompts", {"prompt": ["a", "b"]}), ("best_of 3", {"prompt": "x", "best_of": 3}),
+                    ("a token id past the vocabulary", {"prompt": [5, ctx["info"]["n_vocab"]]})]:
         st, j2, raw, _ = call(p, "POST", "/v1/completions", b)
         try:
             openai_error(st, j2, 400)
@@ -408,7 +409,8 @@ def bad_input(build, ctx):
             raise Fail("%s: %s" % (what, e))
     for what, body in [("no input", {}), ("empty input", {"input": []}), ("input a number", {"input": 5}),
                        ("bad encoding_format", {"input": "x", "encoding_format": "hex"}),
-                       ("other dimensions", {"input": "x", "dimensions": 3})]:
+                       ("other dimensions", {"input": "x", "dimensions": 3}),
+                       ("a token id past the vocabulary", {"input": [[5, 10 ** 6]]})]:
         st, j, raw, _ = call(p, "POST", "/v1/embeddings", body)
         try:
             openai_error(st, j, 400)
