@@ -67,6 +67,9 @@ typedef struct VerbArgs {
         const char *method;                     /* call -X */
         const char *activator;                  /* call --activator */
         const char *tail;                       /* logs --tail */
+        const char *alias;                      /* llm log --alias */
+        const char *since;                      /* llm log --since */
+        const char *limit;                      /* llm log --limit */
         const char *data_dir;                   /* up */
         const char *store;
         const char *listen;
@@ -98,6 +101,7 @@ int up_main(const VerbArgs *a, const char *prog);
 int token_create_main(Cli *c, const VerbArgs *a);
 int token_list_main(Cli *c, const VerbArgs *a);
 int token_revoke_main(Cli *c, const VerbArgs *a);
+int llm_log_main(Cli *c, const VerbArgs *a);
 
 /* One request to the API. On a 2xx answer returns 0 and hands over the JSON
  * body (*ret may be NULL); otherwise prints one line on stderr, "PROG: WHAT:

@@ -38,6 +38,9 @@ static int set_path(void *t, const char *a) { ((VerbArgs *) t)->path = a; return
 static int set_method(void *t, const char *a) { ((VerbArgs *) t)->method = a; return 0; }
 static int set_activator(void *t, const char *a) { ((VerbArgs *) t)->activator = a; return 0; }
 static int set_tail(void *t, const char *a) { ((VerbArgs *) t)->tail = a; return 0; }
+static int set_alias(void *t, const char *a) { ((VerbArgs *) t)->alias = a; return 0; }
+static int set_since(void *t, const char *a) { ((VerbArgs *) t)->since = a; return 0; }
+static int set_limit(void *t, const char *a) { ((VerbArgs *) t)->limit = a; return 0; }
 static int set_data_dir(void *t, const char *a) { ((VerbArgs *) t)->data_dir = a; return 0; }
 static int set_store(void *t, const char *a) { ((VerbArgs *) t)->store = a; return 0; }
 static int set_listen(void *t, const char *a) { ((VerbArgs *) t)->listen = a; return 0; }
@@ -103,6 +106,12 @@ static const OptSpec call_opts[] = {
 static const OptSpec logs_opts[] = {
         { "tail", 0, "N", set_tail, "the last N lines (1 to 1000; default 100)" },
 };
+static const OptSpec llm_log_opts[] = {
+        { "alias", 0, "ALIAS", set_alias, "only requests for this model alias" },
+        { "since", 0, "DURATION", set_since, "only requests that started this long ago or later (90s, 15m, 2h, 7d)" },
+        { "limit", 0, "N", set_limit, "at most N records, newest first (1 to 1000; default 50)" },
+        { "all-namespaces", 'A', NULL, set_all, "every namespace (needs a token for every namespace)" },
+};
 static const OptSpec up_opts[] = {
         { "data-dir", 0, "DIR", set_data_dir, "the controller's data folder (default /var/lib/fnbox)" },
         { "store", 0, "URL", set_store, "sqlite:PATH or postgres://... (default sqlite:DATA_DIR/fnbox.db)" },
@@ -147,6 +156,17 @@ static const Verb token_verbs[] = {
         { "revoke", "ID", "revoke a token at once",
           "Revoke the token ID; requests that carry it get 401 from now on.",
           NULL, 0, 1, 1, token_revoke_main, NULL, 0 },
+};
+
+static const Verb llm_verbs[] = {
+        { "log", "[--alias ALIAS] [--since DURATION] [--limit N]", "show the LLM gateway's audit log",
+          "Show the gateway's record of each LLM request of the namespace (-n NS, or -A for all),\n"
+          "newest first: when, the caller, the model alias, the upstream that answered, the status,\n"
+          "tokens in/out (* when the gateway counted them), latency and the data rules that\n"
+          "fired. -o wide adds the request id, the fallback chain and the time to first token;\n"
+          "-o json and -o yaml print the records whole, with bodies where the namespace keeps them.\n"
+          "Needs a developer token of the namespace.",
+          OPTS(llm_log_opts), 0, 0, llm_log_main, NULL, 0 },
 };
 
 static const Verb verbs[] = {
@@ -197,12 +217,15 @@ static const Verb verbs[] = {
         { "token", "create|list|revoke", "manage API tokens (admin)",
           "Create, list and revoke bearer tokens. Needs an admin token.",
           NULL, 0, 0, 0, NULL, token_verbs, ELEMENTSOF(token_verbs) },
+        { "llm", "log", "the LLM gateway: its audit log",
+          "Commands for the LLM gateway.",
+          NULL, 0, 0, 0, NULL, llm_verbs, ELEMENTSOF(llm_verbs) },
         { "version", "", "print the CLI's version", "Print the version of this fnbox CLI.",
           NULL, 0, 0, 0, NULL, NULL, 0 },
 };
 
 /* Verbs of later releases: a clear message rather than "unknown". */
-static const char *const later_verbs[] = { "skill", "llm", "replay" };
+static const char *const later_verbs[] = { "skill", "replay" };
 
 /* ---- help --------------------------------------------------------------- */
 

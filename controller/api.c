@@ -39,6 +39,9 @@ const HttpRoute api_routes[] = {
         { "GET",    "/v1/routes",                  api_routes_get,      TOKEN_ROLE_ADMIN,     0 },
         { "POST",   "/v1/activator/stats",         api_activator_stats, TOKEN_ROLE_ADMIN,     HTTP_JSON_MAX },
         { "POST",   "/v1/activator/poke",          api_activator_poke,  TOKEN_ROLE_ADMIN,     HTTP_JSON_MAX },
+        /* the LLM gateway's audit log (controller/api_llm.c) */
+        { "POST",   "/v1/internal/llm-audit",      api_llm_audit_post,  TOKEN_ROLE_ADMIN,     API_LLM_AUDIT_BODY_MAX },
+        { "GET",    "/v1/llm/log",                 api_llm_log,         TOKEN_ROLE_DEVELOPER, 0 },
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 

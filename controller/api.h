@@ -100,6 +100,11 @@ void api_revision_get(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_traffic_get(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_traffic_put(Api *api, HttpRequest *req, HttpResponse *resp);
 
+/* a batch of audit records (AUDIT_BATCH_BYTES_MAX of activator/gateway/policy.h) */
+#define API_LLM_AUDIT_BODY_MAX  (4u << 20)
+void api_llm_audit_post(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_llm_log(Api *api, HttpRequest *req, HttpResponse *resp);
+
 void api_tokens_list(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_token_create(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_token_revoke(Api *api, HttpRequest *req, HttpResponse *resp);
