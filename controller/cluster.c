@@ -558,7 +558,22 @@ static void check_nodes(Cluster *c, int64_t now) {
         }
 }
 
-/* Drains that are due, and instances their node never reported. */
+/* No activator has a request in flight on any instance of r: each busy
+ * activator reports every second, and one that was idle said so once and
+ * reports again as soon as it has a request (activator/router.c). */
+static bool rev_idle(const Rev *r, int64_t now) {
+        for (size_t k = 0; k < CLUSTER_ACTIVATORS_MAX; k++)
+                if (r->stats[k].name[0] && now - r->stats[k].at_ms <= CLUSTER_STATS_FRESH_MS && r->stats[k].inflight > 0)
+                        return false;
+        return true;
+}
+
+/* Drains that are due, and instances their node never reported. A
+ * draining service instance is idle once a report period has passed
+ * since the drain (every activator that had a request on it then has said
+ * so since) and no activator has one on its revision: the node may stop
+ * it at once instead of waiting out the request timeout (a `fresh`
+ * instance's node sees its own requests end). */
 static void check_instances(Cluster *c, int64_t now) {
         size_t it = 0, k = 0;
         Instance **late = calloc(c->instances.n ? c->instances.n : 1, sizeof *late);
@@ -566,6 +581,11 @@ static void check_instances(Cluster *c, int64_t now) {
                 Instance *i = e->value;
                 if (i->leaving && !i->drain && now - i->leaving_ms >= c->cfg.drain_delay_ms) {
                         i->drain = true;
+                        cluster_node_changed(c, i->node);
+                }
+                if (i->drain && !i->drain_idle && now - i->leaving_ms >= c->cfg.drain_delay_ms + CLUSTER_STATS_PERIOD_MS &&
+                    rev_idle(i->rev, now)) {
+                        i->drain_idle = true;
                         cluster_node_changed(c, i->node);
                 }
                 if (!i->reported && now - i->created_ms > (int64_t) i->rev->params.startup_timeout_ms + c->cfg.lease_ms)

@@ -15,6 +15,7 @@
 #define CLUSTER_ID_MAX          128
 #define CLUSTER_ACTIVATORS_MAX  16      /* activators tracked per revision */
 #define CLUSTER_STATS_FRESH_MS  3000    /* an activator's report counts this long */
+#define CLUSTER_STATS_PERIOD_MS 1000    /* how often a busy activator reports */
 #define CLUSTER_SYNC_PERIOD_MS  10000   /* full re-read of the store */
 #define CLUSTER_HEARTBEAT_PERSIST_MS 30000
 
@@ -117,6 +118,7 @@ typedef struct Instance {
         size_t option;
         bool leaving;                   /* out of the routes; drain follows */
         bool drain;                     /* the node is told to drain it */
+        bool drain_idle;                /* ... and that no activator has a request on it */
         int64_t leaving_ms;             /* monotonic */
         InstState state;
         bool reported;

@@ -25,6 +25,8 @@ json_t *render_assignment(Cluster *c, Node *n) {
                                       "function", i->rev->function, "revision", i->rev->name, "variant", o->variant,
                                       "desired", i->drain ? "drain" : "run", "codeDigest", i->rev->code_digest,
                                       "spec", o->spec);
+                if (j && i->drain_idle && json_object_set_new(j, "idle", json_true()) < 0)
+                        j = (json_decref(j), NULL);
                 if (!j || json_array_append_new(list, j) < 0)
                         list = (json_decref(list), NULL);
         }

@@ -89,3 +89,25 @@ def service_mode(build):
         check("before it was ready" not in logs["out"] and not early, "the slow service got a request "
               "before it was ready", logs["out"], early)
         print("slow service: first answers after %.2fs" % dt)
+
+
+@test(limit=90)
+def service_idle_drain(build):
+    # an idle service instance stops as soon as every activator has said it
+    # has no request on it (the controller marks the drain idle), not when
+    # the request timeout (here 60 s, a drain waits up to 30 s) runs out
+    with Platform(build) as p:
+        rev = p.deploy("idle", ECHO_SERVICE, spec={"mode": "service", "scale": dict(SCALE_FAST),
+                                                   "limits": {"cpu": "500m", "timeout": "60s"},
+                                                   "readiness": {"path": "/healthz", "period": "50ms"}})
+        st, body, _ = p.invoke("idle", b"ping")
+        check(st == 200 and body == b"ping", "POST /fn/idle", st, body)
+        p.wait_instances(rev, lambda i: len(i) == 0, 30, "scale to zero once idle")
+        t0 = time.monotonic()
+        wait_for("the drained service instance gone from its node",
+                 lambda: sum(n.get("instances", 0) for n in p.nodes().values()) == 0, 25)
+        dt = time.monotonic() - t0
+        check(dt < 10, "the idle service instance stopped %.1fs after leaving the routes" % dt)
+        st, body, _ = p.invoke("idle", b"again")
+        check(st == 200 and body == b"again", "a call after the drain", st, body)
+        print("idle service instance stopped %.1fs after leaving the routes" % dt)
