@@ -155,7 +155,11 @@ static uint32_t apply_idle(KpaState *s, const KpaConfig *cfg, const KpaInput *in
                                    (unsigned long long) (cfg->scale_to_zero_after_ms / 1000));
                 return 0;
         }
-        if (want == 0 && in->ready > 0) {
+        /* also while the first instance is still starting: the request that
+         * woke the revision may not be in any sample yet (the activator's
+         * report comes up to a second later), and dropping the instance
+         * half-started would only start another */
+        if (want == 0 && (in->ready > 0 || (s->last_traffic_ms >= 0 && !in->poked))) {
                 reason_add(d, "holding 1 until %llus without traffic",
                            (unsigned long long) (cfg->scale_to_zero_after_ms / 1000));
                 return 1;

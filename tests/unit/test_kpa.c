@@ -89,6 +89,30 @@ TEST(kpa_burst_from_zero) {
         ASSERT_TRUE(strstr(m.d.reason, "panic") != NULL);
 }
 
+/* Woken by a poke, the first instance takes longer than a second to be
+ * ready and the activator's first report with the waiting request comes
+ * late: the next decisions (zero samples, nothing ready) keep the one
+ * instance instead of draining it half-started; with no traffic at all
+ * it goes after scaleToZeroAfter. */
+TEST(kpa_slow_first_instance_kept) {
+        Sim m;
+        sim_init(&m);
+        m.c.initial = 0;
+        m.c.scale_to_zero_after_ms = 5000;
+        m.follow = false;
+        KpaInput in = { .now_ms = m.t, .ready = 0, .reachable = true, .poked = true };
+        kpa_decide(&m.s, &m.c, &in, &m.d);
+        ASSERT_EQ_UINT(m.d.desired, 1);
+        ASSERT_EQ_UINT(step(&m, 0), 1);
+        ASSERT_EQ_UINT(step(&m, 0), 1);
+        ASSERT_TRUE(strstr(m.d.reason, "holding 1") != NULL);
+        m.ready = 1;
+        ASSERT_EQ_UINT(step(&m, 0), 1);
+        ASSERT_EQ_UINT(step(&m, 0), 1);
+        ASSERT_EQ_UINT(step(&m, 0), 0);
+        ASSERT_TRUE(strstr(m.d.reason, "scale to zero") != NULL);
+}
+
 /* A steady 35 concurrent requests: 35 / (10 x 0.7) = 5 instances, no panic. */
 TEST(kpa_steady_load) {
         Sim m;
