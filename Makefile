@@ -178,7 +178,7 @@ ZYGOTE_BLOB := $(BUILD)/obj/gen/zygote_blob.o
 $(ZYGOTE_SO): runtime/zygote_child.c runtime/zygote_child.h runtime/jail_child.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -I. -O2 -fPIC -shared -fvisibility=hidden -fstack-protector-strong -Wl,-z,relro,-z,now $< -o $@
-$(ZYGOTE_BLOB): runtime/zygote_blob.S $(ZYGOTE_SO) runtime/zygote_driver.py
+$(ZYGOTE_BLOB): runtime/zygote_blob.S $(ZYGOTE_SO) runtime/zygote_driver.py $(wildcard runtime/box/*)
 	@mkdir -p $(dir $@)
 	$(CC) -c -Wa,-I$(BUILD)/gen -Wa,-Iruntime $< -o $@
 $(BUILD)/bin/fnbox-runtime $(UNIT_BIN): $(ZYGOTE_BLOB)

@@ -12,6 +12,10 @@
 
 #include "activator/fnpath.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #define TOKEN_PREFIX "fnb_"
 
 /* ---- the table's tokens ------------------------------------------------- */
@@ -216,4 +220,51 @@ const AuthToken *auth_authenticate(const AuthToken *v, size_t n, const AuthKey *
 
 bool auth_allows(const AuthToken *t, const char *ns) {
         return t->role == TOKEN_ROLE_ADMIN || token_namespace_allowed(t->namespaces, ns);
+}
+
+/* ---- broker calls ------------------------------------------------------------ */
+
+/* "fn:NS/NAME@REV" with valid names: NS into ns. */
+static bool broker_caller_parse(const char *caller, char *ns, size_t ns_len) {
+        if (!caller || strncmp(caller, "fn:", 3) != 0 || strlen(caller) > 159)
+                return false;
+        const char *s = caller + 3, *slash = strchr(s, '/'), *at = slash ? strchr(slash, '@') : NULL;
+        if (!slash || !at || (size_t) (slash - s) >= ns_len || !fnpath_name_ok(s, (size_t) (slash - s)) ||
+            !fnpath_name_ok(slash + 1, (size_t) (at - slash - 1)) || !at[1] || strlen(at + 1) > 80)
+                return false;
+        for (const char *r = at + 1; *r; r++)
+                if (!((*r >= 'a' && *r <= 'z') || (*r >= '0' && *r <= '9') || *r == '-'))
+                        return false;
+        snprintf(ns, ns_len, "%.*s", (int) (slash - s), s);
+        return true;
+}
+
+int auth_broker_verify(const char *secret, const char *caller, const char *depth, const char *sig, long long now,
+                       char *ret_ns, size_t ns_len, unsigned *ret_depth) {
+        char ns[FNPATH_NAME_MAX + 1], got[65] = "", want[65], msg[512], tail;
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned mac_len = 0, d = 0;
+        long long t = 0;
+        if (!secret || !*secret)
+                return -ENOKEY;
+        if (!sig || sscanf(sig, "v1 %lld %64s%c", &t, got, &tail) != 2 || strlen(got) != 64 ||
+            !broker_caller_parse(caller, ns, sizeof ns))
+                return -EBADMSG;
+        if (depth && (strspn(depth, "0123456789") != strlen(depth) || !*depth || strlen(depth) > 3 ||
+                      (d = (unsigned) atoi(depth)) > AUTH_BROKER_DEPTH_MAX))
+                return -EBADMSG;
+        int n = snprintf(msg, sizeof msg, "v1\n%s\n%s\n%u\n%lld", caller, ns, d, t);
+        if (n < 0 || (size_t) n >= sizeof msg ||
+            !HMAC(EVP_sha256(), secret, (int) strlen(secret), (const unsigned char *) msg, (size_t) n, mac, &mac_len) ||
+            mac_len < 32)
+                return -EPERM;
+        for (unsigned i = 0; i < 32; i++)
+                snprintf(want + 2 * i, 3, "%02x", mac[i]);
+        if (CRYPTO_memcmp(want, got, 64) != 0 || t < now - AUTH_BROKER_SKEW_S || t > now + AUTH_BROKER_SKEW_S)
+                return -EPERM;
+        if (strlen(ns) >= ns_len)
+                return -EBADMSG;
+        snprintf(ret_ns, ns_len, "%s", ns);
+        *ret_depth = d;
+        return 0;
 }

@@ -71,3 +71,14 @@ bool auth_allows(const AuthToken *t, const char *ns);
 
 /* Whether a header value is an fnbox bearer token (never passed on to a box). */
 bool auth_is_fnbox_bearer(const char *value);
+
+/* A call from a box through its node's broker (docs/internals.md, "Broker
+ * calls"): X-Fnbox-Caller (caller), X-Fnbox-Depth (depth, may be NULL)
+ * and X-Fnbox-Broker-Auth (sig), signed with the invoke secret at most
+ * AUTH_BROKER_SKEW_S from now. 0 with the caller's namespace and the
+ * depth; -ENOKEY without a secret, -EBADMSG for malformed headers,
+ * -EPERM for a signature that does not match. */
+#define AUTH_BROKER_SKEW_S 300
+#define AUTH_BROKER_DEPTH_MAX 64
+int auth_broker_verify(const char *secret, const char *caller, const char *depth, const char *sig, long long now,
+                       char *ret_ns, size_t ns_len, unsigned *ret_depth);

@@ -33,6 +33,11 @@ static int invoke_put(Conn *c, Req *q) {
         snprintf(inv->path, sizeof inv->path, "%.*s", (int) q->rt.sub_len, q->rt.sub_len ? q->rt.sub : "/");
         snprintf(inv->query, sizeof inv->query, "%s", query);
         inv->timeout_ms = q->rt.params.timeout_ms;
+        /* a broker call's depth (checked with its signature), for the
+         * callee's own broker calls */
+        const char *depth = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Depth");
+        if (depth && MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Broker-Auth"))
+                inv->depth = (unsigned) atoi(depth) > PROTO_DEPTH_MAX ? PROTO_DEPTH_MAX : (unsigned) atoi(depth);
         int r = proto_put_invoke(&c->wbuf, inv);
         free(inv);
         return r;

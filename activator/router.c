@@ -384,6 +384,13 @@ ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *
         return e;
 }
 
+bool router_has_function(Router *r, const char *ns, const char *name) {
+        pthread_mutex_lock(&r->lock);
+        bool has = r->table && route_table_function(r->table, ns, name);
+        pthread_mutex_unlock(&r->lock);
+        return has;
+}
+
 ActError router_authorize_ns(Router *r, const AuthKey *key, const char *ns, char *msg, size_t msg_len) {
         const AuthToken *tok;
         ActError e = ACT_OK;

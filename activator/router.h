@@ -90,6 +90,9 @@ ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *
 /* Whether the token key may call namespace ns (the LLM gateway's check):
  * ACT_OK, ACT_UNAUTHENTICATED, ACT_FORBIDDEN, or ACT_UNAVAILABLE before
  * the first table; a sentence in msg. */
+/* Whether the route table has the function ns/name (a broker call's
+ * target must be in the caller's own namespace). */
+bool router_has_function(Router *r, const char *ns, const char *name);
 ActError router_authorize_ns(Router *r, const AuthKey *key, const char *ns, char *msg, size_t msg_len);
 /* Route a request: a slot at once, or w queued (at most queue_max per
  * revision; ACT_SHUTTING_DOWN after router_close), or an error. rnd: random bits from the caller. key (NULL: no

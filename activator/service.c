@@ -57,6 +57,7 @@ static bool header_skipped(const char *k) {
                 "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "TE", "Trailer",
                 "Upgrade", "Content-Length", "Expect", "Host", "X-Request-Id", "traceparent",
                 "X-Forwarded-For", "Proxy-Authorization",
+                "X-Fnbox-Broker-Auth",  /* a broker call's signature is for the activator alone */
         };
         for (size_t i = 0; i < ELEMENTSOF(skip); i++)
                 if (strcasecmp(k, skip[i]) == 0)

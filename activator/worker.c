@@ -18,6 +18,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "activator/gateway/gateway.h"
@@ -454,7 +455,8 @@ static enum MHD_Result req_route(Req *q) {
                 gateway_start(q);
                 return MHD_YES;
         }
-        router_route(w->router, &q->path, w->cfg->auth ? &q->auth_key : NULL, worker_random(w), &q->waiter,
+        /* a broker call (req_authorize_broker) has no token: its key is empty */
+        router_route(w->router, &q->path, w->cfg->auth && q->auth_key.id[0] ? &q->auth_key : NULL, worker_random(w), &q->waiter,
                      w->cfg->queue_depth, router_now_ns(), &q->rt);
         if (q->rt.error != ACT_OK)
                 return send_error_now(q, q->rt.error, "%s", q->rt.message);
@@ -585,8 +587,42 @@ static enum MHD_Result serve_other(Req *q) {
 /* The caller's bearer token against the route table's tokens (auth.h):
  * ACT_OK, or the error to answer with a sentence in msg. A token that
  * matched a listed one goes into the worker's cache. */
+/* A box's call through its node's broker: signed identity headers
+ * instead of a token (docs/internals.md, "Broker calls"). The caller may
+ * call only functions of its own namespace, which the broker always names
+ * (/fn/NS/NAME); one that is not there is 404 here, so that routing
+ * (which runs without a token for this request: q->auth_key stays empty)
+ * never falls back to the default namespace's NS with a sub-path. */
+static ActError req_authorize_broker(Req *q, const char *sig, char *msg, size_t msg_len) {
+        char ns[FNPATH_NAME_MAX + 1];
+        unsigned depth;
+        int r = auth_broker_verify(q->w->cfg->invoke_secret,
+                                   MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Caller"),
+                                   MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Depth"), sig,
+                                   (long long) time(NULL), ns, sizeof ns, &depth);
+        if (r < 0) {
+                snprintf(msg, msg_len, "%s", r == -ENOKEY ? "broker calls are refused: this activator has no --invoke-secret-file"
+                                             : r == -EBADMSG ? "malformed broker identity (X-Fnbox-Caller, X-Fnbox-Depth, X-Fnbox-Broker-Auth)"
+                                                             : "the broker signature does not match");
+                return ACT_UNAUTHENTICATED;
+        }
+        if (!q->path.has_second || strcmp(q->path.first.name, ns) != 0) {
+                snprintf(msg, msg_len, "a function of namespace %s may call only functions of namespace %s", ns, ns);
+                return ACT_FORBIDDEN;
+        }
+        if (!router_has_function(q->w->router, ns, q->path.second.name)) {
+                snprintf(msg, msg_len, "no function %s/%s", ns, q->path.second.name);
+                return ACT_NOT_FOUND;
+        }
+        memset(&q->auth_key, 0, sizeof q->auth_key);
+        return ACT_OK;
+}
+
 static ActError req_authorize(Req *q, char *msg, size_t msg_len) {
         Worker *w = q->w;
+        const char *sig = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Broker-Auth");
+        if (sig)
+                return req_authorize_broker(q, sig, msg, msg_len);
         const char *h = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         bool hit = false;
         int r = auth_key_from_header(h, w->auth_cache, &q->auth_key, &hit);

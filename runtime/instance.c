@@ -135,9 +135,9 @@ static int spec_env(Instance *i, json_t *env, bool service) {
         if (env && !json_is_null(env) && !json_is_object(env))
                 return -EINVAL;
         size_t n = env ? json_object_size(env) : 0;
-        if (n + 1 > 256)
+        if (n + 2 > 256)
                 return -EINVAL;
-        if (!(i->env = calloc(n + 2, sizeof *i->env)))
+        if (!(i->env = calloc(n + 3, sizeof *i->env)))
                 return -ENOMEM;
         const char *k;
         json_t *v;
@@ -149,6 +149,8 @@ static int spec_env(Instance *i, json_t *env, bool service) {
                 i->n_env++;
         }
         if (service && !(i->env[i->n_env++] = strdup("FNBOX_SOCKET=" INSTANCE_SOCKET_IN_JAIL)))
+                return -ENOMEM;
+        if (i->h.broker && !(i->env[i->n_env++] = strdup("FNBOX_BROKER=" BROKER_SOCKET_IN_JAIL)))
                 return -ENOMEM;
         /* a jail takes 256 entries: the request's must fit too (a pool jail
          * gets them as a JailConfig's env) */
@@ -316,6 +318,7 @@ void instance_free(Instance *i) {
                 jail_set_events(i->jail, NULL, NULL);
                 i->jail = jail_free(i->jail);
         }
+        broker_box_close(TAKE_PTR(i->broker_box)); /* its socket goes now */
         instance_service_cleanup(i);
         uv_timer_t *timers[] = { &i->zygote_timer, &i->drain_timer, &i->probe_timer, &i->startup_timer };
         for (size_t k = 0; k < ELEMENTSOF(timers); k++)
@@ -355,7 +358,13 @@ void instance_config(const Instance *i, JailConfig *c) {
         c->limits = i->limits;
         c->host_uid = c->host_gid = i->h.box_uid;
         c->cgroup_parent = i->h.cgroup_parent;
+        /* the instance's folder: a service's is its own (read-write); a
+         * fresh instance's holds the broker socket, read-only */
+        c->run_dir = i->run_dir;
+        c->run_dir_readonly = !i->service;
 }
+
+static int instance_fresh_folder(Instance *i);
 
 /* ----- fresh mode: the zygote ----- */
 
@@ -445,6 +454,11 @@ void instance_start(Instance *i, const char *code_dir) {
                 instance_service_start(i);
                 return;
         }
+        int r = instance_fresh_folder(i);
+        if (r < 0) {
+                instance_set_state(i, INSTANCE_FAILED, "setup_error: the broker socket: %s", strerror(-r));
+                return;
+        }
         zygote_build(i);
 }
 
@@ -515,8 +529,18 @@ struct InstanceCall {
         void *userdata;
         uint64_t start_ns;
         uint64_t timeout_ns;
+        unsigned depth;                  /* broker calls nested above this request */
         RequestEnv env;
 };
+
+static Jail *call_jail(const InstanceCall *c) {
+        return c->child ? zygote_child_jail(c->child) : c->jail;
+}
+
+static void call_limits(const InstanceCall *c, BrokerCaller *ret) {
+        ret->depth = c->depth;
+        ret->deadline_ns = c->start_ns + c->timeout_ns;
+}
 
 static void call_free(InstanceCall *c) {
         request_env_clear(&c->env);
@@ -654,7 +678,8 @@ int instance_invoke(Instance *i, const ProtoInvoke *inv, const char *body, size_
         if (inv->timeout_ms && inv->timeout_ms < timeout_ns / 1000000)
                 timeout_ns = inv->timeout_ms * 1000000ULL;
         *c = (InstanceCall) { .inst = i, .body = copy, .len = len, .fn = fn, .userdata = userdata,
-                              .start_ns = instance_mono_ns(), .timeout_ns = timeout_ns, .env = e };
+                              .start_ns = instance_mono_ns(), .timeout_ns = timeout_ns, .depth = inv->depth,
+                              .env = e };
         e = (RequestEnv) { 0 }; /* the call's now */
         r = -ENOTCONN;
         if (i->zygote && zygote_is_ready(i->zygote) && instance_mono_ns() >= i->zygote_suspect_ns) {
@@ -685,6 +710,72 @@ void instance_call_cancel(InstanceCall *c) {
                 c->jail = jail_free(c->jail); /* killed; done will not fire */
                 call_finish(c, NULL);
         }
+}
+
+/* ----- the broker ----- */
+
+/* "/NAME" as a whole path component in a /proc/PID/cgroup text. */
+static bool cgroup_text_has(const char *text, const char *name) {
+        size_t n = strlen(name);
+        for (const char *p = text; (p = strstr(p, name)); p += n)
+                if (p > text && p[-1] == '/' && (p[n] == '\n' || p[n] == '/' || p[n] == 0))
+                        return true;
+        return false;
+}
+
+/* Which request a process that called the broker serves: the request
+ * whose jail's cgroup the process is in. One that matches none (it went,
+ * or it is no request's) gets the strictest of the running ones: the
+ * deepest depth and the nearest deadline. A service cannot tell its
+ * requests apart. */
+static void broker_caller(pid_t pid, BrokerCaller *ret, void *userdata) {
+        Instance *i = userdata;
+        char path[64], text[4096];
+        *ret = (BrokerCaller) { .known = !i->service };
+        if (i->service)
+                return;
+        snprintf(path, sizeof path, "/proc/%d/cgroup", (int) pid);
+        ssize_t n = read_file_small(path, text, sizeof text);
+        for (InstanceCall *c = i->calls; n > 0 && c; c = c->next) {
+                const char *name = jail_cgroup_name(call_jail(c));
+                if (name && cgroup_text_has(text, name)) {
+                        call_limits(c, ret);
+                        return;
+                }
+        }
+        for (InstanceCall *c = i->calls; c; c = c->next) {
+                BrokerCaller one;
+                call_limits(c, &one);
+                if (one.depth > ret->depth)
+                        ret->depth = one.depth;
+                if (!ret->deadline_ns || one.deadline_ns < ret->deadline_ns)
+                        ret->deadline_ns = one.deadline_ns;
+        }
+}
+
+/* Bind the instance's broker socket in its folder (which exists). */
+int instance_broker_open(Instance *i) {
+        if (!i->h.broker)
+                return 0;
+        const char *slash = strchr(i->revision, '/');
+        BrokerIdentity id = { .instance = i->id, .ns = i->ns, .function = i->function,
+                              .revision = slash ? slash + 1 : i->revision };
+        return broker_box_open(i->h.broker, i->run_dir, i->h.box_uid, &id, broker_caller, i, &i->broker_box);
+}
+
+/* A fresh instance's folder, RUN_BASE/ID: root's, 0755, bound read-only
+ * in its zygote and pool jails; the broker socket in it. */
+static int instance_fresh_folder(Instance *i) {
+        if (!i->h.broker || !i->h.run_base)
+                return 0;
+        if (asprintf(&i->run_dir, "%s/%s", i->h.run_base, i->id) < 0) {
+                i->run_dir = NULL;
+                return -ENOMEM;
+        }
+        instance_run_dir_remove(i->run_dir); /* a leftover of a runtime that died */
+        if (mkdir(i->run_dir, 0755) < 0 || chmod(i->run_dir, 0755) < 0)
+                return negative_errno();
+        return instance_broker_open(i);
 }
 
 /* ----- draining ----- */

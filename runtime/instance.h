@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "broker.h"
 #include "jail.h"
 #include "pool.h"
 #include "proto.h"
@@ -40,7 +41,8 @@ typedef struct InstanceHost {
         const char *cgroup_parent;
         uid_t box_uid;                   /* the host uid boxes map to */
         gid_t socket_gid;                /* the group that may connect to service sockets (the activator's) */
-        const char *run_base;            /* host folder of the service sockets: /run/fnbox/instances */
+        const char *run_base;            /* host folder of the instances' folders: /run/fnbox/instances */
+        Broker *broker;                  /* NULL: boxes get no broker socket */
         /* a transition (state or reason) happened: report it now */
         void (*changed)(Instance *i, void *userdata);
         /* one line of an instance's stderr (no newline) */

@@ -54,7 +54,8 @@ struct Instance {
         /* service */
         Jail *jail;
         bool jail_live;                  /* until the jail's END */
-        char *run_dir;                   /* host folder bound at /run/fnbox */
+        char *run_dir;                   /* host folder bound at /run/fnbox (a fresh
+                                          * instance's only with a broker) */
         char *endpoint;                  /* unix:RUN_DIR/http.sock once ready */
         uv_timer_t probe_timer, startup_timer;
         bool probing, stopping_on_purpose;
@@ -62,6 +63,10 @@ struct Instance {
         char stop_reason[INSTANCE_REASON_MAX];
         InstanceState stop_state;
         InstanceLine lines[2];           /* its stdout and its stderr */
+
+        /* the broker: its socket in run_dir (a fresh instance's folder is
+         * made for it alone) */
+        BrokerBox *broker_box;
 
         uv_timer_t drain_timer;
         unsigned open_handles;
@@ -74,6 +79,9 @@ void instance_set_state(Instance *i, InstanceState s, const char *fmt, ...) __at
 void instance_result_reason(const JailResult *r, char *buf, size_t len);
 void instance_config(const Instance *i, JailConfig *c);
 void instance_fresh_drained(Instance *i);
+int instance_broker_open(Instance *i);
+/* Remove a run folder and what a box left in it (never following a link). */
+void instance_run_dir_remove(const char *path);
 
 /* instance_service.c */
 void instance_service_start(Instance *i);

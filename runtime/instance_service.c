@@ -45,7 +45,7 @@ static void rm_contents(int dir_fd, int depth) {
         closedir(d);
 }
 
-static void run_dir_remove(const char *path) {
+void instance_run_dir_remove(const char *path) {
         int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0)
                 rm_contents(fd, 0);
@@ -54,7 +54,7 @@ static void run_dir_remove(const char *path) {
 
 void instance_service_cleanup(Instance *i) {
         if (i->run_dir && !i->jail_live)
-                run_dir_remove(i->run_dir);
+                instance_run_dir_remove(i->run_dir);
 }
 
 /* RUN_BASE/ID, 0700 and the box's: it binds its socket there. */
@@ -63,7 +63,7 @@ static int run_dir_make(Instance *i) {
                 i->run_dir = NULL;
                 return -ENOMEM;
         }
-        run_dir_remove(i->run_dir); /* a leftover of a runtime that died */
+        instance_run_dir_remove(i->run_dir); /* a leftover of a runtime that died */
         if (mkdir(i->run_dir, 0700) < 0)
                 return negative_errno();
         _cleanup_close_ int fd = open(i->run_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -73,12 +73,14 @@ static int run_dir_make(Instance *i) {
 }
 
 /* The box answered its probe: the folder becomes root's (0750, the
- * activator's group) so that the box cannot replace the socket any more,
+ * activator's group; 0751 with a broker socket, which the box must still
+ * reach: others may enter, not list) so that the box cannot replace the
+ * socket any more,
  * then the socket itself (checked to be a socket, never followed) is given
  * to that group, 0660. */
 static int socket_publish(Instance *i) {
         _cleanup_close_ int dfd = open(i->run_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0 || fchown(dfd, 0, i->h.socket_gid) < 0 || fchmod(dfd, 0750) < 0)
+        if (dfd < 0 || fchown(dfd, 0, i->h.socket_gid) < 0 || fchmod(dfd, i->broker_box ? 0751 : 0750) < 0)
                 return negative_errno();
         _cleanup_close_ int sfd = openat(dfd, INSTANCE_SOCKET_NAME, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;
@@ -268,6 +270,10 @@ void instance_service_start(Instance *i) {
         if (r < 0) {
                 instance_set_state(i, INSTANCE_FAILED, "setup_error: %s: %s", i->run_dir ? i->run_dir : "run folder",
                                    strerror(-r));
+                return;
+        }
+        if ((r = instance_broker_open(i)) < 0) {
+                instance_set_state(i, INSTANCE_FAILED, "setup_error: the broker socket: %s", strerror(-r));
                 return;
         }
         JailConfig c;

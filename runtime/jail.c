@@ -190,6 +190,11 @@ int jail_kill(Jail *j) {
 }
 
 pid_t jail_pid(const Jail *j) { return j ? j->pid : -1; }
+
+const char *jail_cgroup_name(const Jail *j) {
+        const char *slash = j && j->cg.n > 0 ? strrchr(j->cg.path[0], '/') : NULL;
+        return slash ? slash + 1 : NULL;
+}
 bool jail_is_ready(const Jail *j) { return j->ready && !j->started && !j->exited && j->kill_reason == KILL_NONE; }
 bool jail_is_started(const Jail *j) { return j->started; }
 

@@ -68,6 +68,10 @@ typedef struct JailConfig {
                                   * a service's socket folder. It must be a real
                                   * directory (not a symlink) that the box's host uid
                                   * can write; it is not under /proc, /sys or /dev */
+        bool run_dir_readonly;   /* bind run_dir read-only (nosuid, nodev) instead:
+                                  * the box only enters it (a fresh instance's
+                                  * broker socket and helpers); the box's uid
+                                  * need not write it */
         /* NULL (the default): stdout and stderr are collected into the
          * result, each capped at limits.output_bytes (more kills the jail:
          * JAIL_OUTPUT_LIMIT). Set: both are handed to output_fn piece by
@@ -164,6 +168,10 @@ bool jail_is_started(const Jail *j);
 /* Kill the whole jail now; a started one reports JAIL_KILLED. */
 int jail_kill(Jail *j);
 pid_t jail_pid(const Jail *j);
+/* The name of the jail's own cgroup ("jail-PID-N", the last component of
+ * its path in every hierarchy), or NULL before it has one: what a
+ * process's /proc/PID/cgroup shows for the jail it is in. */
+const char *jail_cgroup_name(const Jail *j);
 /* Release the handle (once). Before END, the jail is torn down on the loop
  * first and releases itself then; a jail whose result has not come yet is
  * killed, and its done callback will not fire (END still does). */

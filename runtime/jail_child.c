@@ -169,12 +169,15 @@ static void mount_request(const JailChildArgs *a, const JailRequest *q) {
               "remount /fn read-only");
         CHECK(a, mount(NULL, "tmp", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, q->m.tmp_opts), "size /tmp");
         if (q->run_fd >= 0) {
-                /* a service's own folder (its HTTP socket), writable */
+                /* the instance's own folder: a service's (its HTTP socket),
+                 * writable but noexec; or a fresh instance's (the broker
+                 * socket and its helpers, made by the runtime), read-only */
+                unsigned long ro = q->m.has_run_dir == 2 ? MS_RDONLY : MS_NOEXEC;
                 CHECK(a, mkdir("run", 0755), "mkdir /run");
                 CHECK(a, mkdir("run/fnbox", 0755), "mkdir /run/fnbox");
                 CHECK(a, move_mount(q->run_fd, "", AT_FDCWD, "run/fnbox", MOVE_MOUNT_F_EMPTY_PATH), "attach /run/fnbox");
                 close(q->run_fd);
-                CHECK(a, mount(NULL, "run/fnbox", NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+                CHECK(a, mount(NULL, "run/fnbox", NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | ro, NULL),
                       "remount /run/fnbox");
         }
         CHECK(a, mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL),

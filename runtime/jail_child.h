@@ -91,7 +91,8 @@ typedef struct JailStartMsg {
         int32_t type;               /* JAIL_MSG_START */
         uint32_t code_is_dir;
         uint32_t zygote;            /* become a zygote (zygote_child.h) instead of running the box */
-        uint32_t has_run_dir;       /* a third fd: the detached mount bound at /run/fnbox */
+        uint32_t has_run_dir;       /* a third fd: the detached mount bound at /run/fnbox
+                                     * (1: read-write and noexec, 2: read-only) */
         uint32_t n_argv, n_env;
         uint64_t spec_len;
         char code_target[300];      /* relative to the new root: "fn" or "fn/NAME" */

@@ -240,14 +240,15 @@ static int check_run_dir(const JailConfig *c, char *why, size_t len) {
                 if (strncmp(c->run_dir, bad[i], n) == 0 && (c->run_dir[n] == 0 || c->run_dir[n] == '/'))
                         return refuse(why, len, "run dir %.200s: must not be under /proc, /sys or /dev", c->run_dir);
         }
-        mode_t w = S_IWOTH | S_IXOTH;
+        /* read-only: the box only needs to enter it */
+        mode_t w = c->run_dir_readonly ? S_IXOTH : S_IWOTH | S_IXOTH;
         if (st.st_uid == c->host_uid)
-                w = S_IWUSR | S_IXUSR;
+                w = c->run_dir_readonly ? S_IXUSR : S_IWUSR | S_IXUSR;
         else if (st.st_gid == c->host_gid)
-                w = S_IWGRP | S_IXGRP;
+                w = c->run_dir_readonly ? S_IXGRP : S_IWGRP | S_IXGRP;
         if ((st.st_mode & w) != w)
-                return refuse(why, len, "run dir %.200s: the box user (uid %u) cannot write it", c->run_dir,
-                              (unsigned) c->host_uid);
+                return refuse(why, len, "run dir %.200s: the box user (uid %u) cannot %s it", c->run_dir,
+                              (unsigned) c->host_uid, c->run_dir_readonly ? "enter" : "write");
         return 0;
 }
 

@@ -174,7 +174,7 @@ int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, int zygote
                         jail_request_clear(&p);
                         return r;
                 }
-                p.msg.has_run_dir = 1;
+                p.msg.has_run_dir = c->run_dir_readonly ? 2 : 1;
         }
         *ret = p;
         return 0;

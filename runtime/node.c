@@ -246,7 +246,7 @@ static void inst_add(Node *n, json_t *entry) {
                 .loop = n->loop, .pool = n->pool, .cgroup_parent = n->cgroup_parent, .box_uid = n->box_uid,
                 .socket_gid = n->invoke_gid, .run_base = NODE_RUN_BASE, .changed = on_instance_changed,
                 .log = on_instance_log, .request_done = on_request_done, .zygote_ready = on_zygote_ready,
-                .instance_ready = on_instance_ready, .userdata = n,
+                .instance_ready = on_instance_ready, .broker = n->broker, .userdata = n,
         };
         char why[256];
         Instance *i;
@@ -437,6 +437,21 @@ static int node_identity(Node *n, const NodeOptions *o) {
 
 #define FAIL(r, ...) (fprintf(stderr, "fnbox-runtime serve: " __VA_ARGS__), (r))
 
+/* The broker of every box on this node, with --activator. */
+static int node_broker(Node *n, const NodeOptions *o) {
+        char why[256];
+        if (!o->activator)
+                return 0;
+        BrokerOptions bo = { .activator = o->activator, .secret = n->secret, .max_depth = o->broker_depth,
+                             .rate = o->broker_rate, .burst = o->broker_burst };
+        int r = broker_new(n->loop, &bo, why, sizeof why, &n->broker);
+        if (r < 0)
+                return FAIL(r, "the broker: %s\n", why);
+        fprintf(stderr, "fnbox-runtime: node %s: broker calls go to %s\n", n->name[0] ? n->name : "(this node)",
+                o->activator);
+        return 0;
+}
+
 static int node_files(Node *n, const NodeOptions *o) {
         int r = http_target_parse(o->controller, &n->ctl);
         if (r < 0)
@@ -459,7 +474,7 @@ static int node_files(Node *n, const NodeOptions *o) {
                 return FAIL(r, "--state-dir %s: %s\n", n->state_dir, strerror(-r));
         if ((r = dir_0711("/run/fnbox")) < 0 || (r = dir_0711(NODE_RUN_BASE)) < 0)
                 return FAIL(r, "%s: %s\n", NODE_RUN_BASE, strerror(-r));
-        return 0;
+        return node_broker(n, o);
 }
 
 static int node_listen(Node *n, const NodeOptions *o) {
@@ -507,6 +522,7 @@ static void node_free(Node *n) {
         while (n->n_inst > 0)
                 inst_drop(n, n->n_inst - 1);
         invoke_server_free(TAKE_PTR(n->invoke));
+        broker_free(TAKE_PTR(n->broker)); /* gone once its last box is */
         node_metrics_free(TAKE_PTR(n->metrics));
         ctl_reporter_stop(n);
         uv_close((uv_handle_t *) &n->heartbeat, node_handles_closed);

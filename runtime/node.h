@@ -30,6 +30,11 @@ typedef struct NodeOptions {
         const char *invoke_secret_file;
         const char *state_dir;
         const char *metrics_listen;
+        /* the broker (runtime/broker.h): the activator's URL, or NULL for
+         * no broker; the key is the invoke secret (needed then) */
+        const char *activator;
+        unsigned broker_depth;           /* 0: the defaults */
+        unsigned broker_rate, broker_burst;
 } NodeOptions;
 
 typedef struct Node Node;

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "broker.h"
 #include "ctlclient_http.h"
 #include "detect.h"
 #include "instance.h"
@@ -80,6 +81,7 @@ struct Node {
         uint64_t log_seq, logs_dropped;
 
         InvokeServer *invoke;
+        Broker *broker;                  /* NULL: no --activator */
         NodeMetrics *metrics;
         bool stopping, final_sent, closed, said_ready;
         Node **owner_ref;                /* set to NULL when the node is gone */

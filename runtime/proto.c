@@ -581,6 +581,8 @@ int proto_put_invoke(ProtoBuf *b, const ProtoInvoke *inv) {
                         o = (json_decref(o), NULL);
         if (o && inv->timeout_ms && json_object_set_new(o, "timeoutMs", json_integer((json_int_t) inv->timeout_ms)) < 0)
                 o = (json_decref(o), NULL);
+        if (o && inv->depth && json_object_set_new(o, "depth", json_integer((json_int_t) inv->depth)) < 0)
+                o = (json_decref(o), NULL);
         return put_json_frame(b, PROTO_INVOKE, o);
 }
 
@@ -597,7 +599,7 @@ static bool method_valid(const char *m) {
 
 static int invoke_fields(json_t *o, ProtoInvoke *inv) {
         static const char *const keys[] = { "instance", "requestId", "traceparent", "method", "path", "query",
-                                            "timeoutMs" };
+                                            "timeoutMs", "depth" };
         if (!only_keys(o, keys, ELEMENTSOF(keys)) || !json_is_string(json_object_get(o, "instance")) ||
             get_json_str(o, "instance", inv->instance, PROTO_ID_MAX) < 0 || !inv->instance[0] ||
             get_json_str(o, "requestId", inv->request_id, PROTO_REQID_MAX) < 0 ||
@@ -612,6 +614,12 @@ static int invoke_fields(json_t *o, ProtoInvoke *inv) {
                     (uint64_t) json_integer_value(t) > PROTO_TIMEOUT_MS_MAX)
                         return -EBADMSG;
                 inv->timeout_ms = (uint64_t) json_integer_value(t);
+        }
+        json_t *d = json_object_get(o, "depth");
+        if (d && !json_is_null(d)) {
+                if (!json_is_integer(d) || json_integer_value(d) < 0 || json_integer_value(d) > PROTO_DEPTH_MAX)
+                        return -EBADMSG;
+                inv->depth = (unsigned) json_integer_value(d);
         }
         return 0;
 }

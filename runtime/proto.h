@@ -176,7 +176,9 @@ typedef struct ProtoInvoke {
         char path[PROTO_URLPART_MAX + 1];        /* default "/" */
         char query[PROTO_URLPART_MAX + 1];       /* "" when none */
         uint64_t timeout_ms;                     /* 0: the instance's own */
+        unsigned depth;                          /* broker calls nested above this one (0..64) */
 } ProtoInvoke;
+#define PROTO_DEPTH_MAX 64
 
 int proto_put_invoke(ProtoBuf *b, const ProtoInvoke *inv);
 /* Decode an INVOKE payload: a JSON object (no unknown keys) whose strings

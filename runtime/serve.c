@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "broker.h"
 #include "jail.h"
 #include "lib/quantity.h"
 #include "lib/util.h"
@@ -551,6 +552,28 @@ static int opt_state_dir(ServeOptions *o, const char *a) {
         o->node.state_dir = a;
         return *a == '/' && str_clean(a, 3000) ? 0 : -EINVAL;
 }
+static int opt_activator(ServeOptions *o, const char *a) {
+        char host[256];
+        unsigned port;
+        o->node.activator = a;
+        return broker_parse_activator(a, host, sizeof host, &port);
+}
+static int opt_uint(const char *a, uint64_t max, unsigned *ret) {
+        uint64_t v;
+        if (quantity_parse_uint(a, &v) < 0 || v < 1 || v > max)
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+static int opt_broker_depth(ServeOptions *o, const char *a) {
+        return opt_uint(a, BROKER_DEPTH_MAX, &o->node.broker_depth);
+}
+static int opt_broker_rate(ServeOptions *o, const char *a) {
+        return opt_uint(a, 1000000, &o->node.broker_rate);
+}
+static int opt_broker_burst(ServeOptions *o, const char *a) {
+        return opt_uint(a, 1000000, &o->node.broker_burst);
+}
 static int opt_metrics(ServeOptions *o, const char *a) {
         o->node.metrics_listen = a;
         return opt_invoke_listen(&(ServeOptions) { 0 }, a);
@@ -575,6 +598,10 @@ static const struct {
         { "invoke-secret-file", opt_invoke_secret, "a file holding the invoke secret" },
         { "state-dir", opt_state_dir, "an absolute path" },
         { "metrics-listen", opt_metrics, "HOST:PORT (an IPv4 address)" },
+        { "activator", opt_activator, "the activator's URL for the broker, http://IP:PORT" },
+        { "broker-max-depth", opt_broker_depth, "1 to 64 nested calls" },
+        { "broker-rate", opt_broker_rate, "calls per second per instance, at least 1" },
+        { "broker-burst", opt_broker_burst, "calls at once above the rate, at least 1" },
 };
 
 static void serve_usage(FILE *f) {
@@ -584,7 +611,10 @@ static void serve_usage(FILE *f) {
               "                           --controller URL --token-file FILE [--node NAME] [--label K=V]...\n"
               "                           [--invoke-socket " NODE_INVOKE_SOCKET_DEFAULT " | --invoke-listen HOST:PORT\n"
               "                            --invoke-secret-file FILE] [--invoke-uid fnbox]\n"
-              "                           [--state-dir " NODE_STATE_DIR_DEFAULT "] [--metrics-listen HOST:PORT]\n", f);
+              "                           [--state-dir " NODE_STATE_DIR_DEFAULT "] [--metrics-listen HOST:PORT]\n"
+              "       the broker (each box's way out), add:\n"
+              "                           --activator http://IP:PORT --invoke-secret-file FILE\n"
+              "                           [--broker-max-depth 8] [--broker-rate 20] [--broker-burst 40]\n", f);
 }
 
 static int serve_parse(ServeOptions *o, int argc, char **argv) {
@@ -616,7 +646,8 @@ static int serve_parse(ServeOptions *o, int argc, char **argv) {
         }
         const NodeOptions *n = &o->node;
         if (!n->controller && (n->token_file || n->name || n->n_labels || n->invoke_socket || n->invoke_listen ||
-                               n->invoke_user || n->invoke_secret_file || n->state_dir || n->metrics_listen)) {
+                               n->invoke_user || n->invoke_secret_file || n->state_dir || n->metrics_listen ||
+                               n->activator || n->broker_depth || n->broker_rate || n->broker_burst)) {
                 fprintf(stderr, "fnbox-runtime serve: the node agent's options need --controller\n");
                 return -EINVAL;
         }
@@ -630,6 +661,14 @@ static int serve_parse(ServeOptions *o, int argc, char **argv) {
         }
         if (n->invoke_listen && !n->invoke_secret_file) {
                 fprintf(stderr, "fnbox-runtime serve: --invoke-listen needs --invoke-secret-file\n");
+                return -EINVAL;
+        }
+        if (n->activator && !n->invoke_secret_file) {
+                fprintf(stderr, "fnbox-runtime serve: --activator needs --invoke-secret-file (it signs broker calls)\n");
+                return -EINVAL;
+        }
+        if (!n->activator && (n->broker_depth || n->broker_rate || n->broker_burst)) {
+                fprintf(stderr, "fnbox-runtime serve: the --broker-* options need --activator\n");
                 return -EINVAL;
         }
         return 0;

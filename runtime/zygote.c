@@ -97,7 +97,7 @@ static int copy_config(Zygote *z, const JailConfig *c) {
         z->cfg.stdin_data = NULL;
         z->cfg.stdin_len = 0;
         z->cfg.code_fd = -1;
-        if (!(z->strings = calloc(c->n_args + c->n_env + 5, sizeof *z->strings)))
+        if (!(z->strings = calloc(c->n_args + c->n_env + 6, sizeof *z->strings)))
                 return -ENOMEM;
         int r;
         if ((r = copy_strv(z, c->args, c->n_args, &z->cfg.args)) < 0 ||
@@ -106,8 +106,13 @@ static int copy_config(Zygote *z, const JailConfig *c) {
         z->cfg.code = keep_str(z, c->code);
         z->cfg.entry = keep_str(z, c->entry);
         z->cfg.cgroup_parent = keep_str(z, c->cgroup_parent);
-        z->cfg.run_dir = NULL; /* a zygote's children are fresh-mode boxes */
-        if ((c->code && !z->cfg.code) || (c->entry && !z->cfg.entry) || (c->cgroup_parent && !z->cfg.cgroup_parent))
+        /* the instance's folder (its broker socket), read-only: bound in
+         * the zygote's jail, so that every child, which copies the
+         * zygote's mount namespace, sees it */
+        z->cfg.run_dir = keep_str(z, c->run_dir);
+        z->cfg.run_dir_readonly = true;
+        if ((c->code && !z->cfg.code) || (c->entry && !z->cfg.entry) || (c->cgroup_parent && !z->cfg.cgroup_parent) ||
+            (c->run_dir && !z->cfg.run_dir))
                 return -ENOMEM;
         /* the code as checked now: every child sees this one */
         if (c->code_fd >= 0 && (z->cfg.code_fd = fcntl(c->code_fd, F_DUPFD_CLOEXEC, 3)) < 0)
@@ -177,6 +182,10 @@ static void child_done(Jail *j, JailResult *r, void *userdata) {
                 c->done(j, r, c->userdata);
         c->done = NULL;
         refill(c->z);
+}
+
+Jail *zygote_child_jail(const ZygoteChild *c) {
+        return c ? c->j : NULL;
 }
 
 static int spare_new(Zygote *z, ZygoteChild **ret) {

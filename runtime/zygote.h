@@ -46,8 +46,8 @@ typedef enum ZygoteEvent {
 typedef void (*zygote_event_fn)(Zygote *z, ZygoteEvent ev, int error, void *userdata);
 
 /* Build a zygote for the revision described by c (runtime, code or
- * code_fd, entry, args, env, limits, host_uid/gid, cgroup_parent; stdin and
- * run_dir are ignored). c is checked as jail_spawn() checks it (-EINVAL for
+ * code_fd, entry, args, env, limits, host_uid/gid, cgroup_parent, run_dir,
+ * which the zygote and every child get read-only; stdin is ignored). c is checked as jail_spawn() checks it (-EINVAL for
  * a bad one); c's strings are copied and the code is opened (or code_fd
  * duplicated) now. The events arrive on loop. */
 int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret);
@@ -83,6 +83,8 @@ int zygote_fork(Zygote *z, const ZygoteRequest *q, jail_done_fn done, void *user
  * own Jail handle, which the zygote owns (do not jail_free it); it may
  * take r->out.data and r->err.data. */
 int zygote_child_kill(ZygoteChild *c);
+/* The child's jail handle (its cgroup names the child: jail_cgroup_name). */
+Jail *zygote_child_jail(const ZygoteChild *c);
 
 /* How many spares to keep (1..16, default ZYGOTE_SPARES_DEFAULT): as many
  * as requests that may arrive faster than one is replaced (a few ms). */

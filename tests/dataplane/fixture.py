@@ -75,6 +75,17 @@ def _daemon_uids():
 DAEMON_UIDS = _daemon_uids()
 
 
+
+def free_port(host):
+    """A port nobody listens on now (the kernel's pick, released): for a
+    daemon whose address others must know before it starts."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
 class PlatformError(Exception):
     pass
 
@@ -411,6 +422,12 @@ class Platform:
         self._token = None
         self.url = None             # the activator's
         self.api_url = None         # the controller's
+        # the invoke secret, shared by the runtimes and the activator: it
+        # signs the broker's calls (docs/internals.md, "Broker calls")
+        self.secret_file = os.path.join(self.tmp, "invoke.secret")
+        with open(os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(os.urandom(24).hex() + "\n")
+        self.activator_listen = None    # HOST:PORT, chosen before the nodes start (their --activator)
 
     # ---- life cycle ------------------------------------------------------------
 
@@ -439,6 +456,7 @@ class Platform:
         self._before = {"mounts": mount_points(), "tmp": set(os.listdir("/tmp")),
                         "links": self._link_names(), "netns": self._netns_names()}
         self._setup_network()
+        self.activator_listen = "%s:%d" % (self.host_addr, free_port(self.host_addr))
         self.start_controller()
         for spec in self.nodes_spec:
             self.start_node(spec)
@@ -574,7 +592,8 @@ class Platform:
             argv = [os.path.join(self.bin, "fnbox-runtime"), "serve", "--socket", paths["socket"],
                     "--controller", self.api_url, "--token-file", self.token_file, "--node", name,
                     "--invoke-socket", paths["invoke"], "--state-dir", paths["state"],
-                    "--cgroup-parent", paths["cgroup"], "--pool", str(spec.pool)]
+                    "--cgroup-parent", paths["cgroup"], "--pool", str(spec.pool),
+                    "--activator", "http://" + self.activator_listen, "--invoke-secret-file", self.secret_file]
             for k, v in sorted(spec.labels.items()):
                 argv += ["--label", "%s=%s" % (k, v)]
             argv += spec.args
@@ -612,8 +631,10 @@ class Platform:
 
     def start_activator_daemon(self):
         if self.activator is None:
-            argv = [os.path.join(self.bin, "fnbox-activator"), "--listen", "127.0.0.1:0",
-                    "--controller", self.api_url, "--token-file", self.token_file] + self.activator_args
+            # the port the nodes' brokers were told (chosen in start())
+            argv = [os.path.join(self.bin, "fnbox-activator"), "--listen", self.activator_listen,
+                    "--controller", self.api_url, "--token-file", self.token_file,
+                    "--invoke-secret-file", self.secret_file] + self.activator_args
             self.activator = Daemon("activator", "activator", argv,
                                     os.path.join(self.logs, "activator.log"), self.env())
         else:
