@@ -126,7 +126,9 @@ static QuotaEntry *entry_get(Quota *q, const char *key, bool force) {
 }
 
 static bool key_ok(const char *key) {
-        size_t n = key ? strlen(key) : 0;
+        if (!key)
+                return false;
+        size_t n = strlen(key);
         return n <= QUOTA_KEY_MAX && ((strncmp(key, "ns:", 3) == 0 && n > 3) ||
                                       (strncmp(key, "token:", 6) == 0 && n > 6));
 }

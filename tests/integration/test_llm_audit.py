@@ -12,6 +12,7 @@ usage: test_llm_audit.py [--build DIR] [--store URL] [--only NAME]...
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -309,9 +310,11 @@ def main():
                     traceback.print_exc(file=sys.stdout)
             sys.stdout.flush()
         rc = ctl.stop()
-        if rc != 0:
+        log = ctl.log()
+        m = re.search(r"ERROR: (Address|Leak)Sanitizer|runtime error:", log)
+        if rc != 0 or m:
             failed += 1
-            print("FAIL the controller exited %s:\n%s" % (rc, ctl.log()[-3000:]))
+            print("FAIL the controller exited %s:\n%s" % (rc, log[max(0, m.start() - 200) if m else -3000:][:6000]))
     print("llm_audit: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
