@@ -34,7 +34,8 @@
 #define HEADERS_MAX 100                  /* header lines (431 beyond) */
 #define READ_CHUNK (64U << 10)
 #define BOX_BACKLOG_MAX (1U << 20)       /* bytes queued to a slow box before the activator waits */
-#define NAME_MAX_ 63
+#define DRAIN_MS 2000                    /* after the broker's own answer: the box's rest is read this long */
+#define DRAIN_MAX (32U << 20)            /* ... and at most this much */
 
 struct Broker {
         uv_loop_t *loop;
@@ -73,6 +74,7 @@ struct BrokerConn {
         uv_pipe_t pipe;                  /* the box's end */
         uv_tcp_t up;                     /* the activator's */
         uv_connect_t connect;
+        uv_shutdown_t shutdown;
         uv_timer_t timer;
         unsigned handles;
         bool up_open, closing, up_eof, box_eof, answered, up_reading;
@@ -82,6 +84,7 @@ struct BrokerConn {
         char *req;                       /* the request for the activator */
         size_t req_len;
         size_t backlog;                  /* bytes written to the box, not yet out */
+        size_t drained;                  /* bytes of the box's read and dropped after our answer */
         unsigned status;                 /* the answer's status (audit) */
         size_t bytes_down;
         unsigned depth;
@@ -271,6 +274,40 @@ typedef struct BoxWrite {
 static void on_up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 
+static char drain_buf[READ_CHUNK];      /* what a box sends after its answer: dropped (one loop) */
+
+static void drain_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+        (void) h, (void) hint;
+        *buf = uv_buf_init(drain_buf, sizeof drain_buf);
+}
+
+static void on_drain_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+        BrokerConn *c = s->data;
+        (void) buf;
+        if (n < 0 || (c->drained += (size_t) n) > DRAIN_MAX)
+                conn_close(c);
+}
+
+static void on_drain_timer(uv_timer_t *t) {
+        conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+        (void) req, (void) status;
+}
+
+/* The broker answered before it read the whole request (an error): say
+ * that the answer is complete and read what the box still sends (a
+ * socket closed with unread data would reset the box's end before it has
+ * read the answer), for a while. */
+static void conn_drain(BrokerConn *c) {
+        c->phase = PH_DONE;
+        uv_timer_start(&c->timer, on_drain_timer, DRAIN_MS, 0);
+        if (uv_shutdown(&c->shutdown, (uv_stream_t *) &c->pipe, on_shutdown) < 0 ||
+            uv_read_start((uv_stream_t *) &c->pipe, drain_alloc, on_drain_read) < 0)
+                conn_close(c);
+}
+
 static void on_box_written(uv_write_t *w, int status) {
         BoxWrite *bw = (BoxWrite *) w;
         BrokerConn *c = bw->c;
@@ -280,6 +317,10 @@ static void on_box_written(uv_write_t *w, int status) {
         free(bw);
         if (c->closing)
                 return;
+        if (last && status >= 0) {
+                conn_drain(c);
+                return;
+        }
         if (status < 0 || last || (c->up_eof && c->backlog == 0)) {
                 conn_close(c);
                 return;

@@ -3,6 +3,7 @@
 #   {"call": NAME, "body": TEXT}   fnbox.call(NAME, TEXT): the answer
 #   {"raw": [METHOD, PATH, {headers}, BODY]}  one request, exactly that:
 #                                  {"status", "body", "headers"} back
+#                                  ("big": N: a body of N bytes instead)
 #   {"many": N, "path": PATH}      N requests one after the other:
 #                                  {"statuses": [...]}
 #   {"recurse": NAME}              calls NAME with the same body; answers
@@ -26,6 +27,8 @@ if "call" in req:
     out.write(fnbox.call(req["call"], req.get("body", "")).decode())
 elif "raw" in req:
     method, path, headers, body = req["raw"]
+    if req.get("big"):
+        body = "x" * req["big"]
     st, _, hdrs, data = fnbox.request(method, path, body.encode() if body is not None else None, headers)
     out.write(json.dumps({"status": st, "body": data.decode("utf-8", "replace"),
                           "headers": {k.lower(): v for k, v in hdrs}}))
