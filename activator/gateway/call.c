@@ -61,9 +61,21 @@ static void attempt_reset(GwCall *c) {
         oai_sse_clear(&c->sse);
 }
 
+static void hup_closed(uv_handle_t *h) {
+        free(h);
+}
+
+static void hup_stop(GwCall *c) {
+        if (c->hup) {
+                uv_close((uv_handle_t *) c->hup, hup_closed);
+                c->hup = NULL;
+        }
+}
+
 void gw_call_free(GwCall *c) {
         if (!c)
                 return;
+        hup_stop(c);
         if (c->call) {
                 up_call_cancel(c->call);
                 c->call = NULL;
@@ -647,6 +659,42 @@ static bool admit(GwCall *c) {
         return true;
 }
 
+/* The caller hung up while we wait on an upstream (libmicrohttpd does not
+ * watch a suspended connection, and a stream's connection is suspended
+ * between events): stop the upstream now, not at its timeout, and let the
+ * connection end. */
+static void on_hup(uv_poll_t *h, int status _unused_, int events _unused_) {
+        GwCall *c = h->data;
+        hup_stop(c);
+        if (c->call) {
+                up_call_cancel(c->call);
+                c->call = NULL;
+        }
+        attempt_release(c, NULL);
+        snprintf(c->error_type, sizeof c->error_type, "client_closed");
+        if (c->committed && !c->stream_ended) {
+                c->stream_ended = true;
+                c->final_status = 499;
+                req_backend_done(c->q, false);
+        } else if (!c->committed && !c->final_status)
+                gw_respond_error(c, 499, "client_closed", NULL, NULL, NULL, "the caller left");
+        finish(c);
+}
+
+static void hup_watch(GwCall *c) {
+        Req *q = c->q;
+        const union MHD_ConnectionInfo *ci = q->conn ? MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+        if (!ci || !(c->hup = malloc(sizeof *c->hup)))
+                return;
+        if (uv_poll_init_socket(req_loop(q), c->hup, ci->connect_fd) < 0) {
+                free(c->hup);
+                c->hup = NULL;
+                return;
+        }
+        c->hup->data = c;
+        uv_poll_start(c->hup, UV_DISCONNECT, on_hup);
+}
+
 void gateway_start(Req *q) {
         GwCall *c = q->gw;
         if (!c)
@@ -660,6 +708,7 @@ void gateway_start(Req *q) {
                 finish(c);
                 return;
         }
+        hup_watch(c);
         attempt_next(c);
 }
 

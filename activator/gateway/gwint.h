@@ -104,6 +104,7 @@ struct GwCall {
         char fail_type[48], fail_code[48], fail_msg[512], fail_retry[64];
         QuotaReservation res;
         AuditRecord rec;
+        uv_poll_t *hup;                  /* the caller's hang-up, watched while its connection waits on us */
 };
 
 /* gateway.c */

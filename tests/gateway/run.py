@@ -309,6 +309,28 @@ def timeouts(x):
 
 
 @test
+def client_hangup(x):
+    """A caller that leaves mid-stream: the upstream call stops, nothing stays in flight."""
+    import socket
+    x.ups["local-a"].reset()
+    x.ups["local-a"].script([{"hang": True}])
+    body = json.dumps({"model": "local-model", "stream": True, "messages": [{"role": "user", "content": "a b c"}]}).encode()
+    s = socket.create_connection((x.host, x.port))
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (x.p.token.encode(), len(body), body))
+    got = b""
+    while b"data: " not in got:
+        got += s.recv(4096)
+    s.close()
+
+    def idle():
+        st, data, h = x.request("GET", "/metrics", token=False)
+        return 'fnbox_llm_upstream_inflight{upstream="local-a"} 0' in data.decode()
+    fixture.wait_for("local-a idle again", idle, 5)
+    check(x.chat("local-model")[0] == 200, "it still answers")
+
+
+@test
 def bad_input(x):
     st, j, data, h = x.post("/v1/chat/completions", None, raw=b'{"model": "solo", "messages": [')
     check(st == 400 and x.error_of(j)["type"] == "invalid_request_error" and "JSON" in j["error"]["message"],
