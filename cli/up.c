@@ -16,7 +16,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,7 +35,7 @@
 #define UP_HELD_LINES           40      /* a daemon's lines kept until it is ready */
 #define UP_STOP_TIMEOUT_MS      10000   /* SIGTERM, then this long, then SIGKILL */
 #define UP_READY_TIMEOUT_MS     60000
-#define UP_ARGS_MAX             (16 + 2 * CLI_LABELS_MAX)
+#define UP_ARGS_MAX             (24 + 2 * CLI_LABELS_MAX)
 #define UP_CONFIG_MARK          "# written by fnbox up"
 
 enum { D_CONTROLLER, D_RUNTIME, D_ACTIVATOR, D_COUNT };
@@ -61,6 +65,8 @@ typedef struct Up {
         char bin[PATH_MAX];             /* the folder of this fnbox */
         char data_dir[PATH_MAX];
         char token_file[PATH_MAX + 16];
+        char secret_file[PATH_MAX + 16]; /* the invoke secret: signs the brokers' calls */
+        char act_listen[128];            /* the activator's --listen, its port known */
         const char *run_dir;
         uint64_t ready_timeout_ms;
         int stop_signals;               /* SIGINT/SIGTERM/SIGHUP seen */
@@ -343,9 +349,63 @@ static int start_controller(Up *u, const VerbArgs *a) {
         return daemon_start(u, &u->d[D_CONTROLLER], v.v);
 }
 
+/* DATA_DIR/invoke.secret, made once (root's, 0600): the key of the broker
+ * calls' identity headers, which the runtime signs and the activator
+ * checks (docs/internals.md, "Broker calls"). Both read it as root. */
+static int up_secret(Up *u) {
+        uint8_t rnd[24];
+        char hex[2 * sizeof rnd + 2];
+        snprintf(u->secret_file, sizeof u->secret_file, "%s/invoke.secret", u->data_dir);
+        if (access(u->secret_file, R_OK) == 0)
+                return 0;
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t) sizeof rnd)
+                return negative_errno();
+        for (size_t i = 0; i < sizeof rnd; i++)
+                snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+        strcat(hex, "\n");
+        _cleanup_close_ int fd = open(u->secret_file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 || write_all(fd, hex, strlen(hex)) < 0)
+                return negative_errno();
+        return 0;
+}
+
+/* The activator's --listen with its port known before it starts (the
+ * runtime's brokers are told it): port 0 becomes a port free now. 0, or
+ * -EINVAL when the host is not an IPv4 address or localhost (then the
+ * boxes get no broker). */
+static int up_activator_listen(Up *u, const char *listen) {
+        const char *colon = strrchr(listen, ':');
+        char host[64];
+        struct sockaddr_in sa = { .sin_family = AF_INET };
+        snprintf(u->act_listen, sizeof u->act_listen, "%s", listen);
+        if (!colon || (size_t) (colon - listen) >= sizeof host)
+                return -EINVAL;
+        snprintf(host, sizeof host, "%.*s", (int) (colon - listen), listen);
+        if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa.sin_addr) != 1)
+                return -EINVAL;
+        if (strcmp(colon + 1, "0") != 0)
+                return 0;
+        socklen_t len = sizeof sa;
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || getsockname(fd, (struct sockaddr *) &sa, &len) < 0)
+                return negative_errno();
+        snprintf(u->act_listen, sizeof u->act_listen, "%s:%u", host, ntohs(sa.sin_port));
+        return 0;
+}
+
 static int start_data_plane(Up *u, const VerbArgs *a, const char *api) {
-        char sock[PATH_MAX], invoke[PATH_MAX];
+        char sock[PATH_MAX], invoke[PATH_MAX], act_url[160];
         Argv r = { 0 }, v = { 0 };
+        int s = up_secret(u);
+        if (s < 0) {
+                fprintf(stderr, "%s: %s: %s\n", u->prog, u->secret_file, strerror(-s));
+                return s;
+        }
+        bool broker = up_activator_listen(u, a->listen ? a->listen : "127.0.0.1:8080") >= 0;
+        if (!broker)
+                fprintf(stderr, "%s: --listen %s is not IPv4-address:port: the boxes get no broker\n", u->prog,
+                        u->act_listen);
+        snprintf(act_url, sizeof act_url, "http://%s", u->act_listen);
         snprintf(sock, sizeof sock, "%s/runtime.sock", u->run_dir);
         snprintf(invoke, sizeof invoke, "%s/invoke.sock", u->run_dir);
         arg(&r, u->d[D_RUNTIME].name);
@@ -357,9 +417,14 @@ static int start_data_plane(Up *u, const VerbArgs *a, const char *api) {
                 arg(&r, "--node"), arg(&r, a->node);
         for (size_t i = 0; i < a->n_labels; i++)
                 arg(&r, "--label"), arg(&r, a->labels[i]);
+        /* each box's broker calls the activator, signed with the secret */
+        arg(&r, "--invoke-secret-file"), arg(&r, u->secret_file);
+        if (broker)
+                arg(&r, "--activator"), arg(&r, act_url);
         arg(&v, u->d[D_ACTIVATOR].name);
-        arg(&v, "--listen"), arg(&v, a->listen ? a->listen : "127.0.0.1:8080");
+        arg(&v, "--listen"), arg(&v, u->act_listen);
         arg(&v, "--controller"), arg(&v, api), arg(&v, "--token-file"), arg(&v, u->token_file);
+        arg(&v, "--invoke-secret-file"), arg(&v, u->secret_file);
         arg(&v, "--user"), arg(&v, a->user ? a->user : "fnbox");
         int ret = daemon_start(u, &u->d[D_RUNTIME], r.v);
         return ret < 0 ? ret : daemon_start(u, &u->d[D_ACTIVATOR], v.v);

@@ -47,6 +47,9 @@ def fnbox_up(build):
         api = re.search(r"API\s+(http://\S+)\s+\(admin token in (\S+)\)", text)
         check(inv and api, "fnbox up did not print the invocation URL, the API URL and the token", text)
         act_url, api_url, token_file = inv.group(1), api.group(1), api.group(2)
+        # the runtime's brokers were told the activator's port (--listen :0 picked before)
+        check("broker calls go to %s" % act_url in text, "fnbox up: the runtime's broker is not pointed at %s" % act_url,
+              text)
         with open(token_file) as f:
             token = f.read().strip()
         daemons = descendants([proc.pid])
