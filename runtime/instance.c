@@ -211,7 +211,7 @@ static int spec_parse(Instance *i, json_t *spec, char *why, size_t len) {
                 r = spec_env(i, json_object_get(spec, "env"), i->service);
         if (r == -E2BIG)
                 return snprintf(why, len, "env: at most %zu entries in fresh mode (%zu are the request's)",
-                                256 - REQUEST_ENV_N, REQUEST_ENV_N), -EINVAL;
+                                256 - REQUEST_ENV_N - (i->h.broker ? 1 : 0), REQUEST_ENV_N), -EINVAL;
         if (r < 0 || bad)
                 return snprintf(why, len, "the spec has a field out of range"), -EINVAL;
         return 0;
