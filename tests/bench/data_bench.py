@@ -30,6 +30,16 @@ measured in the same run:
                how many answered 200, time to the first and to the last.
   queue memory the activator's RSS with 10,000 requests queued for a service
                that never becomes ready, against its RSS idle.
+  broker       the broker's added latency from inside a jail: a service box
+               calls an echo service (functions/echo-service) through its
+               FNBOX_BROKER socket, one call at a time, a new connection each
+               (as the broker itself opens one to the activator per call);
+               against the same call from the host straight to the
+               activator over TCP, a new connection each, with the token.
+               Both on raw sockets; the difference of the medians is what
+               the broker adds (the box's unix hop, the checks, the signed
+               headers, the hop to the activator). The node's broker rate
+               limit is raised for the run.
 
 It never fails on a figure: it exits 1 only when something could not be
 measured at all (the platform did not start, a request failed outright).
@@ -63,7 +73,7 @@ GOAL_COLD_PY_RATIO = 1.3
 GOAL_WARM_P50_MS = 3.0
 GOAL_SERVICE_RATIO = 1.0
 PY_BOX = b"import sys\nsys.stdout.write('hello ' + sys.stdin.read())\n"
-SECTIONS = ("cold", "warm", "service", "burst", "queue")
+SECTIONS = ("cold", "warm", "service", "burst", "queue", "broker")
 
 
 # ---- numbers -------------------------------------------------------------------
@@ -516,6 +526,117 @@ def bench_queue(p, tmp, n):
 
 # ---- main -----------------------------------------------------------------------------------
 
+# ---- the broker ---------------------------------------------------------------------------
+
+BROKER_BOX = b"""
+import http.server, json, os, socket, socketserver, time
+BROKER = os.environ["FNBOX_BROKER"]
+
+
+def one(path, body):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(BROKER)
+    s.sendall(b"POST %s HTTP/1.1\\r\\nHost: b\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (path, len(body), body))
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    return data
+
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, b):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+
+    def do_GET(self):
+        self.reply(b"ok")
+
+    def do_POST(self):
+        req = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        out = []
+        for _ in range(req["n"]):
+            t0 = time.perf_counter()
+            r = one(req["path"].encode(), b"ping")
+            out.append(time.perf_counter() - t0)
+            if not r.startswith(b"HTTP/1.1 200 ") or not r.endswith(b"ping"):
+                self.reply(json.dumps({"error": r[:300].decode("latin1")}).encode())
+                return
+            time.sleep(0.002)
+        self.reply(json.dumps(out).encode())
+
+    def log_message(self, *a):
+        pass
+
+
+class S(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+S(os.environ["FNBOX_SOCKET"], H).serve_forever()
+"""
+
+
+def direct_calls(url, path, n, token):
+    """The same call from the host straight to the activator: raw socket,
+    a new TCP connection each, the bearer token."""
+    host, port = url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
+    head = ("POST %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\nContent-Length: 4\r\n"
+            "Connection: close\r\n\r\nping" % (path, host, port, token)).encode()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        s = socket.create_connection((host, int(port)))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(head)
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        s.close()
+        out.append(time.perf_counter() - t0)
+        if not data.startswith(b"HTTP/1.1 200 ") or not data.endswith(b"ping"):
+            raise PlatformError("direct call: %r" % data[:300])
+        time.sleep(0.002)
+    return out
+
+
+def bench_broker(p, tmp, rounds):
+    echo = p.deploy("becho", ECHO_SERVICE, spec={"mode": "service", "scale": {"min": 1}})
+    d = write_fn(tmp, "brokerbox", {"main.py": BROKER_BOX})
+    box = p.deploy("bbox", os.path.join(d, "main.py"), spec={"mode": "service", "scale": {"min": 1}})
+    p.wait_instances(echo, lambda i: len(i) == 1, 60)
+    p.wait_instances(box, lambda i: len(i) == 1, 60)
+    inside, direct = [], []
+    # alternate batches, so that drift hits both alike
+    for _ in range(4):
+        st, out = post(p.url, "/fn/bbox", json.dumps({"n": rounds // 4, "path": "/fn/becho"}).encode(),
+                       token=p.token, timeout=300)
+        j = json.loads(out) if st == 200 else None
+        if not isinstance(j, list):
+            raise PlatformError("broker calls from the box: %s %r" % (st, out[:300]))
+        inside += j[2:]
+        direct += direct_calls(p.url, "/fn/becho", rounds // 4, p.token)[2:]
+    a, b = summary_ms(inside), summary_ms(direct)
+    header("Broker: a call from inside a jail vs the same call from the host (ms)")
+    row("box -> broker -> activator -> echo", a)
+    row("host -> activator -> echo (TCP)", b)
+    added = a["p50"] - b["p50"]
+    print("  the broker adds %.2f ms at the median, %.2f ms at p99" % (added, a["p99"] - b["p99"]))
+    p.cli_ok("delete", "bbox")
+    remove(p, "becho")
+    return {"inside": a, "direct": b, "added_p50_ms": added}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build")
@@ -525,6 +646,7 @@ def main():
     ap.add_argument("--conns", type=int, default=32, help="wrk connections for service mode")
     ap.add_argument("--burst", type=int, default=1000)
     ap.add_argument("--queued", type=int, default=10000)
+    ap.add_argument("--broker-rounds", type=int, default=400, help="broker calls each way (default 400)")
     ap.add_argument("--only", action="append", choices=SECTIONS)
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -544,13 +666,16 @@ def main():
     tmp = tempfile.mkdtemp(prefix="fnbox-bench-")
     try:
         qdepth = str(max(args.queued, args.burst) + 100)
-        with Platform(build, nodes=[Node("bench", pool=4)], netns=False,
+        # the broker's rate limit (20/s) would throttle its own benchmark
+        node = Node("bench", pool=4, args=["--broker-rate", "1000000", "--broker-burst", "1000000"])
+        with Platform(build, nodes=[node], netns=False,
                       activator_args=["--queue-depth", qdepth]) as p:
             for name, fnc, a in (("cold", bench_cold, (p, build, tmp, args.rounds)),
                                  ("warm", bench_warm, (p, tmp, args.warm_rounds, args.seconds)),
                                  ("service", bench_service, (p, tmp, args.seconds, args.conns)),
                                  ("burst", bench_burst, (p, tmp, args.burst)),
-                                 ("queue", bench_queue, (p, tmp, args.queued))):
+                                 ("queue", bench_queue, (p, tmp, args.queued)),
+                                 ("broker", bench_broker, (p, tmp, args.broker_rounds))):
                 if name not in sections or (name == "service" and missing):
                     continue
                 progress("%s ..." % name)
