@@ -197,8 +197,7 @@ void broker_free(Broker *b) {
 
 /* ----- the identity headers (docs/internals.md, "Broker calls") ----- */
 
-/* HMAC-SHA256 of "v1\nCALLER\nNAMESPACE\nDEPTH\nTIME" with the secret, in hex. */
-static void identity_mac(const char *secret, const char *caller, const char *ns, unsigned depth, long long t,
+void broker_identity_mac(const char *secret, const char *caller, const char *ns, unsigned depth, long long t,
                          char out[65]) {
         char msg[512];
         unsigned char mac[EVP_MAX_MD_SIZE];
@@ -740,7 +739,7 @@ static int build_request(BrokerConn *c, const Head *h, const char *target, const
         Broker *b = x->b;
         char mac[65];
         long long t = (long long) time(NULL);
-        identity_mac(b->secret, x->caller, x->ns, c->depth, t, mac);
+        broker_identity_mac(b->secret, x->caller, x->ns, c->depth, t, mac);
         FILE *f = open_memstream(&c->req, &c->req_len);
         if (!f)
                 return -ENOMEM;

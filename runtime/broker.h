@@ -81,5 +81,10 @@ int broker_box_open(Broker *b, const char *dir, uid_t box_uid, const BrokerIdent
  * (closed), and the memory on the loop's next turns. NULL is fine. */
 void broker_box_close(BrokerBox *x);
 
+/* The X-Fnbox-Broker-Auth signature: the hex HMAC-SHA256, keyed with
+ * the secret, of "v1\nCALLER\nNAMESPACE\nDEPTH\nTIME". */
+void broker_identity_mac(const char *secret, const char *caller, const char *ns, unsigned depth, long long t,
+                         char out[65]);
+
 /* The helpers, as linked into fnbox-runtime (runtime/box/). */
 int broker_helpers_write(int dir_fd);
