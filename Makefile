@@ -201,6 +201,7 @@ test: deps
 	$(MAKE) test-integration
 	$(MAKE) test-security
 	$(MAKE) test-dataplane
+	$(MAKE) test-gateway
 	$(MAKE) test-llm
 	$(MAKE) fuzz-smoke
 	$(MAKE) check-sanitize
