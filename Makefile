@@ -99,7 +99,7 @@ BOXES    := $(patsubst tests/security/boxes/%.c,$(BUILD)/tests/boxes/%,$(BOX_SRC
 FUNCTIONS := $(patsubst %/main.c,$(BUILD)/%/main,$(FUNCTION_SRCS)) \
              $(patsubst %/main.c,$(BUILD)/%/manifest.yaml,$(FUNCTION_SRCS))
 
-.PHONY: all deps test test-unit test-store test-integration test-security test-dataplane test-llm \
+.PHONY: all deps test test-unit test-store test-integration test-security test-dataplane test-gateway test-llm \
         fuzz fuzz-smoke check-sanitize bench install run clean
 
 all: $(PROGRAMS) $(UNIT_BIN) $(STORE_TEST_BIN) $(BOXES) $(FUNCTIONS)
