@@ -903,7 +903,9 @@ if name == "fnbox-controller":
             f.write("fnb_fake_token\n")
     print("fnbox-controller: listening on http://%s" % opt("--listen").replace(":0", ":9"), flush=True)
 elif name == "fnbox-activator":
-    print("fnbox-activator: listening on http://%s" % opt("--listen").replace(":0", ":19"), flush=True)
+    # fnbox up picks the activator's port itself (its boxes' broker is told
+    # it before the activator starts): the stand-in answers on a dead one
+    print("fnbox-activator: listening on http://%s:19" % opt("--listen").rsplit(":", 1)[0], flush=True)
 else:
     print("fnbox-runtime: node %s registering" % opt("--node"), flush=True)
     print("fnbox-runtime: node %s ready (invoke unix:%s)" % (opt("--node"), opt("--invoke-socket")), flush=True)
