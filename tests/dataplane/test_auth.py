@@ -92,7 +92,7 @@ def tokens_on_fn(build):
         routes = p.routes()
         check(any(t["id"] == inv_id and t["role"] == "invoker" and t["namespaces"] == ["default"]
                   for t in routes.get("tokens", [])), "the new token in /v1/routes", routes.get("tokens"))
-        check(inv not in json.dumps(routes) and inv.split("_")[2] not in json.dumps(routes),
+        check(inv not in json.dumps(routes) and inv.split("_", 2)[2] not in json.dumps(routes),
               "a secret in /v1/routes")
 
         # no token, a malformed one, an unknown one: 401 with WWW-Authenticate
