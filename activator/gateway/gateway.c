@@ -10,9 +10,6 @@
 
 #include <errno.h>
 #include <libgen.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +22,6 @@
 #include "lib/util.h"
 
 #define RELOAD_DEBOUNCE_MS 200
-#define BROKER_SKEW_S      300     /* a broker signature's time may be this far off */
 
 uint64_t gw_now_ns(void) {
         struct timespec ts;
@@ -424,51 +420,26 @@ static const char *header(Req *q, const char *name) {
         return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, name);
 }
 
-/* HMAC-SHA256 of "v1\nCALLER\nNAMESPACE\nDEPTH\nTIME" with the invoke secret, in hex. */
-static void broker_mac(const char *secret, const char *caller, const char *ns, unsigned depth, long long t, char out[65]) {
-        char msg[512];
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned mac_len = 0;
-        int n = snprintf(msg, sizeof msg, "v1\n%s\n%s\n%u\n%lld", caller, ns, depth, t);
-        HMAC(EVP_sha256(), secret, (int) strlen(secret), (const unsigned char *) msg, (size_t) n, mac, &mac_len);
-        for (unsigned i = 0; i < mac_len && i < 32; i++)
-                snprintf(out + 2 * i, 3, "%02x", mac[i]);
-        out[64] = 0;
-}
-
-/* "fn:NS/NAME@REV" with valid names: the namespace into ns. */
-static bool caller_parse(const char *caller, char *ns, size_t ns_len) {
-        if (!caller || strncmp(caller, "fn:", 3) != 0 || strlen(caller) >= GW_CALLER_MAX)
-                return false;
-        const char *s = caller + 3, *slash = strchr(s, '/'), *at = slash ? strchr(slash, '@') : NULL;
-        if (!slash || !at || !fnpath_name_ok(s, (size_t) (slash - s)) ||
-            !fnpath_name_ok(slash + 1, (size_t) (at - slash - 1)) || !at[1] || strlen(at + 1) > FNPATH_NAME_MAX)
-                return false;
-        snprintf(ns, ns_len, "%.*s", (int) (slash - s), s);
-        return true;
-}
-
 /* A broker call: X-Fnbox-Caller, X-Fnbox-Depth and X-Fnbox-Broker-Auth
  * ("v1 TIME HEX") signed with the invoke secret (docs/internals.md). */
 static struct MHD_Response *identify_broker(GwCall *c, const char *sig, unsigned *st) {
         Req *q = c->q;
         const char *caller = header(q, "X-Fnbox-Caller"), *depth_h = header(q, "X-Fnbox-Depth");
         const char *ns_h = header(q, "X-Fnbox-Namespace");
-        char ns[GW_NS_MAX], want[65], got[65] = "";
-        long long t = 0;
+        char ns[GW_NS_MAX];
         unsigned depth = 0;
         *st = 401;
-        if (!c->g->secret)
+        /* the same check as a broker's /fn call (activator/auth.c) */
+        int r = auth_broker_verify(c->g->secret, caller, depth_h, sig, (long long) (gw_realtime_ns() / 1000000000),
+                                   ns, sizeof ns, &depth);
+        if (r == -ENOKEY)
                 return head_error(q, 401, "authentication_error", "broker_refused", NULL,
                                   "broker calls are refused: this activator has no --invoke-secret-file");
-        if (sscanf(sig, "v1 %lld %64s", &t, got) != 2 || strlen(got) != 64 || !caller_parse(caller, ns, sizeof ns))
+        if (r == -EBADMSG || (r == 0 && strlen(caller) >= GW_CALLER_MAX))
                 return head_error(q, 401, "authentication_error", "broker_malformed", NULL,
-                                  "malformed broker identity (X-Fnbox-Caller: fn:NS/NAME@REV, X-Fnbox-Broker-Auth: v1 TIME HMAC)");
-        if (depth_h && sscanf(depth_h, "%u", &depth) != 1)
-                return head_error(q, 401, "authentication_error", "broker_malformed", NULL, "X-Fnbox-Depth is not a number");
-        broker_mac(c->g->secret, caller, ns, depth, t, want);
-        long long now = (long long) (gw_realtime_ns() / 1000000000);
-        if (CRYPTO_memcmp(want, got, 64) != 0 || t < now - BROKER_SKEW_S || t > now + BROKER_SKEW_S)
+                                  "malformed broker identity (X-Fnbox-Caller: fn:NS/NAME@REV, X-Fnbox-Depth: 0-%u, "
+                                  "X-Fnbox-Broker-Auth: v1 TIME HMAC)", AUTH_BROKER_DEPTH_MAX);
+        if (r < 0)
                 return head_error(q, 401, "authentication_error", "broker_refused", NULL, "the broker signature does not match");
         if (ns_h && strcmp(ns_h, ns) != 0) {
                 *st = 403;
