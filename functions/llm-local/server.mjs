@@ -371,19 +371,53 @@ function checkRoom(promptTokens, param) {
     return room;
 }
 
-function samplerOptions(o, maxTokens, abort, onTextChunk) {
+function samplerOptions(o, maxTokens, abort, limit) {
     const repeat = (o.presence !== undefined || o.frequency !== undefined)
         ? { presencePenalty: o.presence ?? 0, frequencyPenalty: o.frequency ?? 0 } : undefined;
     return { maxTokens, temperature: o.temperature ?? 1, topP: o.topP, seed: o.seed, repeatPenalty: repeat,
              customStopTriggers: o.stop.length ? o.stop : undefined, signal: abort.signal,
-             stopOnAbortSignal: true, onTextChunk };
+             stopOnAbortSignal: true, onToken: limit.onToken, onTextChunk: limit.onTextChunk };
+}
+
+// node-llama-cpp holds back a token that ends inside a UTF-8 character and
+// releases it with the next one, and checks maxTokens only after that: an
+// answer can run one token past max_tokens. This cuts the released tokens
+// at the limit, in the stream and in the whole answer, so that OpenAI's
+// promise (never more than max_tokens) holds. The library calls onToken
+// with a release's tokens just before onTextChunk with their text.
+function tokenLimit(maxTokens, onTextChunk) {
+    const kept = [];
+    let cut = null;         // {whole, part}: the release that crossed the limit, as text
+    return {
+        onToken(tokens) {
+            const room = Math.max(maxTokens - kept.length, 0);
+            if (tokens.length > room && cut === null) {
+                cut = { whole: state.model.detokenize(tokens, false, kept),
+                        part: state.model.detokenize(tokens.slice(0, room), false, kept) };
+            }
+            for (const t of tokens.slice(0, room))
+                kept.push(t);
+        },
+        onTextChunk(text) {
+            if (cut !== null && text === cut.whole)
+                text = cut.part;
+            if (onTextChunk && text)
+                onTextChunk(text);
+        },
+        // the whole answer, cut the same way
+        text(whole) {
+            if (cut === null || !whole.endsWith(cut.whole))
+                return whole;
+            return whole.slice(0, whole.length - cut.whole.length) + cut.part;
+        },
+    };
 }
 
 // One answer, whole or as server-sent events. kind: "chat" or "text";
-// run(onTextChunk) generates and returns {text, stopReason}; the sequence
-// meter's growth is the completion's tokens (the sequence serves one
-// request at a time; onToken would miss a byte token still waiting for the
-// rest of its character when generation stops).
+// run(onTextChunk) generates and returns {text, stopReason, maxTokens}; the
+// sequence meter's growth, at most maxTokens, is the completion's tokens
+// (the sequence serves one request at a time; onToken would miss a byte
+// token still waiting for the rest of its character when generation stops).
 async function answer(res, o, kind, seq, promptTokens, abort, run) {
     const chat = kind === "chat";
     const id = (chat ? "chatcmpl-" : "cmpl-") + crypto.randomBytes(12).toString("hex");
@@ -420,7 +454,8 @@ async function answer(res, o, kind, seq, promptTokens, abort, run) {
     }
     if (abort.signal.aborted)
         return;
-    const completionTokens = seq.tokenMeter.usedOutputTokens - before;
+    // at most max_tokens, though the library may have sampled one more (tokenLimit)
+    const completionTokens = Math.min(seq.tokenMeter.usedOutputTokens - before, result.maxTokens);
     const finish = result.stopReason === "maxTokens" ? "length" : "stop";
     const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens,
                     total_tokens: promptTokens + completionTokens };
@@ -450,8 +485,10 @@ async function chatCompletions(req, res, body) {
             const promptTokens = text.tokenize(state.model.tokenizer).length;
             const maxTokens = Math.min(o.maxTokens, checkRoom(promptTokens, "messages"));
             await answer(res, o, "chat", seq, promptTokens, abort, async (onTextChunk) => {
-                const r = await chat.generateResponse(history, samplerOptions(o, maxTokens, abort, onTextChunk));
-                return { text: r.response, stopReason: r.metadata && r.metadata.stopReason };
+                const limit = tokenLimit(maxTokens, onTextChunk);
+                const r = await chat.generateResponse(history, samplerOptions(o, maxTokens, abort, limit));
+                return { text: limit.text(r.response), stopReason: r.metadata && r.metadata.stopReason,
+                         maxTokens };
             });
         } finally {
             chat.dispose({ disposeSequence: false });
@@ -477,9 +514,10 @@ async function completions(req, res, body) {
             const promptTokens = tokens.length + (bos ? 1 : 0);
             const maxTokens = Math.min(o.maxTokens, checkRoom(promptTokens, "prompt"));
             await answer(res, o, "text", seq, promptTokens, abort, async (onTextChunk) => {
-                const r = await comp.generateCompletionWithMeta(prompt, samplerOptions(o, maxTokens, abort,
-                                                                                         onTextChunk));
-                return { text: r.response, stopReason: r.metadata && r.metadata.stopReason };
+                const limit = tokenLimit(maxTokens, onTextChunk);
+                const r = await comp.generateCompletionWithMeta(prompt, samplerOptions(o, maxTokens, abort, limit));
+                return { text: limit.text(r.response), stopReason: r.metadata && r.metadata.stopReason,
+                         maxTokens };
             });
         } finally {
             comp.dispose({ disposeSequence: false });
