@@ -428,6 +428,99 @@ def fn_upstream(x):
     check(st == 200, "a local fn: upstream takes sensitive requests", st, data, time.time() - t0)
 
 
+
+def node_client(x, phase):
+    """Run tests/gateway/openai_client.mjs PHASE (the official openai npm
+    client against this gateway); its JSON output."""
+    import subprocess
+    if not os.path.isfile(os.path.join(HERE, "node_modules", "openai", "package.json")):
+        raise Fail("the openai npm package is not in tests/gateway/node_modules (run `make deps` as root)")
+    env = dict(os.environ, GW_BASE_URL="http://%s:%d/v1" % (x.host, x.port), GW_TOKEN=x.p.token)
+    r = subprocess.run(["node", os.path.join(HERE, "openai_client.mjs"), phase], cwd=HERE, env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    check(r.returncode == 0, "openai_client.mjs %s: exit %d" % (phase, r.returncode), r.stderr.decode()[-3000:],
+          r.stdout.decode()[-1000:])
+    return json.loads(r.stdout)
+
+
+def client_error(e, cls, status, type_, code, param="-"):
+    check(e.get("class") == cls and e.get("isAPIError") and e.get("status") == status and e.get("type") == type_
+          and e.get("code") == code and (param == "-" or e.get("param") == param),
+          "expected %s %d type %s code %s%s" % (cls, status, type_, code, "" if param == "-" else " param %s" % param),
+          e)
+    check(e.get("requestID"), "the client read no X-Request-Id", e)
+
+
+@test
+def openai_client(x):
+    """The official openai npm client, unchanged: answers, streams, embeddings,
+    models and the client's error classes."""
+    for n in ("cloud-a", "cloud-b", "flaky"):
+        x.ups[n].reset()
+    b = node_client(x, "basic")
+    ch = b["chat"]
+    check(ch["content"] == "echo: hello from the openai client" and ch["role"] == "assistant" and
+          ch["object"] == "chat.completion" and ch["finish"] == "stop", "chat.completions.create", ch)
+    check(ch["usage"]["total_tokens"] == ch["usage"]["prompt_tokens"] + ch["usage"]["completion_tokens"] > 0,
+          "usage", ch)
+    check(ch["upstream"] == "cloud-a" and ch["requestID"], "headers through withResponse()", ch)
+    st = b["stream"]
+    check(st["text"] == "echo: one two three four", "the streamed words", st)
+    check(st["withUsage"] == 1 and st["chunks"][-1] == {"object": "chat.completion.chunk", "nChoices": 0,
+                                                         "hasUsage": True}, "one usage chunk, last", st)
+    check(st["usage"]["completion_tokens"] == 5, "the stream's usage", st["usage"])
+    check(not b["streamNoUsage"]["sawUsage"], "a usage chunk nobody asked for", b["streamNoUsage"])
+    cm = b["completion"]
+    check(cm["text"] == "echo: say this" and cm["object"] == "text_completion", "completions.create", cm)
+    em = b["embeddings"]
+    want = [[0.3, 0.5, -0.25, 0.0], [0.5, 0.5, -0.25, 1.0]]
+    check([d["index"] for d in em["data"]] == [0, 1] and
+          all(abs(a - w) < 1e-6 for d, ws in zip(em["data"], want) for a, w in zip(d["embedding"], ws)) and
+          all(len(d["embedding"]) == 4 for d in em["data"]), "embeddings (the client's default, base64)", em)
+    up = x.ups["cloud-a"].requests
+    check(any(r["body"].get("encoding_format") == "base64" for r in up), "base64 asked of the upstream")
+    check(b["embeddingsFloat"]["embedding"] == [0.3, 0.5, -0.25, 0.0], "embeddings as floats", b["embeddingsFloat"])
+    ids = {m["id"] for m in b["models"]}
+    check({"solo", "fb", "retry", "cool", "mixed", "fnchat", "gpt-a", "gpt-b", "local-model"} <= ids and
+          all(m["object"] == "model" for m in b["models"]), "models.list", b["models"])
+    print("     (openai %s)" % b["clientVersion"])
+
+    e = node_client(x, "errors")
+    client_error(e["unknownModel"], "NotFoundError", 404, "invalid_request_error", "model_not_found", "model")
+    client_error(e["badMaxTokens"], "BadRequestError", 400, "invalid_request_error", "invalid_value", "max_tokens")
+    client_error(e["noKey"], "AuthenticationError", 401, "authentication_error", "invalid_api_key")
+    client_error(e["foreignKey"], "AuthenticationError", 401, "authentication_error", "invalid_api_key")
+    client_error(e["dataPolicy"], "PermissionDeniedError", 403, "data_policy", "sensitive_data")
+    check("email" in e["dataPolicy"]["message"], "the rule named", e["dataPolicy"])
+    client_error(e["dataPolicyStream"], "PermissionDeniedError", 403, "data_policy", "sensitive_data")
+    client_error(e["tooLarge"], "APIError", 413, "invalid_request_error", "request_too_large")
+    q = e["quota"]
+    check(q["answered"] <= 2 and "error" in q, "team-q's 2 requests a minute", q)
+    client_error(q["error"], "RateLimitError", 429, "rate_limit_exceeded", "quota_exceeded")
+    check(1 <= int(q["error"]["retryAfter"]) <= 60, "Retry-After on a quota's 429", q)
+
+    x.ups["cloud-a"].script([{"reply": "a b c d e f", "fail_after": 2}])
+    m = node_client(x, "midstream")
+    check(m["words"] == ["a", " b"], "the words before the cut", m)
+    check(m["error"] and m["error"]["class"] == "APIError" and m["error"]["type"] == "upstream_error",
+          "the error event thrown from the for-await loop as an APIError", m)
+
+    f = x.ups["flaky"]
+    fixture.wait_for("alias cool answering", lambda: x.chat("cool", "warm up")[0] == 200, 10, 0.5)
+    f.reset()
+    f.script([{"status": 500}, {"status": 500}])
+    c = node_client(x, "cooldown")
+    for i, fe in enumerate(c["failures"]):
+        client_error(fe, "InternalServerError", 502, "upstream_error", "bad_gateway")
+    client_error(c["cooling"], "RateLimitError", 429, "rate_limit_exceeded", "upstreams_cooling_down")
+    check(1 <= int(c["cooling"]["retryAfter"]) <= 3, "Retry-After within the cooldown of 3 s", c["cooling"])
+    check(c["retried"]["content"] == "echo: after the wait" and c["retried"]["ms"] >= 500,
+          "the client's retry after Retry-After answers", c["retried"])
+    check(len(f.requests) == 3, "the cooling upstream saw only the two failures and the answer",
+          [r["body"].get("messages") for r in f.requests])
+    print("     (the client's retry through the cooldown: %.1fs)" % (c["retried"]["ms"] / 1000))
+
+
 # ---- the runner ---------------------------------------------------------------------------------
 
 def main():

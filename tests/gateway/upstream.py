@@ -18,12 +18,15 @@ A step (a dict; {} is a normal answer) may say:
 
 A chat answer's text is "echo: " + the last message's content; streams send
 it a word per chunk (chunked transfer encoding, so a cut is seen as one).
-Embeddings are 4 numbers derived from the input's length. Python standard
+Embeddings are 4 numbers derived from the input's length (base64 of
+little-endian float32s when encoding_format asks for it). Python standard
 library only.
 """
+import base64
 import http.server
 import json
 import socketserver
+import struct
 import threading
 import time
 
@@ -178,6 +181,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         items = inp if isinstance(inp, list) else [inp]
         data = [{"object": "embedding", "index": i, "embedding": [len(str(x)) / 10.0, 0.5, -0.25, float(i)]}
                 for i, x in enumerate(items)]
+        if body.get("encoding_format") == "base64":     # as OpenAI does: little-endian float32s
+            for d in data:
+                d["embedding"] = base64.b64encode(struct.pack("<%df" % len(d["embedding"]), *d["embedding"])).decode()
         out = {"object": "list", "data": data, "model": body.get("model")}
         if step.get("usage", True):
             n = sum(len(str(x).split()) for x in items)
