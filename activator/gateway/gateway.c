@@ -453,6 +453,7 @@ static struct MHD_Response *identify_broker(GwCall *c, const char *sig, unsigned
         }
         snprintf(c->ns, sizeof c->ns, "%s", ns);
         snprintf(c->caller, sizeof c->caller, "%s", caller);
+        *st = 0;        /* verified: no status, the call goes on (gateway_head answers when *st is set) */
         return NULL;
 }
 
