@@ -409,6 +409,12 @@ static void zygote_build(Instance *i) {
         JailConfig c;
         instance_config(i, &c);
         i->zygote_started_ns = instance_mono_ns();
+        /* the node's template, started ahead, when the revision fits it */
+        if (i->h.templates && templates_adopt(*i->h.templates, &c, on_zygote_event, i, &i->zygote) == 0) {
+                on_zygote_event(i->zygote, ZYGOTE_EVENT_READY, 0, i);
+                return;
+        }
+        i->zygote = NULL;
         int r = zygote_new(i->h.loop, &c, on_zygote_event, i, &i->zygote);
         if (r < 0) {
                 i->zygote = NULL;

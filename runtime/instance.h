@@ -18,6 +18,7 @@
 #include "jail.h"
 #include "pool.h"
 #include "proto.h"
+#include "template.h"
 
 typedef enum InstanceState {
         INSTANCE_STARTING,
@@ -38,6 +39,7 @@ typedef struct Instance Instance;
 typedef struct InstanceHost {
         uv_loop_t *loop;
         Pool **pool;                     /* the node's pool of prepared jails (NULL once stopping) */
+        Templates **templates;           /* the node's python3 template zygote (NULL: none) */
         const char *cgroup_parent;
         uid_t box_uid;                   /* the host uid boxes map to */
         gid_t socket_gid;                /* the group that may connect to service sockets (the activator's) */

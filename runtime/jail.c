@@ -969,6 +969,34 @@ int jail_zygote_spawn(uv_loop_t *loop, const JailConfig *c, const CgroupLimits *
         return 0;
 }
 
+int jail_zygote_adopt(Jail *z, const JailConfig *c, char *why, size_t why_len) {
+        _cleanup_close_ int opened = -1, adopt = -1;
+        struct stat st;
+        int r = jail_config_check_rest(c, why, why_len);
+        if (r >= 0)
+                r = c->code_fd >= 0 ? jail_code_check(c, c->code_fd, why, why_len, &st)
+                                    : jail_code_open(c, why, why_len, &opened, &st);
+        if (r < 0)
+                return r;
+        bool is_dir = S_ISDIR(st.st_mode);
+        if ((r = jail_adopt_build(c, is_dir, &adopt)) < 0) {
+                snprintf(why, why_len, "the revision's ADOPT: %s", strerror(-r));
+                return r;
+        }
+        /* the template is alive (its socket is open) and pid is still it:
+         * we hold its pidfd, so the number cannot have gone to another */
+        if (z->exited || z->fds[PL_SOCK] < 0 || jail_has_exited(z)) {
+                snprintf(why, why_len, "the template is gone");
+                return -ENOTCONN;
+        }
+        if ((r = jail_adopt_mount(z->pid, c, c->code_fd >= 0 ? c->code_fd : opened, is_dir, why, why_len)) < 0)
+                return r;
+        JailMsg m = { .type = JAIL_MSG_ADOPT };
+        if ((r = send_with_fds(z->fds[PL_SOCK], &m, sizeof m, &adopt, 1, MSG_DONTWAIT)) < 0)
+                snprintf(why, why_len, "send ADOPT: %s", strerror(-r));
+        return r;
+}
+
 /* The child's end of everything: its control socket, the box's stdio,
  * and the procs files of its cgroup, opened by us (root): the child
  * writes "0" to them to join it, first thing. */

@@ -431,7 +431,8 @@ static void zygote_params(const JailChildArgs *a, const JailRequest *q, ZygotePa
         *p = (ZygoteParams) { .magic = ZYGOTE_PARAMS_MAGIC, .filter_len = a->filter->len,
                               .rl_core = q->m.rl_core, .rl_fsize = q->m.rl_fsize, .rl_nofile = q->m.rl_nofile,
                               .rl_stack = q->m.rl_stack, .cap_last = a->cap_last,
-                              .exec_mode = q->m.zygote == JAIL_ZYGOTE_EXEC };
+                              .exec_mode = q->m.zygote == JAIL_ZYGOTE_EXEC,
+                              .template_ = q->m.zygote == JAIL_ZYGOTE_TEMPLATE };
         memcpy(p->tmp_opts, q->m.tmp_opts, sizeof p->tmp_opts);
 }
 
@@ -496,7 +497,7 @@ _Noreturn static void zygote_main(const JailChildArgs *a, const JailRequest *q) 
                         fail(a, "dup2 stdio");
         ZygoteParams p;
         zygote_params(a, q, &p);
-        if (q->m.zygote == JAIL_ZYGOTE_PYTHON)
+        if (q->m.zygote == JAIL_ZYGOTE_PYTHON || q->m.zygote == JAIL_ZYGOTE_TEMPLATE)
                 zygote_exec_python(a, q, &p);
         zygote_serve(a, q, &p);
 }

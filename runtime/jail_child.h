@@ -35,6 +35,7 @@ enum {
         JAIL_MSG_ZYGOTE_READY, /* zygote -> parent: interpreter loaded, FORK works */
         JAIL_MSG_FORK,        /* parent -> zygote: make a child; its fds attached (err = count) */
         JAIL_MSG_HELLO,       /* child -> parent: in its cgroup; its own pidfd attached */
+        JAIL_MSG_ADOPT,       /* parent -> template zygote: its revision (a memfd attached) */
 };
 
 typedef struct JailMsg {
@@ -73,7 +74,8 @@ static inline _Noreturn void jail_init_reap(int sock, pid_t box) {
 }
 
 /* JailStartMsg.zygote */
-enum { JAIL_ZYGOTE_NONE, JAIL_ZYGOTE_EXEC, JAIL_ZYGOTE_PYTHON };
+/* TEMPLATE: a python3 zygote without a revision yet (zygote_child.h, ADOPT) */
+enum { JAIL_ZYGOTE_NONE, JAIL_ZYGOTE_EXEC, JAIL_ZYGOTE_PYTHON, JAIL_ZYGOTE_TEMPLATE };
 
 /* The python3 zygote's shared object and driver, linked in from
  * zygote_blob.S (the driver is NUL-terminated). */

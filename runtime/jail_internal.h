@@ -32,6 +32,14 @@ typedef struct JailStartParts {
 /* zygote: JAIL_ZYGOTE_* (what the jail becomes instead of running the box) */
 int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, int zygote, JailStartParts *ret);
 void jail_request_clear(JailStartParts *p);
+/* The name a single-file code has under /fn. */
+int jail_code_name(const char *code, char *ret, size_t len);
+/* A template zygote's ADOPT for c (zygote_child.h): a memfd in *ret_fd. */
+int jail_adopt_build(const JailConfig *c, bool is_dir, int *ret_fd);
+/* Mount c's code (code_fd, checked) and run_dir, read-only, on /fn and
+ * /run/fnbox in the mount namespace of the template zygote pid
+ * (jail_adopt.c). */
+int jail_adopt_mount(pid_t pid, const JailConfig *c, int code_fd, bool is_dir, char *why, size_t why_len);
 
 /* ----- zygotes (runtime/zygote.c) ----- */
 
@@ -49,6 +57,11 @@ int jail_zygote_spawn(uv_loop_t *loop, const JailConfig *c, const CgroupLimits *
  * handle like a prepared one (JAIL_EVENT_READY once it waits, END when it
  * is gone), whose request starts with jail_zchild_go(). */
 bool jail_has_exited(Jail *j);
+/* A template zygote (kind JAIL_ZYGOTE_TEMPLATE, ready) becomes c's: c
+ * and its code checked as for jail_zygote_spawn, the code and run_dir
+ * mounted in its jail, then ADOPT sent. On failure the template is in an
+ * unknown state: kill it. */
+int jail_zygote_adopt(Jail *z, const JailConfig *c, char *why, size_t why_len);
 int jail_zchild_new(Jail *zygote, const JailConfig *c, Jail **ret);
 /* go_data: what travels with GO (the request's environment, zygote_child.h) */
 int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t stdin_len, const void *go_data,

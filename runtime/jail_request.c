@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "jail.h"
 #include "jail_internal.h"
+#include "zygote_child.h"
 
 #include <fcntl.h>
 #include <libgen.h>
@@ -27,7 +28,7 @@ static void strv_free(char **v) {
 static void strv_freep(char ***v) { strv_free(*v); }
 
 /* The file's name under /fn: the last component of the path it was given by. */
-static int code_name(const char *code, char *ret, size_t len) {
+int jail_code_name(const char *code, char *ret, size_t len) {
         _cleanup_free_ char *copy = strdup(code);
         if (!copy)
                 return -ENOMEM;
@@ -42,7 +43,7 @@ static int build_argv(const JailConfig *c, bool is_dir, int zygote, char ***ret,
         int r;
         if (is_dir)
                 snprintf(code_in_jail, sizeof code_in_jail, "/fn/%s", c->entry ? c->entry : rt->default_entry);
-        else if ((r = code_name(c->code, name, sizeof name)) < 0)
+        else if ((r = jail_code_name(c->code, name, sizeof name)) < 0)
                 return r;
         else
                 snprintf(code_in_jail, sizeof code_in_jail, "/fn/%s", name);
@@ -56,7 +57,7 @@ static int build_argv(const JailConfig *c, bool is_dir, int zygote, char ***ret,
                 for (size_t i = 0; rt->flags[i]; i++)
                         v[n++] = strdup(rt->flags[i]);
         }
-        if (zygote == JAIL_ZYGOTE_PYTHON) {
+        if (zygote == JAIL_ZYGOTE_PYTHON || zygote == JAIL_ZYGOTE_TEMPLATE) {
                 /* the driver runs first; it gets the box's path and arguments */
                 v[n++] = strdup("-c");
                 v[n++] = strdup(zygote_driver_py);
@@ -150,7 +151,7 @@ int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, int zygote
                 return r;
         if (is_dir)
                 snprintf(p.msg.code_target, sizeof p.msg.code_target, "fn");
-        else if ((r = code_name(c->code, name, sizeof name)) < 0)
+        else if ((r = jail_code_name(c->code, name, sizeof name)) < 0)
                 return r;
         else
                 snprintf(p.msg.code_target, sizeof p.msg.code_target, "fn/%s", name);
@@ -177,6 +178,51 @@ int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, int zygote
                 p.msg.has_run_dir = c->run_dir_readonly ? 2 : 1;
         }
         *ret = p;
+        return 0;
+}
+
+/* A template's ADOPT (zygote_child.h): the box's argv from "/fn/ENTRY" on,
+ * its environment and limits, as the START of a python3 zygote of c would
+ * carry them, in a memfd. */
+int jail_adopt_build(const JailConfig *c, bool is_dir, int *ret_fd) {
+        _cleanup_(strv_freep) char **argv = NULL, **envp = NULL;
+        char exec_path[PATH_MAX];
+        int r;
+        if ((r = build_argv(c, is_dir, JAIL_ZYGOTE_PYTHON, &argv, exec_path, sizeof exec_path)) < 0 ||
+            (r = build_env(c, &envp)) < 0)
+                return r;
+        /* what the template's own command line has already: the
+         * interpreter, its flags, -c and the driver */
+        const JailRuntimeInfo *rt = &jail_runtimes[c->runtime];
+        size_t skip = 3;
+        while (rt->flags[skip - 3])
+                skip++;
+        for (size_t i = 0; i < skip; i++)
+                if (!argv[i])
+                        return -EINVAL;
+        JailStartMsg m = { 0 };
+        ZygoteAdopt a = { .magic = ZYGOTE_ADOPT_MAGIC };
+        size_t total = strv_bytes(argv + skip, &a.n_argv) + strv_bytes(envp, &a.n_env);
+        if (total > ZYGOTE_ADOPT_MAX || a.n_argv > JAIL_SPEC_ARGS || a.n_env > JAIL_SPEC_ENV)
+                return -E2BIG;
+        a.strings_len = (uint32_t) total;
+        limits_to_msg(&c->limits, &m);
+        memcpy(a.tmp_opts, m.tmp_opts, sizeof a.tmp_opts);
+        a.rl_core = m.rl_core;
+        a.rl_fsize = m.rl_fsize;
+        a.rl_nofile = m.rl_nofile;
+        a.rl_stack = m.rl_stack;
+        _cleanup_free_ char *buf = malloc(sizeof a + total);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, &a, sizeof a);
+        strv_pack(strv_pack(buf + sizeof a, argv + skip), envp);
+        int fd = memfd_create("fnbox-adopt", MFD_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if ((r = write_all(fd, buf, sizeof a + total)) < 0)
+                return safe_close(fd), r;
+        *ret_fd = fd;
         return 0;
 }
 

@@ -243,7 +243,7 @@ void node_fetch_done(Node *n, const char *digest, int r, const char *why) {
 
 static void inst_add(Node *n, json_t *entry) {
         InstanceHost h = {
-                .loop = n->loop, .pool = n->pool, .cgroup_parent = n->cgroup_parent, .box_uid = n->box_uid,
+                .loop = n->loop, .pool = n->pool, .templates = &n->templates, .cgroup_parent = n->cgroup_parent, .box_uid = n->box_uid,
                 .socket_gid = n->invoke_gid, .run_base = NODE_RUN_BASE, .changed = on_instance_changed,
                 .log = on_instance_log, .request_done = on_request_done, .zygote_ready = on_zygote_ready,
                 .instance_ready = on_instance_ready, .broker = n->broker, .userdata = n,
@@ -522,6 +522,7 @@ static void node_free(Node *n) {
         while (n->n_inst > 0)
                 inst_drop(n, n->n_inst - 1);
         invoke_server_free(TAKE_PTR(n->invoke));
+        templates_free(TAKE_PTR(n->templates));
         broker_free(TAKE_PTR(n->broker)); /* gone once its last box is */
         node_metrics_free(TAKE_PTR(n->metrics));
         ctl_reporter_stop(n);
@@ -559,6 +560,9 @@ int node_new(uv_loop_t *loop, const NodeOptions *o, Pool **pool, const char *cgr
                 r = node_files(n, o);
         if (r >= 0 && (r = labels_build(n, o)) < 0)
                 fprintf(stderr, "fnbox-runtime serve: labels and capacity: %s\n", strerror(-r));
+        if (r >= 0 && !o->no_template && (r = templates_new(loop, n->state_dir, cgroup_parent, box_uid,
+                                                              &n->templates)) < 0)
+                fprintf(stderr, "fnbox-runtime serve: %s/template: %s\n", n->state_dir, strerror(-r));
         if (r >= 0)
                 r = node_listen(n, o);
         if (r >= 0 && (r = ctl_reporter_start(n)) < 0)
@@ -611,6 +615,7 @@ void node_stop(Node *n, bool now) {
                 uv_timer_stop(&n->heartbeat);
                 uv_timer_stop(&n->poll_timer);
                 invoke_server_shutdown(n->invoke);
+                templates_free(TAKE_PTR(n->templates));
                 uint64_t one = 1;
                 (void) !write(n->cancel_fd, &one, sizeof one); /* ends the long poll and fetches */
         }

@@ -35,6 +35,7 @@ typedef struct NodeOptions {
         const char *activator;
         unsigned broker_depth;           /* 0: the defaults */
         unsigned broker_rate, broker_burst;
+        bool no_template;                /* no python3 template zygote (template.h) */
 } NodeOptions;
 
 typedef struct Node Node;

@@ -82,6 +82,7 @@ struct Node {
 
         InvokeServer *invoke;
         Broker *broker;                  /* NULL: no --activator */
+        Templates *templates;            /* NULL: --zygote-template off, or stopping */
         NodeMetrics *metrics;
         bool stopping, final_sent, closed, said_ready;
         Node **owner_ref;                /* set to NULL when the node is gone */

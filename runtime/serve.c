@@ -579,6 +579,13 @@ static int opt_metrics(ServeOptions *o, const char *a) {
         return opt_invoke_listen(&(ServeOptions) { 0 }, a);
 }
 
+static int opt_template(ServeOptions *o, const char *a) {
+        if (strcmp(a, "on") != 0 && strcmp(a, "off") != 0)
+                return -EINVAL;
+        o->node.no_template = strcmp(a, "off") == 0;
+        return 0;
+}
+
 static const struct {
         const char *name;
         serve_opt_fn fn;
@@ -602,6 +609,7 @@ static const struct {
         { "broker-max-depth", opt_broker_depth, "1 to 64 nested calls" },
         { "broker-rate", opt_broker_rate, "calls per second per instance, at least 1" },
         { "broker-burst", opt_broker_burst, "calls at once above the rate, at least 1" },
+        { "zygote-template", opt_template, "on or off" },
 };
 
 static void serve_usage(FILE *f) {
@@ -612,6 +620,7 @@ static void serve_usage(FILE *f) {
               "                           [--invoke-socket " NODE_INVOKE_SOCKET_DEFAULT " | --invoke-listen HOST:PORT\n"
               "                            --invoke-secret-file FILE] [--invoke-uid fnbox]\n"
               "                           [--state-dir " NODE_STATE_DIR_DEFAULT "] [--metrics-listen HOST:PORT]\n"
+              "                           [--zygote-template on|off]\n"
               "       the broker (each box's way out), add:\n"
               "                           --activator http://IP:PORT --invoke-secret-file FILE\n"
               "                           [--broker-max-depth 8] [--broker-rate 20] [--broker-burst 40]\n", f);

@@ -48,6 +48,7 @@ struct Zygote {
         zygote_event_fn fn;
         void *userdata;
         bool ready, dead, freed;
+        bool template_;           /* no revision yet: adopted once (zygote_adopt) */
         unsigned spares, n_spares, n_running;
         unsigned failures;        /* spares in a row that died before being used */
         ZygoteChild *children;    /* spares and running children */
@@ -56,15 +57,23 @@ struct Zygote {
         char error[256];
 };
 
-static void zygote_unref(Zygote *z) {
-        if (--z->refs > 0)
-                return;
+static void config_clear(Zygote *z) {
         for (size_t i = 0; i < z->n_strings; i++)
                 free(z->strings[i]);
         free(z->strings);
         free((void *) z->cfg.args);
         free((void *) z->cfg.env);
         safe_close(z->cfg.code_fd);
+        z->strings = NULL;
+        z->n_strings = 0;
+        z->cfg.args = z->cfg.env = NULL;
+        z->cfg.code_fd = -1;
+}
+
+static void zygote_unref(Zygote *z) {
+        if (--z->refs > 0)
+                return;
+        config_clear(z);
         free(z);
 }
 
@@ -211,7 +220,7 @@ static int spare_new(Zygote *z, ZygoteChild **ret) {
 
 static void on_timer(uv_timer_t *t) {
         Zygote *z = t->data;
-        while (z->ready && !z->dead && !z->freed && z->n_spares < z->spares) {
+        while (z->ready && !z->template_ && !z->dead && !z->freed && z->n_spares < z->spares) {
                 ZygoteChild *c;
                 if (spare_new(z, &c) < 0) {
                         z->failures++;
@@ -227,7 +236,8 @@ static void on_timer(uv_timer_t *t) {
  * not compete with it), unless none is left; more and more slowly while
  * they keep dying. */
 static void refill(Zygote *z) {
-        if (!z->ready || z->dead || z->freed || z->n_spares >= z->spares || uv_is_active((uv_handle_t *) &z->timer))
+        if (!z->ready || z->template_ || z->dead || z->freed || z->n_spares >= z->spares ||
+            uv_is_active((uv_handle_t *) &z->timer))
                 return;
         uint64_t delay = 0;
         if (z->failures > 0) {
@@ -296,12 +306,14 @@ static void on_timer_closed(uv_handle_t *h) {
         zygote_unref(h->data);
 }
 
-int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret) {
+static int zygote_spawn(uv_loop_t *loop, const JailConfig *c, int kind, zygote_event_fn fn, void *userdata,
+                        Zygote **ret) {
         char why[256] = "";
         Zygote *z = calloc(1, sizeof *z);
         if (!z)
                 return -ENOMEM;
-        *z = (Zygote) { .loop = loop, .fn = fn, .userdata = userdata, .spares = ZYGOTE_SPARES_DEFAULT, .refs = 1 };
+        *z = (Zygote) { .loop = loop, .fn = fn, .userdata = userdata, .spares = ZYGOTE_SPARES_DEFAULT, .refs = 1,
+                        .template_ = kind == JAIL_ZYGOTE_TEMPLATE };
         int r = copy_config(z, c);
         if (r >= 0 && z->cfg.code_fd < 0)
                 r = jail_config_check_open(&z->cfg, why, sizeof why, &z->cfg.code_fd);
@@ -312,7 +324,6 @@ int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *u
         CgroupLimits cg = { c->limits.memory_bytes, ZYGOTE_PIDS, c->limits.cpu_millis };
         if (cg.memory_bytes < ZYGOTE_MEMORY_MIN)
                 cg.memory_bytes = ZYGOTE_MEMORY_MIN;
-        int kind = c->runtime == JAIL_RUNTIME_PYTHON3 ? JAIL_ZYGOTE_PYTHON : JAIL_ZYGOTE_EXEC;
         r = jail_zygote_spawn(loop, &z->cfg, &cg, kind, zygote_done, z, zygote_msg, z, why, sizeof why, &z->jail);
         if (r < 0) {
                 snprintf(z->error, sizeof z->error, "%s", why);
@@ -324,6 +335,65 @@ int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *u
         uv_timer_init(loop, &z->timer);
         z->timer.data = z;
         *ret = z;
+        return 0;
+}
+
+int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret) {
+        int kind = c->runtime == JAIL_RUNTIME_PYTHON3 ? JAIL_ZYGOTE_PYTHON : JAIL_ZYGOTE_EXEC;
+        return zygote_spawn(loop, c, kind, fn, userdata, ret);
+}
+
+int zygote_template_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret) {
+        if (c->runtime != JAIL_RUNTIME_PYTHON3 || c->n_args > 0 || c->n_env > 0)
+                return -EINVAL;
+        return zygote_spawn(loop, c, JAIL_ZYGOTE_TEMPLATE, fn, userdata, ret);
+}
+
+/* What the interpreter read from its environment as it started, before
+ * any revision was known: a revision that sets one of these gets a
+ * zygote of its own. */
+static bool env_read_at_start(const char *kv) {
+        static const char *const prefixes[] = { "LANG=", "LC_", "TZ=", "PYTHON", "LANGUAGE=" };
+        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+                if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
+                        return true;
+        return false;
+}
+
+bool zygote_template_fits(const JailConfig *c) {
+        if (c->runtime != JAIL_RUNTIME_PYTHON3)
+                return false;
+        for (size_t i = 0; i < c->n_env; i++)
+                if (!c->env[i] || env_read_at_start(c->env[i]))
+                        return false;
+        return true;
+}
+
+int zygote_adopt(Zygote *z, const JailConfig *c, zygote_event_fn fn, void *userdata, char *why, size_t why_len) {
+        if (!z->template_ || !zygote_is_ready(z)) {
+                snprintf(why, why_len, "not a ready template");
+                return -ENOTCONN;
+        }
+        if (!zygote_template_fits(c)) {
+                snprintf(why, why_len, "the revision's environment sets what python3 reads as it starts");
+                return -EINVAL;
+        }
+        /* from here on the template is the revision's, or useless */
+        z->template_ = false;
+        config_clear(z);
+        int r = copy_config(z, c);
+        if (r >= 0 && z->cfg.code_fd < 0)
+                r = jail_config_check_open(&z->cfg, why, why_len, &z->cfg.code_fd);
+        if (r >= 0)
+                r = jail_zygote_adopt(z->jail, &z->cfg, why, why_len);
+        if (r < 0) {
+                z->dead = true;
+                snprintf(z->error, sizeof z->error, "adopting a template: %s", why);
+                return r;
+        }
+        z->fn = fn;
+        z->userdata = userdata;
+        refill(z);
         return 0;
 }
 
@@ -412,7 +482,7 @@ static JailConfig request_config(const Zygote *z, const ZygoteRequest *q) {
 int zygote_fork(Zygote *z, const ZygoteRequest *q, jail_done_fn done, void *userdata, ZygoteChild **ret) {
         _cleanup_free_ char *env = NULL;
         size_t env_len = 0;
-        if (!z->ready || z->dead || z->freed)
+        if (!z->ready || z->template_ || z->dead || z->freed)
                 return -ENOTCONN;
         if (z->n_running >= ZYGOTE_CHILDREN_MAX)
                 return -EBUSY;

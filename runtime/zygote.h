@@ -52,6 +52,28 @@ typedef void (*zygote_event_fn)(Zygote *z, ZygoteEvent ev, int error, void *user
  * duplicated) now. The events arrive on loop. */
 int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret);
 
+/* Templates. A python3 zygote takes ~100 ms to start (its jail, the
+ * interpreter, the modules it imports); a revision's first request would
+ * wait for all of it. A template is that zygote started ahead, before any
+ * revision is known: c names an empty code folder and an empty run_dir
+ * (mounted at /fn and /run/fnbox), no args, no env (-EINVAL otherwise).
+ * Its READY event says it may be adopted; it makes no children until
+ * then, and zygote_fork refuses it (-ENOTCONN).
+ *
+ * zygote_adopt() makes a ready template the zygote of the revision c
+ * (what zygote_new would take): the runtime mounts c's code on its /fn and
+ * c's run_dir on its /run/fnbox, read-only, sends it the box's argv,
+ * environment and limits, and from then on it is that revision's zygote,
+ * with fn and userdata for its events (no READY follows: it is ready; its
+ * first FORKs wait for it to compile the code). A template is adopted
+ * once. On failure (-errno, why says it) it is dead: free it.
+ * zygote_template_fits(c): false for a revision that sets what python3
+ * reads from its environment as it starts (LANG, LC_*, LANGUAGE, TZ,
+ * PYTHON*), whose zygote must start with that environment. */
+int zygote_template_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret);
+bool zygote_template_fits(const JailConfig *c);
+int zygote_adopt(Zygote *z, const JailConfig *c, zygote_event_fn fn, void *userdata, char *why, size_t why_len);
+
 /* One request: what only it gets. */
 #define ZYGOTE_ENV_MAX   16             /* env entries */
 #define ZYGOTE_ENV_BYTES (20U << 10)    /* env strings with their NULs: an

@@ -139,15 +139,15 @@ EXPORT int zygote_child_init(int ctl, int params_fd) {
         return zygote_child_init_with(ctl, &p, f); /* f lives as long as the zygote */
 }
 
-/* The next FORK: its fds are kept for zygote_child_fork(). The runtime
- * hanging up ends the zygote. */
-EXPORT int zygote_child_wait(void) {
+/* The next message from the runtime with its fds (at most max); the
+ * runtime hanging up ends the zygote. Returns the fd count, or -1 for a
+ * message that is not one whole JailMsg (its fds are closed). */
+static int recv_ctl(JailMsg *m, int *fds, int max) {
         for (;;) {
-                JailMsg m;
-                char cbuf[CMSG_SPACE(sizeof zs.fds)];
-                struct iovec iov = { &m, sizeof m };
+                char cbuf[CMSG_SPACE(sizeof(int) * ZYGOTE_FORK_FDS_MAX)];
+                struct iovec iov = { m, sizeof *m };
                 struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                                     .msg_controllen = sizeof cbuf };
+                                     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t) max) };
                 ssize_t n = recvmsg(zs.ctl, &mh, MSG_CMSG_CLOEXEC);
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -156,16 +156,83 @@ EXPORT int zygote_child_wait(void) {
                 struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
                 int nfds = c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
                                    ? (int) ((c->cmsg_len - CMSG_LEN(0)) / sizeof(int)) : 0;
-                int fds[ZYGOTE_FORK_FDS_MAX];
                 if (nfds > 0)
                         memcpy(fds, CMSG_DATA(c), (size_t) nfds * sizeof(int));
-                if (n != sizeof m || m.type != JAIL_MSG_FORK || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-                    nfds < ZYGOTE_FORK_FDS_MIN || nfds > ZYGOTE_FORK_FDS_MAX || m.err != nfds)
-                        _exit(125); /* the runtime never sends this: stop rather than guess */
-                memcpy(zs.fds, fds, sizeof fds);
-                zs.n_fds = nfds;
-                return 0;
+                if (n != sizeof *m || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+                        for (int i = 0; i < nfds; i++)
+                                close(fds[i]);
+                        return -1;
+                }
+                return nfds;
         }
+}
+
+/* The next FORK: its fds are kept for zygote_child_fork(). */
+EXPORT int zygote_child_wait(void) {
+        JailMsg m;
+        int fds[ZYGOTE_FORK_FDS_MAX];
+        int nfds = recv_ctl(&m, fds, ZYGOTE_FORK_FDS_MAX);
+        if (nfds < ZYGOTE_FORK_FDS_MIN || m.type != JAIL_MSG_FORK || m.err != nfds)
+                _exit(125); /* the runtime never sends this: stop rather than guess */
+        memcpy(zs.fds, fds, sizeof fds);
+        zs.n_fds = nfds;
+        return 0;
+}
+
+/* ----- a template's revision (ADOPT) ----- */
+
+EXPORT char *zygote_adopt_strings;
+EXPORT size_t zygote_adopt_len;
+EXPORT unsigned zygote_adopt_argc, zygote_adopt_envc;
+
+EXPORT int zygote_child_template(void) {
+        return zs.p.template_ != 0;
+}
+
+static int adopt_read(int fd) {
+        ZygoteAdopt a;
+        if (pread(fd, &a, sizeof a, 0) != (ssize_t) sizeof a || a.magic != ZYGOTE_ADOPT_MAGIC ||
+            a.strings_len == 0 || a.strings_len > ZYGOTE_ADOPT_MAX || a.n_argv == 0)
+                return -EINVAL;
+        char *buf = malloc(a.strings_len);
+        if (!buf)
+                return -ENOMEM;
+        if (pread(fd, buf, a.strings_len, sizeof a) != (ssize_t) a.strings_len || buf[a.strings_len - 1] != 0) {
+                free(buf);
+                return -EINVAL;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < a.strings_len; i++)
+                n += buf[i] == 0;
+        if (n != (size_t) a.n_argv + a.n_env) {
+                free(buf);
+                return -EINVAL;
+        }
+        memcpy(zs.p.tmp_opts, a.tmp_opts, sizeof zs.p.tmp_opts);
+        zs.p.tmp_opts[sizeof zs.p.tmp_opts - 1] = 0;
+        zs.p.rl_core = a.rl_core;
+        zs.p.rl_fsize = a.rl_fsize;
+        zs.p.rl_nofile = a.rl_nofile;
+        zs.p.rl_stack = a.rl_stack;
+        zs.p.template_ = 0;
+        zygote_adopt_strings = buf;
+        zygote_adopt_len = a.strings_len;
+        zygote_adopt_argc = a.n_argv;
+        zygote_adopt_envc = a.n_env;
+        return 0;
+}
+
+EXPORT int zygote_child_adopt(void) {
+        JailMsg m;
+        int fds[ZYGOTE_FORK_FDS_MAX];
+        if (!zs.p.template_)
+                return -EALREADY;
+        int nfds = recv_ctl(&m, fds, 1);
+        if (nfds != 1 || m.type != JAIL_MSG_ADOPT)
+                _exit(125);
+        int r = adopt_read(fds[0]);
+        close(fds[0]);
+        return r;
 }
 
 /* ----- a child: from the clone to the box ----- */

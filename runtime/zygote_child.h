@@ -41,7 +41,26 @@ typedef struct ZygoteParams {
         struct rlimit rl_core, rl_fsize, rl_nofile, rl_stack;
         int32_t cap_last;
         int32_t exec_mode;          /* in fnbox-runtime: the box process execs */
+        int32_t template_;          /* a python3 template: no revision yet (ADOPT) */
 } ZygoteParams;
+
+/* A python3 template zygote (zygote.h, "Templates") is started before any
+ * revision is known: an empty /fn, no entry, no revision environment.
+ * Its revision comes with one ADOPT message (jail_child.h), after the
+ * runtime has mounted the revision's code on /fn: the message carries a
+ * memfd holding a ZygoteAdopt and then n_argv + n_env NUL-terminated
+ * strings (the box's argv from its path on, "/fn/ENTRY" first, and its
+ * whole environment), strings_len bytes in all. The limits in it replace
+ * those of the template's ZygoteParams. */
+#define ZYGOTE_ADOPT_MAGIC 0x61646f70U    /* "adop" */
+#define ZYGOTE_ADOPT_MAX (1U << 20)       /* bytes of strings */
+typedef struct ZygoteAdopt {
+        uint32_t magic;
+        uint32_t n_argv, n_env;
+        uint32_t strings_len;
+        char tmp_opts[128];
+        struct rlimit rl_core, rl_fsize, rl_nofile, rl_stack;
+} ZygoteAdopt;
 
 /* fd numbers in a python3 zygote (the driver, runtime/zygote_driver.py) */
 enum { ZYGOTE_FD_CTL = 3, ZYGOTE_FD_SO = 4, ZYGOTE_FD_PARAMS = 5 };
@@ -58,6 +77,16 @@ enum { ZYGOTE_FD_CTL = 3, ZYGOTE_FD_SO = 4, ZYGOTE_FD_PARAMS = 5 };
 int zygote_child_init(int ctl, int params_fd);
 int zygote_child_init_with(int ctl, const ZygoteParams *p, const struct sock_filter *filter);
 int zygote_child_wait(void);
+/* A template (ZygoteParams.template_): 1, else 0. */
+int zygote_child_template(void);
+/* A template waits for its ADOPT (the runtime hanging up ends it): 0 and
+ * the strings in zygote_adopt_strings (zygote_adopt_len bytes:
+ * zygote_adopt_argc then zygote_adopt_envc strings), or -errno for a
+ * message that is not a well-formed ADOPT. */
+int zygote_child_adopt(void);
+extern char *zygote_adopt_strings;
+extern size_t zygote_adopt_len;
+extern unsigned zygote_adopt_argc, zygote_adopt_envc;
 int zygote_child_fork(void);
 /* In the box process, its last act before exiting with code: the result
  * goes out without waiting for the exit (stdout and stderr flushed and

@@ -1,6 +1,7 @@
 # runtime/zygote_driver.py: the python3 zygote, run as
 # `python3 -I -S -c DRIVER /fn/ENTRY ARGS...` inside a prepared jail
-# (fnbox-runtime links this file in and passes it with -c). It imports the
+# (fnbox-runtime links this file in and passes it with -c); a template
+# (runtime/zygote.h) gets its /fn, argv and environment later, with ADOPT. It imports the
 # standard modules boxes use most, compiles the box's code (never runs it),
 # then serves FORKs through fnbox-zygote.so (fd 4, loaded with ctypes; fd 3
 # is the control socket, fd 5 the parameters). zygote_child_fork returns
@@ -15,11 +16,30 @@ import bisect, uuid, typing, urllib.parse, html, csv, traceback, atexit, types
 import ctypes
 
 
+def _adopt(lib):
+    """A template (zygote.h): no revision yet. It comes with ADOPT once
+    its code is on /fn: the box's argv from its path on, and its whole
+    environment, which replaces the template's."""
+    if lib.zygote_child_adopt() < 0:
+        os._exit(125)
+    n = ctypes.c_size_t.in_dll(lib, "zygote_adopt_len").value
+    ptr = ctypes.c_void_p.in_dll(lib, "zygote_adopt_strings").value
+    argc = ctypes.c_uint.in_dll(lib, "zygote_adopt_argc").value
+    strings = ctypes.string_at(ptr, n).split(b"\0")[:-1]
+    sys.argv[1:] = [os.fsdecode(a) for a in strings[:argc]]
+    os.environ.clear()
+    for kv in strings[argc:]:
+        k, _, v = kv.partition(b"=")
+        os.environb[k] = v
+
+
 def _zygote():
     lib = ctypes.PyDLL("/proc/self/fd/4")
     os.close(4)
     if lib.zygote_child_init(3, 5) < 0:
         os._exit(125)
+    if lib.zygote_child_template():
+        _adopt(lib)
     path = sys.argv[1]
     try:
         with open(path, "rb") as f:

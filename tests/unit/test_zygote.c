@@ -26,13 +26,17 @@ static void zdir_remove(void) {
 }
 
 /* A world-readable file NAME with body in a fresh temp folder. */
-static const char *code_file(const char *name, const char *body) {
+static void zdir_make(void) {
         if (!zdir[0]) {
                 atexit(zdir_remove);
                 snprintf(zdir, sizeof zdir, "/tmp/fnbox-unit-XXXXXX");
                 ASSERT_TRUE(mkdtemp(zdir) != NULL);
                 ASSERT_EQ_INT(chmod(zdir, 0755), 0);
         }
+}
+
+static const char *code_file(const char *name, const char *body) {
+        zdir_make();
         static char p[128];
         snprintf(p, sizeof p, "%s/%s", zdir, name);
         FILE *f = fopen(p, "w");
@@ -85,6 +89,56 @@ static void on_done(Jail *j, JailResult *r, void *userdata) {
                 ASSERT_TRUE(cond);                                                \
         } while (0)
 
+/* An empty folder under zdir, root's, mode 0755. */
+static const char *empty_dir(const char *name) {
+        zdir_make();
+        static char p[4][128];
+        static int k;
+        char *d = p[k++ % 4];
+        snprintf(d, sizeof p[0], "%s/%s", zdir, name);
+        ASSERT_TRUE(mkdir(d, 0755) == 0 || errno == EEXIST);
+        ASSERT_EQ_INT(chmod(d, 0755), 0);
+        return d;
+}
+
+/* zygote_new, or, with via_template, a template (runtime/template.c
+ * makes its config so: empty code and run folders) that c adopts. */
+static bool via_template;
+
+static void template_start(Ctx *x) {
+        JailConfig t;
+        jail_config_init(&t);
+        t.runtime = JAIL_RUNTIME_PYTHON3;
+        t.code = empty_dir("tfn");
+        char entry[160];
+        snprintf(entry, sizeof entry, "%s/main.py", t.code);
+        FILE *f = fopen(entry, "w"); /* the entry a python3 folder needs; never run */
+        ASSERT_TRUE(f != NULL);
+        fclose(f);
+        ASSERT_EQ_INT(chmod(entry, 0644), 0);
+        t.run_dir = empty_dir("trun");
+        t.run_dir_readonly = true;
+        ASSERT_EQ_INT(zygote_template_new(&x->loop, &t, on_event, x, &x->z), 0);
+        RUN_UNTIL(x, x->ready || x->died);
+        if (!x->ready)
+                FAIL_AT("template died: %s", zygote_error(x->z));
+}
+
+static void make_zygote(Ctx *x, const JailConfig *c) {
+        char why[256] = "";
+        if (!via_template || c->runtime != JAIL_RUNTIME_PYTHON3) {
+                ASSERT_EQ_INT(zygote_new(&x->loop, c, on_event, x, &x->z), 0);
+                RUN_UNTIL(x, x->ready || x->died);
+                if (!x->ready)
+                        FAIL_AT("zygote died: %s", zygote_error(x->z));
+                return;
+        }
+        template_start(x);
+        int r = zygote_adopt(x->z, c, on_event, x, why, sizeof why);
+        if (r < 0)
+                FAIL_AT("adopt: %s: %s", strerror(-r), why);
+}
+
 static void ctx_start(Ctx *x, JailRuntime rt, const char *code) {
         signal(SIGPIPE, SIG_IGN);
         memset(x, 0, sizeof *x);
@@ -93,10 +147,7 @@ static void ctx_start(Ctx *x, JailRuntime rt, const char *code) {
         jail_config_init(&c);
         c.runtime = rt;
         c.code = code;
-        ASSERT_EQ_INT(zygote_new(&x->loop, &c, on_event, x, &x->z), 0);
-        RUN_UNTIL(x, x->ready || x->died);
-        if (!x->ready)
-                FAIL_AT("zygote died: %s", zygote_error(x->z));
+        make_zygote(x, &c);
 }
 
 static void ctx_end(Ctx *x) {
@@ -221,7 +272,7 @@ TEST(zygote_timeout_and_memory) {
         ctx_end(&x);
 }
 
-TEST(zygote_python_requests) {
+static void python_requests(void) {
         Ctx x;
         ctx_start(&x, JAIL_RUNTIME_PYTHON3,
                   code_file("hello.py", "import sys, json, random, os\n"
@@ -258,6 +309,10 @@ TEST(zygote_python_requests) {
         ctx_end(&x);
 }
 
+TEST(zygote_python_requests) {
+        python_requests();
+}
+
 static void expect_ok(const JailResult *r) {
         if (r->status != JAIL_EXITED || r->exit_code != 0)
                 FAIL_AT("status %s %d: %s / %s", jail_status_to_string(r->status), r->exit_code, r->error,
@@ -282,10 +337,7 @@ static void env_requests(JailRuntime rt, const char *code) {
         c.code = code;
         c.env = (char **) rev_env;
         c.n_env = ELEMENTSOF(rev_env);
-        ASSERT_EQ_INT(zygote_new(&x.loop, &c, on_event, &x, &x.z), 0);
-        RUN_UNTIL(&x, x.ready || x.died);
-        if (!x.ready)
-                FAIL_AT("zygote died: %s", zygote_error(x.z));
+        make_zygote(&x, &c);
         for (int round = 0; round < 2; round++) {
                 JailResult *r = one_with(&x, "", a, ELEMENTSOF(a), 0);
                 expect_ok(r);
@@ -311,7 +363,7 @@ TEST(zygote_env_sh) {
         env_requests(JAIL_RUNTIME_SH, code_file("env.sh", "env | grep -E '^(FNBOX_|KEEP=)' | sort\n"));
 }
 
-TEST(zygote_env_python) {
+static void env_python(void) {
         /* os.environ, and the C environment that a child process inherits */
         env_requests(JAIL_RUNTIME_PYTHON3,
                      code_file("env.py", "import os, subprocess\n"
@@ -321,6 +373,10 @@ TEST(zygote_env_python) {
                                          "                        capture_output=True, text=True).stdout.split()\n"
                                          "assert mine == theirs, (mine, theirs)\n"
                                          "print('\\n'.join(mine))\n"));
+}
+
+TEST(zygote_env_python) {
+        env_python();
 }
 
 TEST(zygote_env_exec_and_node) {
@@ -559,4 +615,101 @@ TEST(jail_run_dir) {
         rmdir(rd);
         c.run_dir = "/proc/self";
         ASSERT_EQ_INT(jail_config_check(&c, why, sizeof why), -EINVAL);
+}
+
+/* ----- templates (zygote.h): a python3 zygote started before its revision ----- */
+
+TEST(zygote_template_python_requests) {
+        via_template = true;
+        python_requests();
+        via_template = false;
+}
+
+TEST(zygote_template_env_python) {
+        via_template = true;
+        env_python();
+        via_template = false;
+}
+
+/* A code folder and the instance's folder arrive on /fn and /run/fnbox,
+ * read-only, covering the template's empty ones; a template forks
+ * nothing before it is adopted, and is adopted once. */
+TEST(zygote_template_folder) {
+        char why[256];
+        Ctx x;
+        signal(SIGPIPE, SIG_IGN);
+        memset(&x, 0, sizeof x);
+        ASSERT_EQ_INT(uv_loop_init(&x.loop), 0);
+        const char *dir = empty_dir("tcode");
+        char main_py[160], helper[160];
+        snprintf(main_py, sizeof main_py, "%s/main.py", dir);
+        snprintf(helper, sizeof helper, "%s/helper.py", dir);
+        FILE *f = fopen(main_py, "w");
+        ASSERT_TRUE(f != NULL);
+        fputs("import os, sys\n"
+              "sys.path.insert(0, '/fn')\n"
+              "import helper\n"
+              "try:\n"
+              "    open('/fn/new', 'w')\n"
+              "    w = 'written'\n"
+              "except OSError as e:\n"
+              "    w = e.strerror\n"
+              "try:\n"
+              "    open('/run/fnbox/new', 'w')\n"
+              "    rw = 'written'\n"
+              "except OSError as e:\n"
+              "    rw = e.strerror\n"
+              "print(sorted(os.listdir('/fn')), helper.X, w, sorted(os.listdir('/run/fnbox')), rw, sys.argv[1:])\n",
+              f);
+        fclose(f);
+        ASSERT_TRUE((f = fopen(helper, "w")) != NULL);
+        fputs("X = 42\n", f);
+        fclose(f);
+        ASSERT_EQ_INT(chmod(main_py, 0644), 0);
+        ASSERT_EQ_INT(chmod(helper, 0644), 0);
+        const char *run = empty_dir("trun-rev");
+        char marker[160];
+        snprintf(marker, sizeof marker, "%s/broker.sock", run);
+        ASSERT_TRUE((f = fopen(marker, "w")) != NULL);
+        fclose(f);
+
+        template_start(&x);
+        ZygoteChild *ch;
+        ZygoteRequest q = { .stdin_data = "", .stdin_len = 0 };
+        ASSERT_EQ_INT(zygote_fork(x.z, &q, on_done, &x, &ch), -ENOTCONN);
+        JailConfig c;
+        jail_config_init(&c);
+        c.runtime = JAIL_RUNTIME_PYTHON3;
+        c.code = dir;
+        c.run_dir = run;
+        c.run_dir_readonly = true;
+        static char *const args[] = { "one", "two" };
+        c.args = args;
+        c.n_args = 2;
+        /* what python3 reads as it starts cannot come later */
+        static char *const lang[] = { "LC_ALL=C" };
+        c.env = lang;
+        c.n_env = 1;
+        ASSERT_TRUE(!zygote_template_fits(&c));
+        c.env = NULL;
+        c.n_env = 0;
+        ASSERT_TRUE(zygote_template_fits(&c));
+        ASSERT_EQ_INT(zygote_adopt(x.z, &c, on_event, &x, why, sizeof why), 0);
+        ASSERT_EQ_INT(zygote_adopt(x.z, &c, on_event, &x, why, sizeof why), -ENOTCONN);
+        for (int i = 0; i < 2; i++) {
+                JailResult *r = one(&x, "");
+                expect_ok(r);
+                ASSERT_EQ_STR(r->out.data, "['helper.py', 'main.py'] 42 Read-only file system ['broker.sock'] "
+                                           "Read-only file system ['one', 'two']\n");
+        }
+        ctx_end(&x);
+        /* a template refuses a revision's own args or environment */
+        JailConfig t;
+        jail_config_init(&t);
+        t.runtime = JAIL_RUNTIME_PYTHON3;
+        t.code = empty_dir("tfn");
+        t.env = lang;
+        t.n_env = 1;
+        Zygote *z = NULL;
+        ASSERT_EQ_INT(zygote_template_new(&x.loop, &t, on_event, &x, &z), -EINVAL);
 }
