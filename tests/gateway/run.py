@@ -428,6 +428,39 @@ def fn_upstream(x):
     check(st == 200, "a local fn: upstream takes sensitive requests", st, data, time.time() - t0)
 
 
+BROKER_BOX = r"""
+import json, sys
+sys.path.insert(0, "/run/fnbox")
+import fnbox
+req = json.loads(sys.stdin.read())
+st, _, hdrs, data = fnbox.request("POST", "/v1/chat/completions", json.dumps(req).encode(),
+                                  {"Content-Type": "application/json", "Authorization": "Bearer sk-box-own"})
+sys.stdout.write(json.dumps({"status": st, "headers": dict((k.lower(), v) for k, v in hdrs),
+                             "body": data.decode("utf-8", "replace")}))
+"""
+
+
+@test
+def broker_box(x):
+    """A box's call through its broker socket: the gateway takes the
+    broker's signed identity (no token), answers it, and the upstream sees
+    neither the signature nor anything the box sent as a key."""
+    code = os.path.join(x.p.tmp, "gw_broker_box.py")
+    with open(code, "w") as f:
+        f.write(BROKER_BOX)
+    os.chmod(code, 0o644)
+    x.p.deploy("gw-box", code, spec={"scale": {"min": 0, "scaleToZeroAfter": "30s"}})
+    x.ups["cloud-a"].reset()
+    st, body, h = x.p.invoke("gw-box", json.dumps({"model": "solo", "messages": [
+        {"role": "user", "content": "from a box"}]}).encode(), timeout=60)
+    check(st == 200, "the box ran", st, body)
+    out = json.loads(body)
+    check(out["status"] == 200 and json.loads(out["body"])["choices"][0]["message"]["content"] == "echo: from a box"
+          and out["headers"].get("x-fnbox-upstream") == "cloud-a", "the gateway answered the box", out)
+    up = x.ups["cloud-a"].requests[-1]["headers"]
+    check(up.get("Authorization") == "Bearer " + KEY and not any(k.lower().startswith("x-fnbox") for k in up),
+          "the upstream saw its own key and no fnbox header", up)
+
 
 def node_client(x, phase):
     """Run tests/gateway/openai_client.mjs PHASE (the official openai npm
@@ -519,6 +552,9 @@ def openai_client(x):
     check(len(f.requests) == 3, "the cooling upstream saw only the two failures and the answer",
           [r["body"].get("messages") for r in f.requests])
     print("     (the client's retry through the cooldown: %.1fs)" % (c["retried"]["ms"] / 1000))
+
+
+import test_audit_limits; test_audit_limits.register(sys.modules[__name__])  # noqa: E402,E702 (its tests run last)
 
 
 # ---- the runner ---------------------------------------------------------------------------------

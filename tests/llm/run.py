@@ -12,7 +12,8 @@ stream_options.include_usage, the same greedy text both ways), max_tokens
 clamped, embeddings of the model's width (floats and base64), /v1/models,
 OpenAI-shaped errors for bad input, concurrent requests, a client that
 leaves mid-stream. The platform's own exit check then finds nothing left
-behind.
+behind. Then test_e2e.py: a box calls llm-local through its broker and the
+gateway, from zero, and the audit log names it.
 
 Prints one line per test and "llm: N passed, N failed"; exits non-zero
 when a test failed. usage: run.py [--build DIR] [--only SUBSTRING]...
@@ -40,6 +41,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "dataplane"))
 import fixture  # noqa: E402
 import llmfn  # noqa: E402
 import make_gguf  # noqa: E402
+import test_e2e  # noqa: E402
 
 PATH = "/fn/llm-local"
 TIME_LIMIT_S = 600
@@ -566,6 +568,9 @@ def main():
         results.append(run_test(gguf_generator, build, {}))
         report(results[-1])
     for r in run_platform_tests(build, args.only):
+        report(r)
+        results.append(r)
+    for r in test_e2e.run(build, args.only):     # box -> broker -> gateway -> llm-local, audit
         report(r)
         results.append(r)
     passed = sum(1 for r in results if r[1])
