@@ -562,11 +562,12 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         req = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
         out = []
+        body, want = req.get("body", "ping").encode(), req.get("expect", "ping").encode()
         for _ in range(req["n"]):
             t0 = time.perf_counter()
-            r = one(req["path"].encode(), b"ping")
+            r = one(req["path"].encode(), body)
             out.append(time.perf_counter() - t0)
-            if not r.startswith(b"HTTP/1.1 200 ") or not r.endswith(b"ping"):
+            if not r.startswith(b"HTTP/1.1 200 ") or not r.endswith(want):
                 self.reply(json.dumps({"error": r[:300].decode("latin1")}).encode())
                 return
             time.sleep(0.002)
@@ -584,12 +585,12 @@ S(os.environ["FNBOX_SOCKET"], H).serve_forever()
 """
 
 
-def direct_calls(url, path, n, token):
+def direct_calls(url, path, n, token, body=b"ping", want=b"ping"):
     """The same call from the host straight to the activator: raw socket,
     a new TCP connection each, the bearer token."""
     host, port = url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
-    head = ("POST %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\nContent-Length: 4\r\n"
-            "Connection: close\r\n\r\nping" % (path, host, port, token)).encode()
+    head = ("POST %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n"
+            "Connection: close\r\n\r\n" % (path, host, port, token, len(body))).encode() + body
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -604,28 +605,42 @@ def direct_calls(url, path, n, token):
             data += d
         s.close()
         out.append(time.perf_counter() - t0)
-        if not data.startswith(b"HTTP/1.1 200 ") or not data.endswith(b"ping"):
+        if not data.startswith(b"HTTP/1.1 200 ") or not data.endswith(want):
             raise PlatformError("direct call: %r" % data[:300])
         time.sleep(0.002)
     return out
 
 
-def bench_broker(p, tmp, rounds):
-    echo = p.deploy("becho", ECHO_SERVICE, spec={"mode": "service", "scale": {"min": 1}})
+def broker_box(p, tmp):
+    """Deploy bbox, the service box that calls through its broker (BROKER_BOX):
+    its revision."""
     d = write_fn(tmp, "brokerbox", {"main.py": BROKER_BOX})
-    box = p.deploy("bbox", os.path.join(d, "main.py"), spec={"mode": "service", "scale": {"min": 1}})
-    p.wait_instances(echo, lambda i: len(i) == 1, 60)
-    p.wait_instances(box, lambda i: len(i) == 1, 60)
+    return p.deploy("bbox", os.path.join(d, "main.py"), spec={"mode": "service", "scale": {"min": 1}})
+
+
+def broker_compare(p, path, rounds, body=b"ping", want=b"ping"):
+    """POST body to path from inside bbox through its broker and from the
+    host straight to the activator, rounds times each, in alternating
+    batches (drift hits both alike); every answer a 200 that ends with
+    want. Returns (inside, direct) latencies in seconds."""
     inside, direct = [], []
-    # alternate batches, so that drift hits both alike
     for _ in range(4):
-        st, out = post(p.url, "/fn/bbox", json.dumps({"n": rounds // 4, "path": "/fn/becho"}).encode(),
-                       token=p.token, timeout=300)
+        st, out = post(p.url, "/fn/bbox", json.dumps({"n": rounds // 4, "path": path, "body": body.decode(),
+                                                      "expect": want.decode()}).encode(), token=p.token, timeout=300)
         j = json.loads(out) if st == 200 else None
         if not isinstance(j, list):
             raise PlatformError("broker calls from the box: %s %r" % (st, out[:300]))
         inside += j[2:]
-        direct += direct_calls(p.url, "/fn/becho", rounds // 4, p.token)[2:]
+        direct += direct_calls(p.url, path, rounds // 4, p.token, body, want)[2:]
+    return inside, direct
+
+
+def bench_broker(p, tmp, rounds):
+    echo = p.deploy("becho", ECHO_SERVICE, spec={"mode": "service", "scale": {"min": 1}})
+    box = broker_box(p, tmp)
+    p.wait_instances(echo, lambda i: len(i) == 1, 60)
+    p.wait_instances(box, lambda i: len(i) == 1, 60)
+    inside, direct = broker_compare(p, "/fn/becho", rounds)
     a, b = summary_ms(inside), summary_ms(direct)
     header("Broker: a call from inside a jail vs the same call from the host (ms)")
     row("box -> broker -> activator -> echo", a)
