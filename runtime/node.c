@@ -560,8 +560,8 @@ int node_new(uv_loop_t *loop, const NodeOptions *o, Pool **pool, const char *cgr
                 r = node_files(n, o);
         if (r >= 0 && (r = labels_build(n, o)) < 0)
                 fprintf(stderr, "fnbox-runtime serve: labels and capacity: %s\n", strerror(-r));
-        if (r >= 0 && !o->no_template && (r = templates_new(loop, n->state_dir, cgroup_parent, box_uid,
-                                                              &n->templates)) < 0)
+        if (r >= 0 && o->templates > 0 &&
+            (r = templates_new(loop, n->state_dir, o->templates, cgroup_parent, box_uid, &n->templates)) < 0)
                 fprintf(stderr, "fnbox-runtime serve: %s/template: %s\n", n->state_dir, strerror(-r));
         if (r >= 0)
                 r = node_listen(n, o);

@@ -35,7 +35,7 @@ typedef struct NodeOptions {
         const char *activator;
         unsigned broker_depth;           /* 0: the defaults */
         unsigned broker_rate, broker_burst;
-        bool no_template;                /* no python3 template zygote (template.h) */
+        unsigned templates;              /* python3 template zygotes (template.h); 0: none */
 } NodeOptions;
 
 typedef struct Node Node;

@@ -22,6 +22,7 @@
 #include "lib/quantity.h"
 #include "lib/util.h"
 #include "node.h"
+#include "template.h"
 #include "pool.h"
 #include "proto.h"
 
@@ -579,10 +580,11 @@ static int opt_metrics(ServeOptions *o, const char *a) {
         return opt_invoke_listen(&(ServeOptions) { 0 }, a);
 }
 
-static int opt_template(ServeOptions *o, const char *a) {
-        if (strcmp(a, "on") != 0 && strcmp(a, "off") != 0)
+static int opt_templates(ServeOptions *o, const char *a) {
+        uint64_t v;
+        if (quantity_parse_uint(a, &v) < 0 || v > TEMPLATES_MAX)
                 return -EINVAL;
-        o->node.no_template = strcmp(a, "off") == 0;
+        o->node.templates = (unsigned) v;
         return 0;
 }
 
@@ -609,7 +611,7 @@ static const struct {
         { "broker-max-depth", opt_broker_depth, "1 to 64 nested calls" },
         { "broker-rate", opt_broker_rate, "calls per second per instance, at least 1" },
         { "broker-burst", opt_broker_burst, "calls at once above the rate, at least 1" },
-        { "zygote-template", opt_template, "on or off" },
+        { "zygote-templates", opt_templates, "0 to 8 python3 template zygotes" },
 };
 
 static void serve_usage(FILE *f) {
@@ -620,7 +622,7 @@ static void serve_usage(FILE *f) {
               "                           [--invoke-socket " NODE_INVOKE_SOCKET_DEFAULT " | --invoke-listen HOST:PORT\n"
               "                            --invoke-secret-file FILE] [--invoke-uid fnbox]\n"
               "                           [--state-dir " NODE_STATE_DIR_DEFAULT "] [--metrics-listen HOST:PORT]\n"
-              "                           [--zygote-template on|off]\n"
+              "                           [--zygote-templates 2]\n"
               "       the broker (each box's way out), add:\n"
               "                           --activator http://IP:PORT --invoke-secret-file FILE\n"
               "                           [--broker-max-depth 8] [--broker-rate 20] [--broker-burst 40]\n", f);
@@ -734,7 +736,8 @@ static void server_close(Server *s) {
 }
 
 int serve_cmd_main(int argc, char **argv) {
-        ServeOptions o = { .socket = SERVE_SOCKET_DEFAULT, .pool = 4, .uid = 65534, .cgroup_parent = "fnbox" };
+        ServeOptions o = { .socket = SERVE_SOCKET_DEFAULT, .pool = 4, .uid = 65534, .cgroup_parent = "fnbox",
+                           .node = { .templates = TEMPLATES_DEFAULT } };
         if (serve_parse(&o, argc, argv) < 0)
                 return 2;
         if (geteuid() != 0) {

@@ -16,61 +16,66 @@
 #define TEMPLATE_RETRY_MIN_MS 1000
 #define TEMPLATE_RETRY_MAX_MS 60000
 
+typedef struct Slot {
+        Templates *t;
+        Zygote *z;                   /* starting or ready; NULL: none yet */
+        bool ready;
+        unsigned failures;
+        uv_timer_t timer;
+} Slot;
+
 struct Templates {
         uv_loop_t *loop;
         JailConfig cfg;              /* the template's: empty code and run folders */
         char *code_dir, *run_dir;
-        Zygote *z;                   /* starting or ready; NULL: none yet */
-        bool ready;
-        unsigned failures;
-        uint64_t adopted, started;
-        uv_timer_t timer;
+        Slot slots[TEMPLATES_MAX];
+        unsigned n, open_timers;
+        uint64_t adopted;
         bool closing;
 };
 
-static void start_later(Templates *t, uint64_t ms);
+static void start_later(Slot *s, uint64_t ms);
 
 static void on_event(Zygote *z, ZygoteEvent ev, int error, void *userdata) {
-        Templates *t = userdata;
+        Slot *s = userdata;
         (void) error;
-        if (z != t->z)
+        if (z != s->z)
                 return;
         if (ev == ZYGOTE_EVENT_READY) {
-                t->ready = true;
-                t->failures = 0;
+                s->ready = true;
+                s->failures = 0;
                 return;
         }
         /* died before it was adopted: another, more and more slowly */
-        t->ready = false;
-        t->failures++;
-        uint64_t ms = TEMPLATE_RETRY_MIN_MS << (t->failures > 6 ? 6 : t->failures - 1);
-        start_later(t, ms > TEMPLATE_RETRY_MAX_MS ? TEMPLATE_RETRY_MAX_MS : ms);
+        s->ready = false;
+        s->failures++;
+        uint64_t ms = TEMPLATE_RETRY_MIN_MS << (s->failures > 6 ? 6 : s->failures - 1);
+        start_later(s, ms > TEMPLATE_RETRY_MAX_MS ? TEMPLATE_RETRY_MAX_MS : ms);
 }
 
-static void start(Templates *t) {
+static void start(Slot *s) {
+        Templates *t = s->t;
         if (t->closing)
                 return;
-        if (t->z)
-                zygote_free(TAKE_PTR(t->z));
-        t->ready = false;
-        int r = zygote_template_new(t->loop, &t->cfg, on_event, t, &t->z);
+        if (s->z)
+                zygote_free(TAKE_PTR(s->z));
+        s->ready = false;
+        int r = zygote_template_new(t->loop, &t->cfg, on_event, s, &s->z);
         if (r < 0) {
                 fprintf(stderr, "fnbox-runtime: a template zygote: %s\n", strerror(-r));
-                t->z = NULL;
-                t->failures++;
-                start_later(t, TEMPLATE_RETRY_MAX_MS);
-                return;
+                s->z = NULL;
+                s->failures++;
+                start_later(s, TEMPLATE_RETRY_MAX_MS);
         }
-        t->started++;
 }
 
 static void on_timer(uv_timer_t *h) {
         start(h->data);
 }
 
-static void start_later(Templates *t, uint64_t ms) {
-        if (!t->closing)
-                uv_timer_start(&t->timer, on_timer, ms, 0);
+static void start_later(Slot *s, uint64_t ms) {
+        if (!s->t->closing)
+                uv_timer_start(&s->timer, on_timer, ms, 0);
 }
 
 /* An empty folder, root's, that the box user may enter and read. */
@@ -99,11 +104,15 @@ static int entry_file(const char *dir) {
         return r;
 }
 
-int templates_new(uv_loop_t *loop, const char *dir, const char *cgroup_parent, uid_t box_uid, Templates **ret) {
+int templates_new(uv_loop_t *loop, const char *dir, unsigned n, const char *cgroup_parent, uid_t box_uid,
+                  Templates **ret) {
+        if (n < 1 || n > TEMPLATES_MAX)
+                return -EINVAL;
         Templates *t = calloc(1, sizeof *t);
         if (!t)
                 return -ENOMEM;
         t->loop = loop;
+        t->n = n;
         int r = 0;
         _cleanup_free_ char *base = NULL;
         if (asprintf(&base, "%s/template", dir) < 0 || asprintf(&t->code_dir, "%s/fn", base) < 0 ||
@@ -125,21 +134,32 @@ int templates_new(uv_loop_t *loop, const char *dir, const char *cgroup_parent, u
         t->cfg.run_dir_readonly = true;
         t->cfg.host_uid = t->cfg.host_gid = box_uid;
         t->cfg.cgroup_parent = cgroup_parent;
-        uv_timer_init(loop, &t->timer);
-        t->timer.data = t;
-        start(t);
+        for (unsigned k = 0; k < n; k++) {
+                Slot *sl = &t->slots[k];
+                sl->t = t;
+                uv_timer_init(loop, &sl->timer);
+                sl->timer.data = sl;
+                t->open_timers++;
+                start(sl);
+        }
         *ret = t;
         return 0;
 }
 
 int templates_adopt(Templates *t, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret) {
         char why[256];
-        if (!t || t->closing || !t->ready || !t->z || !zygote_is_ready(t->z) || !zygote_template_fits(c))
+        if (!t || t->closing || !zygote_template_fits(c))
                 return -EAGAIN;
-        Zygote *z = TAKE_PTR(t->z);
-        t->ready = false;
+        Slot *s = NULL;
+        for (unsigned k = 0; k < t->n && !s; k++)
+                if (t->slots[k].ready && t->slots[k].z && zygote_is_ready(t->slots[k].z))
+                        s = &t->slots[k];
+        if (!s)
+                return -EAGAIN;
+        Zygote *z = TAKE_PTR(s->z);
+        s->ready = false;
         int r = zygote_adopt(z, c, fn, userdata, why, sizeof why);
-        start_later(t, TEMPLATE_DELAY_MS);
+        start_later(s, TEMPLATE_DELAY_MS);
         if (r < 0) {
                 fprintf(stderr, "fnbox-runtime: a template zygote: %s\n", why);
                 zygote_free(z);
@@ -155,7 +175,9 @@ uint64_t templates_adopted(const Templates *t) {
 }
 
 static void on_closed(uv_handle_t *h) {
-        Templates *t = h->data;
+        Templates *t = ((Slot *) h->data)->t;
+        if (--t->open_timers > 0)
+                return;
         free(t->code_dir);
         free(t->run_dir);
         free(t);
@@ -165,7 +187,9 @@ void templates_free(Templates *t) {
         if (!t || t->closing)
                 return;
         t->closing = true;
-        if (t->z)
-                zygote_free(TAKE_PTR(t->z));
-        uv_close((uv_handle_t *) &t->timer, on_closed);
+        for (unsigned k = 0; k < t->n; k++) {
+                if (t->slots[k].z)
+                        zygote_free(TAKE_PTR(t->slots[k].z));
+                uv_close((uv_handle_t *) &t->slots[k].timer, on_closed);
+        }
 }
