@@ -61,8 +61,9 @@ RUNTIME_SRCS := $(filter-out runtime/main.c runtime/seccomp.c runtime/seccomp_ge
 # protocol without the jail.
 PROTO_SRCS   := runtime/proto.c runtime/jail_config.c
 CONTROLLER_SRCS := $(wildcard controller/*.c)
-# the controller's pure decision code (autoscaler, scheduler), unit-tested
-CONTROLLER_CORE_SRCS := $(wildcard controller/kpa.c controller/scheduler.c)
+# the controller's pure decision code (autoscaler, scheduler) and the audit
+# retention (over the store), unit-tested
+CONTROLLER_CORE_SRCS := $(wildcard controller/kpa.c controller/scheduler.c controller/retention.c)
 # the LLM gateway's policy pieces (activator/gateway/policy.h): data rules
 # and quotas (pure), and the audit shipper
 GATEWAY_POLICY_SRCS := $(wildcard activator/gateway/rules.c activator/gateway/quota.c activator/gateway/audit.c)

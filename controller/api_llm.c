@@ -169,6 +169,15 @@ static int body(Check *c, json_t *rec, const char *key, const char **ret) {
         return 0;
 }
 
+/* An optional boolean: absent or null is false. */
+static int flag(Check *c, json_t *rec, const char *key, bool *ret) {
+        json_t *v = json_object_get(rec, key);
+        *ret = false;
+        if (!v || json_is_null(v))
+                return 0;
+        return boolean(c, rec, key, ret);
+}
+
 /* One record into a (its strings point into rec, but chain_json and rules,
  * which the caller frees). */
 static int record_parse(Check *c, json_t *rec, StoreLlmAudit *a) {
@@ -195,7 +204,9 @@ static int record_parse(Check *c, json_t *rec, StoreLlmAudit *a) {
             text(c, rec, "errorType", REC_MAX(error_type), true, true, (const char **) &a->error_type) < 0 ||
             boolean(c, rec, "stream", &a->stream) < 0 ||
             body(c, rec, "requestBody", (const char **) &a->request_body) < 0 ||
-            body(c, rec, "responseBody", (const char **) &a->response_body) < 0)
+            body(c, rec, "responseBody", (const char **) &a->response_body) < 0 ||
+            flag(c, rec, "requestBodyTruncated", &a->request_body_truncated) < 0 ||
+            flag(c, rec, "responseBodyTruncated", &a->response_body_truncated) < 0)
                 return -EINVAL;
         int r = chain(c, rec, &a->chain_json);
         if (r >= 0)
@@ -281,8 +292,12 @@ static json_t *render_llm_audit(const StoreLlmAudit *a) {
                               "rules", rules_json(a->rules), "stream", a->stream);
         if (o && a->request_body)
                 json_object_set_new(o, "requestBody", json_string(a->request_body));
+        if (o && a->request_body && a->request_body_truncated)
+                json_object_set_new(o, "requestBodyTruncated", json_true());
         if (o && a->response_body)
                 json_object_set_new(o, "responseBody", json_string(a->response_body));
+        if (o && a->response_body && a->response_body_truncated)
+                json_object_set_new(o, "responseBodyTruncated", json_true());
         return o;
 }
 

@@ -21,6 +21,7 @@
 #include "lib/daemon.h"
 #include "lib/listen.h"
 #include "controller/privilege.h"
+#include "controller/retention.h"
 #include "lib/quantity.h"
 #include "lib/store.h"
 #include "lib/util.h"
@@ -34,6 +35,8 @@ typedef struct Options {
         const char *node_lease;
         const char *cpu_overcommit;
         const char *user;
+        const char *llm_audit_retention;
+        const char *llm_audit_prune_every;
 } Options;
 
 static const DaemonOption option_table[] = {
@@ -49,11 +52,16 @@ static const DaemonOption option_table[] = {
           "place up to N times a node's CPUs in CPU limits (default 8; memory is never overcommitted)" },
         { "--user", offsetof(Options, user), "NAME",
           "started as root, run as this user once the port and store are open (default fnbox)" },
+        { "--llm-audit-retention", offsetof(Options, llm_audit_retention), "DURATION",
+          "delete LLM gateway audit records older than this, such as 30d or 12h (default 30d; 0: keep them)" },
+        { "--llm-audit-prune-every", offsetof(Options, llm_audit_prune_every), "DURATION",
+          "how often to delete them, and once at start (default 1h)" },
 };
 
 static void usage(FILE *f) {
         fprintf(f, "usage: " PROG " [--data-dir DIR] [--store URL] [--listen ADDR:PORT] [--node-lease DURATION]\n"
-                   "       [--cpu-overcommit N] [--user NAME]\n\n");
+                   "       [--cpu-overcommit N] [--user NAME] [--llm-audit-retention DURATION]\n"
+                   "       [--llm-audit-prune-every DURATION]\n\n");
         daemon_options_print(f, option_table, ELEMENTSOF(option_table));
 }
 
@@ -146,6 +154,25 @@ static int lease_parse(const char *s, int64_t *ret) {
         return 0;
 }
 
+/* --llm-audit-retention and --llm-audit-prune-every. */
+static int retention_options(const Options *o, int64_t *ret_keep_ms, int64_t *ret_period_ms) {
+        *ret_keep_ms = RETENTION_DEFAULT_MS;
+        *ret_period_ms = RETENTION_PERIOD_DEFAULT_MS;
+        if (o->llm_audit_retention && retention_parse(o->llm_audit_retention, RETENTION_MAX_MS, ret_keep_ms) < 0) {
+                fprintf(stderr, PROG ": --llm-audit-retention %s: expected a duration such as 30d, 12h or 90m "
+                        "(at most 36500d), or 0 to keep every record\n", o->llm_audit_retention);
+                return -EINVAL;
+        }
+        if (o->llm_audit_prune_every &&
+            (retention_parse(o->llm_audit_prune_every, RETENTION_PERIOD_MAX_MS, ret_period_ms) < 0 ||
+             *ret_period_ms < RETENTION_PERIOD_MIN_MS)) {
+                fprintf(stderr, PROG ": --llm-audit-prune-every %s: expected a duration from 100ms to 7d, such as 1h\n",
+                        o->llm_audit_prune_every);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int serve(Store *store, Cluster *cluster, int fd, const char *url, const sigset_t *sigs) {
         int sig = 0;
         Api api = { .store = store, .cluster = cluster };
@@ -197,7 +224,8 @@ int main(int argc, char **argv) {
         if (!data_dir)
                 return 1;
         ClusterConfig ccfg = {};
-        if (lease_parse(o.node_lease, &ccfg.lease_ms) < 0)
+        int64_t keep_ms, prune_ms;
+        if (lease_parse(o.node_lease, &ccfg.lease_ms) < 0 || retention_options(&o, &keep_ms, &prune_ms) < 0)
                 return 2;
         if (o.cpu_overcommit) {
                 char *end;
@@ -223,7 +251,13 @@ int main(int argc, char **argv) {
                 return 1;
         if (cluster_new(store, &ccfg, &cluster) < 0)
                 return 1;
-        if (serve(store, cluster, TAKE_FD(listen_fd), url, &sigs) < 0)
+        Retention *retention = NULL;
+        r = retention_start(store, keep_ms, prune_ms, &retention);
+        if (r < 0) {
+                fprintf(stderr, PROG ": cannot start the llm audit retention: %s\n", strerror(-r));
                 return 1;
-        return 0;
+        }
+        r = serve(store, cluster, TAKE_FD(listen_fd), url, &sigs);
+        retention_stop(retention);
+        return r < 0 ? 1 : 0;
 }

@@ -29,7 +29,7 @@
 #define FN_KEY    " WHERE namespace = $1 AND name = $2"
 #define LLM_COLS  "request_id, at_ms, namespace, caller, endpoint, alias, upstream, chain_json, tokens_in, " \
                   "tokens_out, tokens_counted, latency_us, ttft_us, status, error_type, rules, stream, " \
-                  "request_body, response_body, received_ms"
+                  "request_body, response_body, received_ms, request_body_truncated, response_body_truncated"
 #define LLM_WHERE " ($2 = '' OR alias = $2) AND at_ms >= $3 AND id < $4 ORDER BY id DESC LIMIT $5"
 
 const StoreSql store_sql[_STMT_MAX] = {
@@ -75,11 +75,12 @@ const StoreSql store_sql[_STMT_MAX] = {
         [STMT_NODE_LIST]      = { "SELECT " NODE_COLS " FROM nodes ORDER BY name", 0 },
         [STMT_NODE_DELETE]    = { "DELETE FROM nodes WHERE name = $1", 0 },
         [STMT_LLM_INSERT]     = { "INSERT INTO llm_audit (" LLM_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-                                  " $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                                  " $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
                                   " ON CONFLICT (namespace, request_id, at_ms) DO NOTHING", 0 },
         [STMT_LLM_LIST_NS]    = { "SELECT id, " LLM_COLS " FROM llm_audit WHERE namespace = $1 AND" LLM_WHERE, 0 },
         [STMT_LLM_LIST_ALL]   = { "SELECT id, " LLM_COLS " FROM llm_audit WHERE $1 = '' AND" LLM_WHERE, 0 },
-        [STMT_LLM_PRUNE]      = { "DELETE FROM llm_audit WHERE at_ms < $1", 0 },
+        [STMT_LLM_PRUNE]      = { "DELETE FROM llm_audit WHERE id IN"
+                                  " (SELECT id FROM llm_audit WHERE at_ms < $1 ORDER BY at_ms LIMIT $2)", 0 },
 };
 
 /* ---- errors, time, rows ------------------------------------------------- */
@@ -1032,7 +1033,8 @@ static int llm_audit_add_body(Store *s, void *arg) {
                         ARG_INT(a->tokens_in), ARG_INT(a->tokens_out), ARG_INT(a->tokens_counted),
                         ARG_INT(a->latency_us), ARG_INT(a->ttft_us), ARG_INT(a->status), ARG_TEXT(a->error_type),
                         ARG_TEXT(a->rules), ARG_INT(a->stream), ARG_TEXT(a->request_body),
-                        ARG_TEXT(a->response_body), ARG_INT(now) }, 20, &rows);
+                        ARG_TEXT(a->response_body), ARG_INT(now), ARG_INT(a->request_body_truncated),
+                        ARG_INT(a->response_body_truncated) }, 22, &rows);
                 added += rows.changes > 0;
                 store_rows_clear(&rows);
                 if (r < 0)
@@ -1095,6 +1097,8 @@ static void llm_audit_from_row(StoreLlmAudit *a, StoreRows *rows, size_t i) {
                 .rules = cell_take(rows, i, 16),
                 .stream = cell_int(rows, i, 17) != 0,
                 .received_ms = cell_int(rows, i, 20),
+                .request_body_truncated = cell_int(rows, i, 21) != 0,
+                .response_body_truncated = cell_int(rows, i, 22) != 0,
         };
         if (!cell(rows, i, 18)->null)
                 a->request_body = cell_take(rows, i, 18);
@@ -1125,22 +1129,33 @@ int store_llm_audit_list(Store *s, const StoreLlmAuditQuery *q, StoreLlmAudit **
         return 0;
 }
 
+typedef struct LlmPruneCall {
+        int64_t before_ms, limit, changes;
+} LlmPruneCall;
+
 static int llm_audit_prune_body(Store *s, void *arg) {
-        int64_t *before = arg;
+        LlmPruneCall *c = arg;
         StoreRows rows = {};
-        int r = s->ops->exec(s, STMT_LLM_PRUNE, (StoreArg[]) { ARG_INT(*before) }, 1, &rows);
-        int64_t changes = rows.changes;
+        int r = s->ops->exec(s, STMT_LLM_PRUNE, (StoreArg[]) { ARG_INT(c->before_ms), ARG_INT(c->limit) }, 2, &rows);
+        c->changes = rows.changes;
         store_rows_clear(&rows);
-        if (r < 0)
-                return r;
-        *before = changes;
-        return 0;
+        return r < 0 ? r : 0;
 }
 
+/* In batches of STORE_LLM_PRUNE_BATCH, each its own statement, so that a
+ * large prune never holds the store (or SQLite's write lock) for long. */
 int store_llm_audit_prune(Store *s, int64_t before_ms) {
-        int64_t v = before_ms;
-        int r = store_call(s, TX_NONE, llm_audit_prune_body, &v);
-        return r < 0 ? r : (int) (v > INT32_MAX ? INT32_MAX : v);
+        int64_t total = 0;
+        for (;;) {
+                LlmPruneCall c = { before_ms, STORE_LLM_PRUNE_BATCH, 0 };
+                int r = store_call(s, TX_NONE, llm_audit_prune_body, &c);
+                if (r < 0)
+                        return r;
+                total += c.changes;
+                if (c.changes < STORE_LLM_PRUNE_BATCH)
+                        break;
+        }
+        return (int) (total > INT32_MAX ? INT32_MAX : total);
 }
 
 /* ---- clearing and freeing ------------------------------------------------ */

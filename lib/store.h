@@ -199,6 +199,8 @@ typedef struct StoreLlmAudit {
         char *request_body;             /* NULL unless the namespace keeps bodies */
         char *response_body;
         int64_t received_ms;            /* when the store took it (set by the store) */
+        bool request_body_truncated;    /* the activator kept only the first AUDIT_BODY_MAX bytes */
+        bool response_body_truncated;
 } StoreLlmAudit;
 
 void store_llm_audit_clear(StoreLlmAudit *a);
@@ -221,5 +223,7 @@ typedef struct StoreLlmAuditQuery {
 
 /* Newest first (by id, the order the store took them in). */
 int store_llm_audit_list(Store *s, const StoreLlmAuditQuery *q, StoreLlmAudit **ret, size_t *ret_n);
-/* Delete the records that started before before_ms; returns how many. */
+#define STORE_LLM_PRUNE_BATCH           10000   /* records deleted per statement */
+/* Delete the records that started before before_ms, oldest first, in
+ * batches of STORE_LLM_PRUNE_BATCH; returns how many (at most INT_MAX). */
 int store_llm_audit_prune(Store *s, int64_t before_ms);

@@ -13,7 +13,7 @@
 #include "store.h"
 
 /* The number of schema migrations; both backends have exactly this many. */
-#define STORE_SCHEMA_LATEST     2
+#define STORE_SCHEMA_LATEST     3
 
 /* Every statement the store runs, written once with $1, $2, ... placeholders
  * (SQLite reads them as ?1, ?2). */

@@ -107,6 +107,9 @@ static const char *const pg_migrations[STORE_SCHEMA_LATEST] = {
         ");"
         "CREATE INDEX llm_audit_namespace ON llm_audit (namespace, id);"
         "CREATE INDEX llm_audit_at ON llm_audit (at_ms);",
+        /* 3: whether a kept body was cut at the activator's bound */
+        "ALTER TABLE llm_audit ADD COLUMN request_body_truncated SMALLINT NOT NULL DEFAULT 0,"
+        "  ADD COLUMN response_body_truncated SMALLINT NOT NULL DEFAULT 0;",
 };
 
 /* Map a failed result to an errno by its SQLSTATE, keeping the primary

@@ -96,6 +96,9 @@ static const char *const sqlite_migrations[STORE_SCHEMA_LATEST] = {
         ") STRICT;"
         "CREATE INDEX llm_audit_namespace ON llm_audit (namespace, id);"
         "CREATE INDEX llm_audit_at ON llm_audit (at_ms);",
+        /* 3: whether a kept body was cut at the activator's bound */
+        "ALTER TABLE llm_audit ADD COLUMN request_body_truncated INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE llm_audit ADD COLUMN response_body_truncated INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* Map SQLite's (extended) result code to an errno and keep its message. */

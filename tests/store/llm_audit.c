@@ -2,7 +2,9 @@
  * (store_llm_audit_add / _list / _prune in lib/store.h), the same against
  * SQLite and PostgreSQL: every field round-trips (bodies NULL or kept), a
  * batch sent again adds nothing, an invalid record fails the whole batch,
- * the filters (namespace, alias, since) and the id cursor, limits. */
+ * the filters (namespace, alias, since) and the id cursor, limits; the
+ * bodies' truncation marks; a prune larger than one batch, oldest first,
+ * the newer records kept (the controller's retention). */
 #define _GNU_SOURCE
 #include "store_test.h"
 
@@ -185,5 +187,58 @@ TEST(llm_audit_filters_and_cursor) {
         ASSERT_OK(store_llm_audit_list(s, &(StoreLlmAuditQuery) { .limit = 100 }, &out, &n));
         ASSERT_EQ_UINT(n, 20);
         store_llm_audit_array_free(out, n);
+        store_close(s);
+}
+
+TEST(llm_audit_truncated_marks) {
+        Store *s = test_open();
+        StoreLlmAudit in[2] = { rec("cut", "a", "m", 1000), rec("whole", "a", "m", 1001) };
+        in[0].request_body = "{\"model\":";
+        in[0].response_body = "{\"choices\":";
+        in[0].response_body_truncated = true;
+        in[1].response_body = "{}";
+        ASSERT_EQ_INT(store_llm_audit_add(s, in, 2), 2);
+        StoreLlmAudit *out = NULL;
+        size_t n = 0;
+        ASSERT_OK(store_llm_audit_list(s, &(StoreLlmAuditQuery) { .limit = 10 }, &out, &n));
+        ASSERT_EQ_UINT(n, 2);
+        ASSERT_EQ_STR(out[1].request_id, "cut");
+        ASSERT_TRUE(!out[1].request_body_truncated && out[1].response_body_truncated);
+        ASSERT_EQ_STR(out[1].response_body, "{\"choices\":");
+        ASSERT_TRUE(!out[0].request_body_truncated && !out[0].response_body_truncated);
+        store_llm_audit_array_free(out, n);
+        store_close(s);
+}
+
+TEST(llm_audit_prune_in_batches) {
+        Store *s = test_open();
+        enum { OLD = 2 * STORE_LLM_PRUNE_BATCH + 500 };
+        StoreLlmAudit *batch = calloc(STORE_LLM_AUDIT_BATCH_MAX, sizeof *batch);
+        char (*ids)[16] = calloc(STORE_LLM_AUDIT_BATCH_MAX, sizeof *ids);
+        ASSERT_TRUE(batch && ids);
+        for (int done = 0; done < OLD;) {
+                int k = OLD - done < STORE_LLM_AUDIT_BATCH_MAX ? OLD - done : STORE_LLM_AUDIT_BATCH_MAX;
+                for (int i = 0; i < k; i++) {
+                        snprintf(ids[i], sizeof ids[i], "old%06d", done + i);
+                        batch[i] = rec(ids[i], i % 2 ? "a" : "b", "m", 1000000 + done + i);
+                }
+                ASSERT_EQ_INT(store_llm_audit_add(s, batch, (size_t) k), k);
+                done += k;
+        }
+        StoreLlmAudit keep[3] = { rec("new1", "a", "m", 5000000), rec("new2", "b", "m", 5000001),
+                                  rec("edge", "a", "m", 4000000) };
+        ASSERT_EQ_INT(store_llm_audit_add(s, keep, 3), 3);
+        /* before 4000000: every old one (in three batches), not the one at the edge */
+        ASSERT_EQ_INT(store_llm_audit_prune(s, 4000000), OLD);
+        ASSERT_EQ_INT(store_llm_audit_prune(s, 4000000), 0);
+        ASSERT_EQ_INT(test_raw_int("SELECT COUNT(*) FROM llm_audit"), 3);
+        StoreLlmAudit *out = NULL;
+        size_t n = 0;
+        ASSERT_OK(store_llm_audit_list(s, &(StoreLlmAuditQuery) { .limit = 10 }, &out, &n));
+        ASSERT_EQ_UINT(n, 3);
+        ASSERT_EQ_STR(out[0].request_id, "edge");
+        store_llm_audit_array_free(out, n);
+        free(batch);
+        free(ids);
         store_close(s);
 }
