@@ -142,11 +142,23 @@ static void response_common(Req *q, struct MHD_Response *r) {
                 MHD_add_response_header(r, "traceparent", q->trace);
 }
 
+/* Whether q is the LLM gateway's: its errors are in OpenAI's shape. */
+static bool req_is_gateway(const Req *q) {
+        return q && (q->gw || (q->uri && q->w->gw && gateway_path(q->uri)));
+}
+
+/* The error body for e: the gateway's shape on its paths, else ours. */
+static int error_json(Req *q, ActError e, const char *msg, char *buf, size_t size) {
+        int n = req_is_gateway(q) ? gateway_error_json(q, e, msg, buf, size) : outcome_json(e, msg, buf, size);
+        if (n < 0)
+                n = req_is_gateway(q) ? gateway_error_json(q, e, "(message too long)", buf, size)
+                                      : outcome_json(e, "(message too long)", buf, size);
+        return n;
+}
+
 static struct MHD_Response *error_response(Req *q, ActError e, const char *msg) {
         char body[2048];
-        int n = outcome_json(e, msg, body, sizeof body);
-        if (n < 0)
-                n = outcome_json(e, "(message too long)", body, sizeof body);
+        int n = error_json(q, e, msg, body, sizeof body);
         struct MHD_Response *r = MHD_create_response_from_buffer((size_t) n, body, MHD_RESPMEM_MUST_COPY);
         if (!r)
                 return NULL;
@@ -638,6 +650,13 @@ static ActError req_authorize(Req *q, char *msg, size_t msg_len) {
         return e;
 }
 
+/* The largest body q may have: --max-body, or the gateway's limit when
+ * lower (a chunked body is refused when it passes it, not read on). */
+static size_t req_body_max(const Req *q) {
+        uint64_t gw = gateway_body_max(q);
+        return gw < q->w->cfg->max_body ? (size_t) gw : q->w->cfg->max_body;
+}
+
 /* Everything decided from the request line and headers. */
 static enum MHD_Result req_head(Req *q) {
         size_t head = strlen(q->method) + strlen(q->uri) + 12;
@@ -668,9 +687,10 @@ static enum MHD_Result req_head(Req *q) {
                         return send_error_now(q, e, "%s", msg);
         }
         uint64_t cl = content_length(q);
-        size_t max = q->w->cfg->max_body;
+        size_t max = req_body_max(q);
         if (cl == UINT64_MAX || cl > max)
-                return send_error_now(q, ACT_TOO_LARGE, "the request body is over its limit of %zu bytes", max);
+                return send_error_now(q, ACT_TOO_LARGE, "the request body is over %s limit of %zu bytes",
+                                      q->gw ? "the gateway's" : "its", max);
         if (cl > 0) {
                 if (!budget_reserve(cl))
                         return send_error_now(q, ACT_UNAVAILABLE, "too many request bodies in flight; retry");
@@ -691,7 +711,7 @@ static enum MHD_Result req_head(Req *q) {
 static enum MHD_Result answer_mid_body(Req *q, ActError e, const char *msg) {
         char body[1024], head[1024];
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        int bl = outcome_json(e, msg, body, sizeof body);
+        int bl = error_json(q, e, msg, body, sizeof body);
         unsigned st = act_error_status(e);
         int hl = snprintf(head, sizeof head,
                           "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
@@ -721,14 +741,15 @@ static enum MHD_Result answer_mid_body(Req *q, ActError e, const char *msg) {
 
 /* Keep a piece of body; over the limit, answer 413 at once. */
 static enum MHD_Result req_body(Req *q, const char *data, size_t len) {
-        size_t max = q->w->cfg->max_body;
+        size_t max = req_body_max(q);
         char msg[128];
         if (q->refused != ACT_OK) {
                 q->discarded += len;
                 return q->discarded <= WORKER_DISCARD_MAX ? MHD_YES : MHD_NO;
         }
         if (len > max - q->body_len) {
-                snprintf(msg, sizeof msg, "the request body is over its limit of %zu bytes", max);
+                snprintf(msg, sizeof msg, "the request body is over %s limit of %zu bytes", q->gw ? "the gateway's" : "its",
+                         max);
                 return answer_mid_body(q, ACT_TOO_LARGE, msg);
         }
         if (q->body_len + len > q->body_cap) {

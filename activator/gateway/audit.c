@@ -106,13 +106,14 @@ static json_t *json_text(const char *s, size_t max, bool *cut) {
 /* A field of a fixed-size array, which may lack its NUL. */
 #define FIELD(rec, f) json_text((rec)->f, strnlen((rec)->f, sizeof (rec)->f), NULL)
 
-static int record_body(json_t *o, const char *key, const char *body) {
+static int record_body(json_t *o, const char *key, const char *body, bool cut) {
         char flag[32];
-        bool cut = false;
         if (!body)
                 return 0;
-        if (json_object_set_new(o, key, json_text(body, AUDIT_BODY_MAX, &cut)) < 0)
+        bool over = false;
+        if (json_object_set_new(o, key, json_text(body, AUDIT_BODY_MAX, &over)) < 0)
                 return -ENOMEM;
+        cut = cut || over;
         snprintf(flag, sizeof flag, "%sTruncated", key);
         return cut && json_object_set_new(o, flag, json_true()) < 0 ? -ENOMEM : 0;
 }
@@ -149,8 +150,8 @@ json_t *audit_record_json(const AuditRecord *rec) {
                               "errorType", rec->error_type[0] ? FIELD(rec, error_type) : json_null(),
                               "rules", record_rules(rec->rules),
                               "stream", rec->stream);
-        if (o && (record_body(o, "requestBody", rec->request_body) < 0 ||
-                  record_body(o, "responseBody", rec->response_body) < 0)) {
+        if (o && (record_body(o, "requestBody", rec->request_body, false) < 0 ||
+                  record_body(o, "responseBody", rec->response_body, rec->response_body_cut) < 0)) {
                 json_decref(o);
                 return NULL;
         }
@@ -160,8 +161,7 @@ json_t *audit_record_json(const AuditRecord *rec) {
 static void record_free(AuditRecord *r) {
         if (!r)
                 return;
-        free(r->request_body);
-        free(r->response_body);
+        audit_record_clear(r);
         free(r);
 }
 
@@ -184,9 +184,10 @@ void audit_submit(Audit *a, AuditRecord *rec) {
         if (!rec)
                 return;
         AuditRecord *r = a ? malloc(sizeof *r) : NULL;
+        if (r)
+                audit_stream_finish(rec);       /* out of memory: the record goes without the body */
         if (!r) {
-                free(body_take(&rec->request_body));
-                free(body_take(&rec->response_body));
+                audit_record_clear(rec);
                 if (a) {
                         pthread_mutex_lock(&a->lock);
                         a->stats.dropped++;
@@ -197,6 +198,7 @@ void audit_submit(Audit *a, AuditRecord *rec) {
         *r = *rec;
         r->request_body = body_take(&rec->request_body);
         r->response_body = body_take(&rec->response_body);
+        r->stream_body = NULL;
 
         AuditRecord *old = NULL;
         pthread_mutex_lock(&a->lock);

@@ -84,8 +84,7 @@ void gw_call_free(GwCall *c) {
         json_decref(c->body);
         free(c->buf);
         oai_sse_clear(&c->sse);
-        free(c->rec.request_body);
-        free(c->rec.response_body);
+        audit_record_clear(&c->rec);
         gw_config_unref(c->cfg);
         Req *q = c->q;
         q->gw = NULL;
@@ -290,6 +289,7 @@ static int stream_event(GwCall *c, const char *p, size_t len) {
         }
         if (bytes && !c->first_token_ns)
                 c->first_token_ns = gw_now_ns();
+        audit_stream_add(&c->rec, j);           /* the namespace keeps bodies: the answer, assembled */
         if (changed) {
                 char *s = json_dumps(j, JSON_COMPACT);
                 if (s)
@@ -654,7 +654,8 @@ static bool admit(GwCall *c) {
                 gw_respond_error(c, 429, "rate_limit_exceeded", "quota_exceeded", NULL, ra, "%s", msg);
                 return false;
         }
-        if (gw_config_bodies(c->cfg, c->ns))
+        c->rec.bodies = gw_config_bodies(c->cfg, c->ns);
+        if (c->rec.bodies)
                 c->rec.request_body = strndup(q->body ? q->body : "", q->body_len);
         return true;
 }

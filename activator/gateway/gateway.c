@@ -356,6 +356,13 @@ static void metrics_write(Gateway *g, FILE *f) {
                    "# TYPE fnbox_llm_upstream_cooling_down gauge\n");
         for (GwUpState *s = g->states; s; s = s->next)
                 fprintf(f, "fnbox_llm_upstream_cooling_down{upstream=\"%s\"} %d\n", s->name, s->cooldown_until_ns > now);
+        QuotaStats qs;
+        quota_stats(g->quota, &qs);
+        fprintf(f, "# HELP fnbox_llm_quota_reservations Quota reservations held by requests in flight.\n"
+                   "# TYPE fnbox_llm_quota_reservations gauge\nfnbox_llm_quota_reservations %llu\n"
+                   "# HELP fnbox_llm_quota_reserved_tokens Tokens those reservations hold.\n"
+                   "# TYPE fnbox_llm_quota_reserved_tokens gauge\nfnbox_llm_quota_reserved_tokens %llu\n",
+                (unsigned long long) qs.reservations, (unsigned long long) qs.tokens_reserved);
         fprintf(f, "# HELP fnbox_llm_config_reloads_total Gateway configuration reloads.\n"
                    "# TYPE fnbox_llm_config_reloads_total counter\n"
                    "fnbox_llm_config_reloads_total{result=\"ok\"} %llu\nfnbox_llm_config_reloads_total{result=\"failed\"} %llu\n",
@@ -521,6 +528,53 @@ static uint64_t content_length(Req *q) {
         errno = 0;
         unsigned long long v = strtoull(cl, &end, 10);
         return errno || end == cl || *end ? UINT64_MAX : v;
+}
+
+uint64_t gateway_body_max(const Req *q) {
+        return q && q->gw ? q->gw->cfg->max_body : UINT64_MAX;
+}
+
+int gateway_error_json(Req *q, ActError e, const char *msg, char *buf, size_t size) {
+        const char *type, *code = act_error_type(e);
+        size_t len;
+        switch (e) {
+        case ACT_TOO_LARGE:
+                type = "invalid_request_error", code = "request_too_large";
+                break;
+        case ACT_BAD_REQUEST:
+        case ACT_NOT_FOUND:
+        case ACT_URI_TOO_LONG:
+        case ACT_HEADERS_TOO_LARGE:
+                type = "invalid_request_error";
+                break;
+        case ACT_UNAUTHENTICATED:
+                type = "authentication_error";
+                break;
+        case ACT_FORBIDDEN:
+                type = "permission_error";
+                break;
+        case ACT_UNAVAILABLE:
+        case ACT_QUEUE_FULL:
+        case ACT_SHUTTING_DOWN:
+                type = "service_unavailable";
+                break;
+        case ACT_TIMEOUT:
+        case ACT_QUEUE_TIMEOUT:
+                type = "timeout";
+                break;
+        default:
+                type = "server_error";
+        }
+        GwCall *c = q ? q->gw : NULL;
+        if (c && !c->final_status) {
+                c->final_status = act_error_status(e);
+                snprintf(c->error_type, sizeof c->error_type, "%s", type);
+        }
+        _cleanup_free_ char *body = oai_error_json(msg, type, NULL, code, &len);
+        if (!body || len >= size)
+                return -ENOBUFS;
+        memcpy(buf, body, len + 1);
+        return (int) len;
 }
 
 struct MHD_Response *gateway_head(GwWorker *gw, Req *q, unsigned *st) {

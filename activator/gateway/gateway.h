@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "activator/outcome.h"
 #include "activator/router.h"
 
 typedef struct Gateway Gateway;
@@ -43,6 +44,16 @@ bool gateway_path(const char *uri);
 /* The request line and headers are in: NULL to read the body (q->gw is
  * set), or an error response to queue with *ret_status. */
 struct MHD_Response *gateway_head(GwWorker *gw, Req *q, unsigned *ret_status);
+/* The largest body the gateway takes for q (its limits.max_body; the
+ * activator's --max-body may be lower); UINT64_MAX when q is not the
+ * gateway's. */
+uint64_t gateway_body_max(const Req *q);
+/* An error the activator answers itself on a gateway path (a body over a
+ * limit, no memory, stopping...): the OpenAI-shaped body {"error":
+ * {"message", "type", "param", "code"}} written into buf (its length, or
+ * -ENOBUFS), and, when q->gw is set, the request's audit record takes
+ * the status. */
+int gateway_error_json(Req *q, ActError e, const char *msg, char *buf, size_t size);
 /* The body is in (the connection is suspended): answer, now or later. */
 void gateway_start(Req *q);
 /* The client is gone: stop the upstream call, account, audit. */

@@ -93,6 +93,13 @@ void quota_settle(Quota *q, QuotaReservation *res, uint64_t used_tokens);
  * a limit. */
 json_t *quota_usage_json(Quota *q);
 
+typedef struct QuotaStats {
+        uint64_t reservations;          /* admitted and not yet settled: requests in flight */
+        uint64_t tokens_reserved;       /* what they hold (each reservation once) */
+} QuotaStats;
+/* For /metrics: with nothing in flight both are 0, else a reservation leaked. */
+void quota_stats(Quota *q, QuotaStats *ret);
+
 /* ---- audit ------------------------------------------------------------- */
 
 #define AUDIT_CHAIN_MAX         8
@@ -123,7 +130,28 @@ typedef struct AuditRecord {
         char *request_body;             /* only when the namespace opted in; malloc'd or NULL;
                                          * kept up to AUDIT_BODY_MAX bytes (then "...Truncated") */
         char *response_body;            /* likewise */
+        bool bodies;                    /* the namespace keeps bodies: a stream's answer is assembled */
+        bool response_body_cut;         /* the assembled answer lost text (then "responseBodyTruncated") */
+        struct AuditStream *stream_body; /* a streamed answer being assembled (audit_stream_add) */
 } AuditRecord;
+
+/* ---- a streamed answer, assembled (audit_stream.c) ------------------------ */
+
+typedef struct AuditStream AuditStream;
+
+/* Fold one chunk of a streamed answer (a parsed data event, as the
+ * caller gets it) into rec's assembled answer; nothing unless
+ * rec->bodies. Text beyond AUDIT_BODY_MAX bytes is dropped (and the
+ * record says so). */
+void audit_stream_add(AuditRecord *rec, const json_t *chunk);
+/* The assembled answer becomes rec->response_body (unless one is set):
+ * {"id", "object": "chat.completion" or "text_completion", "model",
+ * "choices": [{"index", "message": {"role", "content", "tool_calls"...}
+ * or "text", "finish_reason"}], "usage"}. audit_submit calls it. 0, or
+ * -ENOMEM (no body then). */
+int audit_stream_finish(AuditRecord *rec);
+/* Free what a record owns (its bodies, an assembly in progress). */
+void audit_record_clear(AuditRecord *rec);
 
 typedef struct Audit Audit;
 
@@ -137,8 +165,8 @@ typedef struct Audit Audit;
  * NULL when out of memory or the thread cannot start. */
 Audit *audit_new(const char *controller_url, const char *auth_header);
 Audit *audit_free(Audit *a);                    /* flushes what it can within 2 s */
-/* Copies the record and takes ownership of its bodies (rec's pointers are
- * set to NULL). Never blocks. */
+/* Copies the record and takes ownership of its bodies and assembly
+ * (rec's pointers are set to NULL). Never blocks. */
 void audit_submit(Audit *a, AuditRecord *rec);
 /* The record as the controller takes it: {"requestId", "timeMs",
  * "namespace", "caller", "endpoint", "alias", "upstream" (null: none),

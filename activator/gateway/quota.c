@@ -38,6 +38,7 @@ struct Quota {
         pthread_mutex_t lock;
         QuotaEntry **buckets;
         size_t n_buckets, n_entries;
+        uint64_t active, active_tokens;  /* reservations admitted and not settled, and their tokens */
 };
 
 /* ---- the table ----------------------------------------------------------- */
@@ -288,6 +289,8 @@ int quota_admit(Quota *q, const char *ns, const char *token_id, uint64_t tokens,
         if (ok) {
                 entry_charge(ens, tokens, now_ns / 1000000000);
                 entry_charge(etok, tokens, now_ns / 1000000000);
+                q->active++;
+                q->active_tokens = tokens > UINT64_MAX - q->active_tokens ? UINT64_MAX : q->active_tokens + tokens;
         }
         pthread_mutex_unlock(&q->lock);
 
@@ -319,6 +322,8 @@ void quota_settle(Quota *q, QuotaReservation *res, uint64_t used_tokens) {
         pthread_mutex_lock(&q->lock);
         if (res->active) {
                 res->active = false;
+                q->active -= q->active > 0;
+                q->active_tokens -= res->tokens <= q->active_tokens ? res->tokens : q->active_tokens;
                 entry_settle(entry_find(q, res->ns_key), res->tokens, used_tokens, res->day);
                 if (res->token_key[0])
                         entry_settle(entry_find(q, res->token_key), res->tokens, used_tokens, res->day);
@@ -348,4 +353,16 @@ json_t *quota_usage_json(Quota *q) {
                 }
         pthread_mutex_unlock(&q->lock);
         return o;
+}
+
+void quota_stats(Quota *q, QuotaStats *ret) {
+        if (!ret)
+                return;
+        *ret = (QuotaStats) {};
+        if (!q)
+                return;
+        pthread_mutex_lock(&q->lock);
+        ret->reservations = q->active;
+        ret->tokens_reserved = q->active_tokens;
+        pthread_mutex_unlock(&q->lock);
 }

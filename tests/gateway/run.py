@@ -554,6 +554,9 @@ def openai_client(x):
     print("     (the client's retry through the cooldown: %.1fs)" % (c["retried"]["ms"] / 1000))
 
 
+import test_audit_limits; test_audit_limits.register(sys.modules[__name__])  # noqa: E402,E702 (its tests run last)
+
+
 # ---- the runner ---------------------------------------------------------------------------------
 
 def main():
