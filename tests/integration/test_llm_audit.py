@@ -5,7 +5,9 @@ a real fnbox-controller: batches posted as activators post them (POST
 with `fnbox llm log` (table, wide, json, yaml; --alias, --since, --limit,
 -n, -A) and GET /v1/llm/log; a batch sent again adds nothing; every limit
 (records, bytes, each field) answers 400 naming the field and stores none
-of the batch; who may post and who may read.
+of the batch; who may post and who may read; the bodies' truncation
+marks; the retention (--llm-audit-retention, --llm-audit-prune-every):
+old records pruned at start and periodically, new ones kept.
 
 usage: test_llm_audit.py [--build DIR] [--store URL] [--only NAME]...
 """
@@ -283,6 +285,83 @@ def who_may(t):
     t.fails(5, "llm", "log", "-A", token=t.dev_a)
     t.fails(5, "llm", "log", "-n", "team-a", token=t.invoker_a)     # invokers do not read the log
     t.fails(4, "llm", "log", "-n", "team-a", token="nope")
+
+
+@test
+def truncated_marks(t):
+    recs = [record("cut-1", ns="team-t", requestBody="{\"mo", requestBodyTruncated=True, responseBody="{\"ch",
+                   responseBodyTruncated=True),
+            record("cut-2", ns="team-t", requestBody="{}", responseBody="{}", requestBodyTruncated=False),
+            record("cut-3", ns="team-t", requestBodyTruncated=None)]
+    st, body = t.post(recs)
+    check(st == 200 and body["added"] == 3, "posted", st, body)
+    items = {i["requestId"]: i for i in t.get("?namespace=team-t")[1]["items"]}
+    check(items["cut-1"].get("requestBodyTruncated") is True and items["cut-1"].get("responseBodyTruncated") is True,
+          "the marks kept", items["cut-1"])
+    for rid in ("cut-2", "cut-3"):
+        check("requestBodyTruncated" not in items[rid] and "responseBodyTruncated" not in items[rid],
+              "no mark when not cut", items[rid])
+    expect_400(t.post([record("cut-4", ns="team-t", responseBodyTruncated="yes")]), "records[0].responseBodyTruncated")
+
+
+def controller_run(args, timeout=20):
+    """Run fnbox-controller with args until it exits; (status, stderr)."""
+    binary = os.path.join(os.path.abspath(ARGS.build), "bin", "fnbox-controller")
+    with tempfile.TemporaryDirectory(prefix="fnbox-llm-ret-") as d:
+        p = subprocess.run([binary, "--data-dir", os.path.join(d, "data"), "--listen", "127.0.0.1:0"] + args,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stderr.decode("utf-8", "replace")
+
+
+@test
+def retention_options_checked(t):
+    for opt, value in (("--llm-audit-retention", "forever"), ("--llm-audit-retention", "-1d"),
+                       ("--llm-audit-retention", "36501d"), ("--llm-audit-prune-every", "0"),
+                       ("--llm-audit-prune-every", "10ms"), ("--llm-audit-prune-every", "8d")):
+        rc, err = controller_run([opt, value])
+        check(rc == 2 and opt in err and value in err, "%s %s refused, naming it" % (opt, value), rc, err)
+
+
+@test
+def retention_prunes_old_keeps_new(t):
+    """A controller of its own (SQLite) keeping records for an hour, pruning
+    every 200 ms: records older than an hour go, at start and later."""
+    now = int(time.time() * 1000)
+    with Controller(ARGS.build, extra_args=["--llm-audit-retention", "1h", "--llm-audit-prune-every", "200ms"]) as c:
+        def post(recs):
+            st, body = api("POST", c.url + AUDIT_PATH, token=c.admin_token, body={"records": recs})
+            check(st == 200 and body["added"] == len(recs), "posted", st, body)
+
+        def ids():
+            st, body = api("GET", c.url + "/v1/llm/log?namespace=*&limit=1000", token=c.admin_token)
+            check(st == 200, "read back", st, body)
+            return sorted(i["requestId"] for i in body["items"])
+        post([record("old-%d" % i, ns="team-o", at_ms=now - 2 * 3600 * 1000 - i * 60000) for i in range(3)] +
+             [record("young", ns="team-o", at_ms=now - 30 * 60 * 1000), record("new", ns="team-n", at_ms=now)])
+        deadline = time.monotonic() + 10
+        while ids() != ["new", "young"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        check(ids() == ["new", "young"], "the old records pruned, the new kept", ids())
+        check(re.search(r"llm audit retention: deleted 3 records older than 3600 s", c.log()), "the prune logged",
+              c.log()[-2000:])
+        # records already stored when a controller starts are pruned at start
+        post([record("old-again", ns="team-o", at_ms=now - 5 * 3600 * 1000)])
+        c.stop()
+        c.extra_args = ["--llm-audit-retention", "1h", "--llm-audit-prune-every", "7d"]
+        c.start()
+        deadline = time.monotonic() + 10
+        while "old-again" in ids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        check(ids() == ["new", "young"], "pruned at start", ids())
+    # 0 keeps everything
+    with Controller(ARGS.build, extra_args=["--llm-audit-retention", "0", "--llm-audit-prune-every", "100ms"]) as c:
+        st, body = api("POST", c.url + AUDIT_PATH, token=c.admin_token,
+                       body={"records": [record("ancient", ns="team-o", at_ms=1000)]})
+        check(st == 200, "posted", st, body)
+        time.sleep(0.5)
+        st, body = api("GET", c.url + "/v1/llm/log?namespace=team-o", token=c.admin_token)
+        check([i["requestId"] for i in body["items"]] == ["ancient"], "0: nothing pruned", body)
+        check("retention" not in c.log(), "no retention thread", c.log()[-1000:])
 
 
 def main():
