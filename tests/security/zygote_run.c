@@ -11,11 +11,13 @@
  *            [--requests N] [--parallel] [-- ARGS...] */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/quantity.h"
@@ -96,12 +98,60 @@ static int read_stdin(Run *x) {
         }
 }
 
+/* --template: the zygote is a template (zygote.h) that c adopts, as a
+ * node's python3 instances get theirs: started from empty folders (made
+ * in dir, removed after), ready, then adopted. */
+static int template_adopt(Run *x, const JailConfig *c, char dir[64]) {
+        char fn[96], run[96], entry[112], why[256];
+        snprintf(dir, 64, "/tmp/fnbox-zrun-XXXXXX");
+        if (!mkdtemp(dir))
+                return -errno;
+        snprintf(fn, sizeof fn, "%s/fn", dir);
+        snprintf(run, sizeof run, "%s/run", dir);
+        snprintf(entry, sizeof entry, "%s/main.py", fn);
+        int fd;
+        if (chmod(dir, 0755) < 0 || mkdir(fn, 0755) < 0 || mkdir(run, 0755) < 0 ||
+            (fd = open(entry, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) < 0)
+                return -errno;
+        close(fd);
+        JailConfig t;
+        jail_config_init(&t);
+        t.runtime = JAIL_RUNTIME_PYTHON3;
+        t.code = fn;
+        t.run_dir = run;
+        t.run_dir_readonly = true;
+        int r = zygote_template_new(&x->loop, &t, on_event, x, &x->z);
+        if (r < 0)
+                return r;
+        while (!x->ready && !x->died)
+                uv_run(&x->loop, UV_RUN_ONCE);
+        if (x->died)
+                return -EIO;
+        if ((r = zygote_adopt(x->z, c, on_event, x, why, sizeof why)) < 0)
+                fprintf(stderr, "zygote-run: adopt: %s\n", why);
+        return r;
+}
+
+static void template_remove(const char *dir) {
+        char p[112];
+        if (!dir[0])
+                return;
+        snprintf(p, sizeof p, "%s/fn/main.py", dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/fn", dir);
+        rmdir(p);
+        snprintf(p, sizeof p, "%s/run", dir);
+        rmdir(p);
+        rmdir(dir);
+}
+
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "runtime", 1, NULL, 'r' }, { "code", 1, NULL, 'c' }, { "entry", 1, NULL, 'e' },
                 { "memory", 1, NULL, 'm' }, { "timeout", 1, NULL, 't' }, { "cpu", 1, NULL, 'C' },
                 { "pids", 1, NULL, 'p' }, { "tmp", 1, NULL, 'T' }, { "output", 1, NULL, 'o' },
-                { "env", 1, NULL, 'E' }, { "requests", 1, NULL, 'n' }, { "parallel", 0, NULL, 'P' }, { 0 },
+                { "env", 1, NULL, 'E' }, { "requests", 1, NULL, 'n' }, { "parallel", 0, NULL, 'P' },
+                { "template", 0, NULL, 'X' }, { 0 },
         };
         Run x = { 0 };
         JailConfig c;
@@ -109,6 +159,7 @@ int main(int argc, char **argv) {
         char *env[256];
         size_t n_env = 0;
         uint64_t requests = 1;
+        bool template_ = false;
         int o, r = 0;
         while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (o) {
@@ -124,6 +175,7 @@ int main(int argc, char **argv) {
                 case 'E': if (n_env == 256) return bad("too many --env", ""); env[n_env++] = optarg; break;
                 case 'n': r = quantity_parse_uint(optarg, &requests); break;
                 case 'P': x.parallel = true; break;
+                case 'X': template_ = true; break;
                 default: return bad("unknown option", "");
                 }
                 if (r < 0)
@@ -141,8 +193,14 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
         if (jail_stdio_fill() < 0 || read_stdin(&x) < 0 || uv_loop_init(&x.loop) < 0)
                 return bad("cannot start", "");
-        if ((r = zygote_new(&x.loop, &c, on_event, &x, &x.z)) < 0) {
-                fprintf(stderr, "zygote-run: zygote_new: %s\n", strerror(-r));
+        char tdir[64] = "";
+        if (template_ && zygote_template_fits(&c))
+                r = template_adopt(&x, &c, tdir);
+        else
+                r = zygote_new(&x.loop, &c, on_event, &x, &x.z);
+        if (r < 0) {
+                fprintf(stderr, "zygote-run: %s: %s\n", template_ ? "a template" : "zygote_new", strerror(-r));
+                template_remove(tdir);
                 return 125;
         }
         while (!x.ready && !x.died)
@@ -164,5 +222,6 @@ int main(int argc, char **argv) {
         uv_run(&x.loop, UV_RUN_DEFAULT);
         uv_loop_close(&x.loop);
         free(x.in);
+        template_remove(tdir);
         return rc;
 }
