@@ -23,6 +23,9 @@ second, not 1,000. Figures:
             `bench` over that upstream), in runs alternated A B B A of
             --seconds/2 each way, after --warmup seconds not counted.
             Goal: the gateway adds < 0.3 ms at p50 and < 1 ms at p99.
+            Also the activator's CPU time per request (all its threads),
+            and a note when the generator itself was late (its send lag
+            at p99 over 0.25 ms: the CPUs were contended).
   broker    the broker's added latency for a gateway call: a service box
             calls /v1/chat/completions through its FNBOX_BROKER socket,
             one call at a time, against the same call from the host
@@ -55,6 +58,7 @@ from data_bench import broker_box, broker_compare, header, pct, row, summary_ms,
 
 GOAL_P50_MS = 0.3
 GOAL_P99_MS = 1.0
+LATE_MS = 0.25              # the generator's send lag at p99 beyond which a run was disturbed
 SECTIONS = ("overhead", "broker")
 HELPER_SRC = os.path.join(HERE, "gwload.c")
 CFLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror=format=2", "-Werror=missing-prototypes",
@@ -171,6 +175,13 @@ def health(summ):
         summ["sent"], summ["measured"], bad, summ["lag_p99_us"] / 1000, summ["lag_max_us"] / 1000)
 
 
+def cpu_s(pid):
+    """User and system CPU seconds a process has used (all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        w = f.read().rsplit(")", 1)[1].split()
+    return (int(w[11]) + int(w[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_overhead(p, helper, tmp, up, args):
     half = args.seconds / 2.0
     out = {}
@@ -182,10 +193,15 @@ def bench_overhead(p, helper, tmp, up, args):
                 raise PlatformError("%s %s call: %s %r" % (label, kind, st, data[:300]))
         runs = {"direct": [[], [], []], "gateway": [[], [], []]}
         before = loadavg()
+        act_cpu, act_sent = 0.0, 0
         for label in ("direct", "gateway", "gateway", "direct"):
             progress("overhead: %s %s, %gs at %d/s" % (kind, label, half, args.rate))
+            c0 = cpu_s(p.activator.pid)
             fb, lb, summ = load_run(helper, tmp, up.port if label == "direct" else p.port, body, stream, half, args,
                                     p.token)
+            if label == "gateway":
+                act_cpu += cpu_s(p.activator.pid) - c0
+                act_sent += summ["sent"]
             runs[label][0] += fb
             runs[label][1] += lb
             runs[label][2].append(summ)
@@ -204,9 +220,17 @@ def bench_overhead(p, helper, tmp, up, args):
                 res[label]["ttfb"] = stats(fb)
                 stat_row("%s, first byte" % name, res[label]["ttfb"])
             stat_row("%s%s" % (name, ", last byte" if stream else ""), res[label]["ttlb"])
+        late = 0.0
         for label in ("direct", "gateway"):
             for s in runs[label][2]:
                 print("    load %-7s %s" % (label, health(s)))
+                late = max(late, s["lag_p99_us"] / 1000)
+        if late > LATE_MS:
+            print("    (the generator itself was late by %.2f ms at p99 in a run: CPU contention on this machine,"
+                  " the platform's own included; read the p99 figures with that in mind)" % late)
+        res["activator_cpu_us_per_request"] = act_cpu / max(act_sent, 1) * 1e6
+        print("  the activator used %.0f us of CPU per request (all its threads; the audit's included)" %
+              res["activator_cpu_us_per_request"])
         d, g = res["direct"]["ttlb"], res["gateway"]["ttlb"]
         a50, a99 = g["p50"] - d["p50"], g["p99"] - d["p99"]
         res["added_p50_ms"], res["added_p99_ms"] = a50, a99
