@@ -400,7 +400,9 @@ def junk_config(x, junk):
 
 
 def activator_fds(x, upstream_ports):
-    """The activator's open fds: (connections to each upstream port, the rest)."""
+    """The activator's open fds: (connections to each upstream port, the
+    rest but its connections to the controller: the route table's long
+    poll, the stats and the audit, which come and go on their own)."""
     pid = x.p.activator.pid
     inodes = {}
     for fd in os.listdir("/proc/%d/fd" % pid):
@@ -418,14 +420,40 @@ def activator_fds(x, upstream_ports):
                     remote[p[9]] = int(p[2].split(":")[1], 16)
         except OSError:
             pass
+    ctl = int(x.p.api_url.rstrip("/").rsplit(":", 1)[1])
     ups, rest = {port: 0 for port in upstream_ports}, 0
     for link in inodes.values():
         port = remote.get(link[8:-1]) if link.startswith("socket:[") else None
         if port in ups:
             ups[port] += 1
-        else:
+        elif port != ctl:
             rest += 1
     return ups, rest
+
+
+def fd_list(x):
+    """What the activator's fds are, counted by kind (for a failure's message)."""
+    out, tcp = {}, {}
+    pid = x.p.activator.pid
+    for name in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (pid, name)) as f:
+                next(f)
+                for line in f:
+                    p = line.split()
+                    tcp[p[9]] = "%d>%d st%s" % (int(p[1].split(":")[1], 16), int(p[2].split(":")[1], 16), p[3])
+        except OSError:
+            pass
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        kind = link.split(":")[0] if ":" in link else link
+        if kind == "socket":
+            kind = "socket " + tcp.get(link[8:-1], "other")
+        out[kind] = out.get(kind, 0) + 1
+    return out
 
 
 def bad_input_no_leaks(x):
@@ -572,27 +600,34 @@ def _bad_input_no_leaks(x, junk):
     check = R.check
     ports = [u.server.server_address[1] for u in x.ups.values()] + [junk.server.server_address[1]]
     jport = junk.server.server_address[1]
-    # warm up: the pools hold what they will hold
+    # warm up: the pools hold what they will hold, and the audit shipper
+    # has posted (its HTTP client makes its socketpair on the first post)
     for _ in range(4):
         check(x.chat("junky", "warm")[0] == 200 and x.chat("solo", "warm")[0] == 200, "warm-up answers")
-    time.sleep(0.3)
+    r = rid("warm")
+    check(x.chat("solo", "warm", headers={"X-Request-Id": r})[0] == 200, "warm-up answers")
+    audit_of(x, "default", r)
+    time.sleep(0.5)
     base_ups, base_rest = activator_fds(x, ports)
+    base_list = fd_list(x)
     pooled = max(base_ups[jport], 1)
 
     _client_battery(x)
     _slow_loris(x)
     _junk_battery(x, junk)
 
+    last = {}
+
     def settled():
-        if any(not ln.endswith(" 0") for ln in metric(x, "fnbox_llm_upstream_inflight")):
-            return None
+        busy = [ln for ln in metric(x, "fnbox_llm_upstream_inflight") if not ln.endswith(" 0")]
         ups, rest = activator_fds(x, ports)
-        return (rest, ups, junk.open) if rest <= base_rest and ups[jport] <= pooled and junk.open <= pooled else None
+        last.update(busy=busy, fds=rest, ups=ups, junk_open=junk.open, fd_list=fd_list(x))
+        return not busy and rest <= base_rest and ups[jport] <= pooled and junk.open <= pooled
     try:
         fixture.wait_for("the activator back to its fds and connections", settled, 15)
     except fixture.PlatformError as e:
-        raise R.Fail("%s\n    before: %d fds, upstream connections %s; junk sees %d open now" %
-                     (e, base_rest, base_ups, junk.open))
+        raise R.Fail("%s\n    before: %d other fds, upstream connections %s (%s)\n    now: %r" %
+                     (e, base_rest, base_ups, base_list, last))
     res = list(metric(x, "fnbox_llm_quota_reservations")) + list(metric(x, "fnbox_llm_quota_reserved_tokens"))
     check(res == ["fnbox_llm_quota_reservations 0", "fnbox_llm_quota_reserved_tokens 0"],
           "no quota reservation left", res)
