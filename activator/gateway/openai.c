@@ -266,6 +266,281 @@ size_t oai_completion_bytes(const json_t *resp) {
         return n;
 }
 
+/* ---- a stream chunk read without building it (oai_chunk_scan) -------------------------- */
+
+/* Where a value sits, for the text it counts: the top object, its
+ * "choices" array, a choice, a choice's "delta" or "message", a string
+ * that counts (choice.text, delta.content, message.content). */
+enum { SC_OTHER, SC_TOP, SC_CHOICES, SC_CHOICE, SC_INNER, SC_COUNT };
+#define SC_DEPTH_MAX 64
+
+typedef struct Scan {
+        const char *p, *end;
+        size_t bytes;
+} Scan;
+
+static void sc_ws(Scan *s) {
+        while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+                s->p++;
+}
+
+static int sc_hex4(const char *p, unsigned *ret) {
+        unsigned v = 0;
+        for (int i = 0; i < 4; i++) {
+                char ch = p[i];
+                v <<= 4;
+                if (ch >= '0' && ch <= '9')
+                        v |= (unsigned) (ch - '0');
+                else if (ch >= 'a' && ch <= 'f')
+                        v |= (unsigned) (ch - 'a' + 10);
+                else if (ch >= 'A' && ch <= 'F')
+                        v |= (unsigned) (ch - 'A' + 10);
+                else
+                        return -1;
+        }
+        *ret = v;
+        return 0;
+}
+
+/* A string at s->p (its opening quote) as jansson would decode it: its
+ * length in bytes, the raw span between the quotes and whether it had
+ * escapes. -1 for anything jansson would refuse (bad escapes, lone
+ * surrogates, \u0000, control characters, bad UTF-8). */
+static int sc_string(Scan *s, size_t *ret_len, const char **ret_raw, size_t *ret_raw_len, bool *ret_esc) {
+        const unsigned char *p = (const unsigned char *) s->p + 1, *end = (const unsigned char *) s->end;
+        size_t n = 0;
+        bool esc = false;
+        for (;;) {
+                if (p >= end)
+                        return -1;
+                unsigned char ch = *p;
+                if (ch == '"')
+                        break;
+                if (ch < 0x20)
+                        return -1;
+                if (ch == '\\') {
+                        esc = true;
+                        if (p + 1 >= end)
+                                return -1;
+                        unsigned char e = p[1];
+                        if (e != 'u') {
+                                if (!strchr("\"\\/bfnrt", e) || !e)
+                                        return -1;
+                                n++;
+                                p += 2;
+                                continue;
+                        }
+                        unsigned cp, lo;
+                        if (end - p < 6 || sc_hex4((const char *) p + 2, &cp) < 0 || cp == 0)
+                                return -1;
+                        p += 6;
+                        if (cp >= 0xDC00 && cp <= 0xDFFF)
+                                return -1;
+                        if (cp >= 0xD800 && cp <= 0xDBFF) {
+                                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || sc_hex4((const char *) p + 2, &lo) < 0 ||
+                                    lo < 0xDC00 || lo > 0xDFFF)
+                                        return -1;
+                                p += 6;
+                                n += 4;
+                        } else
+                                n += cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
+                        continue;
+                }
+                if (ch < 0x80) {
+                        n++;
+                        p++;
+                        continue;
+                }
+                /* UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF */
+                unsigned k, cp;
+                if (ch >= 0xC2 && ch <= 0xDF)
+                        k = 1, cp = ch & 0x1F;
+                else if (ch >= 0xE0 && ch <= 0xEF)
+                        k = 2, cp = ch & 0x0F;
+                else if (ch >= 0xF0 && ch <= 0xF4)
+                        k = 3, cp = ch & 0x07;
+                else
+                        return -1;
+                if ((size_t) (end - p) <= k)
+                        return -1;
+                for (unsigned i = 1; i <= k; i++) {
+                        if ((p[i] & 0xC0) != 0x80)
+                                return -1;
+                        cp = (cp << 6) | (p[i] & 0x3F);
+                }
+                if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+                        return -1;
+                n += k + 1;
+                p += k + 1;
+        }
+        *ret_raw = s->p + 1;
+        *ret_raw_len = (size_t) ((const char *) p - (s->p + 1));
+        *ret_len = n;
+        *ret_esc = esc;
+        s->p = (const char *) p + 1;
+        return 0;
+}
+
+static int sc_number(Scan *s) {
+        const char *p = s->p, *e = s->end;
+        if (p < e && *p == '-')
+                p++;
+        if (p >= e || *p < '0' || *p > '9')
+                return -1;
+        if (*p == '0')
+                p++;
+        else
+                while (p < e && *p >= '0' && *p <= '9')
+                        p++;
+        if (p < e && *p == '.') {
+                if (++p >= e || *p < '0' || *p > '9')
+                        return -1;
+                while (p < e && *p >= '0' && *p <= '9')
+                        p++;
+        }
+        if (p < e && (*p == 'e' || *p == 'E')) {
+                p++;
+                if (p < e && (*p == '+' || *p == '-'))
+                        p++;
+                if (p >= e || *p < '0' || *p > '9')
+                        return -1;
+                while (p < e && *p >= '0' && *p <= '9')
+                        p++;
+        }
+        s->p = p;
+        return 0;
+}
+
+static bool sc_key_is(const char *raw, size_t len, const char *key) {
+        return strlen(key) == len && memcmp(raw, key, len) == 0;
+}
+
+static int sc_value(Scan *s, unsigned ctx, unsigned depth);
+
+/* An object: which of its members count depends on where it sits. A
+ * member that matters appearing twice (jansson keeps the last), or a key
+ * with escapes where members matter: -1, left to the full parse. */
+static int sc_object(Scan *s, unsigned ctx, unsigned depth) {
+        unsigned seen = 0;
+        s->p++;
+        sc_ws(s);
+        if (s->p < s->end && *s->p == '}') {
+                s->p++;
+                return 0;
+        }
+        for (;;) {
+                const char *raw;
+                size_t len, raw_len;
+                bool esc;
+                sc_ws(s);
+                if (s->p >= s->end || *s->p != '"' || sc_string(s, &len, &raw, &raw_len, &esc) < 0)
+                        return -1;
+                if (esc && ctx != SC_OTHER)
+                        return -1;
+                unsigned sub = SC_OTHER, bit = 0;
+                if (ctx == SC_TOP && sc_key_is(raw, raw_len, "choices"))
+                        sub = SC_CHOICES, bit = 1;
+                else if (ctx == SC_CHOICE && sc_key_is(raw, raw_len, "text"))
+                        sub = SC_COUNT, bit = 1;
+                else if (ctx == SC_CHOICE && sc_key_is(raw, raw_len, "delta"))
+                        sub = SC_INNER, bit = 2;
+                else if (ctx == SC_CHOICE && sc_key_is(raw, raw_len, "message"))
+                        sub = SC_INNER, bit = 4;
+                else if (ctx == SC_INNER && sc_key_is(raw, raw_len, "content"))
+                        sub = SC_COUNT, bit = 1;
+                if (seen & bit)
+                        return -1;
+                seen |= bit;
+                sc_ws(s);
+                if (s->p >= s->end || *s->p != ':')
+                        return -1;
+                s->p++;
+                if (sc_value(s, sub, depth + 1) < 0)
+                        return -1;
+                sc_ws(s);
+                if (s->p < s->end && *s->p == ',') {
+                        s->p++;
+                        continue;
+                }
+                if (s->p < s->end && *s->p == '}') {
+                        s->p++;
+                        return 0;
+                }
+                return -1;
+        }
+}
+
+static int sc_value(Scan *s, unsigned ctx, unsigned depth) {
+        if (depth > SC_DEPTH_MAX)
+                return -1;
+        sc_ws(s);
+        if (s->p >= s->end)
+                return -1;
+        switch (*s->p) {
+        case '{':
+                return sc_object(s, ctx == SC_TOP || ctx == SC_CHOICE || ctx == SC_INNER ? ctx : SC_OTHER, depth);
+        case '[':
+                s->p++;
+                sc_ws(s);
+                if (s->p < s->end && *s->p == ']') {
+                        s->p++;
+                        return 0;
+                }
+                for (;;) {
+                        if (sc_value(s, ctx == SC_CHOICES ? SC_CHOICE : SC_OTHER, depth + 1) < 0)
+                                return -1;
+                        sc_ws(s);
+                        if (s->p < s->end && *s->p == ',') {
+                                s->p++;
+                                continue;
+                        }
+                        if (s->p < s->end && *s->p == ']') {
+                                s->p++;
+                                return 0;
+                        }
+                        return -1;
+                }
+        case '"': {
+                const char *raw;
+                size_t len, raw_len;
+                bool esc;
+                if (sc_string(s, &len, &raw, &raw_len, &esc) < 0)
+                        return -1;
+                if (ctx == SC_COUNT)
+                        s->bytes += len;
+                return 0;
+        }
+        case 't':
+        case 'f':
+        case 'n': {
+                const char *w = *s->p == 't' ? "true" : *s->p == 'f' ? "false" : "null";
+                size_t l = strlen(w);
+                if ((size_t) (s->end - s->p) < l || memcmp(s->p, w, l) != 0)
+                        return -1;
+                s->p += l;
+                return 0;
+        }
+        default:
+                return sc_number(s);
+        }
+}
+
+int oai_chunk_scan(const char *p, size_t len, size_t *ret_bytes) {
+        Scan s = { .p = p, .end = p + len };
+        sc_ws(&s);
+        if (s.p >= s.end || *s.p != '{')
+                return -EINVAL;
+        if (memmem(p, len, "\"usage\"", 7) || memmem(p, len, "\"error\"", 7))
+                return -EAGAIN;
+        if (sc_value(&s, SC_TOP, 0) < 0)
+                return -EINVAL;
+        sc_ws(&s);
+        if (s.p != s.end)
+                return -EINVAL;
+        *ret_bytes = s.bytes;
+        return 0;
+}
+
 bool oai_usage(const json_t *resp, uint64_t *ret_in, uint64_t *ret_out) {
         const json_t *u = json_object_get(resp, "usage");
         const json_t *in = json_object_get(u, "prompt_tokens"), *out = json_object_get(u, "completion_tokens"),

@@ -50,6 +50,13 @@ uint64_t oai_prompt_tokens(OaiEndpoint e, const json_t *body);
 /* Text bytes a response (or a stream chunk) carries: choices[].message.content,
  * choices[].delta.content, choices[].text. */
 size_t oai_completion_bytes(const json_t *resp);
+/* A stream chunk read without building it, for the events that need no
+ * more than to be passed on: 0 with its oai_completion_bytes() in
+ * ret_bytes when p is one JSON object (as json_loadb would take it) that
+ * names no "usage" and no "error"; otherwise negative (-EAGAIN: it names
+ * them; -EINVAL: not read here, maybe not JSON), and the caller parses
+ * it whole. */
+int oai_chunk_scan(const char *p, size_t len, size_t *ret_bytes);
 /* usage.prompt_tokens and usage.completion_tokens (embeddings: prompt
  * only). true when the object has a usage with them. */
 bool oai_usage(const json_t *resp, uint64_t *ret_in, uint64_t *ret_out);
