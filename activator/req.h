@@ -76,6 +76,9 @@ struct Req {
 /* ---- what worker.c offers the backends ---- */
 
 uv_loop_t *req_loop(Req *q);
+/* The worker's cache of checked tokens (NULL without --auth): the
+ * gateway's identify() uses it as the worker's own check does. */
+struct AuthCache *req_auth_cache(Req *q);
 void req_unref(Req *q);
 /* The random bits of the request's worker. */
 uint64_t req_random(Req *q);

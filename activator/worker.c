@@ -84,6 +84,10 @@ uv_loop_t *req_loop(Req *q) {
         return &q->w->loop;
 }
 
+AuthCache *req_auth_cache(Req *q) {
+        return q->w->auth_cache;
+}
+
 uint64_t req_random(Req *q) {
         return worker_random(q->w);
 }

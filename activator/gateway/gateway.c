@@ -480,8 +480,10 @@ static struct MHD_Response *identify(GwCall *c, unsigned *st) {
                 snprintf(c->caller, sizeof c->caller, "anonymous");
                 return NULL;
         }
-        bool hit;
-        int r = auth_key_from_header(header(q, MHD_HTTP_HEADER_AUTHORIZATION), NULL, &q->auth_key, &hit);
+        /* the worker's token cache, as /fn/ calls use it: no hashing per request */
+        bool hit = false;
+        const char *authorization = header(q, MHD_HTTP_HEADER_AUTHORIZATION);
+        int r = auth_key_from_header(authorization, req_auth_cache(q), &q->auth_key, &hit);
         if (r < 0) {
                 *st = r == -EIO ? 500 : 401;
                 return head_error(q, *st, *st == 500 ? "server_error" : "authentication_error", "invalid_api_key", NULL, "%s",
@@ -490,6 +492,8 @@ static struct MHD_Response *identify(GwCall *c, unsigned *st) {
                                                   : "the API key cannot be checked now");
         }
         ActError e = router_authorize_ns(c->g->router, &q->auth_key, c->ns, msg, sizeof msg);
+        if (!hit && (e == ACT_OK || e == ACT_FORBIDDEN))
+                auth_cache_put(req_auth_cache(q), authorization, &q->auth_key);
         if (e != ACT_OK) {
                 *st = act_error_status(e);
                 return head_error(q, *st, e == ACT_FORBIDDEN ? "permission_error" : e == ACT_UNAUTHENTICATED ? "authentication_error"
