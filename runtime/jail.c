@@ -944,15 +944,22 @@ bool jail_has_exited(Jail *j) {
 
 #define ZYGOTE_OUTPUT_CAP (64U << 10)  /* what a zygote may say on stdout/stderr */
 
+/* A zygote's config and its code (c->code_fd, else opened now into
+ * *opened), checked as jail_spawn checks them. */
+static int zygote_config_check(const JailConfig *c, char *why, size_t why_len, int *opened, struct stat *st) {
+        int r = jail_config_check_rest(c, why, why_len);
+        if (r < 0)
+                return r;
+        return c->code_fd >= 0 ? jail_code_check(c, c->code_fd, why, why_len, st)
+                               : jail_code_open(c, why, why_len, opened, st);
+}
+
 int jail_zygote_spawn(uv_loop_t *loop, const JailConfig *c, const CgroupLimits *cg, int kind, jail_done_fn done,
                       void *userdata, jail_msg_fn msg_fn, void *msg_userdata, char *why, size_t why_len,
                       Jail **ret) {
         _cleanup_close_ int opened = -1;
         struct stat st;
-        int r = jail_config_check_rest(c, why, why_len);
-        if (r >= 0)
-                r = c->code_fd >= 0 ? jail_code_check(c, c->code_fd, why, why_len, &st)
-                                    : jail_code_open(c, why, why_len, &opened, &st);
+        int r = zygote_config_check(c, why, why_len, &opened, &st);
         if (r < 0)
                 return r;
         StartOpts o = { .zygote = kind, .cg = *cg, .timeout_ns = 0, .output_cap = ZYGOTE_OUTPUT_CAP };
@@ -972,10 +979,7 @@ int jail_zygote_spawn(uv_loop_t *loop, const JailConfig *c, const CgroupLimits *
 int jail_zygote_adopt(Jail *z, const JailConfig *c, char *why, size_t why_len) {
         _cleanup_close_ int opened = -1, adopt = -1;
         struct stat st;
-        int r = jail_config_check_rest(c, why, why_len);
-        if (r >= 0)
-                r = c->code_fd >= 0 ? jail_code_check(c, c->code_fd, why, why_len, &st)
-                                    : jail_code_open(c, why, why_len, &opened, &st);
+        int r = zygote_config_check(c, why, why_len, &opened, &st);
         if (r < 0)
                 return r;
         bool is_dir = S_ISDIR(st.st_mode);
