@@ -381,32 +381,45 @@ static int sc_string(Scan *s, size_t *ret_len, const char **ret_raw, size_t *ret
         return 0;
 }
 
+/* A number in JSON's grammar. jansson also refuses an integer past
+ * int64 and a real that overflows a double: a long integer, a long
+ * number or an exponent of three digits is left to it (-1). */
 static int sc_number(Scan *s) {
-        const char *p = s->p, *e = s->end;
+        const char *p = s->p, *e = s->end, *d;
+        bool real = false;
         if (p < e && *p == '-')
                 p++;
         if (p >= e || *p < '0' || *p > '9')
                 return -1;
+        d = p;
         if (*p == '0')
                 p++;
         else
                 while (p < e && *p >= '0' && *p <= '9')
                         p++;
+        size_t int_digits = (size_t) (p - d);
         if (p < e && *p == '.') {
+                real = true;
                 if (++p >= e || *p < '0' || *p > '9')
                         return -1;
                 while (p < e && *p >= '0' && *p <= '9')
                         p++;
         }
         if (p < e && (*p == 'e' || *p == 'E')) {
+                real = true;
                 p++;
                 if (p < e && (*p == '+' || *p == '-'))
                         p++;
                 if (p >= e || *p < '0' || *p > '9')
                         return -1;
+                d = p;
                 while (p < e && *p >= '0' && *p <= '9')
                         p++;
+                if (p - d > 2)
+                        return -1;
         }
+        if ((!real && int_digits > 18) || p - s->p > 24)
+                return -1;
         s->p = p;
         return 0;
 }

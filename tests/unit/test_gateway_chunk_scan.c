@@ -59,6 +59,12 @@ TEST(gateway_chunk_scan_leaves_to_the_parse) {
         ASSERT_TRUE(SCAN("{\"\\u0075sage\":{\"prompt_tokens\":1},\"choices\":[]}", NULL) < 0);
         ASSERT_TRUE(SCAN("{\"choices\":[{\"text\":\"a\",\"text\":\"bc\"}]}", NULL) < 0);
         ASSERT_TRUE(SCAN("{\"choices\":[],\"choices\":[{\"text\":\"a\"}]}", NULL) < 0);
+        /* numbers jansson may refuse (past int64, a double's overflow) are left to it;
+         * those it takes that are read here must agree */
+        ASSERT_TRUE(SCAN("{\"a\":99999999999999999999}", NULL) < 0);
+        ASSERT_TRUE(SCAN("{\"a\":1e400}", NULL) < 0);
+        ASSERT_TRUE(SCAN("{\"a\":1.00000000000000000000000000001}", NULL) < 0);
+        ASSERT_EQ_INT(SCAN("{\"a\":-922337203685477580,\"b\":1.5e99,\"c\":-0}", NULL), 0);
         /* not JSON objects, or what jansson refuses */
         static const char *bad[] = {
                 "", " ", "[DONE]", "[]", "\"s\"", "1", "{", "{\"a\":}", "{\"a\":1,}", "{\"a\" 1}", "{\"a\":1} x",
