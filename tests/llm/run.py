@@ -31,7 +31,6 @@ import struct
 import sys
 import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -41,19 +40,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "dataplane"))
 import fixture  # noqa: E402
 import llmfn  # noqa: E402
 import make_gguf  # noqa: E402
+from suite import Fail, check, run_one  # noqa: E402
 import test_e2e  # noqa: E402
 
 PATH = "/fn/llm-local"
 TIME_LIMIT_S = 600
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg, *detail):
-    if not cond:
-        raise Fail(msg + "".join("\n    " + str(d)[:2000] for d in detail))
 
 
 # ---- HTTP to the activator ----------------------------------------------------------
@@ -526,25 +517,13 @@ def run_platform_tests(build, only):
             rev, info = llmfn.deploy(p)
             ctx = {"p": p, "rev": rev, "info": info}
             for t in names:
-                yield run_test(t, build, ctx)
+                yield run_one(t, build, ctx)
             t0 = time.monotonic()
     except (Exception, KeyboardInterrupt) as e:
         yield ("platform", False, "%s: %s\n%s" % (type(e).__name__, e, "".join(fixture.FAILED_LOGS)[-8000:]),
                time.monotonic() - t0)
     else:
         yield ("platform_stops_and_leaves_nothing", True, "", time.monotonic() - t0)
-
-
-def run_test(t, build, ctx):
-    t0 = time.monotonic()
-    try:
-        t(build, ctx)
-        return (t.__name__, True, "", time.monotonic() - t0)
-    except Fail as e:
-        return (t.__name__, False, str(e), time.monotonic() - t0)
-    except Exception as e:
-        return (t.__name__, False, "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc(limit=6)),
-                time.monotonic() - t0)
 
 
 def main():
@@ -565,7 +544,7 @@ def main():
     t0 = time.monotonic()
     results = []
     if not args.only or any(o in "gguf_generator" for o in args.only):
-        results.append(run_test(gguf_generator, build, {}))
+        results.append(run_one(gguf_generator, build, {}))
         report(results[-1])
     for r in run_platform_tests(build, args.only):
         report(r)

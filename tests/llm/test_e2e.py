@@ -27,10 +27,10 @@ import json
 import os
 import tempfile
 import time
-import traceback
 
 import fixture
 import llmfn
+from suite import Fail, check, run_one  # noqa: F401
 
 BOX_NAME = "e2e-box"
 ALIAS = "chat"
@@ -81,15 +81,6 @@ else:
 out["ms"] = (time.monotonic() - t0) * 1000
 sys.stdout.write(json.dumps(out))
 '''
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg, *detail):
-    if not cond:
-        raise Fail(msg + "".join("\n    " + str(d)[:2000] for d in detail))
 
 
 TESTS = []
@@ -250,18 +241,6 @@ def audit_log_names_the_box(build, ctx):
 
 
 # ---- the runner ---------------------------------------------------------------------------
-
-def run_one(t, build, ctx):
-    t0 = time.monotonic()
-    try:
-        t(build, ctx)
-        return (t.__name__, True, "", time.monotonic() - t0)
-    except Fail as e:
-        return (t.__name__, False, str(e), time.monotonic() - t0)
-    except Exception as e:
-        return (t.__name__, False, "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc(limit=6)),
-                time.monotonic() - t0)
-
 
 def run(build, only=()):
     """Yield (name, passed, detail, seconds) for each test, then for the
