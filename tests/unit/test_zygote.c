@@ -139,14 +139,19 @@ static void make_zygote(Ctx *x, const JailConfig *c) {
                 FAIL_AT("adopt: %s: %s", strerror(-r), why);
 }
 
-static void ctx_start(Ctx *x, JailRuntime rt, const char *code) {
+/* A fresh context with its loop, and a default config for rt and code. */
+static void ctx_init(Ctx *x, JailConfig *c, JailRuntime rt, const char *code) {
         signal(SIGPIPE, SIG_IGN);
         memset(x, 0, sizeof *x);
         ASSERT_EQ_INT(uv_loop_init(&x->loop), 0);
+        jail_config_init(c);
+        c->runtime = rt;
+        c->code = code;
+}
+
+static void ctx_start(Ctx *x, JailRuntime rt, const char *code) {
         JailConfig c;
-        jail_config_init(&c);
-        c.runtime = rt;
-        c.code = code;
+        ctx_init(x, &c, rt, code);
         make_zygote(x, &c);
 }
 
@@ -250,20 +255,14 @@ TEST(zygote_outcomes_as_a_jail) {
 
 TEST(zygote_timeout_and_memory) {
         Ctx x;
-        signal(SIGPIPE, SIG_IGN);
-        memset(&x, 0, sizeof x);
-        ASSERT_EQ_INT(uv_loop_init(&x.loop), 0);
         JailConfig c;
-        jail_config_init(&c);
-        c.runtime = JAIL_RUNTIME_PYTHON3;
+        ctx_init(&x, &c, JAIL_RUNTIME_PYTHON3, NULL);
         c.code = code_file("limits.py", "import sys\nw = sys.stdin.read()\n"
                                         "if w == 'spin':\n    while True: pass\n"
                                         "b = bytearray(200 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n");
         c.limits.timeout_ns = 300 * 1000000ULL;
         c.limits.memory_bytes = 64ULL << 20;
-        ASSERT_EQ_INT(zygote_new(&x.loop, &c, on_event, &x, &x.z), 0);
-        RUN_UNTIL(&x, x.ready || x.died);
-        ASSERT_TRUE(x.ready);
+        make_zygote(&x, &c);
         JailResult *r = one(&x, "spin");
         ASSERT_EQ_INT(r->status, JAIL_TIMEOUT);
         ASSERT_TRUE(r->wall_ms >= 290 && r->wall_ms < 2000);
@@ -328,13 +327,8 @@ static void env_requests(JailRuntime rt, const char *code) {
         static const char *const b[] = { "FNBOX_REQUEST_ID=req-b", "FNBOX_METHOD=GET", "FNBOX_PATH=/",
                                          "FNBOX_QUERY=" };
         Ctx x;
-        signal(SIGPIPE, SIG_IGN);
-        memset(&x, 0, sizeof x);
-        ASSERT_EQ_INT(uv_loop_init(&x.loop), 0);
         JailConfig c;
-        jail_config_init(&c);
-        c.runtime = rt;
-        c.code = code;
+        ctx_init(&x, &c, rt, code);
         c.env = (char **) rev_env;
         c.n_env = ELEMENTSOF(rev_env);
         make_zygote(&x, &c);
@@ -446,17 +440,11 @@ TEST(zygote_env_refused) {
  * as a timeout; a longer one is cut to the revision's. */
 TEST(zygote_request_timeout) {
         Ctx x;
-        signal(SIGPIPE, SIG_IGN);
-        memset(&x, 0, sizeof x);
-        ASSERT_EQ_INT(uv_loop_init(&x.loop), 0);
         JailConfig c;
-        jail_config_init(&c);
-        c.runtime = JAIL_RUNTIME_SH;
+        ctx_init(&x, &c, JAIL_RUNTIME_SH, NULL);
         c.code = code_file("spin.sh", "read what; [ \"$what\" = spin ] && while :; do :; done; echo done\n");
         c.limits.timeout_ns = 800 * 1000000ULL;
-        ASSERT_EQ_INT(zygote_new(&x.loop, &c, on_event, &x, &x.z), 0);
-        RUN_UNTIL(&x, x.ready || x.died);
-        ASSERT_TRUE(x.ready);
+        make_zygote(&x, &c);
         JailResult *r = one_with(&x, "spin\n", NULL, 0, 150 * 1000000ULL);
         if (r->status != JAIL_TIMEOUT)
                 FAIL_AT("status %s: %s", jail_status_to_string(r->status), r->error);
@@ -637,9 +625,8 @@ TEST(zygote_template_env_python) {
 TEST(zygote_template_folder) {
         char why[256];
         Ctx x;
-        signal(SIGPIPE, SIG_IGN);
-        memset(&x, 0, sizeof x);
-        ASSERT_EQ_INT(uv_loop_init(&x.loop), 0);
+        JailConfig c;
+        ctx_init(&x, &c, JAIL_RUNTIME_PYTHON3, NULL);
         const char *dir = empty_dir("tcode");
         char main_py[160], helper[160];
         snprintf(main_py, sizeof main_py, "%s/main.py", dir);
@@ -677,9 +664,6 @@ TEST(zygote_template_folder) {
         ZygoteChild *ch;
         ZygoteRequest q = { .stdin_data = "", .stdin_len = 0 };
         ASSERT_EQ_INT(zygote_fork(x.z, &q, on_done, &x, &ch), -ENOTCONN);
-        JailConfig c;
-        jail_config_init(&c);
-        c.runtime = JAIL_RUNTIME_PYTHON3;
         c.code = dir;
         c.run_dir = run;
         c.run_dir_readonly = true;
