@@ -72,14 +72,19 @@ static void hup_stop(GwCall *c) {
         }
 }
 
-void gw_call_free(GwCall *c) {
-        if (!c)
-                return;
-        hup_stop(c);
+/* Stop the upstream request under way, if any. */
+static void call_cancel(GwCall *c) {
         if (c->call) {
                 up_call_cancel(c->call);
                 c->call = NULL;
         }
+}
+
+void gw_call_free(GwCall *c) {
+        if (!c)
+                return;
+        hup_stop(c);
+        call_cancel(c);
         attempt_release(c, NULL);
         json_decref(c->body);
         free(c->buf);
@@ -681,10 +686,7 @@ static bool admit(GwCall *c) {
 static void on_hup(uv_poll_t *h, int status _unused_, int events _unused_) {
         GwCall *c = h->data;
         hup_stop(c);
-        if (c->call) {
-                up_call_cancel(c->call);
-                c->call = NULL;
-        }
+        call_cancel(c);
         attempt_release(c, NULL);
         snprintf(c->error_type, sizeof c->error_type, "client_closed");
         if (c->committed && !c->stream_ended) {
@@ -731,10 +733,7 @@ void gateway_abort(Req *q) {
         GwCall *c = q->gw;
         if (!c)
                 return;
-        if (c->call) {
-                up_call_cancel(c->call);
-                c->call = NULL;
-        }
+        call_cancel(c);
         bool ok = true;
         attempt_release(c, c->stream_ended ? &ok : NULL);
         if (!c->committed && !c->final_status) {
@@ -748,10 +747,7 @@ void gateway_stop(Req *q) {
         GwCall *c = q->gw;
         if (!c)
                 return;
-        if (c->call) {
-                up_call_cancel(c->call);
-                c->call = NULL;
-        }
+        call_cancel(c);
         attempt_release(c, NULL);
         if (c->committed && !c->stream_ended)
                 stream_fail(c, "service_unavailable", "the activator is stopping");
