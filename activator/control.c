@@ -18,8 +18,8 @@
 struct Control {
         Router *router;
         char *url, *auth, *id;
-        pthread_t routes, report;
-        bool routes_started, report_started;
+        pthread_t routes, report, sync;
+        bool routes_started, report_started, sync_started;
         _Atomic bool stop;
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -106,8 +106,9 @@ static void control_sleep(Control *ctl, unsigned ms) {
         pthread_mutex_unlock(&ctl->lock);
 }
 
-/* Take a table from a 200 answer. 1: swapped in, 0: same version, <0: bad. */
-static int routes_take(Control *ctl, const Body *b, uint64_t *version, char *why, size_t why_len) {
+/* Take a table from a 200 answer (only_newer: router_swap_newer). 1:
+ * swapped in, 0: same version, <0: bad. */
+static int routes_take(Control *ctl, const Body *b, uint64_t *version, bool only_newer, char *why, size_t why_len) {
         json_error_t je;
         json_t *doc = json_loadb(b->p ? b->p : "", b->len, 0, &je);
         if (!doc) {
@@ -125,7 +126,7 @@ static int routes_take(Control *ctl, const Body *b, uint64_t *version, char *why
         if (r < 0)
                 return r;
         *version = t->version;
-        router_swap(ctl->router, t);
+        (only_newer ? router_swap_newer : router_swap)(ctl->router, t);
         return 1;
 }
 
@@ -143,7 +144,7 @@ static void *routes_main(void *arg) {
                 long st = control_call(ctl, h, "GET", path, NULL, CONTROL_WAIT_MS + 15000, &b, err);
                 int r = -EIO;
                 if (st == 200)
-                        r = routes_take(ctl, &b, &version, why, sizeof why);
+                        r = routes_take(ctl, &b, &version, false, why, sizeof why);
                 else if (st)
                         snprintf(why, sizeof why, "HTTP %ld", st);
                 else
@@ -151,6 +152,7 @@ static void *routes_main(void *arg) {
                 free(b.p);
                 if (atomic_load(&ctl->stop))
                         break;
+                router_set_live(ctl->router, r >= 0);
                 if (r >= 0) {
                         if (r > 0 && (failing || !ever))
                                 fprintf(stderr, PROG ": routes: version %llu from the controller\n",
@@ -166,6 +168,27 @@ static void *routes_main(void *arg) {
                 failing = true;
                 control_sleep(ctl, backoff);
                 backoff = backoff * 2 > CONTROL_BACKOFF_MAX_MS ? CONTROL_BACKOFF_MAX_MS : backoff * 2;
+        }
+        curl_easy_cleanup(h);
+        return NULL;
+}
+
+/* The misses' rounds: the table as it is now, at once (the long poll may
+ * be on its way with it, or not yet woken). */
+static void *sync_main(void *arg) {
+        Control *ctl = arg;
+        CURL *h = curl_easy_init();
+        char err[CURL_ERROR_SIZE], why[512], path[128];
+        uint64_t round;
+        while (h && (round = router_wait_misses(ctl->router))) {
+                uint64_t version = router_version(ctl->router);
+                Body b = { 0 };
+                snprintf(path, sizeof path, "/v1/routes?after=%llu&waitMs=0", (unsigned long long) version);
+                long st = control_call(ctl, h, "GET", path, NULL, CONTROL_SYNC_TIMEOUT_MS, &b, err);
+                if (st == 200 && routes_take(ctl, &b, &version, true, why, sizeof why) < 0)
+                        fprintf(stderr, PROG ": routes: %s\n", why);
+                free(b.p);
+                router_misses_done(ctl->router, round);
         }
         curl_easy_cleanup(h);
         return NULL;
@@ -236,7 +259,10 @@ int control_start(Router *r, const char *url, const char *token, const char *id,
         ctl->routes_started = e == 0;
         if (e == 0)
                 e = pthread_create(&ctl->report, NULL, report_main, ctl);
-        ctl->report_started = e == 0;
+        ctl->report_started = ctl->routes_started && e == 0;
+        if (ctl->report_started)
+                e = pthread_create(&ctl->sync, NULL, sync_main, ctl);
+        ctl->sync_started = ctl->report_started && e == 0;
         if (e) {
                 control_stop(ctl);
                 return -e;
@@ -257,6 +283,8 @@ void control_stop(Control *ctl) {
                 pthread_join(ctl->routes, NULL);
         if (ctl->report_started)
                 pthread_join(ctl->report, NULL);
+        if (ctl->sync_started)
+                pthread_join(ctl->sync, NULL);
         pthread_mutex_destroy(&ctl->lock);
         pthread_cond_destroy(&ctl->cond);
         free(ctl->url);

@@ -2,8 +2,10 @@
  * (docs/internals.md): one thread long-polls GET /v1/routes and swaps each
  * new table into the router (keeping the last one, with back-off retries,
  * while the controller is away); another posts the stats every second and
- * the pokes as soon as the router has them. libcurl, blocking, in those
- * two threads only. */
+ * the pokes as soon as the router has them; a third fetches the table at
+ * once for requests that name what the table lacks (router_wait_misses),
+ * so that a call right after a deploy finds it. libcurl, blocking, in
+ * those threads only. */
 #pragma once
 
 #include "activator/router.h"
@@ -14,6 +16,7 @@
 #define CONTROL_TABLE_MAX      (64u << 20)      /* bytes of a route table */
 #define CONTROL_STATS_MS       1000
 #define CONTROL_TICK_MS        100              /* queues are tried again this often */
+#define CONTROL_SYNC_TIMEOUT_MS 1000            /* a fetch for misses (they wait for it) */
 
 typedef struct Control Control;
 

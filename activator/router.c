@@ -25,6 +25,13 @@ struct Router {
         uint64_t rng;
         bool poke_pending, interrupted;
         bool closed;                     /* stopping: nothing more is queued */
+        /* misses waiting for a table as fresh as the controller's (a queue of
+         * no revision: rev stays NULL and it is in no map) */
+        RevState misses;
+        pthread_cond_t sync_cond;
+        uint64_t sync_round, sync_last_ns;
+        uint64_t misses_found, misses_final;     /* misses routed again: found then, or not */
+        bool live, sync_stop;
 };
 
 uint64_t router_now_ns(void) {
@@ -56,7 +63,9 @@ int router_new(Router **ret) {
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&r->cond, &ca);
+        pthread_cond_init(&r->sync_cond, &ca);
         pthread_condattr_destroy(&ca);
+        r->misses.key = r->misses.ns = r->misses.name = (char *) "";
         r->unrouted.ns = r->unrouted.name = (char *) "";
         r->rng = router_now_ns() | 1;
         *ret = r;
@@ -94,6 +103,7 @@ void router_free(Router *r) {
         route_table_free(r->table);
         pthread_mutex_destroy(&r->lock);
         pthread_cond_destroy(&r->cond);
+        pthread_cond_destroy(&r->sync_cond);
         free(r);
 }
 
@@ -294,9 +304,15 @@ static void table_trim(RouteTable *t) {
         }
 }
 
-uint64_t router_swap(Router *r, RouteTable *t) {
+static uint64_t swap(Router *r, RouteTable *t, bool only_newer) {
         pthread_mutex_lock(&r->lock);
         RouteTable *old = r->table;
+        if (only_newer && old && t->version <= old->version) {
+                uint64_t v = old->version;
+                pthread_mutex_unlock(&r->lock);
+                route_table_free(t);
+                return v;
+        }
         bind_table(r, t);
         table_trim(t);
         for (size_t i = 0; i < HASH_SIZE; i++) {
@@ -322,6 +338,14 @@ uint64_t router_swap(Router *r, RouteTable *t) {
         pthread_mutex_unlock(&r->lock);
         route_table_free(old);
         return v;
+}
+
+uint64_t router_swap(Router *r, RouteTable *t) {
+        return swap(r, t, false);
+}
+
+uint64_t router_swap_newer(Router *r, RouteTable *t) {
+        return swap(r, t, true);
 }
 
 uint64_t router_version(Router *r) {
@@ -373,6 +397,19 @@ static ActError slot_or_queue(Router *r, RevState *rs, Slot *const *exclude, siz
         return ACT_OK;
 }
 
+/* Park w as a miss, when a sync can still tell (under the lock). */
+static bool park_miss(Router *r, Waiter *w, uint64_t now) {
+        if (!w || w->synced || !r->live || r->closed || r->misses.queued >= ROUTER_MISSES_MAX)
+                return false;
+        w->cold = false;
+        w->since_ns = now;
+        w->slot = NULL;
+        w->ticket = r->sync_round + 1;
+        queue_push(&r->misses, w);
+        pthread_cond_signal(&r->sync_cond);
+        return true;
+}
+
 ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *msg, size_t msg_len) {
         pthread_mutex_lock(&r->lock);
         ActError e = ACT_UNAVAILABLE;
@@ -420,8 +457,12 @@ void router_route(Router *r, const FnPath *p, const AuthKey *key, uint64_t rnd, 
         ret->metrics = fnmetrics_get(r, f);
         ret->rev = NULL;
         ret->slot = NULL;
-        ret->queued = false;
+        ret->queued = ret->parked = false;
         RouteRevision *rev = f ? route_resolve(f, tag, rnd >> 40) : NULL;
+        if (w && w->synced && !w->counted_miss) {
+                w->counted_miss = true;
+                (!f || (!rev && tag && *tag)) ? r->misses_final++ : r->misses_found++;
+        }
         if (!r->table) {
                 ret->error = ACT_UNAVAILABLE;
                 snprintf(ret->message, sizeof ret->message, "no route table from the controller yet; retry");
@@ -431,6 +472,9 @@ void router_route(Router *r, const FnPath *p, const AuthKey *key, uint64_t rnd, 
                 ret->error = ACT_FORBIDDEN;
                 snprintf(ret->message, sizeof ret->message, "token %s may not call functions in namespace %s",
                          tok->id, denied);
+        } else if ((!f || (!rev && tag && *tag)) && park_miss(r, w, now)) {
+                ret->error = ACT_OK;
+                ret->parked = true;
         } else if (!f) {
                 ret->error = ACT_NOT_FOUND;
                 snprintf(ret->message, sizeof ret->message, "no function %s%s%s", p->has_second ? p->first.name : "",
@@ -506,20 +550,75 @@ Waiter *router_inbox_take(Router *r, RouterInbox *inbox) {
         return w;
 }
 
+static void queue_fail_all(RevState *rs, ActError e, const char *why) {
+        while (rs->head) {
+                Waiter *w = rs->head;
+                queue_unlink(rs, w);
+                w->slot = NULL;
+                w->error = e;
+                free(w->reason);
+                w->reason = strdup(why);
+                inbox_push(w);
+        }
+}
+
 void router_close(Router *r) {
         pthread_mutex_lock(&r->lock);
         r->closed = true;
         for (size_t i = 0; i < HASH_SIZE; i++)
                 for (RevState *rs = r->revs[i]; rs; rs = rs->next)
-                        while (rs->head) {
-                                Waiter *w = rs->head;
-                                queue_unlink(rs, w);
-                                w->slot = NULL;
-                                w->error = ACT_SHUTTING_DOWN;
-                                free(w->reason);
-                                w->reason = strdup("the activator is stopping");
-                                inbox_push(w);
-                        }
+                        queue_fail_all(rs, ACT_SHUTTING_DOWN, "the activator is stopping");
+        queue_fail_all(&r->misses, ACT_SHUTTING_DOWN, "the activator is stopping");
+        pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- misses ----------------------------------------------------------------- */
+
+/* Hand the misses of rounds up to round back to their workers. */
+static void misses_release(Router *r, uint64_t round) {
+        for (Waiter *w = r->misses.head, *next; w; w = next) {
+                next = w->next;
+                if (w->ticket > round)
+                        continue;
+                queue_unlink(&r->misses, w);
+                w->reroute = true;
+                w->error = ACT_OK;
+                inbox_push(w);
+        }
+}
+
+void router_set_live(Router *r, bool live) {
+        pthread_mutex_lock(&r->lock);
+        r->live = live;
+        if (!live)
+                misses_release(r, UINT64_MAX);
+        pthread_mutex_unlock(&r->lock);
+}
+
+uint64_t router_wait_misses(Router *r) {
+        uint64_t round = 0;
+        pthread_mutex_lock(&r->lock);
+        while (!r->sync_stop) {
+                uint64_t now = router_now_ns(), at = r->sync_last_ns + ROUTER_SYNC_INTERVAL_NS;
+                if (r->misses.head && (r->sync_last_ns == 0 || now >= at)) {
+                        r->sync_last_ns = now;
+                        round = ++r->sync_round;
+                        break;
+                }
+                if (!r->misses.head)
+                        pthread_cond_wait(&r->sync_cond, &r->lock);
+                else {
+                        struct timespec ts = { (time_t) (at / 1000000000u), (long) (at % 1000000000u) };
+                        pthread_cond_timedwait(&r->sync_cond, &r->lock, &ts);
+                }
+        }
+        pthread_mutex_unlock(&r->lock);
+        return round;
+}
+
+void router_misses_done(Router *r, uint64_t round) {
+        pthread_mutex_lock(&r->lock);
+        misses_release(r, round);
         pthread_mutex_unlock(&r->lock);
 }
 
@@ -560,8 +659,9 @@ void router_tick(Router *r) {
 
 void router_interrupt(Router *r) {
         pthread_mutex_lock(&r->lock);
-        r->interrupted = true;
+        r->interrupted = r->sync_stop = true;
         pthread_cond_broadcast(&r->cond);
+        pthread_cond_broadcast(&r->sync_cond);
         pthread_mutex_unlock(&r->lock);
 }
 
@@ -599,6 +699,12 @@ void router_record(Router *r, FnMetrics *m, unsigned status, uint64_t duration_n
 }
 
 static void gauges_write(Router *r, FILE *f) {
+        fprintf(f, "# HELP fnbox_activator_route_misses_total Requests for a function or tag the route table lacked,\n"
+                   "# by what the table fetched for them said.\n"
+                   "# TYPE fnbox_activator_route_misses_total counter\n"
+                   "fnbox_activator_route_misses_total{outcome=\"found\"} %llu\n"
+                   "fnbox_activator_route_misses_total{outcome=\"not_found\"} %llu\n",
+                (unsigned long long) r->misses_found, (unsigned long long) r->misses_final);
         fputs("# HELP fnbox_activator_queue_depth Requests waiting for an instance, by revision.\n"
               "# TYPE fnbox_activator_queue_depth gauge\n", f);
         for (size_t i = 0; i < HASH_SIZE; i++)

@@ -18,6 +18,8 @@
 #include "activator/table.h"
 
 #define ROUTER_POKE_INTERVAL_NS 1000000000ull   /* one poke per revision per second */
+#define ROUTER_SYNC_INTERVAL_NS 50000000ull     /* at most one table fetch for misses per 50 ms */
+#define ROUTER_MISSES_MAX       4096            /* misses parked at once; past it, 404 at once */
 
 typedef struct Router Router;
 typedef struct Waiter Waiter;
@@ -55,6 +57,10 @@ struct Waiter {
         RevState *rs;                    /* the queue it is in */
         int state;
         bool cold;                       /* queued while the revision had no instance */
+        bool reroute;                    /* a miss whose sync is over: route it again */
+        bool synced;                     /* routed again after a sync: a miss now is final */
+        bool counted_miss;               /* in fnbox_activator_route_misses_total */
+        uint64_t ticket;                 /* a miss: the first sync round that started after it */
         uint64_t since_ns;
         /* the outcome, set when it leaves the queue */
         Slot *slot;                      /* a slot taken for it, or NULL with error */
@@ -73,6 +79,7 @@ typedef struct RouteResult {
         const char *sub;                 /* the path for the box: "" or "/..." (into the URL) */
         size_t sub_len;
         bool queued;                     /* the waiter is in the revision's queue */
+        bool parked;                     /* not in this table: the waiter waits for a sync */
 } RouteResult;
 
 int router_new(Router **ret);
@@ -81,6 +88,10 @@ void router_free(Router *r);
 /* Take a new table (owned from now on); wakes or fails the waiters it
  * decides. Returns the version of the table it replaced (0: none). */
 uint64_t router_swap(Router *r, RouteTable *t);
+/* The same, unless the table is not newer than the one in (freed then):
+ * a fetch for misses must not undo the long poll's newer table, which
+ * the long poll would not bring again. */
+uint64_t router_swap_newer(Router *r, RouteTable *t);
 uint64_t router_version(Router *r);
 
 /* Whether the token key may call what p names in the current table
@@ -95,7 +106,11 @@ ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *
 bool router_has_function(Router *r, const char *ns, const char *name);
 ActError router_authorize_ns(Router *r, const AuthKey *key, const char *ns, char *msg, size_t msg_len);
 /* Route a request: a slot at once, or w queued (at most queue_max per
- * revision; ACT_SHUTTING_DOWN after router_close), or an error. rnd: random bits from the caller. key (NULL: no
+ * revision; ACT_SHUTTING_DOWN after router_close), or an error. A
+ * function or tag this table lacks parks w (ret->parked) until a table
+ * fetched after it arrived is in (router_wait_misses): a deploy the
+ * controller has answered is never a 404 here. w->synced: it was parked
+ * once, the miss is final. rnd: random bits from the caller. key (NULL: no
  * check) is checked again against the table it is routed with, so that a
  * table that changed since router_authorize() cannot route it elsewhere. */
 void router_route(Router *r, const FnPath *p, const AuthKey *key, uint64_t rnd, Waiter *w, uint32_t queue_max,
@@ -133,8 +148,17 @@ json_t *router_stats(Router *r, const char *id);
 /* Try the queues again (a node said busy: its slots may be taken by
  * another activator's requests, whose ends we do not see). */
 void router_tick(Router *r);
-/* Wake router_wait_pokes() at once (stopping). */
+/* Wake router_wait_pokes() and router_wait_misses() at once (stopping). */
 void router_interrupt(Router *r);
+/* Whether the controller answers: misses are parked only while it does,
+ * and those parked leave (to a 404) when it stops answering. */
+void router_set_live(Router *r, bool live);
+/* Wait until a miss is parked (and ROUTER_SYNC_INTERVAL_NS has passed since
+ * the last round started); the round's number, 0 when interrupted. */
+uint64_t router_wait_misses(Router *r);
+/* The round's fetch is over (its table swapped in, or not): the misses
+ * parked before it started are routed again by their workers. */
+void router_misses_done(Router *r, uint64_t round);
 
 /* ---- metrics ---- */
 

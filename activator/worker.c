@@ -385,11 +385,12 @@ static void hup_watch(Req *q) {
         uv_poll_start(q->hup, UV_DISCONNECT, on_hup);
 }
 
-/* A queued request holds a reference until it leaves the queue and the inbox. */
-static void enqueued(Req *q) {
+/* A queued (or parked) request holds a reference until it leaves the queue
+ * and the inbox. */
+static void enqueued(Req *q, uint64_t wait_ms) {
         q->refs++;
         q->phase = REQ_WAIT;
-        uv_timer_start(&q->timer, queue_deadline, queue_wait_ms(&q->rt.params), 0);
+        uv_timer_start(&q->timer, queue_deadline, wait_ms, 0);
         hup_watch(q);
 }
 
@@ -414,7 +415,7 @@ void req_retry(Req *q, bool drop, const char *unreachable) {
                 return;
         }
         if (!slot) {
-                enqueued(q);
+                enqueued(q, queue_wait_ms(&q->rt.params));
                 return;
         }
         q->rt.slot = slot;
@@ -427,14 +428,40 @@ static void queue_deadline(uv_timer_t *t) {
                 return;         /* dispatched meanwhile: it is in the inbox */
         hup_stop(q);
         q->wait_ns = router_now_ns() - q->waiter.since_ns;
-        req_fail(q, ACT_QUEUE_TIMEOUT, "no instance of %s could take the request within %.1fs", q->rt.rev->key,
-                 (double) q->wait_ns / 1e9);
+        if (q->rt.parked)
+                req_fail(q, ACT_NOT_FOUND, "%s (the controller did not answer within %.1fs)", q->rt.message,
+                         (double) q->wait_ns / 1e9);
+        else
+                req_fail(q, ACT_QUEUE_TIMEOUT, "no instance of %s could take the request within %.1fs",
+                         q->rt.rev->key, (double) q->wait_ns / 1e9);
         req_unref(q);
+}
+
+static void routed(Req *q);
+
+/* A miss, routed again with a table fetched after it arrived. */
+static void reroute(Req *q) {
+        Worker *w = q->w;
+        q->waiter.reroute = false;
+        q->waiter.synced = true;
+        if (!q->conn)           /* the client left while it waited */
+                return;
+        router_route(w->router, &q->path, w->cfg->auth && q->auth_key.id[0] ? &q->auth_key : NULL, worker_random(w),
+                     &q->waiter, w->cfg->queue_depth, router_now_ns(), &q->rt);
+        if (q->rt.error != ACT_OK) {
+                req_fail(q, q->rt.error, "%s", q->rt.message);
+                return;
+        }
+        routed(q);
 }
 
 static void dispatch_waiter(Req *q) {
         uv_timer_stop(&q->timer);
         hup_stop(q);
+        if (q->waiter.reroute) {
+                reroute(q);
+                return;
+        }
         q->wait_ns = router_now_ns() - q->waiter.since_ns;
         q->cold = q->waiter.cold;
         if (!q->waiter.slot) {
@@ -476,15 +503,24 @@ static enum MHD_Result req_route(Req *q) {
                      w->cfg->queue_depth, router_now_ns(), &q->rt);
         if (q->rt.error != ACT_OK)
                 return send_error_now(q, q->rt.error, "%s", q->rt.message);
-        req_count(q);
         q->phase = REQ_WAIT;
         q->suspended = true;
         MHD_suspend_connection(q->conn);
+        if (q->rt.parked) {
+                snprintf(q->rt.message, sizeof q->rt.message, "no function %s", q->uri);
+                enqueued(q, WORKER_MISS_WAIT_MS);
+        } else
+                routed(q);
+        return MHD_YES;
+}
+
+/* Routed with a slot or a place in a queue. */
+static void routed(Req *q) {
+        req_count(q);
         if (q->rt.queued)
-                enqueued(q);
+                enqueued(q, queue_wait_ms(&q->rt.params));
         else
                 go(q);
-        return MHD_YES;
 }
 
 /* ---- the libmicrohttpd callbacks ------------------------------------------------------------ */

@@ -20,6 +20,7 @@ typedef struct Gateway Gateway;
 #define WORKER_DISCARD_MAX    (4ull << 30)      /* body bytes read and dropped before a 413 */
 #define WORKER_BODY_BUDGET    (1ull << 30)      /* request bodies held at once, all workers */
 #define WORKER_QUEUE_GRACE_MS 10000             /* the queue deadline: the revision's timeout plus this */
+#define WORKER_MISS_WAIT_MS   5000              /* a miss waits this long at most for its sync (router.h) */
 
 typedef struct ActConfig {
         Router *router;

@@ -835,10 +835,12 @@ class Platform:
             raise PlatformError("fnbox %s: exit %d\n%s%s" % (" ".join(map(str, args)), rc, out, err))
         return out
 
-    def deploy(self, name, code, runtime="python3", spec=None, files=None):
+    def deploy(self, name, code, runtime="python3", spec=None, files=None, wait=True):
         """Deploy a function with the CLI: code is a file (copied next to
         the manifest) or a folder; spec: more of the manifest's spec as a
-        dict (written as JSON, which is YAML). Returns the revision."""
+        dict (written as JSON, which is YAML). Returns the revision once
+        the controller's route table has it (wait=False: at once, as a user
+        who calls right after fnbox deploy)."""
         self._deploy_n += 1
         d = os.path.join(self.tmp, "deploy-%d-%s" % (self._deploy_n, name))
         os.makedirs(d)
@@ -864,8 +866,9 @@ class Platform:
         if not m:
             raise PlatformError("deploy of %s: no revision in %r" % (name, out))
         # the controller's route table has it (the activator's follows by long poll)
-        wait_for("%s in the controller's route table" % m.group(1),
-                 lambda: "default/%s" % m.group(1) in self.routes().get("revisions", {}), 10)
+        if wait:
+            wait_for("%s in the controller's route table" % m.group(1),
+                     lambda: "default/%s" % m.group(1) in self.routes().get("revisions", {}), 10)
         return m.group(1)
 
     def routes(self):

@@ -7,7 +7,7 @@ import time
 
 from fixture import ECHO_SERVICE, Platform, fn, http_request
 from harness import (SCALE_FAST, check, documented_status, error_message, error_type, find_values,
-                     raw_http, test, wait_for, wait_queued)
+                     metrics, raw_http, test, wait_for, wait_queued)
 
 
 @test(limit=120)
@@ -85,6 +85,37 @@ def box_outcomes(build):
         wait_for("the box's stderr in fnbox logs outcomes",
                  lambda: "box: exiting with 3" in p.cli_ok("logs", "outcomes"), 10)
         print("statuses: %s" % seen)
+
+
+@test(limit=120)
+def call_right_after_deploy(build):
+    """A call that follows `fnbox deploy` at once finds the function (the
+    activator fetches the table for a name it lacks, router.h), a new tag
+    likewise; a name that is nowhere is still a prompt 404."""
+    with Platform(build) as p:
+        p.deploy("warm", fn("box.py"))
+        st, body, _ = p.invoke("warm", b"x")
+        check(st == 200, "a first function", st, body)
+        for i in range(6):
+            name = "now%d" % i
+            p.deploy(name, fn("box.py"), spec={"scale": dict(SCALE_FAST)}, wait=False)
+            st, body, _ = p.invoke(name, b"n%d" % i)
+            check(st == 200 and body == b"echo:n%d" % i, "a call right after deploying %s" % name, st, body)
+        for i in range(3):
+            t0 = time.monotonic()
+            st, body, _ = p.invoke("nowhere%d" % i, b"")
+            took = time.monotonic() - t0
+            check(st == 404 and error_type(body) == "not_found", "a function that is nowhere: 404", st, body)
+            check(took < 2.0, "a 404 took %.2fs" % took)
+        m = metrics(p.url)
+        found = m.get('fnbox_activator_route_misses_total{outcome="found"}', 0)
+        final = m.get('fnbox_activator_route_misses_total{outcome="not_found"}', 0)
+        check(final >= 3, "the 404s were not checked against a fetched table", found, final)
+        rc, out, err = p.cli("traffic", "now0", "1=100", "--tag", "1=blue")
+        check(rc == 0, "fnbox traffic --tag", out, err)
+        st, body, _ = p.invoke("now0", b"t", path="/fn/now0@blue")
+        check(st == 200 and body == b"echo:t", "a call right after tagging", st, body)
+        print("6 calls right after their deploys, all 200 (%d found by a fetch of the table)" % found)
 
 
 @test(limit=60)

@@ -2,7 +2,9 @@
  * (activator/router.c): a request for a revision without instances waits
  * and pokes; the queue is bounded; a new table hands slots to the oldest
  * waiters; a released slot goes to the next; an unschedulable revision
- * fails its waiters with the controller's reason; stats and metrics. */
+ * fails its waiters with the controller's reason; stats and metrics; a
+ * request for what the table lacks waits for a fetch that started after
+ * it (misses). */
 #define _GNU_SOURCE
 #include "test.h"
 
@@ -138,6 +140,68 @@ TEST(activator_router_close) {
         router_release(r, res[2].rev, res[2].slot);
         for (int i = 0; i < 3; i++)
                 router_put(r, res[i].rev);
+        router_free(r);
+}
+
+/* Misses: parked only while the controller answers; a round releases the
+ * misses parked before it started (one parked during it waits for the
+ * next); routed again, a request finds what the new table has and is a
+ * final 404 otherwise; an older table never replaces a newer one. */
+TEST(activator_router_misses) {
+        Router *r;
+        ASSERT_EQ_INT(router_new(&r), 0);
+        RouterInbox inbox = { .wake = wake };
+        Waiter w[4] = { { .inbox = &inbox }, { .inbox = &inbox }, { .inbox = &inbox }, { .inbox = &inbox } };
+        RouteResult res[4];
+        FnPath p = path_of("/fn/hi"), q = path_of("/fn/nowhere");
+        router_swap(r, load("{\"version\": 1, \"functions\": [], \"revisions\": {}}"));
+
+        router_route(r, &p, NULL, 1, &w[0], 10, 1, &res[0]);   /* the controller not known to answer */
+        ASSERT_TRUE(res[0].error == ACT_NOT_FOUND && !res[0].parked);
+        router_set_live(r, true);
+        router_route(r, &p, NULL, 1, &w[0], 10, 2, &res[0]);
+        ASSERT_TRUE(res[0].error == ACT_OK && res[0].parked && !res[0].queued && !res[0].rev);
+        router_route(r, &q, NULL, 1, &w[1], 10, 3, &res[1]);
+        ASSERT_TRUE(res[1].error == ACT_OK && res[1].parked);
+        uint64_t round = router_wait_misses(r);
+        ASSERT_TRUE(round == 1);
+        router_route(r, &p, NULL, 1, &w[2], 10, 4, &res[2]);   /* parked during round 1 */
+        ASSERT_TRUE(res[2].parked);
+        ASSERT_TRUE(router_swap(r, load(table_v(3, 1, NULL))) == 1);
+        ASSERT_TRUE(router_swap_newer(r, load("{\"version\": 2, \"functions\": [], \"revisions\": {}}")) == 3);
+        router_misses_done(r, round);
+        Waiter *got = router_inbox_take(r, &inbox);
+        ASSERT_TRUE(got == &w[0] && got->inbox_next == &w[1] && !w[1].inbox_next);
+        ASSERT_TRUE(w[0].reroute && w[1].reroute && !w[2].reroute);
+
+        for (int i = 0; i < 2; i++) {
+                w[i].reroute = false;
+                w[i].synced = true;
+        }
+        router_route(r, &p, NULL, 1, &w[0], 10, 5, &res[0]);
+        ASSERT_TRUE(res[0].error == ACT_OK && res[0].slot && !res[0].parked);
+        router_route(r, &q, NULL, 1, &w[1], 10, 5, &res[1]);
+        ASSERT_TRUE(res[1].error == ACT_NOT_FOUND && !res[1].parked && strstr(res[1].message, "no function nowhere"));
+        char *text = router_metrics_text(r, &(size_t) { 0 });
+        ASSERT_TRUE(text && strstr(text, "fnbox_activator_route_misses_total{outcome=\"found\"} 1\n") &&
+                    strstr(text, "fnbox_activator_route_misses_total{outcome=\"not_found\"} 1\n"));
+        free(text);
+
+        /* the controller stops answering: the misses left go back at once */
+        router_route(r, &q, NULL, 1, &w[3], 10, 6, &res[3]);
+        ASSERT_TRUE(res[3].parked);
+        router_set_live(r, false);
+        got = router_inbox_take(r, &inbox);
+        ASSERT_TRUE(got == &w[2] && got->inbox_next == &w[3] && w[2].reroute && w[3].reroute);
+        /* one that leaves before its round (its client hung up) is in no list */
+        router_set_live(r, true);
+        w[3] = (Waiter) { .inbox = &inbox };
+        router_route(r, &q, NULL, 1, &w[3], 10, 7, &res[3]);
+        ASSERT_TRUE(res[3].parked && router_unqueue(r, &w[3]));
+        router_misses_done(r, 100);
+        ASSERT_TRUE(router_inbox_take(r, &inbox) == NULL);
+        router_release(r, res[0].rev, res[0].slot);
+        router_put(r, res[0].rev);
         router_free(r);
 }
 
