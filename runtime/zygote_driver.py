@@ -13,7 +13,7 @@ import sys, os, io, re, json, math, collections, base64, binascii, hashlib, hmac
 import datetime, time, random, string, itertools, functools, operator, struct
 import textwrap, enum, dataclasses, decimal, fractions, statistics, copy, heapq
 import bisect, uuid, typing, urllib.parse, html, csv, traceback, atexit, types
-import ctypes
+import ctypes, gc
 
 
 def _adopt(lib):
@@ -49,6 +49,9 @@ def _zygote():
     api = ctypes.pythonapi
     while True:
         lib.zygote_child_wait()
+        # every object so far is the zygote's: a collection in a box process
+        # never walks (and so never copies) their pages
+        gc.freeze()
         api.PyOS_BeforeFork()
         pid = lib.zygote_child_fork()
         if pid == 0:
