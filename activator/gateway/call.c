@@ -599,12 +599,30 @@ static void attempt_next(GwCall *c) {
 
 /* ---- the request ---------------------------------------------------------------------------------------- */
 
+static json_t *model_json(const GwAlias *a) {
+        return json_pack("{s:s, s:s, s:i, s:s}", "id", a->name, "object", "model", "created", 0, "owned_by", "fnbox");
+}
+
+/* GET /v1/models: every alias; GET /v1/models/ID: that one, or 404. */
 static void models_list(GwCall *c) {
-        json_t *data = json_array();
-        for (size_t i = 0; data && i < c->cfg->n_aliases; i++)
-                json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", c->cfg->aliases[i].name, "object", "model",
-                                                      "created", 0, "owned_by", "fnbox"));
-        json_t *o = json_pack("{s:s, s:o}", "object", "list", "data", data);
+        json_t *o = NULL;
+        if (c->model_id[0]) {
+                for (size_t i = 0; i < c->cfg->n_aliases && !o; i++)
+                        if (strcmp(c->cfg->aliases[i].name, c->model_id) == 0 && !(o = model_json(&c->cfg->aliases[i]))) {
+                                gw_respond_error(c, 500, "server_error", NULL, NULL, NULL, "out of memory");
+                                return;
+                        }
+                if (!o) {
+                        gw_respond_error(c, 404, "invalid_request_error", "model_not_found", "model", NULL,
+                                         "the model %s does not exist here (GET /v1/models lists them)", c->model_id);
+                        return;
+                }
+        } else {
+                json_t *data = json_array();
+                for (size_t i = 0; data && i < c->cfg->n_aliases; i++)
+                        json_array_append_new(data, model_json(&c->cfg->aliases[i]));
+                o = json_pack("{s:s, s:o}", "object", "list", "data", data);
+        }
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (!s) {

@@ -417,7 +417,7 @@ static struct MHD_Response *head_error(Req *q, unsigned status, const char *type
         if (status == 401)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"fnbox\"");
         if (status == 405)
-                MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, strcmp(q->uri, "/v1/models") == 0 ? "GET" : "POST");
+                MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, q->gw && q->gw->models ? "GET" : "POST");
         if (status == 503)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         return r;
@@ -506,13 +506,46 @@ static struct MHD_Response *identify(GwCall *c, unsigned *st) {
         return NULL;
 }
 
-/* The endpoint a path names: 0 with *ret, or -ENOENT. */
-static int endpoint_of(const char *uri, bool *ret_models, OaiEndpoint *ret) {
+static int hexval(char ch) {
+        return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                                                 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* The ID of /v1/models/ID, percent-decoded into id (a model name may hold
+ * a slash, sent as itself or as %2F): 0, or -EINVAL when it is empty,
+ * too long, badly encoded or holds a NUL or a control character. */
+static int model_id_of(const char *p, size_t n, char *id, size_t size) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                int ch = (unsigned char) p[i];
+                if (ch == '%') {
+                        int hi = i + 2 < n ? hexval(p[i + 1]) : -1, lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+                        if (hi < 0 || lo < 0)
+                                return -EINVAL;
+                        ch = hi * 16 + lo;
+                        i += 2;
+                }
+                if (ch < 0x20 || ch == 0x7f || k + 1 >= size)
+                        return -EINVAL;
+                id[k++] = (char) ch;
+        }
+        id[k] = 0;
+        return k ? 0 : -EINVAL;
+}
+
+/* The endpoint a path names: 0 with *ret, or -ENOENT (-EINVAL: a model ID
+ * that cannot be one). */
+static int endpoint_of(const char *uri, GwCall *c, OaiEndpoint *ret) {
         size_t n = strcspn(uri, "?");
-        *ret_models = false;
+        c->models = false;
+        c->model_id[0] = 0;
         if (n == 10 && strncmp(uri, "/v1/models", n) == 0) {
-                *ret_models = true;
+                c->models = true;
                 return 0;
+        }
+        if (n > 11 && strncmp(uri, "/v1/models/", 11) == 0) {
+                c->models = true;
+                return model_id_of(uri + 11, n - 11, c->model_id, sizeof c->model_id);
         }
         for (int e = 0; e < _OAI_ENDPOINT_MAX; e++) {
                 const char *p = oai_endpoint_path(e);
@@ -590,10 +623,16 @@ struct MHD_Response *gateway_head(GwWorker *gw, Req *q, unsigned *st) {
                 return head_error(q, 500, "server_error", NULL, NULL, "out of memory");
         }
         bool get = strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0;
-        if (endpoint_of(q->uri, &c->models, &c->ep) < 0) {
+        int e = endpoint_of(q->uri, c, &c->ep);
+        if (e == -EINVAL) {
+                *st = 404;
+                r = head_error(q, 404, "invalid_request_error", "model_not_found", "model", "no such model: the ID is empty, "
+                               "badly encoded or over %d bytes", GW_NAME_MAX - 1);
+        } else if (e < 0) {
                 *st = 404;
                 r = head_error(q, 404, "invalid_request_error", "unknown_url", NULL,
-                               "no such endpoint: the gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models");
+                               "no such endpoint: the gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, "
+                               "/v1/models and /v1/models/ID");
         } else if (c->models != get) {
                 *st = 405;
                 r = head_error(q, 405, "invalid_request_error", "method_not_allowed", NULL, "%s is not allowed here; use %s",

@@ -66,7 +66,8 @@ struct GwCall {
         Req *q;
         GwConfig *cfg;
         OaiEndpoint ep;
-        bool models;                     /* GET /v1/models */
+        bool models;                     /* GET /v1/models or /v1/models/ID */
+        char model_id[GW_NAME_MAX];      /* ID of GET /v1/models/ID (decoded), or "" */
         char ns[GW_NS_MAX];
         char caller[GW_CALLER_MAX];
         char token_id[32];               /* "" for broker calls and --auth none */

@@ -9,7 +9,7 @@
 // Phases:
 //   basic     chat whole, chat streamed (for await, include_usage),
 //             completions, embeddings (the client's default base64 and
-//             floats), models.list
+//             floats), models.list, models.retrieve
 //   errors    unknown model, bad max_tokens, no key, a foreign key, personal
 //             data for a cloud-only alias, a body over the limit, a quota
 //   midstream a stream the upstream cuts after two chunks
@@ -114,6 +114,8 @@ async function basic() {
     for await (const m of c.models.list())
         ids.push({ id: m.id, object: m.object, owned_by: m.owned_by });
     out.models = ids;
+    const one = await c.models.retrieve("gpt-a");
+    out.model = { id: one.id, object: one.object, owned_by: one.owned_by };
     return out;
 }
 
@@ -122,6 +124,8 @@ async function errors() {
     const out = {};
     out.unknownModel = await failure("an unknown model", () =>
         c.chat.completions.create({ model: "no-such-model", messages: msg("hi") }));
+    out.unknownModelRetrieve = await failure("models.retrieve of an unknown model", () =>
+        c.models.retrieve("no-such-model"));
     out.badMaxTokens = await failure("max_tokens -1", () =>
         c.chat.completions.create({ model: "solo", messages: msg("hi"), max_tokens: -1 }));
     out.noKey = await failure("no API key", () =>

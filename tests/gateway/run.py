@@ -163,6 +163,21 @@ def models(x):
     check({"solo", "fb", "gpt-a", "gpt-b", "local-model"} <= ids, "aliases and models listed", ids)
     st, j, data, h = x.post("/v1/models", {})
     check(st == 405, "POST /v1/models is 405", st, data)
+    check(h.get("allow") == "GET", "405 names GET", h)
+    # one model: by its name (a slash in a name as itself or as %2F)
+    st, data, h = x.request("GET", "/v1/models/gpt-a")
+    j = json.loads(data)
+    check(st == 200 and j == {"id": "gpt-a", "object": "model", "created": 0, "owned_by": "fnbox"},
+          "GET /v1/models/gpt-a", st, data)
+    for path, what in (("/v1/models/no-such", "an unknown model"), ("/v1/models/%zz", "a bad escape"),
+                       ("/v1/models/a%00b", "a NUL"), ("/v1/models/" + "m" * 200, "a name over 127 bytes"),
+                       ("/v1/models/%2F", "a lone slash")):
+        st, data, h = x.request("GET", path)
+        e = x.error_of(json.loads(data)) if st == 404 else {}
+        check(st == 404 and e.get("code") == "model_not_found" and e.get("param") == "model",
+              "%s: 404 model_not_found" % what, st, data)
+    st, j, data, h = x.post("/v1/models/gpt-a", {})
+    check(st == 405 and h.get("allow") == "GET", "POST /v1/models/ID is 405", st, data, h)
 
 
 @test
@@ -516,10 +531,12 @@ def openai_client(x):
     ids = {m["id"] for m in b["models"]}
     check({"solo", "fb", "retry", "cool", "mixed", "fnchat", "gpt-a", "gpt-b", "local-model"} <= ids and
           all(m["object"] == "model" for m in b["models"]), "models.list", b["models"])
+    check(b["model"] == {"id": "gpt-a", "object": "model", "owned_by": "fnbox"}, "models.retrieve", b["model"])
     print("     (openai %s)" % b["clientVersion"])
 
     e = node_client(x, "errors")
     client_error(e["unknownModel"], "NotFoundError", 404, "invalid_request_error", "model_not_found", "model")
+    client_error(e["unknownModelRetrieve"], "NotFoundError", 404, "invalid_request_error", "model_not_found", "model")
     client_error(e["badMaxTokens"], "BadRequestError", 400, "invalid_request_error", "invalid_value", "max_tokens")
     client_error(e["noKey"], "AuthenticationError", 401, "authentication_error", "invalid_api_key")
     client_error(e["foreignKey"], "AuthenticationError", 401, "authentication_error", "invalid_api_key")
