@@ -247,16 +247,28 @@ static int cmp_key_function(const void *k, const void *e) {
         return strcmp(k, ((const RouteFunction *) e)->key);
 }
 
+/* "A/B" into key; false when it does not fit. Every request looks up
+ * its function (twice with --auth), where snprintf was measurable. */
+static bool key_fill(char *key, size_t size, const char *a, const char *b) {
+        size_t al = strlen(a), bl = strlen(b);
+        if (al + bl + 2 > size)
+                return false;
+        memcpy(key, a, al);
+        key[al] = '/';
+        memcpy(key + al + 1, b, bl + 1);
+        return true;
+}
+
 RouteFunction *route_table_function(const RouteTable *t, const char *ns, const char *name) {
         char key[2 * FNPATH_NAME_MAX + 2];
-        if (!t || !t->n_functions || snprintf(key, sizeof key, "%s/%s", ns, name) >= (int) sizeof key)
+        if (!t || !t->n_functions || !key_fill(key, sizeof key, ns, name))
                 return NULL;
         return bsearch(key, t->functions, t->n_functions, sizeof *t->functions, cmp_key_function);
 }
 
 RouteRevision *route_table_revision(const RouteTable *t, const char *ns, const char *rev) {
         char key[FNPATH_NAME_MAX + 130];
-        if (!t || !t->n_revisions || snprintf(key, sizeof key, "%s/%s", ns, rev) >= (int) sizeof key)
+        if (!t || !t->n_revisions || !key_fill(key, sizeof key, ns, rev))
                 return NULL;
         return bsearch(key, t->revisions, t->n_revisions, sizeof *t->revisions, cmp_key_revision);
 }

@@ -27,6 +27,7 @@
 
 #define PROG "fnbox-activator"
 #define BODY_CHUNK (16u << 10)
+#define SPARE_REQS 256          /* freed requests a worker keeps: a Req is past malloc's per-thread cache */
 
 struct Worker {
         unsigned index;
@@ -48,6 +49,8 @@ struct Worker {
         GwWorker *gw;                    /* with cfg->gateway */
         uint64_t rng;
         Req *reqs;                       /* live requests, through req_next */
+        Req *spare;                      /* freed requests kept for the next ones (req_timer_closed) */
+        unsigned n_spare;
         _Atomic unsigned active;         /* requests routed and not yet freed: a stop waits for them */
         _Atomic int command;             /* CMD_* for the async handle */
         bool quiesced;                   /* stopping: new requests get 503 shutting_down */
@@ -277,7 +280,11 @@ static void reader_wake(Req *q) {
 
 bool req_out(Req *q, const char *data, size_t len) {
         if (q->out_len + len > q->out_cap) {
-                size_t cap = q->out_cap ? q->out_cap : 16384;
+                /* Sized to the first piece (most answers come whole in one
+                 * read), then doubled: a fixed 16 KiB buffer per request
+                 * missed malloc's per-thread cache and was trimmed back to
+                 * the kernel (madvise) as often as it was freed. */
+                size_t cap = q->out_cap ? q->out_cap * 2 : len < 1024 ? 1024 : len;
                 while (cap < q->out_len + len)
                         cap *= 2;
                 char *p = realloc(q->out, cap);
@@ -527,8 +534,12 @@ static void routed(Req *q) {
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
         Worker *w = cls;
-        Req *q = calloc(1, sizeof *q + sizeof(ReqLink));
-        if (!q)
+        Req *q = w->spare;
+        if (q) {
+                w->spare = ((ReqLink *) (q + 1))->next;
+                w->n_spare--;
+                memset(q, 0, sizeof *q + sizeof(ReqLink));
+        } else if (!(q = calloc(1, sizeof *q + sizeof(ReqLink))))
                 return NULL;
         q->w = w;
         q->conn = conn;
@@ -548,7 +559,18 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
 }
 
 static void req_timer_closed(uv_handle_t *h) {
-        free(h->data);
+        Req *q = h->data;
+        Worker *w = q->w;
+#ifndef __SANITIZE_ADDRESS__    /* the sanitizer sees each Req's use after free */
+        if (w->n_spare < SPARE_REQS) {
+                ((ReqLink *) (q + 1))->next = w->spare;
+                w->spare = q;
+                w->n_spare++;
+                return;
+        }
+#endif
+        (void) w;
+        free(q);
 }
 
 static void req_free(Req *q) {
@@ -586,12 +608,13 @@ static enum MHD_Result count_bytes(void *cls, enum MHD_ValueKind kind _unused_, 
 static void ids_take(Req *q) {
         const char *id = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Request-Id");
         const char *tp = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "traceparent");
-        if (reqid_ok(id))
-                snprintf(q->reqid, sizeof q->reqid, "%s", id);
+        if (reqid_ok(id))       /* at most REQID_MAX bytes */
+                memcpy(q->reqid, id, strlen(id) + 1);
         else
                 reqid_make(worker_random(q->w), worker_random(q->w), q->reqid);
-        if (traceparent_ok(tp) && strlen(tp) <= REQ_TRACE_MAX)
-                snprintf(q->trace, sizeof q->trace, "%s", tp);
+        size_t tl = tp ? strlen(tp) : 0;
+        if (tl <= REQ_TRACE_MAX && traceparent_ok(tp))
+                memcpy(q->trace, tp, tl + 1);
         else
                 traceparent_make(worker_random(q->w), worker_random(q->w), worker_random(q->w), q->trace);
 }
@@ -1072,6 +1095,11 @@ static void worker_destroy(Worker *w) {
                 uv_run(&w->loop, UV_RUN_DEFAULT);
         }
         uv_loop_close(&w->loop);
+        while (w->spare) {
+                Req *q = w->spare;
+                w->spare = ((ReqLink *) (q + 1))->next;
+                free(q);
+        }
         if (w->listen_fd >= 0)
                 close(w->listen_fd);
         auth_cache_clear(w->auth_cache);
