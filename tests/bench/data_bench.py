@@ -25,7 +25,10 @@ measured in the same run:
                (keep-alive upstream; one worker, and one per CPU), runs
                alternated A B B A. For two backends: functions/echo-service
                (python3) and tests/dataplane/functions/echo-native (C, built
-               here). Goal: activator >= 1.0x nginx's req/s.
+               here). Also each proxy's own CPU per request (utime+stime
+               of the activator, of nginx's processes, over each wrk run):
+               with wrk and the backend on the same CPUs, that decides the
+               ratio. Goal: activator >= 1.0x nginx's req/s.
   burst        1,000 concurrent requests at a python3 function scaled to zero:
                how many answered 200, time to the first and to the last.
   queue memory the activator's RSS with 10,000 requests queued for a service
@@ -355,6 +358,32 @@ class Nginx:
             self.proc.wait()
 
 
+def cpu_seconds(pids):
+    """utime + stime of these processes (those gone count nothing)."""
+    t = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                w = f.read().rsplit(")", 1)[1].split()
+            t += (int(w[11]) + int(w[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return t
+
+
+def proc_tree(pid):
+    """pid and its descendants (nginx: the master and its workers)."""
+    out = [pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            kids = f.read().split()
+    except OSError:
+        kids = []
+    for k in kids:
+        out += proc_tree(int(k))
+    return out
+
+
 def build_native_echo(tmp):
     src = os.path.join(ROOT, "tests", "dataplane", "functions", "echo-native", "main.c")
     d = os.path.join(tmp, "echo-native")
@@ -397,17 +426,27 @@ def bench_service(p, tmp, seconds, conns):
         for seq in (order, list(reversed(order))):      # A B C C B A
             for k in seq:
                 url = (p.url + "/fn/" + name) if k == "activator" else peers[k].url + "/fn/" + name
+                pids = [p.activator.pid] if k == "activator" else proc_tree(peers[k].proc.pid)
+                c0 = cpu_seconds(pids)
                 # the same request bytes for both: nginx passes the header on
-                runs[k].append(wrk(url, seconds, conns, token=p.token))
+                r = wrk(url, seconds, conns, token=p.token)
+                # the proxy's own CPU per request: what decides the ratio
+                # on a machine that wrk and the backend share with it
+                r["cpu_us"] = (cpu_seconds(pids) - c0) * 1e6 / r["requests"] if r["requests"] else None
+                runs[k].append(r)
         for n in peers.values():
             n.stop()
         remove(p, name)
         res = {}
         for k, rs in runs.items():
+            cpu = [r["cpu_us"] for r in rs if r["cpu_us"] is not None]
             res[k] = {"rps": sum(r["rps"] for r in rs) / len(rs), "p50": statistics.median(r["p50"] for r in rs),
                       "p99": max(r["p99"] for r in rs), "non2xx": sum(r["non2xx"] for r in rs),
-                      "errors": sum(r["errors"] for r in rs)}
+                      "errors": sum(r["errors"] for r in rs),
+                      "cpu_us": statistics.median(cpu) if cpu else None}
             wrk_line("%s: %s" % (label, "fnbox-activator" if k == "activator" else k), res[k])
+        print("    CPU per request (median, us): " + ", ".join(
+            "%s %.1f" % (k, res[k]["cpu_us"]) for k in runs if res[k]["cpu_us"] is not None))
         for k in peers:
             ratio = res["activator"]["rps"] / res[k]["rps"]
             print("    activator / %s: %.2fx req/s, p99 %.2f vs %.2f ms  (goal >= %.1fx: %s)" % (
