@@ -209,3 +209,50 @@ def api_full(method, url, token=None, body=None, headers=None, timeout=30):
         return status, json.loads(text), rh
     except ValueError:
         return status, text, rh
+
+
+# ---- the suites' test harness ------------------------------------------------------------------
+
+class Fail(Exception):
+    """A check that did not hold (a test's own failure, not a crash)."""
+
+
+def _shown(s):
+    return s[:2000] if isinstance(s, str) else repr(s)[:800]
+
+
+def check(cond, what, *show):
+    """Fail with what, and each of show on a line of its own, unless cond."""
+    if not cond:
+        raise Fail(what + "".join("\n    " + _shown(s) for s in show))
+
+
+class Tests(list):
+    """A suite's tests, in the order they are defined (@tests.add)."""
+
+    def add(self, fn):
+        self.append(fn)
+        return fn
+
+    def chosen(self, only):
+        """Those whose name contains one of only (all when it is empty)."""
+        return [f for f in self if not only or any(o in f.__name__ for o in only)]
+
+
+def run_test(fn, arg):
+    """Run one test with arg; print "ok NAME" or "FAIL NAME" (a traceback
+    for a crash). True when it passed."""
+    import sys
+    import traceback
+    t0 = time.monotonic()
+    try:
+        fn(arg)
+        print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
+        return True
+    except Exception as e:
+        print("FAIL %s: %s" % (fn.__name__, e))
+        if not isinstance(e, Fail):
+            traceback.print_exc(file=sys.stdout)
+        return False
+    finally:
+        sys.stdout.flush()

@@ -29,29 +29,20 @@ import sys
 import tarfile
 import threading
 import time
-import traceback
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture import Controller, api, api_full  # noqa: E402
+from fixture import Controller, api, api_full, Fail, Tests, check, run_test  # noqa: E402
 
 MiB = 1 << 20
-TESTS = []
+TESTS = Tests()
 ARGS = None
 
 
-class Fail(Exception):
-    pass
+
+test = TESTS.add
 
 
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-def check(cond, what, *show):
-    if not cond:
-        raise Fail(what + "".join("\n    " + repr(s)[:600] for s in show))
 
 
 def expect(resp, status, etype=None, field=None):
@@ -876,22 +867,14 @@ def main():
     ap.add_argument("--only", action="append", default=[])
     ap.add_argument("--wrap", default=None)
     ARGS = ap.parse_args()
-    tests = [t for t in TESTS if not ARGS.only or any(o in t.__name__ for o in ARGS.only)]
     passed = failed = 0
     with controller() as ctl:
         shared = Shared(ctl)
-        for t in tests:
-            t0 = time.monotonic()
-            try:
-                t(shared)
+        for t in TESTS.chosen(ARGS.only):
+            if run_test(t, shared):
                 passed += 1
-                print("ok   %s (%.1fs)" % (t.__name__, time.monotonic() - t0))
-            except Exception as e:
+            else:
                 failed += 1
-                print("FAIL %s: %s" % (t.__name__, e))
-                if not isinstance(e, Fail):
-                    traceback.print_exc(file=sys.stdout)
-            sys.stdout.flush()
             if ctl.proc.poll() is not None:
                 print("the shared controller died (%s):\n%s" % (ctl.proc.returncode, ctl.log()[-3000:]))
                 failed += 1

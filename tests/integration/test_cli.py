@@ -30,12 +30,11 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from fixture import Controller, api  # noqa: E402
+from fixture import Controller, api, Fail, Tests, check, run_test  # noqa: E402
 
 CALL_LIMIT_S = 60
 VALGRIND = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
@@ -47,13 +46,7 @@ except ImportError:  # pragma: no cover
     yaml = None
 
 
-class Fail(Exception):
-    pass
 
-
-def check(cond, msg, *detail):
-    if not cond:
-        raise Fail(msg + "".join("\n    " + str(d) for d in detail))
 
 
 class Env:
@@ -131,12 +124,10 @@ def manifest(name, code="main.py", runtime="python3", namespace=None, extra=""):
             "spec:\n  runtime: %s\n  code: %s\n%s" % (name, ns, runtime, code, extra))
 
 
-TESTS = []
+TESTS = Tests()
 
 
-def test(fn):
-    TESTS.append(fn)
-    return fn
+test = TESTS.add
 
 
 # ---- help and usage ------------------------------------------------------
@@ -1131,21 +1122,11 @@ def main():
     try:
         with Controller(build) as ctl:
             t = Env(build, ctl, tmp, args.valgrind)
-            for fn in TESTS:
-                if args.only and not any(o in fn.__name__ for o in args.only):
-                    continue
-                t0 = time.monotonic()
-                try:
-                    fn(t)
+            for fn in TESTS.chosen(args.only):
+                if run_test(fn, t):
                     passed += 1
-                    print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
-                except Fail as e:
+                else:
                     failed += 1
-                    print("FAIL %s: %s" % (fn.__name__, e))
-                except Exception:
-                    failed += 1
-                    print("FAIL %s:\n%s" % (fn.__name__, traceback.format_exc()))
-                sys.stdout.flush()
             if failed:
                 print("--- controller log (tail) ---\n" + ctl.log()[-3000:])
     finally:

@@ -28,29 +28,20 @@ import sys
 import tarfile
 import threading
 import time
-import traceback
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture import Controller, api, api_full  # noqa: E402
+from fixture import Controller, api, api_full, Fail, Tests, check, run_test  # noqa: E402
 
-TESTS = []
+TESTS = Tests()
 ARGS = None
 HEARTBEAT_S = 0.25
 
 
-class Fail(Exception):
-    pass
+
+test = TESTS.add
 
 
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-def check(cond, what, *show):
-    if not cond:
-        raise Fail(what + "".join("\n    " + repr(s)[:800] for s in show))
 
 
 def wait_for(what, fn, timeout=10.0, step=0.05):
@@ -552,19 +543,11 @@ def main():
         S.nodes = []
         S.activator = FakeActivator(S.c)
         try:
-            for t in TESTS:
-                if ARGS.only and not any(o in t.__name__ for o in ARGS.only):
-                    continue
-                t0 = time.monotonic()
-                try:
-                    t(S)
+            for t in TESTS.chosen(ARGS.only):
+                if run_test(t, S):
                     passed += 1
-                    print("ok   %s (%.1fs)" % (t.__name__, time.monotonic() - t0))
-                except Exception as e:  # noqa: BLE001
+                else:
                     failed += 1
-                    print("FAIL %s: %s" % (t.__name__, e))
-                    if not isinstance(e, Fail):
-                        traceback.print_exc()
                     print(ctl.log()[-3000:])
         finally:
             S.activator.stop()

@@ -20,29 +20,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture import Controller, api  # noqa: E402
+from fixture import Controller, api, Tests, check, run_test  # noqa: E402
 
-TESTS = []
+TESTS = Tests()
 ARGS = None
 CALL_LIMIT_S = 60
 AUDIT_PATH = "/v1/internal/llm-audit"
 
 
-class Fail(Exception):
-    pass
+
+test = TESTS.add
 
 
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-def check(cond, what, *show):
-    if not cond:
-        raise Fail(what + "".join("\n    " + repr(s)[:800] for s in show))
 
 
 def record(rid, ns="team-a", alias="small", at_ms=None, **kw):
@@ -371,23 +362,15 @@ def main():
     ap.add_argument("--store", default=None)
     ap.add_argument("--only", action="append", default=[])
     ARGS = ap.parse_args()
-    tests = [f for f in TESTS if not ARGS.only or any(o in f.__name__ for o in ARGS.only)]
     passed = failed = 0
     with tempfile.TemporaryDirectory(prefix="fnbox-llm-it-") as tmp, \
             Controller(ARGS.build, store=ARGS.store) as ctl:
         t = T(ctl, tmp)
-        for f in tests:
-            t0 = time.monotonic()
-            try:
-                f(t)
+        for f in TESTS.chosen(ARGS.only):
+            if run_test(f, t):
                 passed += 1
-                print("ok   %s (%.1fs)" % (f.__name__, time.monotonic() - t0))
-            except Exception as e:
+            else:
                 failed += 1
-                print("FAIL %s: %s" % (f.__name__, e))
-                if not isinstance(e, Fail):
-                    traceback.print_exc(file=sys.stdout)
-            sys.stdout.flush()
         rc = ctl.stop()
         log = ctl.log()
         m = re.search(r"ERROR: (Address|Leak)Sanitizer|runtime error:", log)
