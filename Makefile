@@ -186,7 +186,7 @@ $(BUILD)/bin/fnbox-runtime $(UNIT_BIN): $(ZYGOTE_BLOB)
 # the hostile suite's way into zygotes (tests/security/run.py --path zygote)
 ZYGOTE_RUN  := $(BUILD)/tests/zygote-run
 $(ZYGOTE_RUN): $(call obj,tests/security/zygote_run.c runtime/jail.c runtime/jail_child.c runtime/jail_config.c \
-               runtime/jail_request.c runtime/jail_adopt.c runtime/cgroup.c runtime/zygote.c runtime/zygote_child.c \
+               runtime/jail_request.c runtime/jail_adopt.c runtime/cgroup.c runtime/cgroup_devices.c runtime/zygote.c runtime/zygote_child.c \
                runtime/result_json.c $(LIB_SRCS)) $(SECCOMP_BPF) $(ZYGOTE_BLOB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS)

@@ -15,7 +15,7 @@
 
 #include "lib/util.h"
 
-static const char *const v1_names[_CG_MAX] = { "memory", "pids", "cpu", "cpuacct" };
+static const char *const v1_names[_CG_MAX] = { "memory", "pids", "cpu", "cpuacct", "devices" };
 
 static bool has_token(const char *list, const char *tok) {
         size_t n = strlen(tok);
@@ -50,7 +50,7 @@ static int detect_v1(CgroupHost *h) {
                                 snprintf(h->root[i], sizeof h->root[i], "%s", mnt);
         }
         for (int i = 0; i < _CG_MAX; i++)
-                if (!h->root[i][0])
+                if (!h->root[i][0] && i != CG_DEVICES)
                         return -ENOENT;
         h->version = 1;
         return 0;
@@ -70,12 +70,15 @@ static int detect_v1_fast(CgroupHost *h) {
                 struct statfs sf;
                 snprintf(p, sizeof p, "/sys/fs/cgroup/%s", v1_names[i]);
                 if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_ino != 1 ||
-                    statfs(p, &sf) < 0 || sf.f_type != CGROUP_SUPER_MAGIC)
+                    statfs(p, &sf) < 0 || sf.f_type != CGROUP_SUPER_MAGIC) {
+                        if (i == CG_DEVICES)
+                                continue; /* optional; mountinfo may still find it */
                         return -ENOENT;
+                }
                 dev[i] = st.st_dev;
                 snprintf(h->root[i], sizeof h->root[i], "%s", p);
                 for (int k = 0; k < i; k++)
-                        if (dev[k] == dev[i])
+                        if (h->root[k][0] && dev[k] == dev[i])
                                 snprintf(h->root[i], sizeof h->root[i], "%s", h->root[k]);
         }
         h->version = 1;
@@ -90,7 +93,7 @@ int cgroup_host_detect(CgroupHost *ret) {
         if (sf.f_type == CGROUP2_SUPER_MAGIC) {
                 h.version = 2;
                 snprintf(h.root[0], sizeof h.root[0], "/sys/fs/cgroup");
-        } else if (detect_v1_fast(&h) < 0) {
+        } else if (detect_v1_fast(&h) < 0 || !h.root[CG_DEVICES][0]) {
                 h = (CgroupHost) { 0 };
                 int r = detect_v1(&h);
                 if (r < 0)
@@ -155,6 +158,7 @@ void cgroup_init(Cgroup *cg) {
                 cg->limit_fd[i] = -1;
         for (int i = 0; i < _ST_MAX; i++)
                 cg->stat_fd[i] = -1;
+        cg->devices = -1;
 }
 
 /* Open the limit files that live in dir (made for controller c). memsw
@@ -279,12 +283,14 @@ static void open_stats(Cgroup *cg) {
 }
 
 int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
-                  const CgroupLimits *l, Cgroup *ret) {
+                  const CgroupLimits *l, bool devices, Cgroup *ret) {
         Cgroup cg;
         cgroup_init(&cg);
         cg.version = h->version;
         int r = 0, ctrl_max = h->version == 2 ? 1 : _CG_MAX;
         for (int c = 0; c < ctrl_max; c++) {
+                if (h->version == 1 && c == CG_DEVICES && (!devices || !h->root[c][0]))
+                        continue;
                 /* v1 controllers mounted together (cpu,cpuacct) share one directory */
                 int same = -1;
                 for (int k = 0; k < c && h->version == 1; k++)
@@ -308,14 +314,16 @@ int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
                         cg.cpuacct = i;
                 if (c == CG_MEMORY)
                         cg.memory = i;
+                if (c == CG_DEVICES)
+                        cg.devices = i;
                 if ((cg.procs_fd[i] = open_procs(cg.path[i])) < 0) {
                         r = cg.procs_fd[i];
                         goto fail;
                 }
-                if (c != CG_CPUACCT && (r = open_limits(&cg, c, cg.path[i])) < 0)
+                if (c != CG_CPUACCT && c != CG_DEVICES && (r = open_limits(&cg, c, cg.path[i])) < 0)
                         goto fail;
         }
-        if ((r = cgroup_set_limits(&cg, l)) < 0)
+        if ((r = cgroup_set_limits(&cg, l)) < 0 || (devices && (r = cgroup_devices_set(&cg, NULL, 0)) < 0))
                 goto fail;
         open_stats(&cg);
         *ret = cg;
@@ -391,6 +399,8 @@ void cgroup_sweep_stale(const CgroupHost *h, const char *parent) {
         int n = h->version == 2 ? 1 : _CG_MAX;
         for (int i = 0; i < n; i++) {
                 char p[PATH_MAX];
+                if (!h->root[i][0])
+                        continue;
                 snprintf(p, sizeof p, "%s/%s", h->root[i], parent);
                 sweep_dir(p);
         }

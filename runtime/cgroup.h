@@ -1,14 +1,18 @@
-/* runtime/cgroup.h: per-jail cgroups with memory, pids and CPU limits, on
- * cgroup v2 (unified) or v1 (one hierarchy per controller). The jail's init
- * attaches itself by writing "0" to the procs files opened here. */
+/* runtime/cgroup.h: per-jail cgroups with memory, pids and CPU limits and a
+ * device filter, on cgroup v2 (unified) or v1 (one hierarchy per
+ * controller). The jail's init attaches itself by writing "0" to the procs
+ * files opened here. */
 #pragma once
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-/* CG_CPUACCT is only used on v1, where it may share a hierarchy with cpu. */
-enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, _CG_MAX };
+/* CG_CPUACCT and CG_DEVICES are only used on v1, where cpuacct may share a
+ * hierarchy with cpu. The devices hierarchy is optional (root empty when
+ * the host has none): without it a jail's /dev is its only device limit. */
+enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_DEVICES, _CG_MAX };
 
 typedef struct CgroupHost {
         int version;                   /* 1 or 2 */
@@ -38,16 +42,41 @@ typedef struct Cgroup {
         CgroupLimits cur;               /* as last written */
         int cpuacct;                    /* index in path[] that has cpuacct.usage (v1) */
         int memory;                     /* index in path[] of the memory controller */
+        int devices;                    /* index in path[] of the v1 devices cgroup, or -1 */
 } Cgroup;
+
+/* A device a jail's tasks may use: type 'c' or 'b', its numbers. */
+typedef struct CgroupDevice {
+        char type;
+        uint32_t major, minor;
+} CgroupDevice;
+
+#define CGROUP_DEVICES_BASE 5           /* null, zero, full, random, urandom */
+#define CGROUP_DEVICES_MAX 32           /* more than those, per jail */
+extern const CgroupDevice cgroup_devices_base[CGROUP_DEVICES_BASE];
 
 /* An empty Cgroup: no directory, every fd -1. */
 void cgroup_init(Cgroup *cg);
 
 /* Find the cgroup mounts of this host. */
 int cgroup_host_detect(CgroupHost *ret);
-/* Create PARENT/NAME in every needed hierarchy with limits applied. */
+/* Create PARENT/NAME in every needed hierarchy with limits applied. With
+ * devices, it has a device filter of its own allowing the base devices
+ * only (v1: a devices cgroup, v2: the BPF program); without, none (on v1
+ * its tasks stay in their creator's devices cgroup, and so under its
+ * filter: a zygote's children; on v2 there is then no filter at all). */
 int cgroup_create(const CgroupHost *h, const char *parent, const char *name,
-                  const CgroupLimits *l, Cgroup *ret);
+                  const CgroupLimits *l, bool devices, Cgroup *ret);
+/* Allow the base devices and these (at most CGROUP_DEVICES_MAX), nothing
+ * else, with any access (read, write, mknod). On v1 the cgroup needs its
+ * own devices cgroup (-EOPNOTSUPP for extra devices without one). */
+int cgroup_devices_set(const Cgroup *cg, const CgroupDevice *extra, size_t n_extra);
+/* v2: attach the device program allowing d[0..n) to the cgroup at dir,
+ * replacing the one there. */
+int cgroup_devices_attach(const char *dir, const CgroupDevice *d, size_t n);
+struct bpf_insn;
+/* The program's instructions for d[0..n) into out; their count, or -E2BIG. */
+int cgroup_devices_program(const CgroupDevice *d, size_t n, struct bpf_insn *out, size_t cap);
 /* Write the limits into an existing cgroup (a prepared jail's, at request
  * time, before its box can start). */
 int cgroup_set_limits(Cgroup *cg, const CgroupLimits *l);

@@ -743,7 +743,7 @@ static int prepare_with(uv_loop_t *loop, const char *cgroup_parent, const Cgroup
                 return r;
         }
         /* while the child builds its namespaces and root: its cgroups */
-        if ((r = cgroup_create(&host.cg, cgroup_parent, name, l, &j->cg)) < 0 || (r = send_cgroup(j)) < 0) {
+        if ((r = cgroup_create(&host.cg, cgroup_parent, name, l, true, &j->cg)) < 0 || (r = send_cgroup(j)) < 0) {
                 jail_abort(j);
                 return r;
         }
@@ -815,6 +815,15 @@ static StartOpts box_opts(const JailConfig *c) {
                              .timeout_ns = c->limits.timeout_ns, .output_cap = c->limits.output_bytes };
 }
 
+/* The device cgroup: the base devices and c's, nothing else. */
+static int jail_cgroup_devices(Cgroup *cg, const JailConfig *c) {
+        CgroupDevice d[JAIL_DEVICES_MAX];
+        size_t n = c->n_devices < JAIL_DEVICES_MAX ? c->n_devices : JAIL_DEVICES_MAX;
+        for (size_t i = 0; i < n; i++)
+                d[i] = (CgroupDevice) { c->devices[i].type, c->devices[i].major, c->devices[i].minor };
+        return cgroup_devices_set(cg, d, n);
+}
+
 /* From here on the jail is committed to this request: every failure is a
  * setup error in the result, never a return value. */
 static int commit_steps(Jail *j, const JailConfig *c, const StartOpts *o, const JailStartParts *p,
@@ -824,6 +833,9 @@ static int commit_steps(Jail *j, const JailConfig *c, const StartOpts *o, const 
          * after START, which is sent below */
         *what = "set the cgroup limits";
         if ((r = cgroup_set_limits(&j->cg, &o->cg)) < 0) /* writes only what changed */
+                return r;
+        *what = "allow the devices";
+        if (c->n_devices > 0 && (r = jail_cgroup_devices(&j->cg, c)) < 0)
                 return r;
         /* a pool jail waits (or is still preparing) at idle priority: it
          * is on the request's critical path from now on */
@@ -982,6 +994,10 @@ int jail_zygote_adopt(Jail *z, const JailConfig *c, char *why, size_t why_len) {
         int r = zygote_config_check(c, why, why_len, &opened, &st);
         if (r < 0)
                 return r;
+        if (c->n_devices > 0) {
+                snprintf(why, why_len, "a template zygote takes no devices");
+                return -EOPNOTSUPP;
+        }
         bool is_dir = S_ISDIR(st.st_mode);
         if ((r = jail_adopt_build(c, is_dir, &adopt)) < 0) {
                 snprintf(why, why_len, "the revision's ADOPT: %s", strerror(-r));
@@ -1036,7 +1052,12 @@ int jail_zchild_new(Jail *zygote, const JailConfig *c, Jail **ret) {
         char name[64];
         snprintf(name, sizeof name, "jail-%d-%lu", (int) getpid(), ++jail_counter);
         StartOpts o = box_opts(c);
-        if ((r = cgroup_create(&host.cg, c->cgroup_parent, name, &o.cg, &j->cg)) < 0 ||
+        /* v1: the child stays in its zygote's devices cgroup, made for the
+         * zygote's devices; v2 has no such inheritance between siblings:
+         * the child's own cgroup gets the same filter */
+        bool v2 = host.cg.version == 2;
+        if ((r = cgroup_create(&host.cg, c->cgroup_parent, name, &o.cg, v2, &j->cg)) < 0 ||
+            (v2 && c->n_devices > 0 && (r = jail_cgroup_devices(&j->cg, c)) < 0) ||
             (r = make_pipe(in, false)) < 0 || (r = make_pipe(out, true)) < 0 || (r = make_pipe(err, true)) < 0 ||
             (r = make_pipe(done, true)) < 0)
                 goto fail;

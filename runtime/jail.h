@@ -44,6 +44,15 @@ typedef struct JailLimits {
  * not free or kill the jail. */
 typedef void (*jail_output_fn)(int fd, const char *data, size_t len, void *userdata);
 
+/* A device node made in the jail's /dev for it alone (a GPU's), and allowed
+ * in its device cgroup; the five harmless devices are always there. */
+#define JAIL_DEVICES_MAX 16
+typedef struct JailDevice {
+        char path[64];          /* under /dev: "nvidia0", "dri/renderD128" */
+        char type;              /* 'c' or 'b' */
+        unsigned major, minor;
+} JailDevice;
+
 typedef struct JailConfig {
         JailRuntime runtime;
         const char *code;        /* host path of a file or directory, bound at /fn */
@@ -81,6 +90,12 @@ typedef struct JailConfig {
          * (services), whose output is a log. jail_spawn and jail_start. */
         jail_output_fn output_fn;
         void *output_userdata;
+        /* device nodes for this jail (at most JAIL_DEVICES_MAX): made in its
+         * /dev (mode 0666: the cgroup decides) and allowed in its device
+         * cgroup, nothing else. A zygote's children share the zygote's.
+         * Template zygotes (jail_zygote_adopt) take none. */
+        const JailDevice *devices;
+        size_t n_devices;
 } JailConfig;
 
 typedef enum JailStatus {

@@ -151,6 +151,25 @@ static void build_root(const JailChildArgs *a) {
         CHECK(a, chdir("/"), "chdir /");
 }
 
+/* The request's own devices (a GPU's), made like the five harmless ones;
+ * "dri/renderD128" gets its folder. The device cgroup already allows them
+ * (the parent set it before START) and nothing else. */
+static void make_devices(const JailChildArgs *a, const JailStartMsg *m) {
+        for (uint32_t i = 0; i < m->n_devices && i < JAIL_DEVICES_MAX; i++) {
+                char p[80] = "dev/";
+                strncat(p, m->devices[i].path, sizeof m->devices[i].path - 1);
+                char *slash = strchr(p + 4, '/');
+                if (slash) {
+                        *slash = 0;
+                        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                                fail(a, p);
+                        *slash = '/';
+                }
+                CHECK(a, mknod(p, m->devices[i].mode | 0666, makedev(m->devices[i].major, m->devices[i].minor)), p);
+                CHECK(a, chmod(p, 0666), p);
+        }
+}
+
 /* The code arrives as a detached mount (open_tree() in the parent): move it
  * into place and make it read-only; then /tmp gets the requested size and
  * the whole root becomes read-only. Still host root in our own mount
@@ -180,6 +199,7 @@ static void mount_request(const JailChildArgs *a, const JailRequest *q) {
                 CHECK(a, mount(NULL, "run/fnbox", NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | ro, NULL),
                       "remount /run/fnbox");
         }
+        make_devices(a, &q->m);
         CHECK(a, mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL),
               "remount / read-only");
 }

@@ -20,6 +20,7 @@
 #include <sys/capability.h>
 
 #include "cgroup.h"
+#include "jail.h"
 
 #define JAIL_BOX_UID 1000   /* the box's uid and gid inside its user namespace */
 
@@ -100,6 +101,12 @@ typedef struct JailStartMsg {
         char code_target[300];      /* relative to the new root: "fn" or "fn/NAME" */
         char tmp_opts[128];         /* size options of /tmp (a remount) */
         struct rlimit rl_core, rl_fsize, rl_nofile, rl_stack;
+        uint32_t n_devices;         /* device nodes to make under /dev */
+        struct {
+                char path[64];      /* relative to /dev, checked by the parent */
+                uint32_t mode;      /* S_IFCHR or S_IFBLK */
+                uint32_t major, minor;
+        } devices[JAIL_DEVICES_MAX];
 } JailStartMsg;
 
 /* A top-level host directory such as /lib: replicated as a symlink on

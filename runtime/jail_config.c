@@ -252,6 +252,39 @@ static int check_run_dir(const JailConfig *c, char *why, size_t len) {
         return 0;
 }
 
+/* A device path under /dev: one or two components of [A-Za-z0-9._-], not
+ * dot-led, and not one of the five every jail has. */
+static bool device_path_valid(const char *p) {
+        static const char *const base[] = { "null", "zero", "full", "random", "urandom", "fd", "stdin", "stdout",
+                                            "stderr" };
+        size_t n = strnlen(p, sizeof ((JailDevice *) 0)->path);
+        if (n == 0 || n >= sizeof ((JailDevice *) 0)->path || strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/") != n)
+                return false;
+        const char *slash = strchr(p, '/');
+        if (p[0] == '.' || p[0] == '/' || (slash && (strchr(slash + 1, '/') || slash[1] == '.' || slash[1] == 0)))
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(base); i++)
+                if (strcmp(p, base[i]) == 0)
+                        return false;
+        return true;
+}
+
+static int check_devices(const JailConfig *c, char *why, size_t len) {
+        if (c->n_devices > JAIL_DEVICES_MAX)
+                return refuse(why, len, "too many devices: %zu (at most %d)", c->n_devices, JAIL_DEVICES_MAX);
+        for (size_t i = 0; i < c->n_devices; i++) {
+                const JailDevice *d = &c->devices[i];
+                if (!device_path_valid(d->path))
+                        return refuse(why, len, "device /dev/%.64s: not a plain name under /dev", d->path);
+                if (d->type != 'c' && d->type != 'b')
+                        return refuse(why, len, "device /dev/%.64s: neither a character nor a block device", d->path);
+                for (size_t k = 0; k < i; k++)
+                        if (strcmp(c->devices[k].path, d->path) == 0)
+                                return refuse(why, len, "device /dev/%.64s: named twice", d->path);
+        }
+        return 0;
+}
+
 /* Everything but the code, which jail_code_open() checks. */
 int jail_config_check_rest(const JailConfig *c, char *why, size_t len) {
         if (c->runtime < 0 || c->runtime >= _JAIL_RUNTIME_MAX)
@@ -280,7 +313,8 @@ int jail_config_check_rest(const JailConfig *c, char *why, size_t len) {
                 return refuse(why, len, "too many or too long arguments (at most 4096, 1 MiB in all)");
         if (!c->cgroup_parent || !*c->cgroup_parent || strstr(c->cgroup_parent, "..") || c->cgroup_parent[0] == '/')
                 return refuse(why, len, "cgroup parent must be a relative path without ..");
-        return check_run_dir(c, why, len);
+        int r2 = check_devices(c, why, len);
+        return r2 < 0 ? r2 : check_run_dir(c, why, len);
 }
 
 int jail_config_check(const JailConfig *c, char *why, size_t len) {

@@ -156,6 +156,13 @@ int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, int zygote
         else
                 snprintf(p.msg.code_target, sizeof p.msg.code_target, "fn/%s", name);
         limits_to_msg(&c->limits, &p.msg);
+        for (size_t i = 0; i < c->n_devices && i < JAIL_DEVICES_MAX; i++) {
+                snprintf(p.msg.devices[i].path, sizeof p.msg.devices[i].path, "%s", c->devices[i].path);
+                p.msg.devices[i].mode = c->devices[i].type == 'b' ? S_IFBLK : S_IFCHR;
+                p.msg.devices[i].major = c->devices[i].major;
+                p.msg.devices[i].minor = c->devices[i].minor;
+                p.msg.n_devices = (uint32_t) i + 1;
+        }
         if ((p.spec_fd = spec_write(exec_path, argv, envp, &p.msg)) < 0)
                 return p.spec_fd;
         /* A detached copy of the checked code's mount, which the jail moves
