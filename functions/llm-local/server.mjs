@@ -6,6 +6,9 @@
 // model is loaded (the readiness probe). Settings come from the environment
 // (README.md). node-llama-cpp is not in the code bundle: it is installed once
 // on the node under /usr (tests/deps.sh), which every jail sees read-only.
+// LLM_GPU=cuda or vulkan loads node-llama-cpp's GPU build instead of the CPU
+// one (installed by install-gpu.sh); the box stops if it does not load.
+import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
@@ -21,6 +24,26 @@ function intEnv(name, def, min, max) {
         return def;
     if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max)
         fatal(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+    return Number(raw);
+}
+
+function enumEnv(name, def, allowed) {
+    const raw = env[name];
+    if (raw === undefined || raw === "")
+        return def;
+    if (!allowed.includes(raw))
+        fatal(`${name}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(raw.slice(0, 100))}`);
+    return raw;
+}
+
+// LLM_GPU_LAYERS: "max" (every layer on the GPU, or the load fails), "auto"
+// (as many as fit, node-llama-cpp's estimate) or a number of layers
+function gpuLayersEnv() {
+    const raw = env.LLM_GPU_LAYERS;
+    if (raw === undefined || raw === "" || raw === "max" || raw === "auto")
+        return raw || "max";
+    if (!/^[0-9]+$/.test(raw) || Number(raw) > 100000)
+        fatal(`LLM_GPU_LAYERS: expected max, auto or a number of layers from 0 to 100000, got ${JSON.stringify(raw.slice(0, 100))}`);
     return Number(raw);
 }
 
@@ -41,6 +64,9 @@ const CFG = {
     maxBody: intEnv("LLM_MAX_BODY", 4 << 20, 1024, 1 << 30),
     maxQueue: intEnv("LLM_MAX_QUEUE", 64, 0, 100000),
     maxInputs: intEnv("LLM_MAX_EMBED_INPUTS", 256, 1, 100000),
+    gpu: enumEnv("LLM_GPU", "none", ["none", "cuda", "vulkan"]),
+    gpuLayers: gpuLayersEnv(),
+    gpuFallback: enumEnv("LLM_GPU_FALLBACK", "none", ["none", "cpu"]),
 };
 if (!CFG.model)
     fatal("LLM_MODEL is not set (the path of a GGUF model, e.g. /fn/model.gguf)");
@@ -111,12 +137,10 @@ async function loadModel() {
     }
     const t0 = process.hrtime.bigint();
     state.lib = lib;
-    // gpu: false and build: "never": the prebuilt CPU binary that npm
-    // installed, nothing compiled or downloaded at run time
-    state.llama = await lib.getLlama({ gpu: false, build: "never", usePrebuiltBinaries: true, progressLogs: false,
-                                       logLevel: lib.LlamaLogLevel.warn, logger: llamaLog });
+    const binary = await loadLlama(lib, pkg.version);
+    state.llama = binary.llama;
     const tLlama = process.hrtime.bigint();
-    state.model = await state.llama.loadModel({ modelPath: CFG.model, gpuLayers: 0 });
+    state.model = await state.llama.loadModel({ modelPath: CFG.model, gpuLayers: binary.gpuLayers });
     state.nVocab = vocabularySize(state.model);
     const train = state.model.trainContextSize || CFG.contextSize;
     state.ctxSize = Math.min(CFG.contextSize, train);
@@ -138,8 +162,98 @@ async function loadModel() {
     process.stderr.write(`llm-local: model ${CFG.modelId} loaded in ${ms.toFixed(0)} ms (llama.cpp's binary ` +
                          `${llamaMs.toFixed(0)} ms, the model ${(ms - llamaMs).toFixed(0)} ms; ${CFG.model}, ` +
                          `width ${state.model.embeddingVectorSize}, context ${state.ctxSize} x ${CFG.parallel}, ` +
-                         `${threads} threads, chat template ${state.chatWrapper.wrapperName})\n`);
+                         `${threads} threads, chat template ${state.chatWrapper.wrapperName}; ${binary.where})\n`);
     state.ready = true;
+}
+
+// The npm package that holds each GPU build of llama.cpp (install-gpu.sh
+// installs it next to node-llama-cpp, at node-llama-cpp's own version).
+const GPU_PACKAGES = { cuda: "@node-llama-cpp/linux-x64-cuda", vulkan: "@node-llama-cpp/linux-x64-vulkan" };
+
+// Why the GPU build LLM_GPU names cannot be used, or null when its package
+// is there at the version node-llama-cpp wants (it ignores any other).
+function gpuPackageMissing(version) {
+    const name = GPU_PACKAGES[CFG.gpu];
+    const file = path.join(CFG.modules, name, "package.json");
+    let pkg;
+    try {
+        pkg = JSON.parse(fs.readFileSync(file, "utf8"));
+    } catch (e) {
+        return `${name} is not installed in ${CFG.modules} (${e.code === "ENOENT" ? "no " + file : e.message}); ` +
+               `on this node run: functions/llm-local/install-gpu.sh ${CFG.gpu}`;
+    }
+    if (pkg.version !== version)
+        return `${name} is version ${pkg.version}, node-llama-cpp is ${version}; ` +
+               `run functions/llm-local/install-gpu.sh ${CFG.gpu} again`;
+    return null;
+}
+
+// Why the GPU backend library does not load, for the message: dlopen it
+// in a child process (node-llama-cpp only says NoBinaryFoundError), which
+// names the first missing library (libcuda.so.1 is the driver's;
+// libcudart and libcublas the CUDA toolkit's, 13 for the main CUDA build
+// and 12 for its fallback; libvulkan.so.1 the Vulkan loader's).
+function gpuLoadDiagnosis() {
+    const pkgDir = path.join(CFG.modules, GPU_PACKAGES[CFG.gpu]);
+    const main = path.join(pkgDir, "bins", CFG.gpu === "cuda" ? "linux-x64-cuda" : "linux-x64-vulkan");
+    const libs = CFG.gpu === "cuda"
+        ? [["CUDA 13 build", path.join(main, "libggml-cuda.so")],
+           ["CUDA 12 build", path.join(CFG.modules, GPU_PACKAGES.cuda + "-ext", "bins", "linux-x64-cuda", "fallback",
+                                       "libggml-cuda.so")]]
+        : [["Vulkan build", path.join(main, "libggml-vulkan.so")]];
+    const out = [];
+    for (const [label, lib] of libs) {
+        if (!fs.existsSync(lib)) {
+            out.push(`${label}: not installed`);
+            continue;
+        }
+        const r = spawnSync(process.execPath, ["-e", "try { process.dlopen({ exports: {} }, process.argv[1]); } " +
+                                               "catch (e) { process.stdout.write(e.message); }", lib],
+                            { env: { ...env, LD_LIBRARY_PATH: main }, encoding: "utf8", timeout: 20000 });
+        const msg = (r.stdout || "").trim();
+        // a library that is not a Node.js addon fails to register: it loaded
+        out.push(`${label}: ` + (!msg || /self-register|not a valid|napi/i.test(msg)
+                                 ? "its libraries load, so the driver found no usable device"
+                                 : msg.replace(/^.*?: (?=lib)/, "").slice(0, 200)));
+    }
+    return out.join("; ");
+}
+
+// llama.cpp's binary, always prebuilt (build: "never": nothing compiled or
+// downloaded at run time). LLM_GPU unset or none: the CPU build, gpu: false,
+// no layers offloaded. LLM_GPU=cuda or vulkan: that GPU build, with
+// LLM_GPU_LAYERS offloaded; it must load and see a device, else the box
+// stops saying why (a GPU box silently running on the CPU would be many
+// times slower and hold a GPU it does not use), unless LLM_GPU_FALLBACK=cpu
+// allows the CPU build, which it then says on stderr.
+async function loadLlama(lib, version) {
+    const opts = { build: "never", usePrebuiltBinaries: true, progressLogs: false,
+                   logLevel: lib.LlamaLogLevel.warn, logger: llamaLog };
+    if (CFG.gpu === "none")
+        return { llama: await lib.getLlama({ gpu: false, ...opts }), gpuLayers: 0, where: "CPU" };
+    let why = gpuPackageMissing(version);
+    if (!why) {
+        try {
+            const llama = await lib.getLlama({ gpu: CFG.gpu, ...opts });
+            const devices = llama.gpu === CFG.gpu ? await llama.getGpuDeviceNames() : [];
+            if (llama.gpu === CFG.gpu && devices.length > 0)
+                return { llama, gpuLayers: CFG.gpuLayers,
+                         where: `${CFG.gpu} on ${devices.join(", ")}, gpu layers ${CFG.gpuLayers}` };
+            why = llama.gpu !== CFG.gpu ? `node-llama-cpp loaded its ${llama.gpu || "CPU"} build instead`
+                                        : `the ${CFG.gpu} build loaded but sees no GPU device`;
+            await llama.dispose();
+        } catch (e) {
+            // NoBinaryFoundError: the binary failed its test run (a missing
+            // driver library such as libcuda.so.1 or libvulkan.so.1, no device)
+            why = `the ${CFG.gpu} build of llama.cpp does not load here (${String(e.message || e).slice(0, 200)}: ` +
+                  `${gpuLoadDiagnosis()}); check the driver, its libraries and the device nodes (docs/gpu.md)`;
+        }
+    }
+    if (CFG.gpuFallback !== "cpu")
+        throw new Error(`LLM_GPU=${CFG.gpu}: ${why} (LLM_GPU_FALLBACK=cpu would run on the CPU instead)`);
+    process.stderr.write(`llm-local: LLM_GPU=${CFG.gpu}: ${why}; LLM_GPU_FALLBACK=cpu: running on the CPU\n`);
+    return { llama: await lib.getLlama({ gpu: false, ...opts }), gpuLayers: 0,
+             where: `CPU (fallback from ${CFG.gpu})` };
 }
 
 // llama.cpp refuses (and logs) a token id past the vocabulary: requests
