@@ -16,6 +16,15 @@
 
 #include "lib/util.h"
 
+/* After a stream's [DONE] the upstream's answer still has to end (the
+ * chunked body's last chunk) for its connection to be kept for the next
+ * call; stopping at [DONE] made curl close it, and every stream paid a
+ * new connection (socket, connect, the upstream's accept). The caller is
+ * answered at [DONE]; the end is awaited this long, and this many bytes
+ * after [DONE] are read and dropped, else the connection goes. */
+#define GW_LINGER_MS 1000
+#define GW_AFTER_DONE_MAX (64u << 10)
+
 static void attempt_next(GwCall *c);
 
 GwCall *gw_call_new(GwWorker *gw, Req *q) {
@@ -129,7 +138,7 @@ void gw_respond_error(GwCall *c, unsigned status, const char *type, const char *
 
 static void audit_fill(GwCall *c, uint64_t in, uint64_t out, bool counted) {
         AuditRecord *r = &c->rec;
-        uint64_t now = gw_now_ns();
+        uint64_t now = c->end_ns ? c->end_ns : gw_now_ns();
         snprintf(r->ns, sizeof r->ns, "%s", c->ns);
         snprintf(r->caller, sizeof r->caller, "%s", c->caller);
         snprintf(r->endpoint, sizeof r->endpoint, "%s", oai_endpoint_name(c->ep));
@@ -154,7 +163,7 @@ static void finish(GwCall *c) {
         if (c->res.active)
                 quota_settle(c->g->quota, &c->res, in + out);
         if (c->rq.model[0]) {
-                double lat = (double) (gw_now_ns() - c->q->start_ns) / 1e9;
+                double lat = (double) ((c->end_ns ? c->end_ns : gw_now_ns()) - c->q->start_ns) / 1e9;
                 double ttft = c->first_token_ns ? (double) (c->first_token_ns - c->q->start_ns) / 1e9 : -1;
                 gw_metrics_record(c->g, c->rq.model, answered ? c->rec.upstream : "none", c->final_status == 200, in, out,
                                   lat, ttft);
@@ -205,6 +214,8 @@ static void stream_finish(GwCall *c) {
         }
         out_event(c, "[DONE]", 6);
         c->stream_ended = true;
+        c->end_ns = gw_now_ns();
+        hup_stop(c);                    /* answered: the caller may go */
         req_backend_done(c->q, true);
 }
 
@@ -224,6 +235,7 @@ static void stream_fail(GwCall *c, const char *type, const char *fmt, ...) {
         free(body);
         out_event(c, "[DONE]", 6);
         c->stream_ended = true;
+        c->end_ns = gw_now_ns();
         c->final_status = 502;         /* for the audit and metrics: the caller saw 200 and an error event */
         req_backend_done(c->q, true);
 }
@@ -250,7 +262,8 @@ static int stream_event(GwCall *c, const char *p, size_t len) {
                         return -1;
                 }
                 stream_finish(c);
-                return -1;
+                up_call_linger(c->call, GW_LINGER_MS);
+                return 0;
         }
         /* Most events need nothing but their text counted and to be passed
          * on: read without building them (a JSON parse per event was about
@@ -364,6 +377,10 @@ static bool on_data(void *ud, const char *p, size_t n) {
         for (;;) {
                 const char *ev;
                 size_t ev_len;
+                if (c->stream_ended) {          /* after [DONE]: read to the answer's end, pass nothing on */
+                        c->after_done += n;
+                        return c->after_done <= GW_AFTER_DONE_MAX;
+                }
                 int r = oai_sse_next(&c->sse, &p, &n, &ev, &ev_len);
                 if (r < 0) {
                         c->garbage = true;
@@ -751,6 +768,10 @@ void gateway_abort(Req *q) {
         GwCall *c = q->gw;
         if (!c)
                 return;
+        if (c->call && c->stream_ended) {       /* answered; the upstream's end is awaited, on_done finishes */
+                hup_stop(c);
+                return;
+        }
         call_cancel(c);
         bool ok = true;
         attempt_release(c, c->stream_ended ? &ok : NULL);
@@ -766,7 +787,8 @@ void gateway_stop(Req *q) {
         if (!c)
                 return;
         call_cancel(c);
-        attempt_release(c, NULL);
+        bool ok = c->final_status == 200;
+        attempt_release(c, c->stream_ended ? &ok : NULL);
         if (c->committed && !c->stream_ended)
                 stream_fail(c, "service_unavailable", "the activator is stopping");
         else if (!c->committed && !c->final_status)

@@ -93,6 +93,8 @@ struct GwCall {
         bool too_big, garbage;
         OaiSse sse;
         bool committed, stream_done, stream_ended;
+        size_t after_done;               /* bytes read after [DONE] (dropped) */
+        uint64_t end_ns;                 /* when the caller's stream ended: its latency (the call may linger) */
         /* what the caller gets */
         uint64_t in, out;
         bool has_usage;

@@ -29,7 +29,7 @@ struct UpCall {
         struct curl_slist *headers;
         UpHandlers h;
         void *ud;
-        uv_timer_t first_byte;
+        uv_timer_t deadline;                /* the first byte's, then the end's (up_call_linger) */
         long status;
         char retry_after[64];
         bool got_byte, headers_done, first_byte_expired;
@@ -72,8 +72,8 @@ static void call_free(UpCall *c) {
         curl_multi_remove_handle(u->multi, c->easy);
         curl_easy_cleanup(c->easy);
         curl_slist_free_all(c->headers);
-        c->first_byte.data = c;
-        uv_close((uv_handle_t *) &c->first_byte, timer_closed);
+        c->deadline.data = c;
+        uv_close((uv_handle_t *) &c->deadline, timer_closed);
 }
 
 static UpError error_of(UpCall *c, CURLcode rc) {
@@ -117,7 +117,7 @@ static void check_done(UpClient *u) {
                 }
                 char msg[CURL_ERROR_SIZE + 64];
                 snprintf(msg, sizeof msg, "%s", e == UP_OK ? "ok" : curl_easy_strerror(rc));
-                uv_timer_stop(&c->first_byte);
+                uv_timer_stop(&c->deadline);
                 UpHandlers h = c->h;
                 void *ud = c->ud;
                 call_free(c);
@@ -133,10 +133,24 @@ static void on_first_byte_timeout(uv_timer_t *t) {
         h.done(ud, UP_TIMEOUT_FIRST_BYTE, "no answer in time");
 }
 
+static void on_linger_timeout(uv_timer_t *t) {
+        UpCall *c = t->data;
+        UpHandlers h = c->h;
+        void *ud = c->ud;
+        call_free(c);
+        h.done(ud, UP_STOPPED, "the answer did not end after its last event");
+}
+
+/* The first byte came by now: its timer is free to time the end. */
+void up_call_linger(UpCall *c, uint64_t ms) {
+        if (c)
+                uv_timer_start(&c->deadline, on_linger_timeout, ms, 0);
+}
+
 static void first_byte_seen(UpCall *c) {
         if (!c->got_byte) {
                 c->got_byte = true;
-                uv_timer_stop(&c->first_byte);
+                uv_timer_stop(&c->deadline);
         }
 }
 
@@ -234,12 +248,12 @@ int up_call_start(UpClient *u, const UpParams *p, const UpHandlers *h, void *ud,
                 free(c);
                 return r;
         }
-        uv_timer_init(u->loop, &c->first_byte);
-        c->first_byte.data = c;
+        uv_timer_init(u->loop, &c->deadline);
+        c->deadline.data = c;
         if (curl_multi_add_handle(u->multi, c->easy) != CURLM_OK) {
                 curl_easy_cleanup(c->easy);
                 curl_slist_free_all(c->headers);
-                uv_close((uv_handle_t *) &c->first_byte, timer_closed);
+                uv_close((uv_handle_t *) &c->deadline, timer_closed);
                 return -EIO;
         }
         c->next = u->calls;
@@ -247,14 +261,14 @@ int up_call_start(UpClient *u, const UpParams *p, const UpHandlers *h, void *ud,
                 u->calls->prev = c;
         u->calls = c;
         if (p->first_byte_ms)
-                uv_timer_start(&c->first_byte, on_first_byte_timeout, p->first_byte_ms, 0);
+                uv_timer_start(&c->deadline, on_first_byte_timeout, p->first_byte_ms, 0);
         *ret = c;
         return 0;
 }
 
 void up_call_cancel(UpCall *c) {
         if (c) {
-                uv_timer_stop(&c->first_byte);
+                uv_timer_stop(&c->deadline);
                 call_free(c);
         }
 }

@@ -51,5 +51,9 @@ void up_client_free(UpClient *u);
 int up_call_start(UpClient *u, const UpParams *p, const UpHandlers *h, void *ud, UpCall **ret);
 /* Stop a call: no callback comes after this. Not from its own handlers. */
 void up_call_cancel(UpCall *c);
+/* The caller has what it needs (a stream's [DONE]): let the answer end
+ * within ms, so that its connection stays open for the next call, or
+ * stop it then (done: UP_STOPPED). From the data handler too. */
+void up_call_linger(UpCall *c, uint64_t ms);
 
 const char *up_error_str(UpError e);
