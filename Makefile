@@ -53,6 +53,8 @@ LIB_SRCS     := lib/util.c lib/quantity.c lib/base64.c
 # what the two network daemons (controller, activator) share
 DAEMON_LIB_SRCS := lib/listen.c lib/daemon.c
 SPEC_LIB_SRCS := lib/manifest.c lib/artifact.c
+# YAML config files read into a checked tree (the runtime's node config)
+YAML_LIB_SRCS := lib/yamltree.c
 STORE_LIB_SRCS := lib/token.c lib/store.c lib/store_sqlite.c lib/store_pg.c
 CTL_LIB_SRCS := $(SPEC_LIB_SRCS) $(STORE_LIB_SRCS)
 # Every runtime/*.c but the entry point and the build-time seccomp compiler.
@@ -132,9 +134,10 @@ RUNTIME_STATIC := $(if $(filter 1,$(SANITIZE)),,$(if $(filter /%,$(shell $(CC) -
 
 # The node agent checks and unpacks code artifacts: lib/artifact.c, and
 # libcrypto statically (only here: the other programs link it shared).
-$(BUILD)/bin/fnbox-runtime: $(call obj,runtime/main.c $(RUNTIME_SRCS) $(LIB_SRCS) lib/artifact.c) $(SECCOMP_BPF)
+$(BUILD)/bin/fnbox-runtime: $(call obj,runtime/main.c $(RUNTIME_SRCS) $(LIB_SRCS) $(YAML_LIB_SRCS) lib/artifact.c) $(SECCOMP_BPF)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $(RUNTIME_STATIC) $^ -o $@ $(RUNTIME_LIBS) $(call static_or_dyn,crypto,crypto)
+	$(CC) $(ALL_LDFLAGS) $(RUNTIME_STATIC) $^ -o $@ $(RUNTIME_LIBS) $(call static_or_dyn,crypto,crypto) \
+		$(call static_or_dyn,yaml,yaml)
 
 $(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(DAEMON_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
@@ -148,7 +151,7 @@ $(BUILD)/bin/fnbox: $(call obj,$(CLI_SRCS) $(SPEC_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CLI_LIBS)
 
-$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(CONTROLLER_CORE_SRCS) $(ACTIVATOR_CORE_SRCS) $(GATEWAY_CORE_SRCS) $(CLI_CORE_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS) $(RUNTIME_SRCS) runtime/seccomp.c $(CTL_LIB_SRCS) $(YAML_LIB_SRCS) $(CONTROLLER_CORE_SRCS) $(ACTIVATOR_CORE_SRCS) $(GATEWAY_CORE_SRCS) $(CLI_CORE_SRCS) $(LIB_SRCS)) $(SECCOMP_BPF)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(RUNTIME_LIBS) $(SECCOMP_LIBS) $(CTL_LIBS) $(ACT_LIBS) -lm
 

@@ -56,13 +56,14 @@ void api_node_assignments(Api *api, HttpRequest *req, HttpResponse *resp) {
 
 static json_t *render_node(const StoreNode *n, json_t *info) {
         json_t *mem = json_object_get(info, n->name);
-        return json_pack("{s:s, s:o, s:o, s:s?, s:O?, s:O?, s:o, s:o}",
+        return json_pack("{s:s, s:o, s:o, s:s?, s:O?, s:O?, s:O?, s:o, s:o}",
                          "name", n->name,
                          "labels", api_json_text(n->labels_json),
                          "capacity", api_json_text(n->capacity_json),
                          "state", mem ? json_string_value(json_object_get(mem, "state")) : n->state,
                          "instances", json_object_get(mem, "instances"),
                          "readyInstances", json_object_get(mem, "ready"),
+                         "gpus", json_object_get(mem, "gpus"),
                          "heartbeatAt", api_time_json(n->heartbeat_ms),
                          "registeredAt", api_time_json(n->registered_ms));
 }

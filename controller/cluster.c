@@ -77,6 +77,7 @@ static void node_free(Node *n) {
         free(n->invoke);
         json_decref(n->labels_json);
         json_decref(n->capacity_json);
+        json_decref(n->gpu_devices);
         pairs_free(n->labels, n->n_labels);
         free(n);
 }
@@ -261,6 +262,17 @@ Instance *cluster_instance_new(Cluster *c, Rev *r, Node *n, size_t option, const
         return i;
 }
 
+uint64_t cluster_node_gpus_used(Cluster *c, const Node *n) {
+        uint64_t used = 0;
+        size_t it = 0;
+        for (MapEntry *e = NULL; (e = cmap_next(&c->instances, e, &it));) {
+                const Instance *i = e->value;
+                if (i->node == n)
+                        used |= i->gpu_mask;
+        }
+        return used;
+}
+
 /* The scheduler's view of the nodes, with what is placed on each. */
 static SchedNode *sched_nodes(Cluster *c, const Rev *r, Node ***ret_nodes, size_t *ret_n) {
         size_t n = c->nodes.n, k = 0, it = 0;
@@ -314,9 +326,22 @@ static int place(Cluster *c, Rev *r, int64_t now, bool dry_run, char *reason, si
         if (k < 0)
                 snprintf(reason, size, "%s", k == -ENOMEM ? "out of memory" : res.reason);
         char id[CLUSTER_ID_MAX];
+        uint64_t gpus = 0;
+        /* which of the node's GPUs: never one that an instance record
+         * there holds (a leaving one's included, until it is gone) */
+        if (k == 0 && opts[res.option].gpus > 0 &&
+            scheduler_pick_gpus(cluster_node_gpus_used(c, nodes[res.node]), nodes[res.node]->gpus,
+                                opts[res.option].gpus, &gpus) < 0) {
+                snprintf(reason, size, "no node has the capacity: needs %llu free GPU%s",
+                         (unsigned long long) opts[res.option].gpus, opts[res.option].gpus == 1 ? "" : "s");
+                k = -ENOSPC;
+        }
+        Instance *inst = NULL;
         if (k == 0 && !dry_run && (k = instance_id(c, r, id, sizeof id)) == 0 &&
-            !cluster_instance_new(c, r, nodes[res.node], res.option, id, now))
+            !(inst = cluster_instance_new(c, r, nodes[res.node], res.option, id, now)))
                 k = -ENOMEM;
+        if (inst)
+                inst->gpu_mask = gpus;
         free(sn);
         free(nodes);
         free(opts);
@@ -342,13 +367,16 @@ static void record_decision(Cluster *c, Rev *r, uint32_t desired, uint32_t ready
 }
 
 /* One instance of r to leave: a starting one (newest first) before a ready
- * one (fewest in flight first). */
+ * one (fewest in flight first). While r is routed, an instance that is
+ * still starting is never stopped for want of traffic: a model that loads
+ * for minutes loads to the end (its startup deadline still holds) and
+ * leaves, if it must, once ready. */
 static Instance *pick_victim(Cluster *c, Rev *r) {
         Instance *best = NULL;
         size_t it = 0;
         for (MapEntry *e = NULL; (e = cmap_next(&c->instances, e, &it));) {
                 Instance *i = e->value;
-                if (i->rev != r || i->leaving || i->node->lost)
+                if (i->rev != r || i->leaving || i->node->lost || (r->reachable && i->state == INST_STARTING))
                         continue;
                 bool ready = i->state == INST_READY, best_ready = best && best->state == INST_READY;
                 if (!best || (!ready && best_ready) ||
@@ -372,25 +400,32 @@ static void instance_leave(Cluster *c, Instance *i, int64_t now) {
         }
 }
 
-static uint32_t live_instances(Cluster *c, Rev *r, uint32_t *ret_ready) {
+static uint32_t live_instances(Cluster *c, Rev *r, uint32_t *ret_ready, int64_t *ret_ready_since) {
         uint32_t live = 0, ready = 0;
+        int64_t since = -1;
         size_t it = 0;
         for (MapEntry *e = NULL; (e = cmap_next(&c->instances, e, &it));) {
                 Instance *i = e->value;
                 if (i->rev != r || i->leaving || i->node->lost)
                         continue;
                 live++;
-                ready += i->state == INST_READY;
+                if (i->state == INST_READY) {
+                        ready++;
+                        if (since < 0 || i->ready_ms < since)
+                                since = i->ready_ms;
+                }
         }
         if (ret_ready)
                 *ret_ready = ready;
+        if (ret_ready_since)
+                *ret_ready_since = since;
         return live;
 }
 
 /* Bring r's instances to r->desired: place what is missing (or say why no
  * node can), let the surplus leave. */
 static void reconcile(Cluster *c, Rev *r, int64_t now) {
-        uint32_t live = live_instances(c, r, NULL), placed = 0;
+        uint32_t live = live_instances(c, r, NULL, NULL), placed = 0;
         char reason[SCHED_REASON_MAX] = "";
         if (r->crash_loop && now >= r->backoff_until_ms) {
                 set_unschedulable(c, r, "", false);
@@ -435,7 +470,7 @@ static KpaConfig kpa_config(const Rev *r) {
         const ManifestParams *p = &r->params;
         return (KpaConfig) { .min = p->min, .max = p->max, .initial = p->initial, .target = p->target,
                              .stable_window_ms = p->stable_window_ms, .panic_window_ms = p->panic_window_ms,
-                             .scale_to_zero_after_ms = p->scale_to_zero_after_ms,
+                             .scale_to_zero_after_ms = p->scale_to_zero_after_ms, .retention_ms = p->retention_ms,
                              .max_scale_up_rate = p->max_scale_up_rate, .max_scale_down_rate = p->max_scale_down_rate };
 }
 
@@ -456,9 +491,11 @@ void cluster_scale_rev(Cluster *c, Rev *r, int64_t now, bool record_sample) {
         if (record_sample)
                 kpa_record(r->kpa, now, observed(r, now, NULL));
         uint32_t ready = 0;
-        live_instances(c, r, &ready);
+        int64_t ready_since;
+        live_instances(c, r, &ready, &ready_since);
         KpaConfig cfg = kpa_config(r);
-        KpaInput in = { .now_ms = now, .ready = ready, .reachable = r->reachable, .poked = r->poked };
+        KpaInput in = { .now_ms = now, .ready = ready, .reachable = r->reachable, .poked = r->poked,
+                        .ready_since_ms = ready_since };
         KpaDecision d;
         kpa_decide(r->kpa, &cfg, &in, &d);
         r->poked = false;
@@ -508,6 +545,7 @@ void cluster_instance_report(Cluster *c, Instance *i, InstState st, const char *
         }
         if (st == INST_READY && !i->ever_ready) {
                 i->ever_ready = true;
+                i->ready_ms = now;
                 i->rev->failures = 0;
                 i->rev->backoffs = 0;
         }

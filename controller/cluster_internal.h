@@ -46,6 +46,7 @@ typedef struct Node {
         char *boot_id;
         char *invoke;
         json_t *labels_json, *capacity_json;
+        json_t *gpu_devices;            /* its report's gpuDevices: [{index, device, product?, ...}] */
         ManifestPair *labels;
         size_t n_labels;
         uint64_t cpu_millis, memory_bytes, gpus;
@@ -126,8 +127,10 @@ typedef struct Instance {
         char reason[128];
         char *endpoint;
         uint32_t inflight;
+        uint64_t gpu_mask;              /* the node's GPUs it holds (bit i: GPU i) until its record goes */
         int64_t since_ms;               /* the node's clock (wall) */
         int64_t created_ms;             /* monotonic */
+        int64_t ready_ms;               /* monotonic: when it first was ready */
         uint64_t mark;                  /* the node report that listed it */
 } Instance;
 
@@ -225,5 +228,9 @@ int cluster_sync_tokens_locked(Cluster *c);
 
 /* cluster_render.c */
 json_t *render_assignment(Cluster *c, Node *n);
+json_t *render_gpu_list(uint64_t mask);
 char *render_routes(Cluster *c, size_t *ret_len);
 const char *inst_state_name(InstState s);
+
+/* The GPUs (a bit per index) that n's instance records hold. */
+uint64_t cluster_node_gpus_used(Cluster *c, const Node *n);

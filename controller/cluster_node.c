@@ -24,11 +24,12 @@ typedef struct StatusInstance {
         const char *endpoint;
         uint32_t inflight;
         int64_t since_ms;
+        uint64_t gpu_mask;
 } StatusInstance;
 
 typedef struct Status {
         const char *boot_id, *invoke;
-        json_t *labels, *capacity;
+        json_t *labels, *capacity, *gpu_devices;
         uint64_t cpu_millis, memory_bytes, gpus;
         StatusInstance *instances;
         size_t n_instances;
@@ -105,7 +106,18 @@ static int parse_instance(const json_t *e, size_t i, StatusInstance *out, char *
             (ep && !json_is_null(ep) && !text_ok(ep, 1, 256)) || (since && !json_is_integer(since)))
                 return refuse(err, size, "instances[%zu]: reason (at most 256 bytes), inflight (an integer >= 0), "
                               "endpoint (null or at most 256 bytes) or sinceMs (an integer) is malformed", i);
-        *out = (StatusInstance) { .id = json_string_value(id), .state = (InstState) s,
+        const json_t *gpus = json_object_get(e, "gpus"), *g;
+        uint64_t mask = 0;
+        size_t gi;
+        if (gpus && (!json_is_array(gpus) || json_array_size(gpus) > SCHED_GPUS_MAX))
+                return refuse(err, size, "instances[%zu].gpus: expected a list of GPU indices", i);
+        json_array_foreach(gpus, gi, g) {
+                if (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) >= SCHED_GPUS_MAX)
+                        return refuse(err, size, "instances[%zu].gpus[%zu]: expected an index 0 to %d", i, gi,
+                                      SCHED_GPUS_MAX - 1);
+                mask |= 1ULL << json_integer_value(g);
+        }
+        *out = (StatusInstance) { .id = json_string_value(id), .state = (InstState) s, .gpu_mask = mask,
                                   .reason = json_string_value(reason), .endpoint = json_string_value(ep),
                                   .inflight = in ? (uint32_t) json_integer_value(in) : 0,
                                   .since_ms = since ? json_integer_value(since) : 0 };
@@ -145,6 +157,17 @@ static int status_parse(const char *name, const json_t *body, Status *st, char *
         st->invoke = json_string_value(inv);
         st->labels = json_object_get(body, "labels");
         st->capacity = json_object_get(body, "capacity");
+        st->gpu_devices = json_object_get(body, "gpuDevices");
+        if (st->gpu_devices && (!json_is_array(st->gpu_devices) || json_array_size(st->gpu_devices) > SCHED_GPUS_MAX))
+                return refuse(err, size, "gpuDevices: expected a list of at most %d GPUs", SCHED_GPUS_MAX);
+        size_t gi;
+        json_t *g;
+        json_array_foreach(st->gpu_devices, gi, g) {
+                const json_t *idx = json_object_get(g, "index");
+                if (!json_is_object(g) || !json_is_integer(idx) || json_integer_value(idx) != (json_int_t) gi ||
+                    json_dumpb(g, NULL, 0, JSON_COMPACT) > 1024)
+                        return refuse(err, size, "gpuDevices[%zu]: expected {index: %zu, device, ...} of at most 1 KiB", gi, gi);
+        }
         int r = parse_labels(st->labels, err, size);
         if (r < 0 || (r = parse_capacity(st->capacity, st, err, size)) < 0 ||
             (r = parse_logs(json_object_get(body, "logs"), json_object_get(body, "logsDropped"), st, err, size)) < 0)
@@ -239,7 +262,14 @@ static int node_update(Cluster *c, Node *n, const Status *st) {
         }
         n->cpu_millis = st->cpu_millis;
         n->memory_bytes = st->memory_bytes;
-        n->gpus = st->gpus;
+        n->gpus = st->gpus < SCHED_GPUS_MAX ? st->gpus : SCHED_GPUS_MAX;
+        if (st->gpu_devices && (!n->gpu_devices || !json_equal(n->gpu_devices, st->gpu_devices))) {
+                json_t *copy = json_deep_copy(st->gpu_devices);
+                if (!copy)
+                        return -ENOMEM;
+                json_decref(n->gpu_devices);
+                n->gpu_devices = copy;
+        }
         if (labels_changed || cap_changed || r > 0)
                 n->persisted_ms = 0;
         return 0;
@@ -269,6 +299,7 @@ static void adopt(Cluster *c, Node *n, const StatusInstance *si, int64_t now) {
         Instance *i = cluster_instance_new(c, found, n, option, si->id, now);
         if (i) {
                 i->reported = true;
+                i->gpu_mask = si->gpu_mask; /* what it holds, as the node says */
                 fprintf(stderr, "fnbox-controller: node %s: took back instance %s\n", n->name, si->id);
         }
 }
@@ -356,7 +387,19 @@ json_t *cluster_nodes_info(Cluster *c) {
                 Node *n = e->value;
                 json_t *o = json_pack("{s:s, s:i, s:i, s:s?}", "state", n->lost ? "lost" : "ready", "instances", 0,
                                       "ready", 0, "invoke", n->invoke);
-                if (!o || json_object_set_new(out, n->name, o) < 0)
+                /* each GPU, with the instance that holds it */
+                json_t *gpus = n->gpu_devices ? json_deep_copy(n->gpu_devices) : json_array();
+                size_t gi, it2;
+                json_t *g;
+                json_array_foreach(gpus, gi, g) {
+                        it2 = 0;
+                        for (MapEntry *e2 = NULL; (e2 = cmap_next(&c->instances, e2, &it2));) {
+                                Instance *i = e2->value;
+                                if (i->node == n && gi < SCHED_GPUS_MAX && (i->gpu_mask & (1ULL << gi)))
+                                        json_object_set_new(g, "instance", json_string(i->id));
+                        }
+                }
+                if (!o || !gpus || json_object_set_new(o, "gpus", gpus) < 0 || json_object_set_new(out, n->name, o) < 0)
                         out = (json_decref(out), NULL);
         }
         it = 0;

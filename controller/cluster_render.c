@@ -12,6 +12,15 @@
 #include "controller/api.h"
 #include "controller/cluster_internal.h"
 
+/* A mask's GPU indices, lowest first: [0, 2]. */
+json_t *render_gpu_list(uint64_t mask) {
+        json_t *a = json_array();
+        for (int g = 0; a && g < 64; g++)
+                if ((mask & (1ULL << g)) && json_array_append_new(a, json_integer(g)) < 0)
+                        a = (json_decref(a), NULL);
+        return a;
+}
+
 json_t *render_assignment(Cluster *c, Node *n) {
         json_t *list = json_array();
         size_t it = 0;
@@ -26,6 +35,8 @@ json_t *render_assignment(Cluster *c, Node *n) {
                                       "desired", i->drain ? "drain" : "run", "codeDigest", i->rev->code_digest,
                                       "spec", o->spec);
                 if (j && i->drain_idle && json_object_set_new(j, "idle", json_true()) < 0)
+                        j = (json_decref(j), NULL);
+                if (j && i->gpu_mask && json_object_set_new(j, "gpus", render_gpu_list(i->gpu_mask)) < 0)
                         j = (json_decref(j), NULL);
                 if (!j || json_array_append_new(list, j) < 0)
                         list = (json_decref(list), NULL);

@@ -150,6 +150,14 @@ static uint32_t apply_idle(KpaState *s, const KpaConfig *cfg, const KpaInput *in
         int64_t since = s->last_traffic_ms > s->initial_reached_ms ? s->last_traffic_ms : s->initial_reached_ms;
         int64_t quiet_ms = since >= 0 ? in->now_ms - since : 0;
         if (quiet_ms >= (int64_t) cfg->scale_to_zero_after_ms && cfg->min == 0 && !d->panicking) {
+                int64_t ready_ms = in->ready > 0 && in->ready_since_ms >= 0 ? in->now_ms - in->ready_since_ms : -1;
+                if (ready_ms >= 0 && ready_ms < (int64_t) cfg->retention_ms) {
+                        reason_add(d, "no traffic for %llus, holding 1 for its retention: ready %llus of %llus",
+                                   (unsigned long long) (cfg->scale_to_zero_after_ms / 1000),
+                                   (unsigned long long) (ready_ms / 1000),
+                                   (unsigned long long) (cfg->retention_ms / 1000));
+                        return 1;
+                }
                 if (want > 0 || in->ready > 0)
                         reason_add(d, "no traffic for %llus: scale to zero",
                                    (unsigned long long) (cfg->scale_to_zero_after_ms / 1000));

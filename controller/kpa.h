@@ -18,6 +18,7 @@ typedef struct KpaConfig {
         uint64_t stable_window_ms;              /* 6 s .. 1 h */
         uint64_t panic_window_ms;               /* 1 s .. stable_window_ms */
         uint64_t scale_to_zero_after_ms;
+        uint64_t retention_ms;                  /* the last instance's least ready time; 0: none */
         double max_scale_up_rate;               /* > 1 */
         double max_scale_down_rate;             /* > 1 */
 } KpaConfig;
@@ -42,6 +43,7 @@ typedef struct KpaInput {
         uint32_t ready;                         /* ready instances now */
         bool reachable;                         /* routed by the traffic split */
         bool poked;                             /* a request waits with nothing ready */
+        int64_t ready_since_ms;                 /* when the longest-ready instance became ready; -1: none */
 } KpaInput;
 
 typedef struct KpaDecision {

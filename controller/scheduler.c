@@ -22,6 +22,19 @@ bool scheduler_matches(const ManifestPair *selector, size_t n_selector, const Ma
         return true;
 }
 
+int scheduler_pick_gpus(uint64_t used, uint64_t n_gpus, uint64_t want, uint64_t *ret_mask) {
+        uint64_t mask = 0, got = 0;
+        for (uint64_t g = 0; g < n_gpus && g < SCHED_GPUS_MAX && got < want; g++)
+                if (!(used & (1ULL << g))) {
+                        mask |= 1ULL << g;
+                        got++;
+                }
+        if (got < want)
+                return -ENOSPC;
+        *ret_mask = mask;
+        return 0;
+}
+
 static uint64_t free_of(uint64_t cap, uint64_t used) {
         return used >= cap ? 0 : cap - used;
 }

@@ -41,6 +41,12 @@ typedef struct SchedResult {
 /* Every selector pair is among the labels. */
 bool scheduler_matches(const ManifestPair *selector, size_t n_selector, const ManifestPair *labels, size_t n_labels);
 
+#define SCHED_GPUS_MAX 64      /* GPUs of one node that can be told apart */
+
+/* The want lowest GPUs of a node with n_gpus that are not in used (a bit
+ * per GPU index), as a mask; -ENOSPC when fewer are free. */
+int scheduler_pick_gpus(uint64_t used, uint64_t n_gpus, uint64_t want, uint64_t *ret_mask);
+
 /* The first option (in order) that some ready node matches and has room
  * for; among those nodes, GPU work (gpus > 0) packs onto the node with the
  * fewest free GPUs that still fit, other work spreads: fewest instances of

@@ -463,7 +463,7 @@ typedef struct Field {
 #define FIELD_MAX 16
 
 /* The tables, defined below; declared here for unknown_hint(). */
-static const Field limit_fields[7], scale_fields[9], metadata_fields[2], spec_fields[13], readiness_fields[2];
+static const Field limit_fields[7], scale_fields[10], metadata_fields[2], spec_fields[13], readiness_fields[2];
 
 /* Where key belongs when it was written at the wrong level ("spec.limits"
  * for a timeout under spec), or NULL. */
@@ -669,13 +669,14 @@ static const Field limit_fields[7] = {
         { "gpus", F_UINT64, offsetof(ManifestLimits, gpus), .max = MANIFEST_GPUS_MAX },
 };
 
-static const Field scale_fields[9] = {
+static const Field scale_fields[10] = {
         { "min", F_UINT32, offsetof(ManifestScale, min), .max = MANIFEST_SCALE_MAX },
         { "max", F_UINT32, offsetof(ManifestScale, max), .min = 1, .max = MANIFEST_SCALE_MAX },
         { "initial", F_UINT32, offsetof(ManifestScale, initial), .max = MANIFEST_SCALE_MAX },
         { "target", F_UINT32, offsetof(ManifestScale, target), .min = 1, .max = MANIFEST_SCALE_MAX },
         { "scaleToZeroAfter", F_DURATION, offsetof(ManifestScale, scale_to_zero_after_ns),
           .min = MANIFEST_IDLE_MIN_MS, .max = MANIFEST_IDLE_MAX_MS },
+        { "retention", F_DURATION, offsetof(ManifestScale, retention_ns), .min = 0, .max = MANIFEST_RETENTION_MAX_MS },
         { "stableWindow", F_DURATION, offsetof(ManifestScale, stable_window_ns),
           .min = MANIFEST_STABLE_MIN_MS, .max = MANIFEST_STABLE_MAX_MS },
         { "panicWindow", F_DURATION, offsetof(ManifestScale, panic_window_ns),
@@ -1413,7 +1414,7 @@ json_t *manifest_spec_to_json(const Manifest *m, bool include_traffic) {
                 if (json_array_append_new(variants, variant_json(m, &m->variants[i])) < 0)
                         variants = (json_decref(variants), NULL);
         json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:o,s:o,s:i,s:I,s:{s:s,s:I},"
-                              "s:{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:f,s:f},s:o,s:o}",
+                              "s:{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:f,s:f},s:o,s:o}",
                               "runtime", manifest_runtime_name(m->runtime), "code", path_json(m->code),
                               "entrypoint", path_json(m->entrypoint), "mode", manifest_mode_name(m->mode),
                               "env", pairs_json(m->env, m->n_env, NULL, 0), "limits", limits_json(&m->limits, NULL),
@@ -1423,6 +1424,7 @@ json_t *manifest_spec_to_json(const Manifest *m, bool include_traffic) {
                               "periodMs", (json_int_t) (m->readiness.period_ns / 1000000),
                               "scale", "min", (int) s->min, "max", (int) s->max, "initial", (int) s->initial,
                               "target", (int) s->target, "scaleToZeroAfterMs", (json_int_t) (s->scale_to_zero_after_ns / 1000000),
+                              "retentionMs", (json_int_t) (s->retention_ns / 1000000),
                               "stableWindowMs", (json_int_t) (s->stable_window_ns / 1000000),
                               "panicWindowMs", (json_int_t) (s->panic_window_ns / 1000000),
                               "maxScaleUpRate", s->max_scale_up_rate, "maxScaleDownRate", s->max_scale_down_rate,
@@ -1467,6 +1469,7 @@ void manifest_spec_params(const json_t *spec, ManifestParams *p) {
         p->target = (uint32_t) json_uint_in(scale, "target", 10, 1, MANIFEST_SCALE_MAX);
         p->scale_to_zero_after_ms = json_uint_in(scale, "scaleToZeroAfterMs", 30000, MANIFEST_IDLE_MIN_MS,
                                                  MANIFEST_IDLE_MAX_MS);
+        p->retention_ms = json_uint_in(scale, "retentionMs", 0, 0, MANIFEST_RETENTION_MAX_MS);
         p->stable_window_ms = json_uint_in(scale, "stableWindowMs", MANIFEST_STABLE_DEFAULT_MS,
                                            MANIFEST_STABLE_MIN_MS, MANIFEST_STABLE_MAX_MS);
         p->panic_window_ms = json_uint_in(scale, "panicWindowMs", MANIFEST_PANIC_DEFAULT_MS,

@@ -42,6 +42,7 @@
 #define MANIFEST_SCALE_MAX      1000            /* instances, and target concurrency */
 #define MANIFEST_IDLE_MIN_MS    1000ULL         /* scaleToZeroAfter */
 #define MANIFEST_IDLE_MAX_MS    (3600ULL * 1000)
+#define MANIFEST_RETENTION_MAX_MS (24ULL * 3600 * 1000) /* scale.retention */
 #define MANIFEST_GPUS_MAX       64ULL           /* limits.gpus */
 #define MANIFEST_CONCURRENCY_MAX 1000           /* spec.concurrency */
 #define MANIFEST_STARTUP_MIN_MS 1000ULL         /* spec.startupTimeout */
@@ -96,6 +97,7 @@ typedef struct ManifestLimits {
 typedef struct ManifestScale {
         uint32_t min, max, initial, target;     /* defaults 0, 20, 1, 10 */
         uint64_t scale_to_zero_after_ns;        /* default 30s */
+        uint64_t retention_ns;                  /* default 0: the last instance's least ready time */
         uint64_t stable_window_ns;              /* default 60s, 6s..1h */
         uint64_t panic_window_ns;               /* default 6s, 1s..stable_window */
         double max_scale_up_rate;               /* > 1, default 1000 */
@@ -200,7 +202,7 @@ void manifest_list_freep(ManifestList **l);
  * integers: {runtime, code, entrypoint, mode, env, limits: {memoryBytes,
  * timeoutMs, cpuMillis, pids, tmpBytes, outputBytes, gpus}, concurrency,
  * startupTimeoutMs, readiness: {path, periodMs}, scale: {min, max, initial,
- * target, scaleToZeroAfterMs, stableWindowMs, panicWindowMs, maxScaleUpRate,
+ * target, scaleToZeroAfterMs, retentionMs, stableWindowMs, panicWindowMs, maxScaleUpRate,
  * maxScaleDownRate}, nodeSelector, variants: [{name, nodeSelector, code,
  * entrypoint, env, limits}], traffic}. Keys are inserted
  * in that fixed order (jansson keeps insertion order, so a plain dump is
@@ -224,7 +226,7 @@ json_t *manifest_traffic_to_json(const Manifest *m);
 typedef struct ManifestParams {
         ManifestMode mode;
         uint32_t min, max, initial, target, concurrency;
-        uint64_t scale_to_zero_after_ms, stable_window_ms, panic_window_ms;
+        uint64_t scale_to_zero_after_ms, retention_ms, stable_window_ms, panic_window_ms;
         double max_scale_up_rate, max_scale_down_rate;
         uint64_t startup_timeout_ms, timeout_ms, output_bytes;
         uint64_t cpu_millis, memory_bytes, gpus;

@@ -1,7 +1,5 @@
-/* runtime/detect.c: the node's labels and capacity, from uname, the device
- * nodes in /dev and /proc/meminfo. Nothing here opens a device: the
- * presence of its node is what counts (the jail hands exactly those nodes
- * to GPU instances). */
+/* runtime/detect.c: the node's labels and capacity, from uname and
+ * /proc/meminfo (its GPUs: gpu.c). */
 #define _GNU_SOURCE
 #include "detect.h"
 
@@ -17,44 +15,6 @@
 #include <unistd.h>
 
 #include "lib/util.h"
-
-/* Entries of dir named PREFIX followed by one or more digits. */
-static unsigned count_numbered(const char *dir, const char *prefix) {
-        DIR *d = opendir(dir);
-        unsigned n = 0;
-        size_t pl = strlen(prefix);
-        if (!d)
-                return 0;
-        struct dirent *e;
-        while ((e = readdir(d))) {
-                const char *rest = e->d_name + pl;
-                if (strncmp(e->d_name, prefix, pl) != 0 || !*rest || strspn(rest, "0123456789") != strlen(rest))
-                        continue;
-                n++;
-        }
-        closedir(d);
-        return n;
-}
-
-Accelerator detect_accelerator(const char *dev_dir, unsigned *ret_gpus) {
-        char path[4096];
-        unsigned n = count_numbered(dev_dir, "nvidia");
-        if (n > 0) {
-                *ret_gpus = n;
-                return ACCEL_CUDA;
-        }
-        struct stat st;
-        snprintf(path, sizeof path, "%s/kfd", dev_dir);
-        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
-                snprintf(path, sizeof path, "%s/dri", dev_dir);
-                if ((n = count_numbered(path, "renderD")) > 0) {
-                        *ret_gpus = n;
-                        return ACCEL_ROCM;
-                }
-        }
-        *ret_gpus = 0;
-        return ACCEL_NONE;
-}
 
 const char *accelerator_to_string(Accelerator a) {
         return a == ACCEL_CUDA ? "cuda" : a == ACCEL_ROCM ? "rocm" : "none";
@@ -84,17 +44,14 @@ int detect_arch(char *buf, size_t len) {
         return snprintf(buf, len, "%s", u.machine) >= (int) len ? -ENAMETOOLONG : 0;
 }
 
-int detect_capacity(const char *dev_dir, const char *meminfo_path, NodeCapacity *ret, Accelerator *ret_accel) {
+int detect_capacity(const char *meminfo_path, NodeCapacity *ret) {
         NodeCapacity c = { 0 };
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         c.cpu_millis = (uint64_t) (cpus > 0 ? cpus : 1) * 1000;
         int r = detect_memory(meminfo_path, &c.memory_bytes);
         if (r < 0)
                 return r;
-        Accelerator a = detect_accelerator(dev_dir, &c.gpus);
         *ret = c;
-        if (ret_accel)
-                *ret_accel = a;
         return 0;
 }
 

@@ -159,6 +159,55 @@ static int spec_env(Instance *i, json_t *env, bool service) {
         return 0;
 }
 
+/* The entry's "gpus": the node's GPU indices the controller gave it, as
+ * many as its spec's limits ask for; their devices and environment. */
+static int spec_gpus(Instance *i, json_t *entry, json_t *spec, char *why, size_t len) {
+        json_t *l = json_object_get(spec, "limits"), *list = json_object_get(entry, "gpus");
+        json_t *want = json_is_object(l) ? json_object_get(l, "gpus") : NULL;
+        size_t asked = json_is_integer(want) && json_integer_value(want) > 0 ? (size_t) json_integer_value(want) : 0;
+        size_t n = json_is_array(list) ? json_array_size(list) : 0;
+        if (list && !json_is_array(list))
+                return snprintf(why, len, "gpus: not a list"), -EINVAL;
+        if (n != asked)
+                return snprintf(why, len, "gpus: the spec asks for %zu, %zu assigned", asked, n), -EINVAL;
+        if (n == 0)
+                return 0;
+        const GpuInventory *inv = i->h.gpus;
+        if (!inv || n > inv->n)
+                return snprintf(why, len, "gpus: %zu asked for, the node has %u", n, inv ? inv->n : 0), -EINVAL;
+        for (size_t k = 0; k < n; k++) {
+                json_t *v = json_array_get(list, k);
+                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= GPU_MAX)
+                        return snprintf(why, len, "gpus: not GPU indices"), -EINVAL;
+                i->gpus[k] = (unsigned) json_integer_value(v);
+        }
+        char env[GPU_ENV_MAX][GPU_ENV_LEN], gwhy[200];
+        size_t n_env;
+        if (gpu_assign(inv, i->gpus, n, i->devices, &i->n_devices, env, &n_env, gwhy, sizeof gwhy) < 0)
+                return snprintf(why, len, "gpus: %s", gwhy), -EINVAL;
+        i->n_gpus = n;
+        char **e = realloc(i->env, (i->n_env + n_env + 1) * sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        i->env = e;
+        for (size_t k = 0; k < n_env; k++) {
+                /* the spec's own entry of that name gives way */
+                size_t kl = strcspn(env[k], "=") + 1;
+                for (size_t j = 0; j < i->n_env; j++)
+                        if (strncmp(i->env[j], env[k], kl) == 0) {
+                                free(i->env[j]);
+                                i->env[j] = i->env[--i->n_env];
+                                break;
+                        }
+                if (!(i->env[i->n_env] = strdup(env[k])))
+                        return -ENOMEM;
+                i->env[++i->n_env] = NULL;
+        }
+        if (!i->service && i->n_env + REQUEST_ENV_N > 256)
+                return snprintf(why, len, "env: too many entries with the GPUs'"), -EINVAL;
+        return 0;
+}
+
 static int spec_limits(Instance *i, json_t *l, bool *bad) {
         if (l && !json_is_object(l))
                 return -EINVAL;
@@ -281,7 +330,8 @@ int instance_new(const InstanceHost *h, json_t *entry, char *why, size_t why_len
         }
         /* a spec this node cannot run: the instance exists, failed, so that
          * the controller hears why */
-        if (spec_parse(i, json_object_get(entry, "spec"), why, why_len) < 0) {
+        if (spec_parse(i, json_object_get(entry, "spec"), why, why_len) < 0 ||
+            spec_gpus(i, entry, json_object_get(entry, "spec"), why, why_len) < 0) {
                 i->state = INSTANCE_FAILED;
                 snprintf(i->reason, sizeof i->reason, "setup_error: %s", why);
         }
@@ -293,6 +343,10 @@ const char *instance_id(const Instance *i) { return i->id; }
 const char *instance_digest(const Instance *i) { return i->digest; }
 const char *instance_revision(const Instance *i) { return i->revision; }
 InstanceState instance_state(const Instance *i) { return i->state; }
+const unsigned *instance_gpus(const Instance *i, size_t *ret_n) {
+        *ret_n = i->n_gpus;
+        return i->gpus;
+}
 unsigned instance_inflight(const Instance *i) { return i->inflight; }
 
 bool instance_finished(const Instance *i) {
@@ -301,10 +355,19 @@ bool instance_finished(const Instance *i) {
 }
 
 json_t *instance_status_json(const Instance *i) {
-        return json_pack("{s:s,s:s,s:s,s:i,s:s?,s:I}", "id", i->id, "state", instance_state_to_string(i->state),
-                         "reason", i->reason, "inflight", (int) i->inflight, "endpoint",
-                         i->state == INSTANCE_READY || i->state == INSTANCE_DRAINING ? i->endpoint : NULL,
-                         "sinceMs", (json_int_t) i->since_ms);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:s?,s:I}", "id", i->id, "state", instance_state_to_string(i->state),
+                              "reason", i->reason, "inflight", (int) i->inflight, "endpoint",
+                              i->state == INSTANCE_READY || i->state == INSTANCE_DRAINING ? i->endpoint : NULL,
+                              "sinceMs", (json_int_t) i->since_ms);
+        if (o && i->n_gpus > 0) {
+                /* what it holds, so that a restarted controller knows */
+                json_t *g = json_array();
+                for (size_t k = 0; g && k < i->n_gpus; k++)
+                        json_array_append_new(g, json_integer(i->gpus[k]));
+                if (!g || json_object_set_new(o, "gpus", g) < 0)
+                        o = (json_decref(o), NULL);
+        }
+        return o;
 }
 
 void instance_free(Instance *i) {
@@ -362,6 +425,8 @@ void instance_config(const Instance *i, JailConfig *c) {
          * fresh instance's holds the broker socket, read-only */
         c->run_dir = i->run_dir;
         c->run_dir_readonly = !i->service;
+        c->devices = i->devices;
+        c->n_devices = i->n_devices;
 }
 
 static int instance_fresh_folder(Instance *i);
@@ -410,7 +475,7 @@ static void zygote_build(Instance *i) {
         instance_config(i, &c);
         i->zygote_started_ns = instance_mono_ns();
         /* the node's template, started ahead, when the revision fits it */
-        if (i->h.templates && templates_adopt(*i->h.templates, &c, on_zygote_event, i, &i->zygote) == 0) {
+        if (i->h.templates && i->n_devices == 0 && templates_adopt(*i->h.templates, &c, on_zygote_event, i, &i->zygote) == 0) {
                 on_zygote_event(i->zygote, ZYGOTE_EVENT_READY, 0, i);
                 return;
         }

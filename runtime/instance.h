@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "broker.h"
+#include "gpu.h"
 #include "jail.h"
 #include "pool.h"
 #include "proto.h"
@@ -45,6 +46,7 @@ typedef struct InstanceHost {
         gid_t socket_gid;                /* the group that may connect to service sockets (the activator's) */
         const char *run_base;            /* host folder of the instances' folders: /run/fnbox/instances */
         Broker *broker;                  /* NULL: boxes get no broker socket */
+        const GpuInventory *gpus;        /* the node's GPUs (NULL: none) */
         /* a transition (state or reason) happened: report it now */
         void (*changed)(Instance *i, void *userdata);
         /* one line of an instance's stderr (no newline) */
@@ -63,6 +65,8 @@ typedef struct InstanceHost {
  * its code (instance_start); a spec this node cannot run gives an
  * instance already `failed` (`setup_error: ...`). */
 int instance_new(const InstanceHost *h, json_t *entry, char *why, size_t why_len, Instance **ret);
+/* The node's GPU indices the instance holds (none: n 0). */
+const unsigned *instance_gpus(const Instance *i, size_t *ret_n);
 /* The code is unpacked in code_dir: build the zygote or the service jail. */
 void instance_start(Instance *i, const char *code_dir);
 /* Give up before it ran: state failed with this reason. */

@@ -42,6 +42,13 @@ struct Instance {
 
         char *code_path;                 /* the unpacked code (folder or file) */
 
+        /* its GPUs, as the controller assigned them (indices into the
+         * node's inventory), and the device nodes they need in the jail */
+        unsigned gpus[GPU_MAX];
+        size_t n_gpus;
+        JailDevice devices[JAIL_DEVICES_MAX];
+        size_t n_devices;
+
         /* fresh */
         Zygote *zygote;
         uint64_t zygote_suspect_ns;      /* monotonic: until then, requests go to pool jails */

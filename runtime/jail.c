@@ -35,6 +35,8 @@ typedef struct JailHost {
         size_t ld_cache_len;
         cap_t no_caps;
         int cap_last;
+        char binds[JAIL_BINDS_MAX][JAIL_BIND_LEN];  /* jail_host_binds */
+        size_t n_binds;
 } JailHost;
 
 static JailHost host;
@@ -149,6 +151,33 @@ static int host_init(void) {
                 return -ENOMEM;
         host.cap_last = cap_max_bits() - 1;
         host.ready = true;
+        return 0;
+}
+
+int jail_host_binds(const char (*paths)[JAIL_BIND_LEN], size_t n) {
+        if (n > JAIL_BINDS_MAX)
+                return -E2BIG;
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strnlen(paths[i], JAIL_BIND_LEN);
+                if (paths[i][0] != '/' || len < 2 || len >= JAIL_BIND_LEN || strstr(paths[i], "/..") ||
+                    strncmp(paths[i], "/proc", 5) == 0 || strncmp(paths[i], "/sys", 4) == 0 ||
+                    strncmp(paths[i], "/dev", 4) == 0 || strncmp(paths[i], "/etc", 4) == 0)
+                        return -EINVAL;
+        }
+        /* as the host resolves them: /lib/x on a merged-/usr host is
+         * /usr/lib/x, in every jail already */
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                char real[PATH_MAX];
+                if (!realpath(paths[i], real))
+                        return negative_errno();
+                if (strlen(real) >= JAIL_BIND_LEN || strcmp(real, "/") == 0 || strncmp(real, "/proc", 5) == 0 ||
+                    strncmp(real, "/sys", 4) == 0 || strncmp(real, "/dev", 4) == 0 || strncmp(real, "/etc", 4) == 0)
+                        return -EINVAL;
+                if (strncmp(real, "/usr/", 5) != 0)
+                        snprintf(host.binds[k++], JAIL_BIND_LEN, "%s", real);
+        }
+        host.n_binds = k;
         return 0;
 }
 
@@ -660,7 +689,7 @@ static int spawn_child(Jail *j, bool background) {
                 .topdirs = host.topdirs, .n_topdirs = ELEMENTSOF(host.topdirs),
                 .ld_cache = host.ld_cache, .ld_cache_len = host.ld_cache_len,
                 .filter = &host.filter, .no_caps = host.no_caps, .cap_last = host.cap_last,
-                .background = background,
+                .background = background, .binds = host.binds, .n_binds = host.n_binds,
         };
         int pidfd = -1;
         /* A fork-like clone into a new pid namespace. The child is still

@@ -53,6 +53,17 @@ typedef struct JailDevice {
         unsigned major, minor;
 } JailDevice;
 
+/* Host folders bound read-only at the same place in every jail this
+ * process makes from now on (a GPU node's driver folders outside /usr;
+ * /usr itself is in every jail already): absolute, not under /proc, /sys,
+ * /dev or /etc. Call before the first jail (the pool's included). */
+#define JAIL_BINDS_MAX 8
+#define JAIL_BIND_LEN 256
+int jail_host_binds(const char (*paths)[JAIL_BIND_LEN], size_t n);
+
+/* A device entry as a jail would take it: -EINVAL with why otherwise. */
+int jail_device_check(const JailDevice *d, char *why, size_t len);
+
 typedef struct JailConfig {
         JailRuntime runtime;
         const char *code;        /* host path of a file or directory, bound at /fn */

@@ -90,6 +90,24 @@ static void build_system(const JailChildArgs *a) {
                 CHECK(a, mkdir(t->name, 0755), t->name);
                 bind_ro(a, src, t->name, 0);
         }
+        for (size_t i = 0; i < a->n_binds; i++) {
+                const char *src = a->binds[i];
+                if (strncmp(src, "/usr/", 5) == 0)
+                        continue; /* there already */
+                char rel[JAIL_BIND_LEN];
+                strncpy(rel, src + 1, sizeof rel - 1);
+                rel[sizeof rel - 1] = 0;
+                for (char *c = rel; *c; c++)
+                        if (*c == '/') {
+                                *c = 0;
+                                if (mkdir(rel, 0755) < 0 && errno != EEXIST)
+                                        fail(a, src);
+                                *c = '/';
+                        }
+                if (mkdir(rel, 0755) < 0 && errno != EEXIST)
+                        fail(a, src);
+                bind_ro(a, src, rel, 0);
+        }
         static const char passwd[] = "root:x:0:0:root:/:/usr/sbin/nologin\nbox:x:1000:1000:box:/tmp:/bin/sh\n";
         static const char group[] = "root:x:0:\nbox:x:1000:\n";
         static const char hosts[] = "127.0.0.1 localhost\n::1 localhost\n";

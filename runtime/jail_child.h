@@ -128,6 +128,8 @@ typedef struct JailChildArgs {
         cap_t no_caps;
         int cap_last;
         bool background;              /* prepared ahead: SCHED_IDLE until START */
+        const char (*binds)[JAIL_BIND_LEN]; /* more host folders, bound read-only */
+        size_t n_binds;
 } JailChildArgs;
 
 /* Runs in the cloned child; never returns. */

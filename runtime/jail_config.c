@@ -269,15 +269,22 @@ static bool device_path_valid(const char *p) {
         return true;
 }
 
+int jail_device_check(const JailDevice *d, char *why, size_t len) {
+        if (!device_path_valid(d->path))
+                return refuse(why, len, "device /dev/%.64s: not a plain name under /dev (one folder at most)", d->path);
+        if (d->type != 'c' && d->type != 'b')
+                return refuse(why, len, "device /dev/%.64s: neither a character nor a block device", d->path);
+        return 0;
+}
+
 static int check_devices(const JailConfig *c, char *why, size_t len) {
         if (c->n_devices > JAIL_DEVICES_MAX)
                 return refuse(why, len, "too many devices: %zu (at most %d)", c->n_devices, JAIL_DEVICES_MAX);
         for (size_t i = 0; i < c->n_devices; i++) {
                 const JailDevice *d = &c->devices[i];
-                if (!device_path_valid(d->path))
-                        return refuse(why, len, "device /dev/%.64s: not a plain name under /dev", d->path);
-                if (d->type != 'c' && d->type != 'b')
-                        return refuse(why, len, "device /dev/%.64s: neither a character nor a block device", d->path);
+                int r = jail_device_check(d, why, len);
+                if (r < 0)
+                        return r;
                 for (size_t k = 0; k < i; k++)
                         if (strcmp(c->devices[k].path, d->path) == 0)
                                 return refuse(why, len, "device /dev/%.64s: named twice", d->path);

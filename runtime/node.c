@@ -17,6 +17,7 @@
 #include "codecache.h"
 #include "lib/util.h"
 #include "node_notify.h"
+#include "nodeconf.h"
 
 #define SECRET_FILE_MAX 4096
 #define HEARTBEAT_DEFAULT_MS 1000
@@ -113,13 +114,35 @@ static int dir_0711(const char *path) {
         return (st.st_mode & 07777) == 0711 || chmod(path, 0711) == 0 ? 0 : negative_errno();
 }
 
+/* nvidia-smi where the driver's packages put it, if anywhere */
+static const char *smi_path(void) {
+        static const char *const paths[] = { "/usr/bin/nvidia-smi", "/usr/local/bin/nvidia-smi",
+                                             "/usr/local/nvidia/bin/nvidia-smi" };
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++)
+                if (access(paths[i], X_OK) == 0)
+                        return paths[i];
+        return NULL;
+}
+
+/* Labels, most specific last: what was detected (arch, accelerator, the
+ * GPUs), the node config's, then --label. */
 static int labels_build(Node *n, const NodeOptions *o) {
         char arch[64];
-        Accelerator accel;
+        GpuInventory det;
         int r = detect_arch(arch, sizeof arch);
-        if (r < 0 || (r = detect_capacity("/dev", "/proc/meminfo", &n->capacity, &accel)) < 0)
+        if (r < 0 || (r = detect_capacity("/proc/meminfo", &n->capacity)) < 0 ||
+            (r = gpu_detect("/dev", "/sys", smi_path(), &det)) < 0)
                 return r;
-        n->labels = json_pack("{s:s,s:s}", "arch", arch, "accelerator", accelerator_to_string(accel));
+        if (o->conf)
+                nodeconf_apply(o->conf, &det, &n->gpus);
+        else
+                n->gpus = det;
+        n->capacity.gpus = n->gpus.n;
+        n->labels = json_pack("{s:s,s:s}", "arch", arch, "accelerator", accelerator_to_string(n->gpus.accel));
+        if (n->labels && gpu_labels(&n->gpus, n->labels) < 0)
+                return -ENOMEM;
+        if (n->labels && o->conf && o->conf->labels && json_object_update(n->labels, o->conf->labels) < 0)
+                return -ENOMEM;
         for (size_t i = 0; n->labels && i < o->n_labels; i++) {
                 _cleanup_free_ char *kv = strdup(o->labels[i]);
                 const char *k, *v;
@@ -241,12 +264,34 @@ void node_fetch_done(Node *n, const char *digest, int r, const char *why) {
         }
 }
 
+/* A GPU is one instance's until that one is over (its process gone):
+ * should the controller ever hand one out twice, the newcomer fails. */
+static void gpu_check_free(Node *n, Instance *i) {
+        size_t ng, mg;
+        const unsigned *g = instance_gpus(i, &ng);
+        for (size_t k = 0; k < n->n_inst && ng > 0 && instance_state(i) == INSTANCE_STARTING; k++) {
+                Instance *o = n->inst[k].i;
+                if (o == i || instance_finished(o))
+                        continue;
+                const unsigned *og = instance_gpus(o, &mg);
+                for (size_t a = 0; a < ng; a++)
+                        for (size_t b = 0; b < mg; b++)
+                                if (g[a] == og[b]) {
+                                        char reason[INSTANCE_REASON_MAX];
+                                        snprintf(reason, sizeof reason, "gpu_busy: GPU %u is still instance %s's", g[a],
+                                                 instance_id(o));
+                                        instance_fail(i, reason);
+                                        return;
+                                }
+        }
+}
+
 static void inst_add(Node *n, json_t *entry) {
         InstanceHost h = {
                 .loop = n->loop, .pool = n->pool, .templates = &n->templates, .cgroup_parent = n->cgroup_parent, .box_uid = n->box_uid,
                 .socket_gid = n->invoke_gid, .run_base = NODE_RUN_BASE, .changed = on_instance_changed,
                 .log = on_instance_log, .request_done = on_request_done, .zygote_ready = on_zygote_ready,
-                .instance_ready = on_instance_ready, .broker = n->broker, .userdata = n,
+                .instance_ready = on_instance_ready, .broker = n->broker, .gpus = &n->gpus, .userdata = n,
         };
         char why[256];
         Instance *i;
@@ -264,6 +309,7 @@ static void inst_add(Node *n, json_t *entry) {
                 return;
         }
         n->inst[n->n_inst++] = (NodeInstance) { .i = i };
+        gpu_check_free(n, i);
         ctl_status_send(n); /* `starting` (or `failed` for a spec it cannot run) */
         if (instance_state(i) == INSTANCE_STARTING)
                 inst_code(n, i);
@@ -344,16 +390,19 @@ json_t *node_status_body(Node *n, uint64_t *ret_last_log_seq, uint64_t *ret_drop
                 last = l->seq;
         }
         uint64_t dropped = n->logs_dropped;
-        json_t *b = insts && logs ? json_pack("{s:s,s:s,s:s,s:O,s:{s:I,s:I,s:i},s:o,s:o,s:I}", "name", n->name,
-                                              "bootId", n->boot_id, "invoke", n->invoke_addr, "labels", n->labels,
-                                              "capacity", "cpuMillis", (json_int_t) n->capacity.cpu_millis,
-                                              "memoryBytes", (json_int_t) n->capacity.memory_bytes, "gpus",
-                                              (int) n->capacity.gpus, "instances", insts, "logs", logs,
-                                              "logsDropped", (json_int_t) dropped)
-                                  : NULL;
+        json_t *gpus = gpu_inventory_json(&n->gpus);
+        json_t *b = insts && logs && gpus
+                            ? json_pack("{s:s,s:s,s:s,s:O,s:{s:I,s:I,s:i},s:o,s:o,s:o,s:I}", "name", n->name, "bootId",
+                                        n->boot_id, "invoke", n->invoke_addr, "labels", n->labels, "capacity",
+                                        "cpuMillis", (json_int_t) n->capacity.cpu_millis, "memoryBytes",
+                                        (json_int_t) n->capacity.memory_bytes, "gpus", (int) n->capacity.gpus,
+                                        "gpuDevices", gpus, "instances", insts, "logs", logs, "logsDropped",
+                                        (json_int_t) dropped)
+                            : NULL;
         if (!b) {
                 json_decref(insts);
                 json_decref(logs);
+                json_decref(gpus);
                 return NULL;
         }
         n->last_status_ms = mono_ms();

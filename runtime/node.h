@@ -36,6 +36,7 @@ typedef struct NodeOptions {
         unsigned broker_depth;           /* 0: the defaults */
         unsigned broker_rate, broker_burst;
         unsigned templates;              /* python3 template zygotes (template.h); 0: none */
+        const struct NodeConf *conf;     /* --node-config (nodeconf.h), or NULL */
 } NodeOptions;
 
 typedef struct Node Node;

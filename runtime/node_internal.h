@@ -8,6 +8,7 @@
 #include "broker.h"
 #include "ctlclient_http.h"
 #include "detect.h"
+#include "gpu.h"
 #include "instance.h"
 #include "invoke.h"
 #include "node.h"
@@ -43,6 +44,7 @@ struct Node {
         char invoke_addr[300];
         json_t *labels;
         NodeCapacity capacity;
+        GpuInventory gpus;               /* detected, or as the node config declares */
         HttpTarget ctl;
         char *token, *secret, *state_dir;
         uid_t invoke_uid;

@@ -22,6 +22,7 @@
 #include "lib/quantity.h"
 #include "lib/util.h"
 #include "node.h"
+#include "nodeconf.h"
 #include "template.h"
 #include "pool.h"
 #include "proto.h"
@@ -481,6 +482,7 @@ typedef struct ServeOptions {
         uint64_t pool;
         uint64_t uid;
         const char *cgroup_parent;
+        const char *node_config;
         NodeOptions node;
 } ServeOptions;
 
@@ -588,6 +590,11 @@ static int opt_templates(ServeOptions *o, const char *a) {
         return 0;
 }
 
+static int opt_node_config(ServeOptions *o, const char *a) {
+        o->node_config = a;
+        return str_clean(a, 4096) ? 0 : -EINVAL;
+}
+
 static const struct {
         const char *name;
         serve_opt_fn fn;
@@ -612,6 +619,7 @@ static const struct {
         { "broker-rate", opt_broker_rate, "calls per second per instance, at least 1" },
         { "broker-burst", opt_broker_burst, "calls at once above the rate, at least 1" },
         { "zygote-templates", opt_templates, "0 to 8 python3 template zygotes" },
+        { "node-config", opt_node_config, "a node config file (YAML, docs/runtime.md)" },
 };
 
 static void serve_usage(FILE *f) {
@@ -622,7 +630,7 @@ static void serve_usage(FILE *f) {
               "                           [--invoke-socket " NODE_INVOKE_SOCKET_DEFAULT " | --invoke-listen HOST:PORT\n"
               "                            --invoke-secret-file FILE] [--invoke-uid fnbox]\n"
               "                           [--state-dir " NODE_STATE_DIR_DEFAULT "] [--metrics-listen HOST:PORT]\n"
-              "                           [--zygote-templates 2]\n"
+              "                           [--zygote-templates 2] [--node-config FILE]\n"
               "       the broker (each box's way out), add:\n"
               "                           --activator http://IP:PORT --invoke-secret-file FILE\n"
               "                           [--broker-max-depth 8] [--broker-rate 20] [--broker-burst 40]\n", f);
@@ -745,6 +753,19 @@ int serve_cmd_main(int argc, char **argv) {
                 return 2;
         }
         signal(SIGPIPE, SIG_IGN);
+        /* before any jail: its driver folders are bound into every one */
+        _cleanup_(nodeconf_clear) NodeConf conf = { 0 };
+        char err[NODECONF_ERROR_MAX];
+        if (o.node_config) {
+                int k = nodeconf_load(o.node_config, &conf, err, sizeof err);
+                if (k >= 0 && (k = jail_host_binds(conf.driver_paths, conf.n_driver_paths)) < 0)
+                        snprintf(err, sizeof err, "%s: driverPaths: %s", o.node_config, strerror(-k));
+                if (k < 0) {
+                        fprintf(stderr, "fnbox-runtime serve: %s\n", err);
+                        return 2;
+                }
+                o.node.conf = &conf;
+        }
         Server s;
         int r = server_init(&s, &o);
         if (r < 0) {

@@ -169,7 +169,7 @@ TEST(manifest_spec_json) {
                       "\"limits\":{\"memoryBytes\":268435456,\"timeoutMs\":1500,\"cpuMillis\":500,\"pids\":32,"
                       "\"tmpBytes\":8388608,\"outputBytes\":2097152,\"gpus\":0},"
                       "\"concurrency\":5,\"startupTimeoutMs\":600000,\"readiness\":{\"path\":\"/healthz\",\"periodMs\":100},"
-                      "\"scale\":{\"min\":2,\"max\":30,\"initial\":2,\"target\":5,\"scaleToZeroAfterMs\":120000,"
+                      "\"scale\":{\"min\":2,\"max\":30,\"initial\":2,\"target\":5,\"scaleToZeroAfterMs\":120000,\"retentionMs\":0,"
                       "\"stableWindowMs\":60000,\"panicWindowMs\":6000,\"maxScaleUpRate\":1000.0,\"maxScaleDownRate\":2.0},"
                       "\"nodeSelector\":{},\"variants\":[],"
                       "\"traffic\":[{\"revision\":\"wordcount-00001\",\"percent\":90,\"tag\":\"stable\"},"
