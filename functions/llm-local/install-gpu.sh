@@ -90,5 +90,6 @@ done
 for b in $builds; do
         echo "install-gpu.sh: $b build installed; deploy with LLM_GPU=$b (manifest.yaml's variants set it)"
 done
-echo "install-gpu.sh: check it on this node: LLM_GPU=$(echo $builds | cut -d' ' -f1) LLM_MODEL=MODEL.gguf LLM_PORT=8099" \
+first=${builds# }
+echo "install-gpu.sh: check it on this node: LLM_GPU=${first%% *} LLM_MODEL=MODEL.gguf LLM_PORT=8099" \
         "node $(cd "$(dirname "$0")" && pwd)/server.mjs"
