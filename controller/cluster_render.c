@@ -131,10 +131,13 @@ static json_t *rev_status(Cluster *c, const Rev *r, int64_t now) {
                         ready++;
                 else
                         starting++;
-                json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:b, s:i}", "id", i->id, "node",
-                                                       i->node->name, "state", i->leaving ? "leaving" : inst_state_name(i->state),
-                                                       "reason", i->reason, "variant", r->options[i->option].variant,
-                                                       "drain", i->drain, "inflight", (int) i->inflight));
+                json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:b, s:i}", "id", i->id, "node", i->node->name,
+                                      "state", i->leaving ? "leaving" : inst_state_name(i->state), "reason", i->reason,
+                                      "variant", r->options[i->option].variant, "drain", i->drain, "inflight",
+                                      (int) i->inflight);
+                if (j && i->gpu_mask)
+                        json_object_set_new(j, "gpus", render_gpu_list(i->gpu_mask));
+                json_array_append_new(insts, j);
         }
         for (size_t k = 0; k < CLUSTER_ACTIVATORS_MAX; k++)
                 if (r->stats[k].name[0] && now - r->stats[k].at_ms <= CLUSTER_STATS_FRESH_MS) {

@@ -48,15 +48,23 @@ int gpu_dev_from_path(const char *host_path, const char *jail_path, GpuDev *ret,
                 const char *p = host_path, *q;
                 while ((q = strstr(p, "/dev/")))
                         p = q + 5;
-                if (p == host_path)
+                if (p == host_path) {
+                        /* a render or card node outside any /dev/ goes where
+                         * ROCm and Mesa look for it */
                         p = strrchr(host_path, '/') + 1;
+                        if (strncmp(p, "renderD", 7) == 0 || strncmp(p, "card", 4) == 0) {
+                                snprintf(d.dev.path, sizeof d.dev.path, "dri/%s", p);
+                                p = d.dev.path;
+                        }
+                }
                 jail_path = p;
         }
         if (strlen(jail_path) >= sizeof d.dev.path) {
                 snprintf(why, why_len, "%.200s: the name under /dev is too long", host_path);
                 return -EINVAL;
         }
-        snprintf(d.dev.path, sizeof d.dev.path, "%s", jail_path);
+        if (jail_path != d.dev.path)
+                snprintf(d.dev.path, sizeof d.dev.path, "%s", jail_path);
         d.dev.type = S_ISCHR(st.st_mode) ? 'c' : 'b';
         d.dev.major = major(st.st_rdev);
         d.dev.minor = minor(st.st_rdev);

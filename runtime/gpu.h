@@ -51,8 +51,8 @@ int gpu_detect(const char *dev_dir, const char *sys_dir, const char *smi_path, G
 
 /* A device node at host_path (a character or block device; a symlink to
  * one is followed), seen in the jail at /dev/JAIL_PATH: jail_path NULL
- * takes what follows the last "/dev/" in host_path, or its last
- * component. -EINVAL with why filled when it is not a device node. */
+ * takes what follows the last "/dev/" in host_path, else its last
+ * component (under dri/ for a renderD* or card* node). -EINVAL with why filled when it is not a device node. */
 int gpu_dev_from_path(const char *host_path, const char *jail_path, GpuDev *ret, char *why, size_t why_len);
 
 /* An instance's GPUs (indices into inv, each at most once): the jail's

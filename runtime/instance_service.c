@@ -190,8 +190,15 @@ static void on_startup_timeout(uv_timer_t *t) {
         Instance *i = t->data;
         if (i->state != INSTANCE_STARTING)
                 return;
-        /* it answered, but never 2xx: the probe failed; else it never served */
-        snprintf(i->stop_reason, sizeof i->stop_reason, "%s", i->last_probe > 0 ? "probe_failed" : "startup_timeout");
+        /* missed the startup deadline: say what the probe last saw */
+        if (i->last_probe > 0)
+                snprintf(i->stop_reason, sizeof i->stop_reason,
+                         "startup_timeout: not ready after %llus (the readiness probe answered %d)",
+                         (unsigned long long) (i->startup_ms / 1000), i->last_probe);
+        else
+                snprintf(i->stop_reason, sizeof i->stop_reason,
+                         "startup_timeout: not ready after %llus (the readiness probe got no answer)",
+                         (unsigned long long) (i->startup_ms / 1000));
         i->stop_state = INSTANCE_FAILED;
         instance_service_kill(i);
 }
