@@ -27,6 +27,7 @@
 
 #define PROG "fnbox-activator"
 #define BODY_CHUNK (16u << 10)
+#define GW_STREAM_BLOCK (16u << 10)     /* a gateway stream's events are small: a smaller calloc per answer */
 #define SPARE_REQS 256          /* freed requests a worker keeps: a Req is past malloc's per-thread cache */
 
 struct Worker {
@@ -255,7 +256,8 @@ static void stream_free(void *cls) {
 }
 
 struct MHD_Response *req_stream_response(Req *q, uint64_t size) {
-        struct MHD_Response *r = MHD_create_response_from_callback(size, 64u << 10, stream_read, q, stream_free);
+        struct MHD_Response *r = MHD_create_response_from_callback(size, q->gw ? GW_STREAM_BLOCK : 64u << 10, stream_read, q,
+                                                                   stream_free);
         if (r) {
                 q->refs++;
                 q->streaming = true;

@@ -108,6 +108,7 @@ struct GwCall {
         QuotaReservation res;
         AuditRecord rec;
         uv_poll_t *hup;                  /* the caller's hang-up, watched while its connection waits on us */
+        uv_timer_t *hup_timer;           /* until then: hup is made once a call has waited GW_HUP_AFTER_MS */
 };
 
 /* gateway.c */
