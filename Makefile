@@ -53,7 +53,8 @@ LIB_SRCS     := lib/util.c lib/quantity.c lib/base64.c
 # what the two network daemons (controller, activator) share
 DAEMON_LIB_SRCS := lib/listen.c lib/daemon.c
 SPEC_LIB_SRCS := lib/manifest.c lib/artifact.c
-# YAML config files read into a checked tree (the runtime's node config)
+# YAML config files read into a checked tree (the runtime's node config,
+# the gateway's configuration)
 YAML_LIB_SRCS := lib/yamltree.c
 STORE_LIB_SRCS := lib/token.c lib/store.c lib/store_sqlite.c lib/store_pg.c
 CTL_LIB_SRCS := $(SPEC_LIB_SRCS) $(STORE_LIB_SRCS)
@@ -143,7 +144,7 @@ $(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(D
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
 
-$(BUILD)/bin/fnbox-activator: $(call obj,$(ACTIVATOR_SRCS) $(PROTO_SRCS) $(DAEMON_LIB_SRCS) $(LIB_SRCS) lib/token.c)
+$(BUILD)/bin/fnbox-activator: $(call obj,$(ACTIVATOR_SRCS) $(PROTO_SRCS) $(DAEMON_LIB_SRCS) $(LIB_SRCS) $(YAML_LIB_SRCS) lib/token.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(ACT_LIBS)
 

@@ -281,6 +281,17 @@ int yt_bytes(YtCtx *c, const YtNode *n, const char *field, uint64_t min, uint64_
         return 0;
 }
 
+/* 3600000 -> "1h", 1500 -> "1500ms": the largest unit that divides it. */
+static void yt_duration_text(uint64_t ms, char *buf, size_t size) {
+        static const struct { const char *unit; uint64_t ms; } units[] = { { "h", 3600000 }, { "m", 60000 }, { "s", 1000 } };
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+                if (ms >= units[i].ms && ms % units[i].ms == 0) {
+                        snprintf(buf, size, "%llu%s", (unsigned long long) (ms / units[i].ms), units[i].unit);
+                        return;
+                }
+        snprintf(buf, size, "%llums", (unsigned long long) ms);
+}
+
 int yt_duration(YtCtx *c, const YtNode *n, const char *field, uint64_t min_ms, uint64_t max_ms, uint64_t *ret) {
         int r = yt_want(c, n, YT_SCALAR, field);
         if (r < 0)
@@ -288,9 +299,13 @@ int yt_duration(YtCtx *c, const YtNode *n, const char *field, uint64_t min_ms, u
         uint64_t ns, v = 0;
         if (quantity_parse_duration(n->value, &ns) == 0)
                 v = ns / 1000000;
-        if (v < min_ms || v > max_ms)
-                return yt_fail(c, n->line, field, "expected a duration like 500ms, 30s or 5m (%llums to %llums), not \"%s\"",
-                            (unsigned long long) min_ms, (unsigned long long) max_ms, n->value);
+        if (v < min_ms || v > max_ms) {
+                char lo[32], hi[32];
+                yt_duration_text(min_ms, lo, sizeof lo);
+                yt_duration_text(max_ms, hi, sizeof hi);
+                return yt_fail(c, n->line, field, "expected a duration like 500ms, 30s or 5m (%s to %s), not \"%s\"",
+                               lo, hi, n->value);
+        }
         *ret = v;
         return 0;
 }

@@ -1,5 +1,5 @@
 /* activator/gateway/config.c: the gateway's YAML configuration (see
- * config.h): libyaml's events into a small tree that remembers lines,
+ * config.h): the file as a tree that remembers lines (lib/yamltree.h),
  * then a table-driven walk that checks every field and says where a
  * wrong one is. */
 #define _GNU_SOURCE
@@ -11,319 +11,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 #include "activator/fnpath.h"
 #include "lib/quantity.h"
 #include "lib/util.h"
+#include "lib/yamltree.h"
 
-#define NODE_DEPTH_MAX 32
-#define NODE_CHILDREN_MAX 65536
-
-/* ---- the tree ------------------------------------------------------------------ */
-
-typedef enum { N_SCALAR, N_MAP, N_SEQ } NodeKind;
-
-typedef struct Node {
-        NodeKind kind;
-        unsigned line;
-        char *value;                     /* scalars */
-        bool plain;                      /* an unquoted scalar */
-        char **keys;                     /* maps: keys[i] names kids[i] */
-        struct Node **kids;
-        size_t n, cap;
-} Node;
-
-static void node_free(Node *n) {
-        if (!n)
-                return;
-        for (size_t i = 0; i < n->n; i++) {
-                if (n->keys)
-                        free(n->keys[i]);
-                node_free(n->kids[i]);
-        }
-        free(n->keys);
-        free(n->kids);
-        free(n->value);
-        free(n);
-}
+/* The YAML tree and its checked getters: lib/yamltree.h. */
+typedef YtNode Node;
+#define N_SCALAR YT_SCALAR
+#define N_MAP YT_MAP
+#define N_SEQ YT_SEQ
 
 typedef struct Ctx {
-        const char *file;
-        char *err;
-        size_t err_len;
+        YtCtx y;                         /* the file and where errors go */
         GwConfig *cfg;
 } Ctx;
-
-static int fail(Ctx *c, unsigned line, const char *field, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(Ctx *c, unsigned line, const char *field, const char *fmt, ...) {
-        char msg[GW_ERROR_MAX];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        if (field && *field)
-                snprintf(c->err, c->err_len, "%s:%u: %s: %s", c->file, line, field, msg);
-        else
-                snprintf(c->err, c->err_len, "%s:%u: %s", c->file, line, msg);
-        return -EINVAL;
-}
-
-/* A field's name for messages (cut when it is absurdly long). */
-static void fieldf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fieldf(char *buf, size_t size, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(buf, size, fmt, ap);
-        va_end(ap);
-}
-
-static int node_add(Node *parent, char *key, Node *kid) {
-        if (parent->n >= NODE_CHILDREN_MAX)
-                return -E2BIG;
-        if (parent->n == parent->cap) {
-                size_t cap = parent->cap ? parent->cap * 2 : 8;
-                Node **k = realloc(parent->kids, cap * sizeof *k);
-                if (!k)
-                        return -ENOMEM;
-                parent->kids = k;
-                if (parent->kind == N_MAP) {
-                        char **ks = realloc(parent->keys, cap * sizeof *ks);
-                        if (!ks)
-                                return -ENOMEM;
-                        parent->keys = ks;
-                }
-                parent->cap = cap;
-        }
-        if (parent->kind == N_MAP)
-                parent->keys[parent->n] = key;
-        parent->kids[parent->n++] = kid;
-        return 0;
-}
-
-typedef struct Builder {
-        Node *stack[NODE_DEPTH_MAX];
-        char *pending_key[NODE_DEPTH_MAX];
-        size_t depth;
-        Node *root;
-        unsigned docs;
-} Builder;
-
-static void builder_clear(Builder *b) {
-        for (size_t i = 0; i < NODE_DEPTH_MAX; i++)
-                free(b->pending_key[i]);
-        node_free(b->root);
-        b->root = NULL;
-}
-
-/* Hand a finished node to its parent (as a key, or as a value). */
-static int builder_put(Ctx *c, Builder *b, Node *n) {
-        if (b->depth == 0) {
-                if (b->root) {
-                        node_free(n);
-                        return fail(c, n->line, NULL, "one YAML document expected");
-                }
-                b->root = n;
-                return 0;
-        }
-        Node *p = b->stack[b->depth - 1];
-        if (p->kind == N_SEQ)
-                return node_add(p, NULL, n);
-        char **pk = &b->pending_key[b->depth - 1];
-        if (!*pk) {
-                if (n->kind != N_SCALAR) {
-                        unsigned line = n->line;
-                        node_free(n);
-                        return fail(c, line, NULL, "a mapping key must be a plain string");
-                }
-                unsigned line = n->line;
-                *pk = TAKE_PTR(n->value);
-                node_free(n);
-                for (size_t i = 0; i < p->n; i++)
-                        if (strcmp(p->keys[i], *pk) == 0)
-                                return fail(c, line, *pk, "appears twice");
-                return 0;
-        }
-        char *key = TAKE_PTR(*pk);
-        int r = node_add(p, key, n);
-        if (r < 0) {
-                free(key);
-                node_free(n);
-        }
-        return r;
-}
-
-static int builder_event(Ctx *c, Builder *b, const yaml_event_t *ev) {
-        unsigned line = (unsigned) ev->start_mark.line + 1;
-        Node *n;
-        switch (ev->type) {
-        case YAML_SCALAR_EVENT:
-                if (!(n = calloc(1, sizeof *n)) || !(n->value = strndup((const char *) ev->data.scalar.value, ev->data.scalar.length))) {
-                        free(n);
-                        return -ENOMEM;
-                }
-                if (strlen(n->value) != ev->data.scalar.length) {
-                        node_free(n);
-                        return fail(c, line, NULL, "a NUL byte in a value");
-                }
-                n->kind = N_SCALAR;
-                n->line = line;
-                n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-                return builder_put(c, b, n);
-        case YAML_MAPPING_START_EVENT:
-        case YAML_SEQUENCE_START_EVENT:
-                if (b->depth >= NODE_DEPTH_MAX)
-                        return fail(c, line, NULL, "nested more than %d deep", NODE_DEPTH_MAX);
-                if (!(n = calloc(1, sizeof *n)))
-                        return -ENOMEM;
-                n->kind = ev->type == YAML_MAPPING_START_EVENT ? N_MAP : N_SEQ;
-                n->line = line;
-                b->stack[b->depth++] = n;
-                return 0;
-        case YAML_MAPPING_END_EVENT:
-        case YAML_SEQUENCE_END_EVENT:
-                n = b->stack[--b->depth];
-                b->stack[b->depth] = NULL;
-                return builder_put(c, b, n);
-        case YAML_ALIAS_EVENT:
-                return fail(c, line, NULL, "YAML aliases (*name) are not supported here");
-        case YAML_DOCUMENT_START_EVENT:
-                if (++b->docs > 1)
-                        return fail(c, line, NULL, "one YAML document expected");
-                return 0;
-        default:
-                return 0;
-        }
-}
-
-static int tree_parse(Ctx *c, const char *buf, size_t len, Node **ret) {
-        yaml_parser_t p;
-        Builder b = { 0 };
-        int r = 0;
-        if (!yaml_parser_initialize(&p))
-                return -ENOMEM;
-        yaml_parser_set_input_string(&p, (const unsigned char *) buf, len);
-        for (bool done = false; !done && r == 0;) {
-                yaml_event_t ev;
-                if (!yaml_parser_parse(&p, &ev)) {
-                        r = fail(c, (unsigned) p.problem_mark.line + 1, NULL, "not valid YAML: %s",
-                                 p.problem ? p.problem : "parse error");
-                        break;
-                }
-                done = ev.type == YAML_STREAM_END_EVENT;
-                r = builder_event(c, &b, &ev);
-                yaml_event_delete(&ev);
-        }
-        while (b.depth > 0)
-                node_free(b.stack[--b.depth]);
-        yaml_parser_delete(&p);
-        if (r == 0 && !b.root)
-                r = fail(c, 1, NULL, "the file is empty");
-        if (r == 0)
-                *ret = TAKE_PTR(b.root);
-        builder_clear(&b);
-        return r;
-}
-
-/* ---- scalars -------------------------------------------------------------------- */
-
-static const Node *map_get(const Node *m, const char *key) {
-        for (size_t i = 0; m && m->kind == N_MAP && i < m->n; i++)
-                if (strcmp(m->keys[i], key) == 0)
-                        return m->kids[i];
-        return NULL;
-}
-
-/* Every key of m must be one of allowed (a NULL-terminated list). */
-static int keys_check(Ctx *c, const Node *m, const char *field, const char *const *allowed) {
-        for (size_t i = 0; i < m->n; i++) {
-                bool ok = false;
-                for (size_t j = 0; allowed[j] && !ok; j++)
-                        ok = strcmp(m->keys[i], allowed[j]) == 0;
-                if (!ok) {
-                        char f[256];
-                        fieldf(f, sizeof f, "%s%s%s", field, *field ? "." : "", m->keys[i]);
-                        return fail(c, m->kids[i]->line, f, "unknown field");
-                }
-        }
-        return 0;
-}
-
-static int want(Ctx *c, const Node *n, NodeKind k, const char *field) {
-        if (n->kind == k)
-                return 0;
-        return fail(c, n->line, field, "expected %s", k == N_MAP ? "a mapping" : k == N_SEQ ? "a list" : "a value");
-}
-
-static int get_string(Ctx *c, const Node *n, const char *field, size_t max, char **ret) {
-        int r = want(c, n, N_SCALAR, field);
-        if (r < 0)
-                return r;
-        if (!n->value[0])
-                return fail(c, n->line, field, "must not be empty");
-        if (strlen(n->value) > max)
-                return fail(c, n->line, field, "longer than %zu bytes", max);
-        for (const char *s = n->value; *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        return fail(c, n->line, field, "contains a control character");
-        char *v = strdup(n->value);
-        if (!v)
-                return -ENOMEM;
-        free(*ret);
-        *ret = v;
-        return 0;
-}
-
-static int get_bool(Ctx *c, const Node *n, const char *field, bool *ret) {
-        int r = want(c, n, N_SCALAR, field);
-        if (r < 0)
-                return r;
-        if (strcmp(n->value, "true") == 0)
-                *ret = true;
-        else if (strcmp(n->value, "false") == 0)
-                *ret = false;
-        else
-                return fail(c, n->line, field, "expected true or false, not \"%s\"", n->value);
-        return 0;
-}
-
-static int get_uint(Ctx *c, const Node *n, const char *field, uint64_t min, uint64_t max, uint64_t *ret) {
-        uint64_t v;
-        int r = want(c, n, N_SCALAR, field);
-        if (r < 0)
-                return r;
-        if (quantity_parse_uint(n->value, &v) < 0 || v < min || v > max)
-                return fail(c, n->line, field, "expected a whole number from %llu to %llu, not \"%s\"",
-                            (unsigned long long) min, (unsigned long long) max, n->value);
-        *ret = v;
-        return 0;
-}
-
-static int get_bytes(Ctx *c, const Node *n, const char *field, uint64_t min, uint64_t max, uint64_t *ret) {
-        uint64_t v;
-        int r = want(c, n, N_SCALAR, field);
-        if (r < 0)
-                return r;
-        if (quantity_parse_bytes(n->value, &v) < 0 || v < min || v > max)
-                return fail(c, n->line, field, "expected a size (like 4Mi) from %llu to %llu bytes, not \"%s\"",
-                            (unsigned long long) min, (unsigned long long) max, n->value);
-        *ret = v;
-        return 0;
-}
-
-static int get_duration(Ctx *c, const Node *n, const char *field, uint64_t min_ms, uint64_t *ret) {
-        int r = want(c, n, N_SCALAR, field);
-        if (r < 0)
-                return r;
-        uint64_t ns, v = 0;
-        if (quantity_parse_duration(n->value, &ns) == 0)
-                v = ns / 1000000;
-        if (v < min_ms || v > GW_TIMEOUT_MAX_MS)
-                return fail(c, n->line, field, "expected a duration like 500ms, 30s or 5m (%llums to 1h), not \"%s\"",
-                            (unsigned long long) min_ms, n->value);
-        *ret = v;
-        return 0;
-}
 
 /* Names of upstreams and aliases: printable, no spaces, no '/' at the ends. */
 static bool name_ok(const char *s) {
@@ -336,11 +39,11 @@ static bool name_ok(const char *s) {
 }
 
 static int get_name(Ctx *c, const Node *n, const char *field, char **ret) {
-        int r = get_string(c, n, field, GW_NAME_MAX - 1, ret);
+        int r = yt_string(&c->y, n, field, GW_NAME_MAX - 1, ret);
         if (r < 0)
                 return r;
         if (!name_ok(*ret))
-                return fail(c, n->line, field, "\"%s\" is not a valid name (printable, no spaces or quotes)", *ret);
+                return yt_fail(&c->y, n->line, field, "\"%s\" is not a valid name (printable, no spaces or quotes)", *ret);
         return 0;
 }
 
@@ -351,9 +54,9 @@ static int key_from_file(Ctx *c, const Node *n, const char *field, const char *p
         char buf[GW_KEY_MAX + 2];
         ssize_t len = read_file_small(path, buf, sizeof buf);
         if (len < 0)
-                return fail(c, n->line, field, "cannot read %s: %s", path, strerror((int) -len));
+                return yt_fail(&c->y, n->line, field, "cannot read %s: %s", path, strerror((int) -len));
         if ((size_t) len > GW_KEY_MAX)
-                return fail(c, n->line, field, "%s is longer than %d bytes", path, GW_KEY_MAX);
+                return yt_fail(&c->y, n->line, field, "%s is longer than %d bytes", path, GW_KEY_MAX);
         buf[strcspn(buf, "\r\n")] = 0;
         char *s = buf + strspn(buf, " \t");
         size_t l = strlen(s);
@@ -361,7 +64,7 @@ static int key_from_file(Ctx *c, const Node *n, const char *field, const char *p
                 s[--l] = 0;
         if (!l) {
                 explicit_bzero(buf, sizeof buf);
-                return fail(c, n->line, field, "%s holds no key", path);
+                return yt_fail(&c->y, n->line, field, "%s holds no key", path);
         }
         *ret = strdup(s);
         explicit_bzero(buf, sizeof buf);
@@ -371,34 +74,34 @@ static int key_from_file(Ctx *c, const Node *n, const char *field, const char *p
 static int key_check(Ctx *c, const Node *n, const char *field, const char *key) {
         for (const char *s = key; *s; s++)
                 if ((unsigned char) *s < 0x21 || *s == 0x7f)
-                        return fail(c, n->line, field, "the key contains white space or a control character");
+                        return yt_fail(&c->y, n->line, field, "the key contains white space or a control character");
         if (strlen(key) > GW_KEY_MAX)
-                return fail(c, n->line, field, "the key is longer than %d bytes", GW_KEY_MAX);
+                return yt_fail(&c->y, n->line, field, "the key is longer than %d bytes", GW_KEY_MAX);
         return 0;
 }
 
 static int upstream_key(Ctx *c, const Node *m, const char *field, GwUpstream *u) {
-        const Node *env = map_get(m, "api_key_env"), *file = map_get(m, "api_key_file");
+        const Node *env = yt_get(m, "api_key_env"), *file = yt_get(m, "api_key_file");
         char f[160];
         if (env && file)
-                return fail(c, file->line, field, "api_key_env and api_key_file: give one");
+                return yt_fail(&c->y, file->line, field, "api_key_env and api_key_file: give one");
         if (env) {
                 _cleanup_free_ char *name = NULL;
-                fieldf(f, sizeof f, "%s.api_key_env", field);
-                int r = get_string(c, env, f, 255, &name);
+                yt_fieldf(f, sizeof f, "%s.api_key_env", field);
+                int r = yt_string(&c->y, env, f, 255, &name);
                 if (r < 0)
                         return r;
                 const char *v = getenv(name);
                 if (!v || !*v)
-                        return fail(c, env->line, f, "the environment variable %s is not set", name);
+                        return yt_fail(&c->y, env->line, f, "the environment variable %s is not set", name);
                 if ((r = key_check(c, env, f, v)) < 0)
                         return r;
                 return (u->api_key = strdup(v)) ? 0 : -ENOMEM;
         }
         if (file) {
                 _cleanup_free_ char *path = NULL;
-                fieldf(f, sizeof f, "%s.api_key_file", field);
-                int r = get_string(c, file, f, 4095, &path);
+                yt_fieldf(f, sizeof f, "%s.api_key_file", field);
+                int r = yt_string(&c->y, file, f, 4095, &path);
                 if (r < 0 || (r = key_from_file(c, file, f, path, &u->api_key)) < 0)
                         return r;
                 return key_check(c, file, f, u->api_key);
@@ -409,7 +112,7 @@ static int upstream_key(Ctx *c, const Node *m, const char *field, GwUpstream *u)
 /* base_url: http(s)://... or fn:NAME, fn:NS/NAME */
 static int upstream_url(Ctx *c, const Node *n, const char *field, GwUpstream *u) {
         _cleanup_free_ char *v = NULL;
-        int r = get_string(c, n, field, GW_URL_MAX, &v);
+        int r = yt_string(&c->y, n, field, GW_URL_MAX, &v);
         if (r < 0)
                 return r;
         if (strncmp(v, "fn:", 3) == 0) {
@@ -420,21 +123,21 @@ static int upstream_url(Ctx *c, const Node *n, const char *field, GwUpstream *u)
                         ns[slash - s] = 0;
                         s = slash + 1;
                 } else if (slash)
-                        return fail(c, n->line, field, "\"%s\": the namespace is too long", v);
+                        return yt_fail(&c->y, n->line, field, "\"%s\": the namespace is too long", v);
                 snprintf(name, sizeof name, "%s", s);
                 if (!fnpath_name_ok(ns, strlen(ns)) || !fnpath_name_ok(name, strlen(name)) || strlen(s) >= sizeof name)
-                        return fail(c, n->line, field, "\"%s\": expected fn:NAME or fn:NAMESPACE/NAME (names of 1 to 63 of a-z, 0-9 and -)", v);
+                        return yt_fail(&c->y, n->line, field, "\"%s\": expected fn:NAME or fn:NAMESPACE/NAME (names of 1 to 63 of a-z, 0-9 and -)", v);
                 if (!(u->fn_ns = strdup(ns)) || !(u->fn_name = strdup(name)))
                         return -ENOMEM;
                 return 0;
         }
         if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
-                return fail(c, n->line, field, "\"%s\": expected http://, https:// or fn:NAME", v);
+                return yt_fail(&c->y, n->line, field, "\"%s\": expected http://, https:// or fn:NAME", v);
         const char *host = strstr(v, "://") + 3;
         if (!*host || *host == '/')
-                return fail(c, n->line, field, "\"%s\" has no host", v);
+                return yt_fail(&c->y, n->line, field, "\"%s\" has no host", v);
         if (strpbrk(v, " \t?#"))
-                return fail(c, n->line, field, "\"%s\": no spaces, query or fragment", v);
+                return yt_fail(&c->y, n->line, field, "\"%s\": no spaces, query or fragment", v);
         size_t l = strlen(v);
         while (l > 0 && v[l - 1] == '/')
                 v[--l] = 0;
@@ -445,35 +148,35 @@ static int upstream_url(Ctx *c, const Node *n, const char *field, GwUpstream *u)
 static int upstream_timeouts(Ctx *c, const Node *m, const char *field, GwUpstream *u) {
         static const char *const keys[] = { "connect", "first_byte", "total", NULL };
         char f[160];
-        int r = want(c, m, N_MAP, field);
-        if (r < 0 || (r = keys_check(c, m, field, keys)) < 0)
+        int r = yt_want(&c->y, m, N_MAP, field);
+        if (r < 0 || (r = yt_keys_check(&c->y, m, field, keys)) < 0)
                 return r;
         struct { const char *k; uint64_t *v; } t[] = {
                 { "connect", &u->connect_ms }, { "first_byte", &u->first_byte_ms }, { "total", &u->total_ms },
         };
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
-                const Node *n = map_get(m, t[i].k);
-                fieldf(f, sizeof f, "%s.%s", field, t[i].k);
-                if (n && (r = get_duration(c, n, f, 1, t[i].v)) < 0)
+                const Node *n = yt_get(m, t[i].k);
+                yt_fieldf(f, sizeof f, "%s.%s", field, t[i].k);
+                if (n && (r = yt_duration(&c->y, n, f, 1, GW_TIMEOUT_MAX_MS, t[i].v)) < 0)
                         return r;
         }
         if (u->first_byte_ms > u->total_ms)
-                return fail(c, m->line, field, "first_byte (%llums) is longer than total (%llums)",
+                return yt_fail(&c->y, m->line, field, "first_byte (%llums) is longer than total (%llums)",
                             (unsigned long long) u->first_byte_ms, (unsigned long long) u->total_ms);
         return 0;
 }
 
 static int upstream_models(Ctx *c, const Node *n, const char *field, GwUpstream *u) {
         char f[160];
-        int r = want(c, n, N_SEQ, field);
+        int r = yt_want(&c->y, n, N_SEQ, field);
         if (r < 0)
                 return r;
         if (n->n > GW_MODELS_MAX)
-                return fail(c, n->line, field, "more than %d models", GW_MODELS_MAX);
+                return yt_fail(&c->y, n->line, field, "more than %d models", GW_MODELS_MAX);
         if (!(u->models = calloc(n->n ? n->n : 1, sizeof *u->models)))
                 return -ENOMEM;
         for (size_t i = 0; i < n->n; i++) {
-                fieldf(f, sizeof f, "%s[%zu]", field, i);
+                yt_fieldf(f, sizeof f, "%s[%zu]", field, i);
                 if ((r = get_name(c, n->kids[i], f, &u->models[i])) < 0)
                         return r;
                 u->n_models++;
@@ -485,20 +188,20 @@ static int upstream_parse(Ctx *c, const Node *m, size_t idx, GwUpstream *u) {
         static const char *const keys[] = { "name", "base_url", "api_key_env", "api_key_file", "models", "local",
                                             "timeouts", "weight", "stream_usage", NULL };
         char field[64], f[160];
-        fieldf(field, sizeof field, "upstreams[%zu]", idx);
-        int r = want(c, m, N_MAP, field);
-        if (r < 0 || (r = keys_check(c, m, field, keys)) < 0)
+        yt_fieldf(field, sizeof field, "upstreams[%zu]", idx);
+        int r = yt_want(&c->y, m, N_MAP, field);
+        if (r < 0 || (r = yt_keys_check(&c->y, m, field, keys)) < 0)
                 return r;
-        const Node *name = map_get(m, "name"), *url = map_get(m, "base_url"), *n;
+        const Node *name = yt_get(m, "name"), *url = yt_get(m, "base_url"), *n;
         if (!name)
-                return fail(c, m->line, field, "name is missing");
+                return yt_fail(&c->y, m->line, field, "name is missing");
         if (!url)
-                return fail(c, m->line, field, "base_url is missing (http(s)://... or fn:NAME)");
-        fieldf(f, sizeof f, "%s.name", field);
+                return yt_fail(&c->y, m->line, field, "base_url is missing (http(s)://... or fn:NAME)");
+        yt_fieldf(f, sizeof f, "%s.name", field);
         if ((r = get_name(c, name, f, &u->name)) < 0)
                 return r;
-        fieldf(field, sizeof field, "upstreams[%s]", u->name);
-        fieldf(f, sizeof f, "%s.base_url", field);
+        yt_fieldf(field, sizeof field, "upstreams[%s]", u->name);
+        yt_fieldf(f, sizeof f, "%s.base_url", field);
         if ((r = upstream_url(c, url, f, u)) < 0)
                 return r;
         u->weight = 1;
@@ -508,22 +211,22 @@ static int upstream_parse(Ctx *c, const Node *m, size_t idx, GwUpstream *u) {
         u->total_ms = u->fn_name ? 900000 : 600000;
         if ((r = upstream_key(c, m, field, u)) < 0)
                 return r;
-        fieldf(f, sizeof f, "%s.models", field);
-        if ((n = map_get(m, "models")) && (r = upstream_models(c, n, f, u)) < 0)
+        yt_fieldf(f, sizeof f, "%s.models", field);
+        if ((n = yt_get(m, "models")) && (r = upstream_models(c, n, f, u)) < 0)
                 return r;
-        fieldf(f, sizeof f, "%s.local", field);
-        if ((n = map_get(m, "local")) && (r = get_bool(c, n, f, &u->local)) < 0)
+        yt_fieldf(f, sizeof f, "%s.local", field);
+        if ((n = yt_get(m, "local")) && (r = yt_bool(&c->y, n, f, &u->local)) < 0)
                 return r;
-        fieldf(f, sizeof f, "%s.stream_usage", field);
-        if ((n = map_get(m, "stream_usage")) && (r = get_bool(c, n, f, &u->stream_usage)) < 0)
+        yt_fieldf(f, sizeof f, "%s.stream_usage", field);
+        if ((n = yt_get(m, "stream_usage")) && (r = yt_bool(&c->y, n, f, &u->stream_usage)) < 0)
                 return r;
         uint64_t w = 1;
-        fieldf(f, sizeof f, "%s.weight", field);
-        if ((n = map_get(m, "weight")) && (r = get_uint(c, n, f, 0, GW_WEIGHT_MAX, &w)) < 0)
+        yt_fieldf(f, sizeof f, "%s.weight", field);
+        if ((n = yt_get(m, "weight")) && (r = yt_uint(&c->y, n, f, 0, GW_WEIGHT_MAX, &w)) < 0)
                 return r;
         u->weight = (unsigned) w;
-        fieldf(f, sizeof f, "%s.timeouts", field);
-        if ((n = map_get(m, "timeouts")) && (r = upstream_timeouts(c, n, f, u)) < 0)
+        yt_fieldf(f, sizeof f, "%s.timeouts", field);
+        if ((n = yt_get(m, "timeouts")) && (r = upstream_timeouts(c, n, f, u)) < 0)
                 return r;
         return 0;
 }
@@ -537,13 +240,13 @@ static GwUpstream *upstream_find(const GwConfig *cfg, const char *name) {
 
 static int upstreams_parse(Ctx *c, const Node *n) {
         GwConfig *cfg = c->cfg;
-        int r = want(c, n, N_SEQ, "upstreams");
+        int r = yt_want(&c->y, n, N_SEQ, "upstreams");
         if (r < 0)
                 return r;
         if (n->n == 0)
-                return fail(c, n->line, "upstreams", "lists no upstream");
+                return yt_fail(&c->y, n->line, "upstreams", "lists no upstream");
         if (n->n > GW_UPSTREAMS_MAX)
-                return fail(c, n->line, "upstreams", "more than %d upstreams", GW_UPSTREAMS_MAX);
+                return yt_fail(&c->y, n->line, "upstreams", "more than %d upstreams", GW_UPSTREAMS_MAX);
         if (!(cfg->upstreams = calloc(n->n, sizeof *cfg->upstreams)))
                 return -ENOMEM;
         for (size_t i = 0; i < n->n; i++) {
@@ -553,7 +256,7 @@ static int upstreams_parse(Ctx *c, const Node *n) {
                         return r;
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(cfg->upstreams[j].name, u->name) == 0)
-                                return fail(c, n->kids[i]->line, "upstreams", "the name %s is used twice", u->name);
+                                return yt_fail(&c->y, n->kids[i]->line, "upstreams", "the name %s is used twice", u->name);
         }
         return 0;
 }
@@ -567,25 +270,25 @@ static int member_parse(Ctx *c, const Node *n, const char *field, GwAlias *a, Gw
         char f[256];
         int r;
         if (n->kind == N_MAP) {
-                if ((r = keys_check(c, n, field, keys)) < 0)
+                if ((r = yt_keys_check(&c->y, n, field, keys)) < 0)
                         return r;
-                if (!(un = map_get(n, "upstream")))
-                        return fail(c, n->line, field, "upstream is missing");
+                if (!(un = yt_get(n, "upstream")))
+                        return yt_fail(&c->y, n->line, field, "upstream is missing");
         }
-        fieldf(f, sizeof f, "%s%s", field, n->kind == N_MAP ? ".upstream" : "");
+        yt_fieldf(f, sizeof f, "%s%s", field, n->kind == N_MAP ? ".upstream" : "");
         if ((r = get_name(c, un, f, &name)) < 0)
                 return r;
         if (!(mb->up = upstream_find(c->cfg, name)))
-                return fail(c, un->line, f, "no upstream is named %s", name);
+                return yt_fail(&c->y, un->line, f, "no upstream is named %s", name);
         mb->weight = mb->up->weight;
         if (n->kind == N_MAP) {
-                fieldf(f, sizeof f, "%s.model", field);
-                if ((x = map_get(n, "model")) && (r = get_name(c, x, f, &mb->model)) < 0)
+                yt_fieldf(f, sizeof f, "%s.model", field);
+                if ((x = yt_get(n, "model")) && (r = get_name(c, x, f, &mb->model)) < 0)
                         return r;
                 uint64_t w;
-                fieldf(f, sizeof f, "%s.weight", field);
-                if ((x = map_get(n, "weight"))) {
-                        if ((r = get_uint(c, x, f, 0, GW_WEIGHT_MAX, &w)) < 0)
+                yt_fieldf(f, sizeof f, "%s.weight", field);
+                if ((x = yt_get(n, "weight"))) {
+                        if ((r = yt_uint(&c->y, x, f, 0, GW_WEIGHT_MAX, &w)) < 0)
                                 return r;
                         mb->weight = (unsigned) w;
                 }
@@ -600,18 +303,18 @@ static int cooldown_parse(Ctx *c, const Node *n, const char *field, GwAlias *a) 
         static const char *const keys[] = { "failures", "seconds", NULL };
         char f[256];
         uint64_t v;
-        int r = want(c, n, N_MAP, field);
-        if (r < 0 || (r = keys_check(c, n, field, keys)) < 0)
+        int r = yt_want(&c->y, n, N_MAP, field);
+        if (r < 0 || (r = yt_keys_check(&c->y, n, field, keys)) < 0)
                 return r;
         const Node *x;
-        fieldf(f, sizeof f, "%s.failures", field);
-        if ((x = map_get(n, "failures"))) {
-                if ((r = get_uint(c, x, f, 0, 1000, &v)) < 0)
+        yt_fieldf(f, sizeof f, "%s.failures", field);
+        if ((x = yt_get(n, "failures"))) {
+                if ((r = yt_uint(&c->y, x, f, 0, 1000, &v)) < 0)
                         return r;
                 a->cooldown_failures = (unsigned) v;
         }
-        fieldf(f, sizeof f, "%s.seconds", field);
-        if ((x = map_get(n, "seconds")) && (r = get_duration(c, x, f, 1, &a->cooldown_ms)) < 0)
+        yt_fieldf(f, sizeof f, "%s.seconds", field);
+        if ((x = yt_get(n, "seconds")) && (r = yt_duration(&c->y, x, f, 1, GW_TIMEOUT_MAX_MS, &a->cooldown_ms)) < 0)
                 return r;
         return 0;
 }
@@ -620,36 +323,36 @@ static int alias_parse(Ctx *c, const Node *m, size_t idx, GwAlias *a) {
         static const char *const keys[] = { "name", "upstreams", "strategy", "fallbacks", "retries", "cooldown", NULL };
         char field[200], f[256];
         const Node *n;
-        fieldf(field, sizeof field, "aliases[%zu]", idx);
-        int r = want(c, m, N_MAP, field);
-        if (r < 0 || (r = keys_check(c, m, field, keys)) < 0)
+        yt_fieldf(field, sizeof field, "aliases[%zu]", idx);
+        int r = yt_want(&c->y, m, N_MAP, field);
+        if (r < 0 || (r = yt_keys_check(&c->y, m, field, keys)) < 0)
                 return r;
-        if (!(n = map_get(m, "name")))
-                return fail(c, m->line, field, "name is missing");
-        fieldf(f, sizeof f, "%s.name", field);
+        if (!(n = yt_get(m, "name")))
+                return yt_fail(&c->y, m->line, field, "name is missing");
+        yt_fieldf(f, sizeof f, "%s.name", field);
         if ((r = get_name(c, n, f, &a->name)) < 0)
                 return r;
-        fieldf(field, sizeof field, "aliases[%s]", a->name);
+        yt_fieldf(field, sizeof field, "aliases[%s]", a->name);
         a->cooldown_failures = 3;
         a->cooldown_ms = 30000;
-        fieldf(f, sizeof f, "%s.upstreams", field);
-        if (!(n = map_get(m, "upstreams")))
-                return fail(c, m->line, f, "is missing");
-        if ((r = want(c, n, N_SEQ, f)) < 0)
+        yt_fieldf(f, sizeof f, "%s.upstreams", field);
+        if (!(n = yt_get(m, "upstreams")))
+                return yt_fail(&c->y, m->line, f, "is missing");
+        if ((r = yt_want(&c->y, n, N_SEQ, f)) < 0)
                 return r;
         if (n->n == 0 || n->n > GW_MEMBERS_MAX)
-                return fail(c, n->line, f, "expected 1 to %d upstreams", GW_MEMBERS_MAX);
+                return yt_fail(&c->y, n->line, f, "expected 1 to %d upstreams", GW_MEMBERS_MAX);
         if (!(a->members = calloc(n->n, sizeof *a->members)))
                 return -ENOMEM;
         for (size_t i = 0; i < n->n; i++) {
-                fieldf(f, sizeof f, "%s.upstreams[%zu]", field, i);
+                yt_fieldf(f, sizeof f, "%s.upstreams[%zu]", field, i);
                 a->n_members++;
                 if ((r = member_parse(c, n->kids[i], f, a, &a->members[i])) < 0)
                         return r;
         }
-        fieldf(f, sizeof f, "%s.strategy", field);
-        if ((n = map_get(m, "strategy"))) {
-                if ((r = want(c, n, N_SCALAR, f)) < 0)
+        yt_fieldf(f, sizeof f, "%s.strategy", field);
+        if ((n = yt_get(m, "strategy"))) {
+                if ((r = yt_want(&c->y, n, N_SCALAR, f)) < 0)
                         return r;
                 bool found = false;
                 for (int s = 0; s < _GW_STRATEGY_MAX && !found; s++)
@@ -658,19 +361,19 @@ static int alias_parse(Ctx *c, const Node *m, size_t idx, GwAlias *a) {
                                 found = true;
                         }
                 if (!found)
-                        return fail(c, n->line, f, "\"%s\": expected weighted, least-busy or lowest-latency", n->value);
+                        return yt_fail(&c->y, n->line, f, "\"%s\": expected weighted, least-busy or lowest-latency", n->value);
         }
         uint64_t v;
         /* by default each upstream of the group gets one attempt */
         a->retries = a->n_members - 1 < GW_RETRIES_MAX ? (unsigned) a->n_members - 1 : GW_RETRIES_MAX;
-        fieldf(f, sizeof f, "%s.retries", field);
-        if ((n = map_get(m, "retries"))) {
-                if ((r = get_uint(c, n, f, 0, GW_RETRIES_MAX, &v)) < 0)
+        yt_fieldf(f, sizeof f, "%s.retries", field);
+        if ((n = yt_get(m, "retries"))) {
+                if ((r = yt_uint(&c->y, n, f, 0, GW_RETRIES_MAX, &v)) < 0)
                         return r;
                 a->retries = (unsigned) v;
         }
-        fieldf(f, sizeof f, "%s.cooldown", field);
-        if ((n = map_get(m, "cooldown")) && (r = cooldown_parse(c, n, f, a)) < 0)
+        yt_fieldf(f, sizeof f, "%s.cooldown", field);
+        if ((n = yt_get(m, "cooldown")) && (r = cooldown_parse(c, n, f, a)) < 0)
                 return r;
         return 0;
 }
@@ -694,7 +397,7 @@ static int implicit_aliases(Ctx *c, size_t *n_aliases) {
                                 continue;
                         if (!a) {
                                 if (*n_aliases >= GW_ALIASES_MAX)
-                                        return fail(c, 1, "aliases", "more than %d models and aliases", GW_ALIASES_MAX);
+                                        return yt_fail(&c->y, 1, "aliases", "more than %d models and aliases", GW_ALIASES_MAX);
                                 a = &cfg->aliases[(*n_aliases)++];
                                 a->implicit = true;
                                 a->cooldown_failures = 3;
@@ -715,27 +418,27 @@ static int implicit_aliases(Ctx *c, size_t *n_aliases) {
 }
 
 static int fallbacks_parse(Ctx *c, const Node *list, const Node *m, GwAlias *a) {
-        const Node *n = map_get(m, "fallbacks");
+        const Node *n = yt_get(m, "fallbacks");
         char f[256];
-        fieldf(f, sizeof f, "aliases[%s].fallbacks", a->name);
+        yt_fieldf(f, sizeof f, "aliases[%s].fallbacks", a->name);
         if (!n)
                 return 0;
-        int r = want(c, n, N_SEQ, f);
+        int r = yt_want(&c->y, n, N_SEQ, f);
         if (r < 0)
                 return r;
         if (n->n > GW_FALLBACKS_MAX)
-                return fail(c, n->line, f, "more than %d fallbacks", GW_FALLBACKS_MAX);
+                return yt_fail(&c->y, n->line, f, "more than %d fallbacks", GW_FALLBACKS_MAX);
         if (!(a->fallbacks = calloc(n->n ? n->n : 1, sizeof *a->fallbacks)))
                 return -ENOMEM;
         for (size_t i = 0; i < n->n; i++) {
                 const Node *x = n->kids[i];
-                if ((r = want(c, x, N_SCALAR, f)) < 0)
+                if ((r = yt_want(&c->y, x, N_SCALAR, f)) < 0)
                         return r;
                 GwAlias *fb = gw_config_alias(c->cfg, x->value);
                 if (!fb)
-                        return fail(c, x->line, f, "no alias or model is named %s", x->value);
+                        return yt_fail(&c->y, x->line, f, "no alias or model is named %s", x->value);
                 if (fb == a)
-                        return fail(c, x->line, f, "an alias cannot fall back on itself");
+                        return yt_fail(&c->y, x->line, f, "an alias cannot fall back on itself");
                 a->fallbacks[a->n_fallbacks++] = fb;
         }
         (void) list;
@@ -746,12 +449,12 @@ static int aliases_parse(Ctx *c, const Node *n) {
         GwConfig *cfg = c->cfg;
         size_t n_models = 0, n_list = n ? n->n : 0;
         int r;
-        if (n && (r = want(c, n, N_SEQ, "aliases")) < 0)
+        if (n && (r = yt_want(&c->y, n, N_SEQ, "aliases")) < 0)
                 return r;
         for (size_t i = 0; i < cfg->n_upstreams; i++)
                 n_models += cfg->upstreams[i].n_models;
         if (n_list > GW_ALIASES_MAX)
-                return fail(c, n->line, "aliases", "more than %d aliases", GW_ALIASES_MAX);
+                return yt_fail(&c->y, n->line, "aliases", "more than %d aliases", GW_ALIASES_MAX);
         if (!(cfg->aliases = calloc(n_list + n_models + 1, sizeof *cfg->aliases)))
                 return -ENOMEM;
         for (size_t i = 0; i < n_list; i++) {
@@ -761,7 +464,7 @@ static int aliases_parse(Ctx *c, const Node *n) {
                         return r;
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(cfg->aliases[j].name, a->name) == 0)
-                                return fail(c, n->kids[i]->line, "aliases", "the name %s is used twice", a->name);
+                                return yt_fail(&c->y, n->kids[i]->line, "aliases", "the name %s is used twice", a->name);
         }
         size_t total = cfg->n_aliases;
         if ((r = implicit_aliases(c, &total)) < 0) {
@@ -787,17 +490,17 @@ static int aliases_parse(Ctx *c, const Node *n) {
 /* ---- data rules, limits, quotas, audit -------------------------------------------- */
 
 static int rules_parse(Ctx *c, const Node *n) {
-        int r = want(c, n, N_SEQ, "data_rules");
+        int r = yt_want(&c->y, n, N_SEQ, "data_rules");
         if (r < 0)
                 return r;
         c->cfg->rules = 0;
         for (size_t i = 0; i < n->n; i++) {
                 const Node *x = n->kids[i];
-                if ((r = want(c, x, N_SCALAR, "data_rules")) < 0)
+                if ((r = yt_want(&c->y, x, N_SCALAR, "data_rules")) < 0)
                         return r;
                 int rule = data_rule_from_name(x->value);
                 if (rule < 0)
-                        return fail(c, x->line, "data_rules", "unknown rule \"%s\" (expected email, phone, card, tw_id or iban)", x->value);
+                        return yt_fail(&c->y, x->line, "data_rules", "unknown rule \"%s\" (expected email, phone, card, tw_id or iban)", x->value);
                 c->cfg->rules |= 1u << rule;
         }
         return 0;
@@ -808,21 +511,21 @@ static int limits_parse(Ctx *c, const Node *n) {
         GwConfig *cfg = c->cfg;
         const Node *x;
         uint64_t v;
-        int r = want(c, n, N_MAP, "limits");
-        if (r < 0 || (r = keys_check(c, n, "limits", keys)) < 0)
+        int r = yt_want(&c->y, n, N_MAP, "limits");
+        if (r < 0 || (r = yt_keys_check(&c->y, n, "limits", keys)) < 0)
                 return r;
-        if ((x = map_get(n, "max_body")) && (r = get_bytes(c, x, "limits.max_body", 1024, 1ull << 30, &cfg->max_body)) < 0)
+        if ((x = yt_get(n, "max_body")) && (r = yt_bytes(&c->y, x, "limits.max_body", 1024, 1ull << 30, &cfg->max_body)) < 0)
                 return r;
-        if ((x = map_get(n, "max_response")) &&
-            (r = get_bytes(c, x, "limits.max_response", 1024, 1ull << 30, &cfg->max_response)) < 0)
+        if ((x = yt_get(n, "max_response")) &&
+            (r = yt_bytes(&c->y, x, "limits.max_response", 1024, 1ull << 30, &cfg->max_response)) < 0)
                 return r;
-        if ((x = map_get(n, "max_tokens")) && (r = get_uint(c, x, "limits.max_tokens", 1, 100000000, &cfg->max_tokens)) < 0)
+        if ((x = yt_get(n, "max_tokens")) && (r = yt_uint(&c->y, x, "limits.max_tokens", 1, 100000000, &cfg->max_tokens)) < 0)
                 return r;
-        if ((x = map_get(n, "default_max_tokens")) &&
-            (r = get_uint(c, x, "limits.default_max_tokens", 1, cfg->max_tokens, &cfg->default_max_tokens)) < 0)
+        if ((x = yt_get(n, "default_max_tokens")) &&
+            (r = yt_uint(&c->y, x, "limits.default_max_tokens", 1, cfg->max_tokens, &cfg->default_max_tokens)) < 0)
                 return r;
-        if ((x = map_get(n, "max_depth"))) {
-                if ((r = get_uint(c, x, "limits.max_depth", 1, 64, &v)) < 0)
+        if ((x = yt_get(n, "max_depth"))) {
+                if ((r = yt_uint(&c->y, x, "limits.max_depth", 1, 64, &v)) < 0)
                         return r;
                 cfg->max_depth = (unsigned) v;
         }
@@ -833,27 +536,27 @@ static int quota_entries(Ctx *c, const Node *n, const char *prefix, const char *
         static const char *const keys[] = { "requests_per_minute", "tokens_per_day", NULL };
         GwConfig *cfg = c->cfg;
         char f[256];
-        int r = want(c, n, N_MAP, field);
+        int r = yt_want(&c->y, n, N_MAP, field);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n->n; i++) {
                 const Node *e = n->kids[i], *x;
-                fieldf(f, sizeof f, "%s.%s", field, n->keys[i]);
+                yt_fieldf(f, sizeof f, "%s.%s", field, n->keys[i]);
                 if (cfg->n_quotas >= GW_QUOTAS_MAX)
-                        return fail(c, e->line, f, "more than %d quotas", GW_QUOTAS_MAX);
+                        return yt_fail(&c->y, e->line, f, "more than %d quotas", GW_QUOTAS_MAX);
                 if (!name_ok(n->keys[i]) || strlen(n->keys[i]) > 100)
-                        return fail(c, e->line, f, "not a valid name");
-                if ((r = want(c, e, N_MAP, f)) < 0 || (r = keys_check(c, e, f, keys)) < 0)
+                        return yt_fail(&c->y, e->line, f, "not a valid name");
+                if ((r = yt_want(&c->y, e, N_MAP, f)) < 0 || (r = yt_keys_check(&c->y, e, f, keys)) < 0)
                         return r;
                 GwQuotaEntry *q = &cfg->quotas[cfg->n_quotas++];
                 snprintf(q->key, sizeof q->key, "%s:%s", prefix, n->keys[i]);
                 char g[300];
-                fieldf(g, sizeof g, "%s.requests_per_minute", f);
-                if ((x = map_get(e, "requests_per_minute")) &&
-                    (r = get_uint(c, x, g, 0, 100000000, &q->limit.requests_per_minute)) < 0)
+                yt_fieldf(g, sizeof g, "%s.requests_per_minute", f);
+                if ((x = yt_get(e, "requests_per_minute")) &&
+                    (r = yt_uint(&c->y, x, g, 0, 100000000, &q->limit.requests_per_minute)) < 0)
                         return r;
-                fieldf(g, sizeof g, "%s.tokens_per_day", f);
-                if ((x = map_get(e, "tokens_per_day")) && (r = get_uint(c, x, g, 0, UINT64_MAX / 4, &q->limit.tokens_per_day)) < 0)
+                yt_fieldf(g, sizeof g, "%s.tokens_per_day", f);
+                if ((x = yt_get(e, "tokens_per_day")) && (r = yt_uint(&c->y, x, g, 0, UINT64_MAX / 4, &q->limit.tokens_per_day)) < 0)
                         return r;
         }
         return 0;
@@ -861,9 +564,9 @@ static int quota_entries(Ctx *c, const Node *n, const char *prefix, const char *
 
 static int quotas_parse(Ctx *c, const Node *n) {
         static const char *const keys[] = { "namespaces", "tokens", NULL };
-        const Node *ns = map_get(n, "namespaces"), *tok = map_get(n, "tokens");
-        int r = want(c, n, N_MAP, "quotas");
-        if (r < 0 || (r = keys_check(c, n, "quotas", keys)) < 0)
+        const Node *ns = yt_get(n, "namespaces"), *tok = yt_get(n, "tokens");
+        int r = yt_want(&c->y, n, N_MAP, "quotas");
+        if (r < 0 || (r = yt_keys_check(&c->y, n, "quotas", keys)) < 0)
                 return r;
         size_t total = (ns && ns->kind == N_MAP ? ns->n : 0) + (tok && tok->kind == N_MAP ? tok->n : 0);
         if (!(c->cfg->quotas = calloc(total ? total : 1, sizeof *c->cfg->quotas)))
@@ -878,21 +581,21 @@ static int quotas_parse(Ctx *c, const Node *n) {
 static int audit_parse(Ctx *c, const Node *n) {
         static const char *const keys[] = { "bodies", NULL };
         GwConfig *cfg = c->cfg;
-        const Node *b = map_get(n, "bodies");
+        const Node *b = yt_get(n, "bodies");
         char f[64];
-        int r = want(c, n, N_MAP, "audit");
-        if (r < 0 || (r = keys_check(c, n, "audit", keys)) < 0)
+        int r = yt_want(&c->y, n, N_MAP, "audit");
+        if (r < 0 || (r = yt_keys_check(&c->y, n, "audit", keys)) < 0)
                 return r;
         if (!b)
                 return 0;
-        if ((r = want(c, b, N_SEQ, "audit.bodies")) < 0)
+        if ((r = yt_want(&c->y, b, N_SEQ, "audit.bodies")) < 0)
                 return r;
         if (b->n > 4096)
-                return fail(c, b->line, "audit.bodies", "more than 4096 namespaces");
+                return yt_fail(&c->y, b->line, "audit.bodies", "more than 4096 namespaces");
         if (!(cfg->body_namespaces = calloc(b->n ? b->n : 1, sizeof *cfg->body_namespaces)))
                 return -ENOMEM;
         for (size_t i = 0; i < b->n; i++) {
-                fieldf(f, sizeof f, "audit.bodies[%zu]", i);
+                yt_fieldf(f, sizeof f, "audit.bodies[%zu]", i);
                 if ((r = get_name(c, b->kids[i], f, &cfg->body_namespaces[i])) < 0)
                         return r;
                 cfg->n_body_namespaces++;
@@ -906,8 +609,8 @@ static int config_build(Ctx *c, const Node *root) {
         static const char *const keys[] = { "upstreams", "aliases", "data_rules", "limits", "quotas", "audit", NULL };
         GwConfig *cfg = c->cfg;
         const Node *n;
-        int r = want(c, root, N_MAP, "");
-        if (r < 0 || (r = keys_check(c, root, "", keys)) < 0)
+        int r = yt_want(&c->y, root, N_MAP, "");
+        if (r < 0 || (r = yt_keys_check(&c->y, root, "", keys)) < 0)
                 return r;
         cfg->rules = DATA_RULES_ALL;
         cfg->max_tokens = 1000000;
@@ -915,19 +618,19 @@ static int config_build(Ctx *c, const Node *root) {
         cfg->max_body = 4u << 20;
         cfg->max_response = 16u << 20;
         cfg->max_depth = 8;
-        if (!(n = map_get(root, "upstreams")))
-                return fail(c, root->line, "upstreams", "is missing");
-        if ((r = upstreams_parse(c, n)) < 0 || (r = aliases_parse(c, map_get(root, "aliases"))) < 0)
+        if (!(n = yt_get(root, "upstreams")))
+                return yt_fail(&c->y, root->line, "upstreams", "is missing");
+        if ((r = upstreams_parse(c, n)) < 0 || (r = aliases_parse(c, yt_get(root, "aliases"))) < 0)
                 return r;
-        if ((n = map_get(root, "data_rules")) && (r = rules_parse(c, n)) < 0)
+        if ((n = yt_get(root, "data_rules")) && (r = rules_parse(c, n)) < 0)
                 return r;
-        if ((n = map_get(root, "limits")) && (r = limits_parse(c, n)) < 0)
+        if ((n = yt_get(root, "limits")) && (r = limits_parse(c, n)) < 0)
                 return r;
         if (cfg->default_max_tokens > cfg->max_tokens)
                 cfg->default_max_tokens = cfg->max_tokens;
-        if ((n = map_get(root, "quotas")) && (r = quotas_parse(c, n)) < 0)
+        if ((n = yt_get(root, "quotas")) && (r = quotas_parse(c, n)) < 0)
                 return r;
-        if ((n = map_get(root, "audit")) && (r = audit_parse(c, n)) < 0)
+        if ((n = yt_get(root, "audit")) && (r = audit_parse(c, n)) < 0)
                 return r;
         return 0;
 }
@@ -966,30 +669,30 @@ static void config_free(GwConfig *cfg) {
 }
 
 int gw_config_parse(const char *buf, size_t len, const char *filename, GwConfig **ret, char *err, size_t err_len) {
-        Ctx c = { .file = filename ? filename : "(config)", .err = err, .err_len = err_len };
+        Ctx c = { .y = { .file = filename ? filename : "(config)", .err = err, .err_len = err_len } };
         Node *root = NULL;
         if (err_len)
                 err[0] = 0;
         if (len > GW_CONFIG_FILE_MAX)
-                return fail(&c, 1, NULL, "the file is over %u bytes", GW_CONFIG_FILE_MAX);
-        int r = tree_parse(&c, buf, len, &root);
+                return yt_fail(&c.y, 1, NULL, "the file is over %u bytes", GW_CONFIG_FILE_MAX);
+        int r = yt_parse(&c.y, buf, len, &root);
         if (r < 0) {
                 if (r == -ENOMEM)
-                        snprintf(err, err_len, "%s: out of memory", c.file);
+                        snprintf(err, err_len, "%s: out of memory", c.y.file);
                 return r;
         }
         if (!(c.cfg = calloc(1, sizeof *c.cfg))) {
-                node_free(root);
+                yt_free(root);
                 return -ENOMEM;
         }
         atomic_init(&c.cfg->refs, 1);
         r = config_build(&c, root);
-        node_free(root);
-        if (r == 0 && !(c.cfg->path = strdup(c.file)))
+        yt_free(root);
+        if (r == 0 && !(c.cfg->path = strdup(c.y.file)))
                 r = -ENOMEM;
         if (r < 0) {
                 if (r == -ENOMEM)
-                        snprintf(err, err_len, "%s: out of memory", c.file);
+                        snprintf(err, err_len, "%s: out of memory", c.y.file);
                 config_free(c.cfg);
                 return r;
         }
