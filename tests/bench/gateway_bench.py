@@ -24,8 +24,11 @@ second, not 1,000. Figures:
             --seconds/2 each way, after --warmup seconds not counted.
             Goal: the gateway adds < 0.3 ms at p50 and < 1 ms at p99.
             Also the activator's CPU time per request (all its threads),
-            and a note when the generator itself was late (its send lag
-            at p99 over 0.25 ms: the CPUs were contended).
+            the upstream connections the gateway opened (from the
+            upstream's own count: a gateway that keeps its connections
+            opens a few, not one per request), and a note when the
+            generator itself was late (its send lag at p99 over 0.25 ms:
+            the CPUs were contended).
   broker    the broker's added latency for a gateway call: a service box
             calls /v1/chat/completions through its FNBOX_BROKER socket,
             one call at a time, against the same call from the host
@@ -95,6 +98,15 @@ class Upstream:
             self.stop()
             raise PlatformError("gwload upstream did not start: %r" % line)
         self.port = int(line.split()[-1])
+
+    def stats(self):
+        """{"connections": accepted, "requests": answered} so far."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request("GET", "/stats")
+            return json.loads(c.getresponse().read())
+        finally:
+            c.close()
 
     def stop(self):
         self.proc.terminate()
@@ -193,15 +205,18 @@ def bench_overhead(p, helper, tmp, up, args):
                 raise PlatformError("%s %s call: %s %r" % (label, kind, st, data[:300]))
         runs = {"direct": [[], [], []], "gateway": [[], [], []]}
         before = loadavg()
-        act_cpu, act_sent = 0.0, 0
+        act_cpu, act_sent, up_conns, up_reqs = 0.0, 0, 0, 0
         for label in ("direct", "gateway", "gateway", "direct"):
             progress("overhead: %s %s, %gs at %d/s" % (kind, label, half, args.rate))
-            c0 = cpu_s(p.activator.pid)
+            c0, u0 = cpu_s(p.activator.pid), up.stats()
             fb, lb, summ = load_run(helper, tmp, up.port if label == "direct" else p.port, body, stream, half, args,
                                     p.token)
             if label == "gateway":
                 act_cpu += cpu_s(p.activator.pid) - c0
                 act_sent += summ["sent"]
+                u1 = up.stats()
+                up_conns += u1["connections"] - u0["connections"]
+                up_reqs += u1["requests"] - u0["requests"]
             runs[label][0] += fb
             runs[label][1] += lb
             runs[label][2].append(summ)
@@ -231,6 +246,9 @@ def bench_overhead(p, helper, tmp, up, args):
         res["activator_cpu_us_per_request"] = act_cpu / max(act_sent, 1) * 1e6
         print("  the activator used %.0f us of CPU per request (all its threads; the audit's included)" %
               res["activator_cpu_us_per_request"])
+        res["gateway_upstream_connections"], res["gateway_upstream_requests"] = up_conns, up_reqs
+        print("  the gateway opened %d upstream connections for %d upstream requests%s" % (
+            up_conns, up_reqs, " (one per request or more: it does not keep them)" if up_conns >= up_reqs > 0 else ""))
         d, g = res["direct"]["ttlb"], res["gateway"]["ttlb"]
         a50, a99 = g["p50"] - d["p50"], g["p99"] - d["p99"]
         res["added_p50_ms"], res["added_p99_ms"] = a50, a99

@@ -8,7 +8,9 @@
  *       words, whole (JSON with usage) or, for "stream":true, as
  *       server-sent events, one write per word, a usage chunk when
  *       stream_options.include_usage asks, then [DONE] (chunked encoding,
- *       as tests/gateway/upstream.py answers); GET /v1/models. Says
+ *       as tests/gateway/upstream.py answers); GET /v1/models; GET /stats:
+ *       {"connections": N, "requests": M} so far (a client that keeps its
+ *       connections, as the gateway should, opens few). Says
  *       "gwload: upstream listening on PORT" on stdout when ready.
  *
  *   gwload load --port N --path P --body-file F --rate R --seconds S
@@ -151,6 +153,7 @@ typedef struct UpConn {
 
 static const char *up_text[] = { "echo:", "the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog" };
 static int up_words = 8;
+static long up_conns, up_requests;     /* accepted and answered so far (GET /stats) */
 
 static void up_model(const char *body, size_t n, char *out, size_t size) {
         const char *m = find_mem(body, n, "\"model\"");
@@ -190,6 +193,11 @@ static int up_chunk(int fd, const char *data, size_t n) {
 
 static int up_answer(int fd, const char *path, const char *body, size_t blen) {
         char model[128], text[WORDS_MAX * 8], out[WORDS_MAX * 8 + 1024];
+        if (strcmp(path, "/stats") == 0) {
+                int n = snprintf(out, sizeof out, "{\"connections\": %ld, \"requests\": %ld}", up_conns, up_requests);
+                return up_send_head(fd, 200, "application/json", n) ?: write_all(fd, out, (size_t) n);
+        }
+        up_requests++;
         if (strncmp(path, "/v1/models", 10) == 0) {
                 const char *m = "{\"object\":\"list\",\"data\":[{\"id\":\"bench-model\",\"object\":\"model\"}]}";
                 return up_send_head(fd, 200, "application/json", (long) strlen(m)) ?: write_all(fd, m, strlen(m));
@@ -305,6 +313,7 @@ static int upstream_main(int argc, char **argv) {
                                 int fd, one = 1;
                                 while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
                                         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                                        up_conns++;
                                         UpConn *k = malloc(sizeof *k);
                                         if (!k) {
                                                 close(fd);
