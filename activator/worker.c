@@ -346,9 +346,14 @@ void req_fail(Req *q, ActError e, const char *fmt, ...) {
 static void queue_deadline(uv_timer_t *t);
 static void dispatch_waiter(Req *q);
 
-/* How long a request may wait in the queue: the revision's startup
- * timeout, but no more than its timeout plus WORKER_QUEUE_GRACE_MS. */
+/* How long a request may wait in the queue. A service (an inference
+ * server loading its model) is waited for up to its startup timeout: the
+ * time its spec gives it to become ready. A fresh function's instance is
+ * up in milliseconds: its startup timeout, but no more than its timeout
+ * plus WORKER_QUEUE_GRACE_MS. */
 static uint64_t queue_wait_ms(const RouteParams *p) {
+        if (p->mode == ROUTE_SERVICE && p->startup_timeout_ms)
+                return p->startup_timeout_ms;
         uint64_t cap = p->timeout_ms + WORKER_QUEUE_GRACE_MS;
         return p->startup_timeout_ms && p->startup_timeout_ms < cap ? p->startup_timeout_ms : cap;
 }

@@ -209,3 +209,19 @@ def startup_deadline_missed(build):
         check(st == 503 and error_type(body) == "unschedulable" and "startup_timeout" in error_message(body),
               "a call after the instances missed their startup deadline", st, body)
         print("unschedulable: %s" % why)
+
+
+@test(limit=90)
+def queued_through_long_load(build):
+    """A service's caller waits for its load up to its startupTimeout, even
+    when that is far longer than its per-request timeout (1 s here)."""
+    with Platform(build) as p:
+        spec = {"mode": "service", "env": {"LOAD_SECONDS": "13"}, "startupTimeout": "60s",
+                "limits": {"timeout": "1s"}, "readiness": {"path": "/healthz", "period": "100ms"}}
+        p.deploy("loader", GPU_BOX, spec=spec)
+        t0 = time.monotonic()
+        st, body, _ = p.invoke("loader", b"", method="GET", timeout=60)
+        dt = time.monotonic() - t0
+        check(st == 200 and json.loads(body)["early"] == 0, "the first call, queued through the load", st, body)
+        check(dt > 12, "answered after %.1fs, before the 13 s load ended" % dt)
+        print("first call answered after %.1fs (load 13 s, limits.timeout 1s, startupTimeout 60s)" % dt)
