@@ -224,12 +224,10 @@ static int run_capture(char *const argv[], char *buf, size_t size) {
 
 /* "00000000:17:00.0" (nvidia-smi) -> "0000:17:00.0" (the proc folder). */
 static void bus_to_proc(const char *bus, char *out, size_t size) {
-        size_t n = strlen(bus);
         const char *colon = strchr(bus, ':');
         if (colon && colon - bus == 8)
                 bus += 4;
         snprintf(out, size, "%s", bus);
-        (void) n;
         for (char *c = out; *c; c++)
                 *c = (char) tolower((unsigned char) *c);
 }
@@ -280,8 +278,7 @@ void gpu_apply_smi(GpuInventory *inv, const char *csv, const char *proc_dir) {
         }
 }
 
-int gpu_detect(const char *dev_dir, const char *sys_dir, const char *smi_path, GpuInventory *ret) {
-        GpuInventory *inv = ret;
+int gpu_detect(const char *dev_dir, const char *sys_dir, const char *smi_path, GpuInventory *inv) {
         *inv = (GpuInventory) { .accel = ACCEL_NONE };
         if (detect_cuda(dev_dir, inv)) {
                 if (smi_path && access(smi_path, X_OK) == 0) {
@@ -293,9 +290,8 @@ int gpu_detect(const char *dev_dir, const char *sys_dir, const char *smi_path, G
                 }
                 return 0;
         }
-        *inv = (GpuInventory) { .accel = ACCEL_NONE };
         if (!detect_rocm(dev_dir, sys_dir, inv))
-                *inv = (GpuInventory) { .accel = ACCEL_NONE };
+                *inv = (GpuInventory) { .accel = ACCEL_NONE }; /* kfd alone: its shared entry goes */
         return 0;
 }
 
