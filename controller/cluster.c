@@ -304,6 +304,14 @@ static SchedNode *sched_nodes(Cluster *c, const Rev *r, Node ***ret_nodes, size_
                                 sn[x].revision_instances += i->rev == r;
                         }
         }
+        /* the GPUs actually held count too (an instance taken back from a
+         * node may hold others than its spec says): what the scheduler
+         * sees free is what place() can then pick */
+        for (size_t x = 0; x < k; x++) {
+                uint64_t held = (uint64_t) __builtin_popcountll(cluster_node_gpus_used(c, nodes[x]));
+                if (held > sn[x].used_gpus)
+                        sn[x].used_gpus = held;
+        }
         *ret_nodes = nodes;
         *ret_n = k;
         return sn;
