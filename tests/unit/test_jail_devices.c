@@ -52,7 +52,7 @@ TEST(cgroup_devices_filter_v1_or_v2) {
         Cgroup cg;
         char name[64];
         snprintf(name, sizeof name, "jail-%d-devtest", (int) getpid());
-        ASSERT_EQ_INT(cgroup_create(&h, "fnbox-unit", name, &l, true, &cg), 0);
+        ASSERT_EQ_INT(cgroup_create(&h, "fnbox", name, &l, true, &cg), 0);
         char procs[_CG_MAX][PATH_MAX];
         for (int i = 0; i < cg.n; i++)
                 snprintf(procs[i], PATH_MAX, "%s/cgroup.procs", cg.path[i]);
