@@ -64,9 +64,11 @@ RUNTIME_SRCS := $(filter-out runtime/main.c runtime/seccomp.c runtime/seccomp_ge
 # protocol without the jail.
 PROTO_SRCS   := runtime/proto.c runtime/jail_config.c
 CONTROLLER_SRCS := $(wildcard controller/*.c)
-# the controller's pure decision code (autoscaler, scheduler) and the audit
+# the controller's pure decision code (autoscaler, scheduler), the skill
+# library's pure parts (prompt and answer parsing, search), and the audit
 # retention (over the store), unit-tested
-CONTROLLER_CORE_SRCS := $(wildcard controller/kpa.c controller/scheduler.c controller/retention.c)
+CONTROLLER_CORE_SRCS := $(wildcard controller/kpa.c controller/scheduler.c controller/retention.c \
+                        controller/skills_prompt.c controller/skills_search.c)
 # the LLM gateway's policy pieces (activator/gateway/policy.h): data rules
 # and quotas (pure), and the audit shipper
 GATEWAY_POLICY_SRCS := $(wildcard activator/gateway/rules.c activator/gateway/quota.c activator/gateway/audit.c)
