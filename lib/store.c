@@ -31,6 +31,10 @@
                   "tokens_out, tokens_counted, latency_us, ttft_us, status, error_type, rules, stream, " \
                   "request_body, response_body, received_ms, request_body_truncated, response_body_truncated"
 #define LLM_WHERE " ($2 = '' OR alias = $2) AND at_ms >= $3 AND id < $4 ORDER BY id DESC LIMIT $5"
+#define SKILL_COLS "namespace, name, version, state, runtime, code_digest, description, doc_json, " \
+                   "embedding_json, parent, created_ms, promoted_ms, deprecated_ms, created_by, promoted_by, " \
+                   "deprecated_by"
+#define SKILL_KEY  " WHERE namespace = $1 AND name = $2"
 
 const StoreSql store_sql[_STMT_MAX] = {
         [STMT_SCHEMA_VERSION] = { "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", 0 },
@@ -81,6 +85,33 @@ const StoreSql store_sql[_STMT_MAX] = {
         [STMT_LLM_LIST_ALL]   = { "SELECT id, " LLM_COLS " FROM llm_audit WHERE $1 = '' AND" LLM_WHERE, 0 },
         [STMT_LLM_PRUNE]      = { "DELETE FROM llm_audit WHERE id IN"
                                   " (SELECT id FROM llm_audit WHERE at_ms < $1 ORDER BY at_ms LIMIT $2)", 0 },
+        [STMT_SKILL_STAMP]    = { "SELECT value FROM skill_stamp WHERE id = 1", 0 },
+        [STMT_SKILL_STAMP_BUMP] = { "UPDATE skill_stamp SET value = value + 1 WHERE id = 1", 0 },
+        [STMT_SKILL_MAX]      = { "SELECT COALESCE(MAX(version), 0) FROM skill_versions" SKILL_KEY, 0 },
+        [STMT_SKILL_EXISTS]   = { "SELECT 1 FROM skill_versions" SKILL_KEY " AND version = $3", 0 },
+        [STMT_SKILL_INSERT]   = { "INSERT INTO skill_versions (" SKILL_COLS ") VALUES ($1, $2, $3, $4, $5, $6,"
+                                  " $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)", 0 },
+        [STMT_SKILL_GET]      = { "SELECT " SKILL_COLS " FROM skill_versions" SKILL_KEY " AND version = $3", 0 },
+        [STMT_SKILL_GET_PROMOTED] = { "SELECT " SKILL_COLS " FROM skill_versions" SKILL_KEY
+                                  " AND state = 'promoted' ORDER BY version DESC LIMIT 1", 0 },
+        [STMT_SKILL_GET_LATEST] = { "SELECT " SKILL_COLS " FROM skill_versions" SKILL_KEY
+                                  " ORDER BY version DESC LIMIT 1", 0 },
+        [STMT_SKILL_LOCK]     = { "SELECT state FROM skill_versions" SKILL_KEY " AND version = $3", STORE_Q_LOCK },
+        [STMT_SKILL_PROMOTE]  = { "UPDATE skill_versions SET state = 'promoted', promoted_ms = $4, promoted_by = $5"
+                                  SKILL_KEY " AND version = $3 AND state = 'candidate'", 0 },
+        [STMT_SKILL_DEPRECATE] = { "UPDATE skill_versions SET state = 'deprecated', deprecated_ms = $4,"
+                                  " deprecated_by = $5" SKILL_KEY " AND version = $3 AND state <> 'deprecated'", 0 },
+        [STMT_SKILL_LIST_ALL] = { "SELECT " SKILL_COLS " FROM skill_versions"
+                                  " WHERE (namespace, name, version) > ($1, $2, $3)"
+                                  " ORDER BY namespace, name, version LIMIT $4", 0 },
+        [STMT_SKILL_LIST_NS]  = { "SELECT " SKILL_COLS " FROM skill_versions"
+                                  " WHERE namespace = $1 AND (name, version) > ($2, $3)"
+                                  " ORDER BY name, version LIMIT $4", 0 },
+        [STMT_SKILL_LIST_NAME] = { "SELECT " SKILL_COLS " FROM skill_versions" SKILL_KEY " AND version > $3"
+                                  " ORDER BY version LIMIT $4", 0 },
+        [STMT_SKILL_LIST_BYNAME] = { "SELECT " SKILL_COLS " FROM skill_versions"
+                                  " WHERE name = $2 AND (namespace, version) > ($1, $3)"
+                                  " ORDER BY namespace, version LIMIT $4", 0 },
 };
 
 /* ---- errors, time, rows ------------------------------------------------- */
@@ -1158,6 +1189,456 @@ int store_llm_audit_prune(Store *s, int64_t before_ms) {
         return (int) (total > INT32_MAX ? INT32_MAX : total);
 }
 
+/* ---- skill versions ------------------------------------------------------ */
+
+static bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+
+/* A skill name: 1-40 of [a-z0-9-], a letter or digit at each end (a DNS
+ * label, so that the backing function skill-NAME-vN fits 63). */
+static bool skill_name_ok(const char *s) {
+        if (!s)
+                return false;
+        size_t n = strlen(s);
+        if (n == 0 || n > STORE_SKILL_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+                        return false;
+        return true;
+}
+
+/* Well-formed UTF-8 (no overlong forms, surrogates or values past
+ * U+10FFFF): PostgreSQL refuses anything else in a TEXT column, so the
+ * store refuses it on both backends. */
+static bool utf8_ok(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+        while (*p) {
+                unsigned c = *p, n;
+                uint32_t cp;
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                } else if (c >= 0xc2 && c <= 0xdf) {
+                        n = 1;
+                        cp = c & 0x1f;
+                } else if (c >= 0xe0 && c <= 0xef) {
+                        n = 2;
+                        cp = c & 0x0f;
+                } else if (c >= 0xf0 && c <= 0xf4) {
+                        n = 3;
+                        cp = c & 0x07;
+                } else
+                        return false;
+                for (unsigned i = 1; i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (p[i] & 0x3f);
+                }
+                if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                p += n + 1;
+        }
+        return true;
+}
+
+static const char *json_ws(const char *p) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+                p++;
+        return p;
+}
+
+static bool is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+/* The end of the JSON number at p (RFC 8259 grammar), or NULL. */
+static const char *json_number_end(const char *p) {
+        if (*p == '-')
+                p++;
+        if (*p == '0')
+                p++;
+        else if (*p >= '1' && *p <= '9')
+                while (is_digit(*p))
+                        p++;
+        else
+                return NULL;
+        if (*p == '.') {
+                if (!is_digit(*++p))
+                        return NULL;
+                while (is_digit(*p))
+                        p++;
+        }
+        if (*p == 'e' || *p == 'E') {
+                p++;
+                if (*p == '+' || *p == '-')
+                        p++;
+                if (!is_digit(*p))
+                        return NULL;
+                while (is_digit(*p))
+                        p++;
+        }
+        return p;
+}
+
+/* A non-empty JSON array of numbers, nothing else. */
+static bool embedding_ok(const char *s) {
+        const char *p = json_ws(s);
+        if (*p++ != '[')
+                return false;
+        for (;;) {
+                p = json_number_end(json_ws(p));
+                if (!p)
+                        return false;
+                p = json_ws(p);
+                if (*p == ']')
+                        break;
+                if (*p++ != ',')
+                        return false;
+        }
+        return *json_ws(p + 1) == 0;
+}
+
+/* A by-field ("token:ID" or ""): NULL reads as "". */
+static bool skill_by_ok(const char *by) {
+        return !by || (llm_text_ok(by, STORE_SKILL_FIELD_MAX, true) && utf8_ok(by));
+}
+
+static int skill_check_key(Store *s, const char *ns, const char *name) {
+        if (!name_ok(ns))
+                return invalid(s, -EINVAL, "invalid namespace");
+        if (!skill_name_ok(name))
+                return invalid(s, -EINVAL, "a skill name is 1-40 of [a-z0-9-], starting and ending with a "
+                                           "letter or digit");
+        return 0;
+}
+
+static int skill_check(Store *s, const StoreSkillVersion *v) {
+        int r;
+        if (!v)
+                return invalid(s, -EINVAL, "no skill version");
+        if ((r = skill_check_key(s, v->namespace_, v->name)) < 0)
+                return r;
+        if (v->state && !streq(v->state, "candidate") && !streq(v->state, "promoted"))
+                return invalid(s, -EINVAL, "a new skill version is a candidate (or promoted)");
+        if (!llm_text_ok(v->runtime, STORE_SKILL_FIELD_MAX, false) || !utf8_ok(v->runtime))
+                return invalid(s, -EINVAL, "invalid runtime: 1-256 bytes without control characters");
+        if (!digest_ok(v->code_digest))
+                return invalid(s, -EINVAL, "a code digest is sha256: and 64 hex digits");
+        if (v->description && strlen(v->description) > STORE_SKILL_DESCRIPTION_MAX)
+                return invalid(s, -E2BIG, "the description is over 4096 bytes");
+        if (v->description && !utf8_ok(v->description))
+                return invalid(s, -EINVAL, "the description is not UTF-8");
+        if (!v->doc_json)
+                return invalid(s, -EINVAL, "no skill document");
+        if (strlen(v->doc_json) > STORE_DOC_MAX)
+                return invalid(s, -E2BIG, "the skill document is over 8 MiB");
+        if (!utf8_ok(v->doc_json))
+                return invalid(s, -EINVAL, "the skill document is not UTF-8");
+        if (v->embedding_json && strlen(v->embedding_json) > STORE_SKILL_EMBEDDING_MAX)
+                return invalid(s, -E2BIG, "the embedding is over 64 KiB");
+        if (v->embedding_json && !embedding_ok(v->embedding_json))
+                return invalid(s, -EINVAL, "an embedding is a non-empty JSON array of numbers");
+        if (!skill_by_ok(v->created_by) || !skill_by_ok(v->promoted_by))
+                return invalid(s, -EINVAL, "invalid created_by or promoted_by");
+        if (v->parent < 0 || v->created_ms < 0 || v->promoted_ms < 0)
+                return invalid(s, -EINVAL, "invalid parent or time");
+        return 0;
+}
+
+/* Bump the change counter. Every skill write does this first: on
+ * PostgreSQL the row lock queues the writers, so the next statement sees
+ * what the previous writer committed (SQLite's BEGIN IMMEDIATE already
+ * queues them). */
+static int skill_stamp_bump(Store *s) {
+        StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_SKILL_STAMP_BUMP, NULL, 0, &rows);
+        int64_t changes = rows.changes;
+        store_rows_clear(&rows);
+        if (r < 0)
+                return r;
+        return changes == 1 ? 0 : store_set_error(s, -EIO, "the skill_stamp row is missing");
+}
+
+typedef struct SkillAddCall {
+        const StoreSkillVersion *v;
+        int64_t version;
+} SkillAddCall;
+
+static int skill_add_body(Store *s, void *arg) {
+        SkillAddCall *c = arg;
+        const StoreSkillVersion *v = c->v;
+        _cleanup_(store_rows_clear) StoreRows max = {};
+        int r;
+
+        if ((r = skill_stamp_bump(s)) < 0)
+                return r;
+        if ((r = artifact_present(s, v->code_digest)) <= 0)
+                return r < 0 ? r : store_set_error(s, -ENOENT, "no artifact %s", v->code_digest);
+        if (v->parent > 0) {
+                _cleanup_(store_rows_clear) StoreRows parent = {};
+                r = s->ops->exec(s, STMT_SKILL_EXISTS, (StoreArg[]) {
+                        ARG_TEXT(v->namespace_), ARG_TEXT(v->name), ARG_INT(v->parent) }, 3, &parent);
+                if (r < 0)
+                        return r;
+                if (parent.nrows == 0)
+                        return store_set_error(s, -EINVAL, "the parent, version %" PRId64 " of skill %s/%s, "
+                                               "does not exist", v->parent, v->namespace_, v->name);
+        }
+        r = s->ops->exec(s, STMT_SKILL_MAX, (StoreArg[]) { ARG_TEXT(v->namespace_), ARG_TEXT(v->name) }, 2, &max);
+        if (r < 0)
+                return r;
+        int64_t number = (max.nrows ? cell_int(&max, 0, 0) : 0) + 1, now = store_now_ms();
+        bool promoted = v->state && streq(v->state, "promoted");
+        r = s->ops->exec(s, STMT_SKILL_INSERT, (StoreArg[]) {
+                ARG_TEXT(v->namespace_), ARG_TEXT(v->name), ARG_INT(number),
+                ARG_TEXT(promoted ? "promoted" : "candidate"), ARG_TEXT(v->runtime), ARG_TEXT(v->code_digest),
+                ARG_TEXT(v->description ? v->description : ""), ARG_TEXT(v->doc_json), ARG_TEXT(v->embedding_json),
+                ARG_INT(v->parent), ARG_INT(v->created_ms > 0 ? v->created_ms : now),
+                ARG_INT(!promoted ? 0 : v->promoted_ms > 0 ? v->promoted_ms : now), ARG_INT(0),
+                ARG_TEXT(v->created_by ? v->created_by : ""),
+                ARG_TEXT(promoted && v->promoted_by ? v->promoted_by : ""), ARG_TEXT("") }, 16, NULL);
+        if (r < 0)
+                /* the counter's lock makes a clash impossible; were it to
+                 * happen, the transaction runs again */
+                return r == -EEXIST ? -EAGAIN : r;
+        c->version = number;
+        return 0;
+}
+
+int store_skill_version_add(Store *s, const StoreSkillVersion *v, int64_t *ret_version) {
+        int r = skill_check(s, v);
+        if (r < 0)
+                return r;
+        SkillAddCall c = { v, 0 };
+        r = store_call(s, TX_WRITE, skill_add_body, &c);
+        if (r >= 0 && ret_version)
+                *ret_version = c.version;
+        return r;
+}
+
+static void skill_from_row(StoreSkillVersion *v, StoreRows *rows, size_t i) {
+        *v = (StoreSkillVersion) {
+                .namespace_ = cell_take(rows, i, 0),
+                .name = cell_take(rows, i, 1),
+                .version = cell_int(rows, i, 2),
+                .state = cell_take(rows, i, 3),
+                .runtime = cell_take(rows, i, 4),
+                .code_digest = cell_take(rows, i, 5),
+                .description = cell_take(rows, i, 6),
+                .doc_json = cell_take(rows, i, 7),
+                .parent = cell_int(rows, i, 9),
+                .created_ms = cell_int(rows, i, 10),
+                .promoted_ms = cell_int(rows, i, 11),
+                .deprecated_ms = cell_int(rows, i, 12),
+                .created_by = cell_take(rows, i, 13),
+                .promoted_by = cell_take(rows, i, 14),
+                .deprecated_by = cell_take(rows, i, 15),
+        };
+        if (!cell(rows, i, 8)->null)
+                v->embedding_json = cell_take(rows, i, 8);
+}
+
+typedef struct SkillGetCall {
+        const char *ns, *name;
+        int64_t version;
+        StoreSkillVersion v;
+} SkillGetCall;
+
+static int skill_get_body(Store *s, void *arg) {
+        SkillGetCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        StoreArg args[] = { ARG_TEXT(c->ns), ARG_TEXT(c->name), ARG_INT(c->version) };
+        int r;
+
+        if (c->version > 0)
+                r = s->ops->exec(s, STMT_SKILL_GET, args, 3, &rows);
+        else
+                r = s->ops->exec(s, c->version == 0 ? STMT_SKILL_GET_PROMOTED : STMT_SKILL_GET_LATEST, args, 2,
+                                 &rows);
+        if (r < 0)
+                return r;
+        if (rows.nrows == 0) {
+                if (c->version > 0)
+                        return store_set_error(s, -ENOENT, "no version %" PRId64 " of skill %s/%s",
+                                               c->version, c->ns, c->name);
+                if (c->version == 0)
+                        return store_set_error(s, -ENOENT, "skill %s/%s has no promoted version", c->ns, c->name);
+                return store_set_error(s, -ENOENT, "no skill %s/%s", c->ns, c->name);
+        }
+        skill_from_row(&c->v, &rows, 0);
+        return 0;
+}
+
+int store_skill_version_get(Store *s, const char *ns, const char *name, int64_t version, StoreSkillVersion *ret) {
+        int r = skill_check_key(s, ns, name);
+        if (r < 0)
+                return r;
+        if (version < -1 || !ret)
+                return invalid(s, -EINVAL, "a skill version is N > 0, 0 (newest promoted) or -1 (newest)");
+        SkillGetCall c = { ns, name, version, {} };
+        r = store_call(s, TX_NONE, skill_get_body, &c);
+        if (r >= 0)
+                *ret = c.v;
+        return r;
+}
+
+typedef struct SkillListCall {
+        const char *ns, *name, *after_ns, *after_name;
+        int64_t after_version;
+        size_t limit;
+        StoreSkillVersion *items;
+        size_t n;
+        char *next;
+} SkillListCall;
+
+static int skill_list_body(Store *s, void *arg) {
+        SkillListCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        StoreStmt id = c->ns && c->name ? STMT_SKILL_LIST_NAME : c->ns ? STMT_SKILL_LIST_NS :
+                       c->name ? STMT_SKILL_LIST_BYNAME : STMT_SKILL_LIST_ALL;
+        int r = s->ops->exec(s, id, (StoreArg[]) {
+                ARG_TEXT(c->ns ? c->ns : c->after_ns), ARG_TEXT(c->name ? c->name : c->after_name),
+                ARG_INT(c->after_version), ARG_INT((int64_t) c->limit + 1) }, 4, &rows);
+        if (r < 0)
+                return r;
+        size_t n = rows.nrows > c->limit ? c->limit : rows.nrows;
+        _cleanup_free_ char *next = NULL;
+        if (rows.nrows > c->limit &&
+            asprintf(&next, "%s/%s/%s", cell(&rows, n - 1, 0)->data, cell(&rows, n - 1, 1)->data,
+                     cell(&rows, n - 1, 2)->data) < 0)
+                return -ENOMEM;
+        StoreSkillVersion *items = calloc(n ? n : 1, sizeof *items);
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                skill_from_row(&items[i], &rows, i);
+        c->items = items;
+        c->n = n;
+        c->next = TAKE_PTR(next);
+        return 0;
+}
+
+/* "NS/NAME/VERSION" into c; the cursor must agree with the filters. */
+static int skill_cursor_parse(Store *s, char *cursor, SkillListCall *c) {
+        char *a = strchr(cursor, '/'), *b = a ? strchr(a + 1, '/') : NULL, *end = NULL;
+        if (!a || !b)
+                return invalid(s, -EINVAL, "a skill list cursor is NAMESPACE/NAME/VERSION");
+        *a = *b = 0;
+        errno = 0;
+        long long version = strtoll(b + 1, &end, 10);
+        if (!name_ok(cursor) || !name_ok(a + 1) || !is_digit(b[1]) || *end || errno || version <= 0)
+                return invalid(s, -EINVAL, "a skill list cursor is NAMESPACE/NAME/VERSION");
+        if ((c->ns && !streq(c->ns, cursor)) || (c->name && !streq(c->name, a + 1)))
+                return invalid(s, -EINVAL, "the list cursor is from another list");
+        c->after_ns = cursor;
+        c->after_name = a + 1;
+        c->after_version = version;
+        return 0;
+}
+
+int store_skill_version_list(Store *s, const char *ns, const char *name, const char *after, size_t limit,
+                             StoreSkillVersion **ret, size_t *ret_n, char **ret_next) {
+        _cleanup_free_ char *cursor = strdup(after ? after : "");
+        int r;
+        if (!cursor)
+                return -ENOMEM;
+        if ((ns && !name_ok(ns)) || (name && !skill_name_ok(name)) || limit == 0 || limit > STORE_LIST_MAX ||
+            !ret || !ret_n)
+                return invalid(s, -EINVAL, "invalid skill list arguments");
+        SkillListCall c = { .ns = ns, .name = name, .after_ns = "", .after_name = "", .limit = limit };
+        if (*cursor && (r = skill_cursor_parse(s, cursor, &c)) < 0)
+                return r;
+        r = store_call(s, TX_NONE, skill_list_body, &c);
+        if (r < 0)
+                return r;
+        *ret = c.items;
+        *ret_n = c.n;
+        if (ret_next)
+                *ret_next = c.next;
+        else
+                free(c.next);
+        return 0;
+}
+
+typedef struct SkillStateCall {
+        const char *ns, *name, *state, *by;
+        int64_t version, at_ms;
+} SkillStateCall;
+
+static int skill_set_state_body(Store *s, void *arg) {
+        SkillStateCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows cur = {};
+        StoreRows rows = {};
+        int r;
+
+        if ((r = skill_stamp_bump(s)) < 0)
+                return r;
+        r = s->ops->exec(s, STMT_SKILL_LOCK, (StoreArg[]) {
+                ARG_TEXT(c->ns), ARG_TEXT(c->name), ARG_INT(c->version) }, 3, &cur);
+        if (r < 0)
+                return r;
+        if (cur.nrows == 0)
+                return store_set_error(s, -ENOENT, "no version %" PRId64 " of skill %s/%s", c->version, c->ns,
+                                       c->name);
+        const char *state = cell(&cur, 0, 0)->data;
+        bool promote = streq(c->state, "promoted");
+        if (streq(state, c->state))
+                return store_set_error(s, -EINVAL, "version %" PRId64 " of skill %s/%s is already %s",
+                                       c->version, c->ns, c->name, state);
+        if (promote && !streq(state, "candidate"))
+                return store_set_error(s, -EINVAL, "version %" PRId64 " of skill %s/%s is %s: only a candidate "
+                                       "is promoted", c->version, c->ns, c->name, state);
+        r = s->ops->exec(s, promote ? STMT_SKILL_PROMOTE : STMT_SKILL_DEPRECATE, (StoreArg[]) {
+                ARG_TEXT(c->ns), ARG_TEXT(c->name), ARG_INT(c->version),
+                ARG_INT(c->at_ms > 0 ? c->at_ms : store_now_ms()), ARG_TEXT(c->by ? c->by : "") }, 5, &rows);
+        int64_t changes = rows.changes;
+        store_rows_clear(&rows);
+        if (r < 0)
+                return r;
+        /* the row is locked (and every skill writer queued): it cannot have changed */
+        return changes == 1 ? 0 : store_set_error(s, -EIO, "version %" PRId64 " of skill %s/%s changed "
+                                                 "underneath", c->version, c->ns, c->name);
+}
+
+int store_skill_version_set_state(Store *s, const char *ns, const char *name, int64_t version,
+                                  const char *state, const char *by, int64_t at_ms) {
+        int r = skill_check_key(s, ns, name);
+        if (r < 0)
+                return r;
+        if (version <= 0)
+                return invalid(s, -EINVAL, "a skill version is a number from 1");
+        if (!state || (!streq(state, "promoted") && !streq(state, "deprecated")))
+                return invalid(s, -EINVAL, "a skill version's state changes to promoted or deprecated only");
+        if (!skill_by_ok(by) || at_ms < 0)
+                return invalid(s, -EINVAL, "invalid by or time");
+        SkillStateCall c = { ns, name, state, by, version, at_ms };
+        return store_call(s, TX_WRITE, skill_set_state_body, &c);
+}
+
+static int skill_stamp_body(Store *s, void *arg) {
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_SKILL_STAMP, NULL, 0, &rows);
+        if (r < 0)
+                return r;
+        if (rows.nrows == 0)
+                return store_set_error(s, -EIO, "the skill_stamp row is missing");
+        *(int64_t *) arg = cell_int(&rows, 0, 0);
+        return 0;
+}
+
+int store_skill_stamp(Store *s, int64_t *ret) {
+        int64_t v = 0;
+        if (!ret)
+                return -EINVAL;
+        int r = store_call(s, TX_NONE, skill_stamp_body, &v);
+        if (r >= 0)
+                *ret = v;
+        return r;
+}
+
 /* ---- clearing and freeing ------------------------------------------------ */
 
 void store_function_clear(StoreFunction *f) {
@@ -1232,3 +1713,22 @@ void store_llm_audit_clear(StoreLlmAudit *a) {
 }
 
 DEFINE_ARRAY_FREE(store_llm_audit_array_free, StoreLlmAudit, store_llm_audit_clear)
+
+void store_skill_version_clear(StoreSkillVersion *v) {
+        if (!v)
+                return;
+        free(v->namespace_);
+        free(v->name);
+        free(v->state);
+        free(v->runtime);
+        free(v->code_digest);
+        free(v->description);
+        free(v->doc_json);
+        free(v->embedding_json);
+        free(v->created_by);
+        free(v->promoted_by);
+        free(v->deprecated_by);
+        *v = (StoreSkillVersion) {};
+}
+
+DEFINE_ARRAY_FREE(store_skill_version_array_free, StoreSkillVersion, store_skill_version_clear)

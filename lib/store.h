@@ -227,3 +227,59 @@ int store_llm_audit_list(Store *s, const StoreLlmAuditQuery *q, StoreLlmAudit **
 /* Delete the records that started before before_ms, oldest first, in
  * batches of STORE_LLM_PRUNE_BATCH; returns how many (at most INT_MAX). */
 int store_llm_audit_prune(Store *s, int64_t before_ms);
+
+/* ---- skill versions (the skill library) ------------------------------- */
+
+#define STORE_SKILL_NAME_MAX            40              /* [a-z0-9-], a DNS-1123 label */
+#define STORE_SKILL_DESCRIPTION_MAX     4096            /* bytes */
+#define STORE_SKILL_EMBEDDING_MAX       (64u << 10)     /* bytes of embedding_json */
+#define STORE_SKILL_FIELD_MAX           256             /* bytes of runtime, created_by... */
+
+typedef struct StoreSkillVersion {
+        char *namespace_, *name;
+        int64_t version;                /* 1, 2, ... per (namespace, name); assigned by store_skill_version_add */
+        char *state;                    /* "candidate", "promoted", "deprecated" */
+        char *runtime;                  /* "python3", "node", "sh" (the store checks non-empty only) */
+        char *code_digest;              /* "sha256:HEX", a stored artifact (else -ENOENT) */
+        char *description;              /* <= STORE_SKILL_DESCRIPTION_MAX bytes; "" allowed */
+        char *doc_json;                 /* immutable JSON: tests, limits, interface, evidence, provenance (<= 8 MiB) */
+        char *embedding_json;           /* NULL or a non-empty JSON array of numbers (<= 64 KiB) */
+        int64_t parent;                 /* 0: none; else an existing version of the same skill */
+        int64_t created_ms, promoted_ms, deprecated_ms;  /* 0: not yet */
+        char *created_by, *promoted_by, *deprecated_by;  /* "token:ID" or ""; NULL = "" when adding */
+} StoreSkillVersion;
+
+void store_skill_version_clear(StoreSkillVersion *v);
+void store_skill_version_array_free(StoreSkillVersion *a, size_t n);
+
+/* Add version max+1 (1 for a new name) in one transaction; racing adds
+ * (threads, handles, controllers) get distinct consecutive numbers. The
+ * version field is ignored; state NULL or "candidate" adds a candidate,
+ * "promoted" a promoted version (promoted_ms 0: now); created_ms 0: now.
+ * -EINVAL: a bad namespace, name (1-40 of [a-z0-9-], starting and ending
+ * with a letter or digit), state, runtime, by-field, parent (not an existing
+ * version of this skill) or embedding; -E2BIG: description, doc_json or
+ * embedding_json over its limit; -ENOENT: code_digest is no stored artifact.
+ * store_last_error says which. */
+int store_skill_version_add(Store *s, const StoreSkillVersion *v, int64_t *ret_version);
+/* version > 0: that one; 0: the newest promoted (not deprecated) one; -1:
+ * the newest of any state. -ENOENT when there is none. */
+int store_skill_version_get(Store *s, const char *ns, const char *name, int64_t version, StoreSkillVersion *ret);
+/* ns NULL: every namespace; name NULL: every name. Ordered by (namespace,
+ * name, version), starting after the cursor "NS/NAME/VERSION" (NULL or "":
+ * from the start). At most limit (<= STORE_LIST_MAX); *ret_next (may be
+ * NULL) as in store_function_list. */
+int store_skill_version_list(Store *s, const char *ns, const char *name, const char *after, size_t limit,
+                             StoreSkillVersion **ret, size_t *ret_n, char **ret_next);
+/* The only mutation (content never changes): candidate -> promoted (sets
+ * promoted_ms/_by), candidate or promoted -> deprecated (sets
+ * deprecated_ms/_by). by NULL: ""; at_ms 0: now. Anything else -EINVAL
+ * with store_last_error saying why ("version 3 is already promoted");
+ * -ENOENT when there is no such version. */
+int store_skill_version_set_state(Store *s, const char *ns, const char *name, int64_t version,
+                                  const char *state, const char *by, int64_t at_ms);
+/* A number that changes whenever any skill version is added or changes
+ * state, on any handle or controller sharing the database (a counter row
+ * bumped in the writing transaction): the controller's search index cache
+ * reloads when it differs. */
+int store_skill_stamp(Store *s, int64_t *ret);

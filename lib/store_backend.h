@@ -13,7 +13,7 @@
 #include "store.h"
 
 /* The number of schema migrations; both backends have exactly this many. */
-#define STORE_SCHEMA_LATEST     3
+#define STORE_SCHEMA_LATEST     4
 
 /* Every statement the store runs, written once with $1, $2, ... placeholders
  * (SQLite reads them as ?1, ?2). */
@@ -49,6 +49,21 @@ typedef enum StoreStmt {
         STMT_LLM_LIST_NS,
         STMT_LLM_LIST_ALL,
         STMT_LLM_PRUNE,
+        STMT_SKILL_STAMP,
+        STMT_SKILL_STAMP_BUMP,
+        STMT_SKILL_MAX,
+        STMT_SKILL_EXISTS,
+        STMT_SKILL_INSERT,
+        STMT_SKILL_GET,
+        STMT_SKILL_GET_PROMOTED,
+        STMT_SKILL_GET_LATEST,
+        STMT_SKILL_LOCK,
+        STMT_SKILL_PROMOTE,
+        STMT_SKILL_DEPRECATE,
+        STMT_SKILL_LIST_ALL,
+        STMT_SKILL_LIST_NS,
+        STMT_SKILL_LIST_NAME,
+        STMT_SKILL_LIST_BYNAME,
         _STMT_MAX,
 } StoreStmt;
 

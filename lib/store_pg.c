@@ -110,6 +110,33 @@ static const char *const pg_migrations[STORE_SCHEMA_LATEST] = {
         /* 3: whether a kept body was cut at the activator's bound */
         "ALTER TABLE llm_audit ADD COLUMN request_body_truncated SMALLINT NOT NULL DEFAULT 0,"
         "  ADD COLUMN response_body_truncated SMALLINT NOT NULL DEFAULT 0;",
+        /* 4: the skill library's versions, and the counter every skill write
+         * bumps (its row lock also queues racing adders) */
+        "CREATE TABLE skill_versions ("
+        "  namespace TEXT COLLATE \"C\" NOT NULL,"
+        "  name TEXT COLLATE \"C\" NOT NULL,"
+        "  version BIGINT NOT NULL,"
+        "  state TEXT NOT NULL CHECK (state IN ('candidate', 'promoted', 'deprecated')),"
+        "  runtime TEXT NOT NULL,"
+        "  code_digest TEXT COLLATE \"C\" NOT NULL REFERENCES artifacts (digest),"
+        "  description TEXT NOT NULL,"
+        "  doc_json TEXT NOT NULL,"
+        "  embedding_json TEXT,"
+        "  parent BIGINT NOT NULL,"
+        "  created_ms BIGINT NOT NULL,"
+        "  promoted_ms BIGINT NOT NULL,"
+        "  deprecated_ms BIGINT NOT NULL,"
+        "  created_by TEXT NOT NULL,"
+        "  promoted_by TEXT NOT NULL,"
+        "  deprecated_by TEXT NOT NULL,"
+        "  PRIMARY KEY (namespace, name, version)"
+        ");"
+        "CREATE INDEX skill_versions_code_digest ON skill_versions (code_digest);"
+        "CREATE TABLE skill_stamp ("
+        "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+        "  value BIGINT NOT NULL"
+        ");"
+        "INSERT INTO skill_stamp (id, value) VALUES (1, 0);",
 };
 
 /* Map a failed result to an errno by its SQLSTATE, keeping the primary

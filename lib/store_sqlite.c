@@ -99,6 +99,32 @@ static const char *const sqlite_migrations[STORE_SCHEMA_LATEST] = {
         /* 3: whether a kept body was cut at the activator's bound */
         "ALTER TABLE llm_audit ADD COLUMN request_body_truncated INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE llm_audit ADD COLUMN response_body_truncated INTEGER NOT NULL DEFAULT 0;",
+        /* 4: the skill library's versions, and the counter every skill write bumps */
+        "CREATE TABLE skill_versions ("
+        "  namespace TEXT NOT NULL,"
+        "  name TEXT NOT NULL,"
+        "  version INTEGER NOT NULL,"
+        "  state TEXT NOT NULL CHECK (state IN ('candidate', 'promoted', 'deprecated')),"
+        "  runtime TEXT NOT NULL,"
+        "  code_digest TEXT NOT NULL REFERENCES artifacts (digest),"
+        "  description TEXT NOT NULL,"
+        "  doc_json TEXT NOT NULL,"
+        "  embedding_json TEXT,"
+        "  parent INTEGER NOT NULL,"
+        "  created_ms INTEGER NOT NULL,"
+        "  promoted_ms INTEGER NOT NULL,"
+        "  deprecated_ms INTEGER NOT NULL,"
+        "  created_by TEXT NOT NULL,"
+        "  promoted_by TEXT NOT NULL,"
+        "  deprecated_by TEXT NOT NULL,"
+        "  PRIMARY KEY (namespace, name, version)"
+        ") STRICT;"
+        "CREATE INDEX skill_versions_code_digest ON skill_versions (code_digest);"
+        "CREATE TABLE skill_stamp ("
+        "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+        "  value INTEGER NOT NULL"
+        ") STRICT;"
+        "INSERT INTO skill_stamp (id, value) VALUES (1, 0);",
 };
 
 /* Map SQLite's (extended) result code to an errno and keep its message. */
