@@ -89,6 +89,7 @@ static void conn_closed(uv_handle_t *h) {
         free(c->iov);
         free(c->hp);
         free(c->head);
+        free(c->err_tail);
         free(c);
 }
 

@@ -47,7 +47,13 @@ struct Conn {
         uint8_t (*stdin_heads)[PROTO_HEADER_SIZE];
         uv_buf_t *iov;
         bool result_seen, result_ok;
-        uint64_t out_seen;
+        uint64_t out_seen, err_seen;
+        /* a failed box whose caller wants its stderr (q->want_stderr): the
+         * answer waits for the STDERR frames, which come before END */
+        ActError deferred;               /* ACT_OK: none */
+        char deferred_msg[256];
+        OutcomeDetail detail;            /* detail.err: err_tail */
+        char *err_tail;                  /* OUTCOME_STDERR_MAX bytes, the last ones that came */
         /* service */
         HttpResp *hp;
         char *head;

@@ -33,6 +33,7 @@ static int invoke_put(Conn *c, Req *q) {
         snprintf(inv->path, sizeof inv->path, "%.*s", (int) q->rt.sub_len, q->rt.sub_len ? q->rt.sub : "/");
         snprintf(inv->query, sizeof inv->query, "%s", query);
         inv->timeout_ms = q->rt.params.timeout_ms;
+        inv->stderr_tail = q->want_stderr;
         /* a broker call's depth (checked with its signature), for the
          * callee's own broker calls */
         const char *depth = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Depth");
@@ -75,7 +76,8 @@ int fresh_send(Conn *c) {
         proto_reader_clear(&c->rd);
         proto_reply_clear(&c->reply);
         c->result_seen = c->result_ok = false;
-        c->out_seen = 0;
+        c->out_seen = c->err_seen = 0;
+        c->deferred = ACT_OK;
         c->got_bytes = false;
         c->wreq.data = c;
         /* try it at once: most requests fit the socket buffer */
@@ -104,6 +106,14 @@ static int on_result(Conn *c, Req *q) {
         c->result_seen = true;
         ActError e = outcome_from_result((int) res->status, res->exit_code, res->signal, res->out.truncated, msg,
                                          sizeof msg);
+        if (q && e != ACT_OK && q->want_stderr && e != ACT_UNAVAILABLE && e != ACT_NODE_FAILED) {
+                /* answered at END, with the stderr that comes before it */
+                c->deferred = e;
+                snprintf(c->deferred_msg, sizeof c->deferred_msg, "%s", msg);
+                c->detail = (OutcomeDetail) { .has_signal = res->signal > 0, .signal = res->signal,
+                                              .has_exit_code = res->status == JAIL_EXITED, .exit_code = res->exit_code };
+                return 0;
+        }
         if (q && e != ACT_OK) {
                 req_fail(q, e, "%s", msg);
                 conn_detach(c);         /* read on to END, then reuse */
@@ -136,6 +146,25 @@ static void on_refused(Conn *c, Req *q) {
                 req_retry(q, how == REFUSAL_DROP_INSTANCE, NULL);
 }
 
+/* Keep the last OUTCOME_STDERR_MAX bytes of the box's stderr. Without
+ * memory the answer goes without it. */
+static void err_keep(Conn *c, const char *p, size_t n) {
+        size_t max = OUTCOME_STDERR_MAX, have = c->detail.err_len;
+        if (!c->err_tail && !(c->err_tail = malloc(max)))
+                return;
+        if (n >= max) {
+                memcpy(c->err_tail, p + n - max, max);
+                c->detail.err_len = max;
+                return;
+        }
+        if (have + n > max) {
+                memmove(c->err_tail, c->err_tail + (have + n - max), max - n);
+                have = max - n;
+        }
+        memcpy(c->err_tail + have, p, n);
+        c->detail.err_len = have + n;
+}
+
 /* One frame. Returns 0, 1 when the connection was closed or handed back,
  * or a negative errno for a protocol error. */
 static int on_frame(Conn *c, const ProtoFrame *f) {
@@ -154,7 +183,7 @@ static int on_frame(Conn *c, const ProtoFrame *f) {
                 return on_result(c, q);
         }
         if (f->type == PROTO_STDOUT) {
-                if (c->out_seen + f->len > c->reply.out_len)
+                if (c->out_seen + f->len > c->reply.out_len || c->err_seen)
                         return -EBADMSG;
                 c->out_seen += f->len;
                 if (q && c->result_ok && !req_out(q, (const char *) f->payload, f->len) && c->reading) {
@@ -163,8 +192,19 @@ static int on_frame(Conn *c, const ProtoFrame *f) {
                 }
                 return 0;
         }
-        if (f->type == PROTO_END && c->out_seen == c->reply.out_len) {
-                if (q)
+        if (f->type == PROTO_STDERR) {
+                if (c->out_seen != c->reply.out_len || c->err_seen + f->len > c->reply.err_len)
+                        return -EBADMSG;
+                c->err_seen += f->len;
+                if (q && c->deferred != ACT_OK)
+                        err_keep(c, (const char *) f->payload, f->len);
+                return 0;
+        }
+        if (f->type == PROTO_END && c->out_seen == c->reply.out_len && c->err_seen == c->reply.err_len) {
+                if (q && c->deferred != ACT_OK) {
+                        c->detail.err = c->err_tail;
+                        req_fail_detail(q, c->deferred, c->deferred_msg, &c->detail);
+                } else if (q)
                         req_backend_done(q, true);
                 conn_finish(c, true);
                 return 1;

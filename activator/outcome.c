@@ -2,7 +2,10 @@
 #include "activator/outcome.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime/jail.h"
@@ -105,4 +108,83 @@ int outcome_json(ActError e, const char *message, char *buf, size_t size) {
         json_escape(message ? message : "", 1024, esc, sizeof esc);
         int n = snprintf(buf, size, "{\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}\n", act_error_type(e), esc);
         return n < 0 || (size_t) n >= size ? -ENOBUFS : n;
+}
+
+/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+        if (s[0] < 0x80)
+                return 1;
+        size_t len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+        if (len == 0 || len > n)
+                return 0;
+        for (size_t i = 1; i < len; i++)
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+        if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||   /* overlong, surrogates */
+            (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))     /* overlong, past U+10FFFF */
+                return 0;
+        return len;
+}
+
+char *outcome_utf8_clean(const char *s, size_t len, size_t *ret_len) {
+        if (len > SIZE_MAX / 3 - 1)
+                return NULL;
+        char *out = malloc(len * 3 + 1);        /* each byte becomes at most 3 */
+        size_t o = 0;
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len;) {
+                size_t k = utf8_seq((const unsigned char *) s + i, len - i);
+                if (k == 0) {
+                        memcpy(out + o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        i++;
+                        continue;
+                }
+                memcpy(out + o, s + i, k);
+                o += k;
+                i += k;
+        }
+        out[o] = 0;
+        *ret_len = o;
+        return out;
+}
+
+char *outcome_json_detail(ActError e, const char *message, const OutcomeDetail *d, size_t *ret_len) {
+        size_t el = d->err_len > OUTCOME_STDERR_MAX ? OUTCOME_STDERR_MAX : d->err_len, cl = 0;
+        const char *err = d->err ? d->err + (d->err_len - el) : "";
+        char *clean = outcome_utf8_clean(err, d->err ? el : 0, &cl);
+        json_t *o = json_object(), *inner = json_object();
+        char *text = NULL;
+        if (!clean || !o || !inner || json_object_set_new(o, "error", inner) < 0) {
+                if (o)
+                        json_decref(o);
+                else
+                        json_decref(inner);
+                free(clean);
+                return NULL;
+        }
+        bool ok = json_object_set_new(inner, "type", json_string(act_error_type(e))) == 0 &&
+                  json_object_set_new(inner, "message", json_stringn(message ? message : "", message ? strnlen(message, 1024) : 0)) == 0 &&
+                  json_object_set_new(inner, "stderr", json_stringn(clean, cl)) == 0;
+        if (ok && d->has_signal)
+                ok = json_object_set_new(inner, "signal", json_integer(d->signal)) == 0;
+        else if (ok && d->has_exit_code)
+                ok = json_object_set_new(inner, "exitCode", json_integer(d->exit_code)) == 0;
+        if (ok)
+                text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        free(clean);
+        if (!text)
+                return NULL;
+        size_t n = strlen(text);
+        char *body = realloc(text, n + 2);
+        if (!body) {
+                free(text);
+                return NULL;
+        }
+        body[n] = '\n';
+        body[n + 1] = 0;
+        *ret_len = n + 1;
+        return body;
 }

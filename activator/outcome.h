@@ -51,3 +51,25 @@ InvokeRefusal outcome_from_refusal(int code);
  * with message JSON-escaped (and cut to 1 KiB). Returns its length, or
  * -ENOBUFS when it does not fit. */
 int outcome_json(ActError e, const char *message, char *buf, size_t size);
+
+#define OUTCOME_STDERR_MAX 4096   /* the tail of a box's stderr in an error answer */
+
+/* What a developer's call learns of a fresh box that failed
+ * (X-Fnbox-Stderr, docs/invoke.md). */
+typedef struct OutcomeDetail {
+        const char *err;         /* the stderr's tail (any bytes), or NULL */
+        size_t err_len;          /* only the last OUTCOME_STDERR_MAX bytes are used */
+        bool has_exit_code, has_signal;
+        int exit_code, signal;
+} OutcomeDetail;
+
+/* The error body with "stderr" (invalid UTF-8 replaced by U+FFFD) and
+ * "exitCode" or "signal" added to the error object, a newline at the end:
+ * malloc'd, its length in *ret_len; NULL without memory. */
+char *outcome_json_detail(ActError e, const char *message, const OutcomeDetail *d, size_t *ret_len);
+
+/* s (len bytes) as valid UTF-8: every byte that does not start a valid
+ * sequence (overlong forms, surrogates and code points past U+10FFFF
+ * included) becomes U+FFFD. malloc'd and NUL-terminated, its length in
+ * *ret_len; NULL without memory. */
+char *outcome_utf8_clean(const char *s, size_t len, size_t *ret_len);

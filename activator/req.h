@@ -59,6 +59,8 @@ struct Req {
         size_t n_tried;
         Conn *be;                        /* the backend connection serving it */
         bool may_have_run;               /* the box may have seen it: no retry */
+        bool stderr_asked;               /* X-Fnbox-Stderr: 1, not a broker call */
+        bool want_stderr;                /* ...and the caller may have it (go()) */
         unsigned reconnects;
 
         unsigned status;
@@ -86,6 +88,9 @@ uint64_t req_random(Req *q);
 /* Answer with an error (before the response started), or cut the stream
  * short (after). Ends the backend part: the slot goes back. */
 void req_fail(Req *q, ActError e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same with a failed fresh box's stderr tail and exit status in the
+ * error object (q->want_stderr); as req_fail once the response started. */
+void req_fail_detail(Req *q, ActError e, const char *msg, const OutcomeDetail *d);
 /* The instance refused or could not be reached before the box ran:
  * another one, or the queue. drop: the instance is gone (its node says so,
  * or nothing listens at its address): no request goes there until the next

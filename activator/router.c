@@ -421,9 +421,9 @@ ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *
         return e;
 }
 
-bool router_has_function(Router *r, const char *ns, const char *name) {
+bool router_has_function(Router *r, const FnPath *p, const char *ns, const FnSegment *seg) {
         pthread_mutex_lock(&r->lock);
-        bool has = r->table && route_table_function(r->table, ns, name);
+        bool has = r->table && route_segment_function(r->table, p, ns, seg);
         pthread_mutex_unlock(&r->lock);
         return has;
 }
@@ -458,6 +458,7 @@ void router_route(Router *r, const FnPath *p, const AuthKey *key, uint64_t rnd, 
         ret->rev = NULL;
         ret->slot = NULL;
         ret->queued = ret->parked = false;
+        ret->developer = tok && tok->role >= TOKEN_ROLE_DEVELOPER;
         RouteRevision *rev = f ? route_resolve(f, tag, rnd >> 40) : NULL;
         if (w && w->synced && !w->counted_miss) {
                 w->counted_miss = true;
@@ -477,8 +478,7 @@ void router_route(Router *r, const FnPath *p, const AuthKey *key, uint64_t rnd, 
                 ret->parked = true;
         } else if (!f) {
                 ret->error = ACT_NOT_FOUND;
-                snprintf(ret->message, sizeof ret->message, "no function %s%s%s", p->has_second ? p->first.name : "",
-                         p->has_second ? "/" : "", p->has_second ? p->second.name : p->first.name);
+                fnpath_missing(p, p->has_second, ret->message, sizeof ret->message);
         } else if (!rev || !rev->state) {
                 ret->error = tag && *tag ? ACT_NOT_FOUND : ACT_UNAVAILABLE;
                 snprintf(ret->message, sizeof ret->message, tag && *tag ? "function %s has no tag %s"

@@ -80,6 +80,7 @@ typedef struct RouteResult {
         size_t sub_len;
         bool queued;                     /* the waiter is in the revision's queue */
         bool parked;                     /* not in this table: the waiter waits for a sync */
+        bool developer;                  /* routed with a developer's or an admin's token */
 } RouteResult;
 
 int router_new(Router **ret);
@@ -101,9 +102,10 @@ ActError router_authorize(Router *r, const FnPath *p, const AuthKey *key, char *
 /* Whether the token key may call namespace ns (the LLM gateway's check):
  * ACT_OK, ACT_UNAUTHENTICATED, ACT_FORBIDDEN, or ACT_UNAVAILABLE before
  * the first table; a sentence in msg. */
-/* Whether the route table has the function ns/name (a broker call's
- * target must be in the caller's own namespace). */
-bool router_has_function(Router *r, const char *ns, const char *name);
+/* Whether the route table has the function (or skill version) that seg
+ * of p names in namespace ns (a broker call's target must be in the
+ * caller's own namespace). */
+bool router_has_function(Router *r, const FnPath *p, const char *ns, const FnSegment *seg);
 ActError router_authorize_ns(Router *r, const AuthKey *key, const char *ns, char *msg, size_t msg_len);
 /* Route a request: a slot at once, or w queued (at most queue_max per
  * revision; ACT_SHUTTING_DOWN after router_close), or an error. A

@@ -43,6 +43,9 @@ void route_table_free(RouteTable *t) {
                 revision_clear(&t->revisions[i]);
         for (size_t i = 0; i < t->n_functions; i++)
                 function_clear(&t->functions[i]);
+        for (size_t i = 0; i < t->n_skills; i++)
+                free(t->skills[i].key);
+        free(t->skills);
         free(t->revisions);
         free(t->functions);
         auth_tokens_free(t->tokens, t->n_tokens);
@@ -189,6 +192,46 @@ static int function_parse(RouteTable *t, const json_t *j, RouteFunction *f, char
         return 0;
 }
 
+static int cmp_skill(const void *a, const void *b) {
+        return strcmp(((const RouteSkill *) a)->key, ((const RouteSkill *) b)->key);
+}
+
+/* One entry of "skills": {"namespace", "name", "version"}. */
+static int skill_parse(const json_t *j, RouteSkill *s, char *why, size_t why_len) {
+        const char *ns = json_string_value(json_object_get(j, "namespace"));
+        const char *name = json_string_value(json_object_get(j, "name"));
+        json_t *v = json_object_get(j, "version");
+        if (!json_is_object(j) || !ns || !name || !fnpath_name_ok(ns, strlen(ns)) ||
+            !fnpath_skill_name_ok(name, strlen(name)))
+                FAIL("a skill has no valid namespace or name");
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 999999999999999LL)
+                FAIL("skill %s/%s: version is not an integer from 1 to 10^15-1", ns, name);
+        snprintf(s->version, sizeof s->version, "%lld", (long long) json_integer_value(v));
+        return (s->key = key_join(ns, name)) ? 0 : -ENOMEM;
+}
+
+/* "skills" (absent: none, an older controller). */
+static int skills_parse(RouteTable *t, const json_t *skills, char *why, size_t why_len) {
+        size_t n = json_array_size(skills);
+        if (!skills || json_is_null(skills))
+                return 0;
+        if (!json_is_array(skills))
+                FAIL("skills is not an array");
+        if (n && !(t->skills = calloc(n, sizeof *t->skills)))
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int e = skill_parse(json_array_get(skills, i), &t->skills[t->n_skills++], why, why_len);
+                if (e < 0)
+                        return e;
+        }
+        if (t->n_skills)
+                qsort(t->skills, t->n_skills, sizeof *t->skills, cmp_skill);
+        for (size_t i = 1; i < t->n_skills; i++)
+                if (strcmp(t->skills[i - 1].key, t->skills[i].key) == 0)
+                        FAIL("skill %s listed twice", t->skills[i].key);
+        return 0;
+}
+
 static int table_fill(RouteTable *t, const json_t *doc, char *why, size_t why_len) {
         json_t *revs = json_object_get(doc, "revisions"), *fns = json_object_get(doc, "functions");
         if (!json_is_object(doc) || get_u64(doc, "version", 0, UINT64_MAX >> 1, &t->version) < 0 ||
@@ -217,6 +260,9 @@ static int table_fill(RouteTable *t, const json_t *doc, char *why, size_t why_le
         for (size_t i = 1; i < t->n_functions; i++)
                 if (strcmp(t->functions[i - 1].key, t->functions[i].key) == 0)
                         FAIL("function %s listed twice", t->functions[i].key);
+        int e = skills_parse(t, json_object_get(doc, "skills"), why, why_len);
+        if (e < 0)
+                return e;
         json_t *tokens = json_object_get(doc, "tokens");
         t->has_tokens = json_is_array(tokens);
         return auth_tokens_parse(tokens, &t->tokens, &t->n_tokens, why, why_len);
@@ -273,18 +319,42 @@ RouteRevision *route_table_revision(const RouteTable *t, const char *ns, const c
         return bsearch(key, t->revisions, t->n_revisions, sizeof *t->revisions, cmp_key_revision);
 }
 
+static int cmp_key_skill(const void *k, const void *e) {
+        return strcmp(k, ((const RouteSkill *) e)->key);
+}
+
+const char *route_table_skill(const RouteTable *t, const char *ns, const char *name) {
+        char key[2 * FNPATH_NAME_MAX + 2];
+        if (!t || !t->n_skills || !key_fill(key, sizeof key, ns, name))
+                return NULL;
+        const RouteSkill *s = bsearch(key, t->skills, t->n_skills, sizeof *t->skills, cmp_key_skill);
+        return s ? s->version : NULL;
+}
+
+RouteFunction *route_segment_function(const RouteTable *t, const FnPath *p, const char *ns, const FnSegment *seg) {
+        char fn[FNPATH_NAME_MAX + 1];
+        if (!seg->valid)
+                return NULL;
+        if (!p->skill)
+                return route_table_function(t, ns, seg->name);
+        const char *version = seg->tag[0] ? seg->tag : route_table_skill(t, ns, seg->name);
+        if (!version || fnpath_skill_function(seg->name, version, fn, sizeof fn) < 0)
+                return NULL;
+        return route_table_function(t, ns, fn);
+}
+
 RouteFunction *route_lookup_as(const RouteTable *t, const FnPath *p, const AuthToken *tok, const char **ret_denied_ns,
                                const char **ret_tag, const char **ret_sub, size_t *ret_sub_len) {
         bool ns_ok = p->has_second && (!tok || auth_allows(tok, p->first.name));
         bool default_ok = !tok || auth_allows(tok, "default");
-        RouteFunction *f = ns_ok ? route_table_function(t, p->first.name, p->second.name) : NULL;
+        RouteFunction *f = ns_ok ? route_segment_function(t, p, p->first.name, &p->second) : NULL;
         const FnSegment *seg = f ? &p->second : &p->first;
         *ret_denied_ns = NULL;
         if (!f && default_ok)
-                f = route_table_function(t, "default", p->first.name);
+                f = route_segment_function(t, p, "default", &p->first);
         if (!f && !ns_ok && (p->has_second || !default_ok))
                 *ret_denied_ns = p->has_second ? p->first.name : "default";
-        *ret_tag = seg->tag;
+        *ret_tag = p->skill ? "" : seg->tag;
         *ret_sub = seg->rest;
         *ret_sub_len = seg->rest_len;
         return f;

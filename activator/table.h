@@ -70,6 +70,12 @@ typedef struct RouteFunction {
         uint32_t percent_total;
 } RouteFunction;
 
+/* A skill's newest promoted version (the route table's "skills"). */
+typedef struct RouteSkill {
+        char *key;               /* "NAMESPACE/NAME" */
+        char version[FNPATH_VERSION_MAX + 1];   /* digits */
+} RouteSkill;
+
 typedef struct RouteTable {
         uint64_t version;
         RouteFunction *functions;        /* sorted by key */
@@ -79,6 +85,8 @@ typedef struct RouteTable {
         AuthToken *tokens;               /* who may call (auth.h), sorted by id */
         size_t n_tokens;
         bool has_tokens;                 /* the controller sent "tokens" */
+        RouteSkill *skills;              /* sorted by key; none when the controller sent no "skills" */
+        size_t n_skills;
 } RouteTable;
 
 /* Parse the controller's document. -EINVAL with why on a malformed one
@@ -89,11 +97,18 @@ int route_table_parse(const json_t *doc, RouteTable **ret, char *why, size_t why
 void route_table_free(RouteTable *t);
 
 RouteFunction *route_table_function(const RouteTable *t, const char *ns, const char *name);
+/* The newest promoted version of skill ns/name (digits), or NULL. */
+const char *route_table_skill(const RouteTable *t, const char *ns, const char *name);
+/* The function a segment names in namespace ns: the function itself, or
+ * for a skill (p->skill) skill-NAME-vVERSION, VERSION being the segment's
+ * or, without one, the table's newest promoted. NULL when there is none. */
+RouteFunction *route_segment_function(const RouteTable *t, const FnPath *p, const char *ns, const FnSegment *seg);
 RouteRevision *route_table_revision(const RouteTable *t, const char *ns, const char *rev);
 
 /* The function a parsed URL names: NAMESPACE/NAME when the table has it,
  * else NAME in namespace "default". The tag and the path for the box come
- * back too (*ret_sub: "" or "/..."). */
+ * back too (*ret_sub: "" or "/..."). A skill's function has one revision:
+ * its tag is "" (the version picked the function). */
 RouteFunction *route_lookup(const RouteTable *t, const FnPath *p, const char **ret_tag,
                             const char **ret_sub, size_t *ret_sub_len);
 /* The same as the token tok sees the table (NULL: everything), so that

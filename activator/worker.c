@@ -164,12 +164,15 @@ static int error_json(Req *q, ActError e, const char *msg, char *buf, size_t siz
         return n;
 }
 
-static struct MHD_Response *error_response(Req *q, ActError e, const char *msg) {
-        char body[2048];
-        int n = error_json(q, e, msg, body, sizeof body);
-        struct MHD_Response *r = MHD_create_response_from_buffer((size_t) n, body, MHD_RESPMEM_MUST_COPY);
-        if (!r)
+/* An error response with the body given (copied, or taken with take). */
+static struct MHD_Response *error_response_body(Req *q, ActError e, char *body, size_t len, bool take) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(len, body, take ? MHD_RESPMEM_MUST_FREE
+                                                                                  : MHD_RESPMEM_MUST_COPY);
+        if (!r) {
+                if (take)
+                        free(body);
                 return NULL;
+        }
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         MHD_add_response_header(r, "X-Fnbox-Error", act_error_type(e));
@@ -180,6 +183,12 @@ static struct MHD_Response *error_response(Req *q, ActError e, const char *msg) 
         if (q)
                 response_common(q, r);
         return r;
+}
+
+static struct MHD_Response *error_response(Req *q, ActError e, const char *msg) {
+        char body[2048];
+        int n = error_json(q, e, msg, body, sizeof body);
+        return error_response_body(q, e, body, (size_t) n, false);
 }
 
 /* Queue a response now (inside the access handler). */
@@ -341,6 +350,19 @@ void req_fail(Req *q, ActError e, const char *fmt, ...) {
         req_ready(q, error_response(q, e, msg), act_error_status(e));
 }
 
+void req_fail_detail(Req *q, ActError e, const char *msg, const OutcomeDetail *d) {
+        size_t len;
+        char *body = q->streaming || q->phase == REQ_SENT || req_is_gateway(q) ? NULL
+                     : outcome_json_detail(e, msg, d, &len);
+        if (!body) {
+                req_fail(q, e, "%s", msg);
+                return;
+        }
+        slot_release(q);
+        q->error = e;
+        req_ready(q, error_response_body(q, e, body, len, true), act_error_status(e));
+}
+
 /* ---- routing -------------------------------------------------------------------------- */
 
 static void queue_deadline(uv_timer_t *t);
@@ -359,6 +381,9 @@ static uint64_t queue_wait_ms(const RouteParams *p) {
 }
 
 static void go(Req *q) {
+        /* a fresh box's stderr in its error answer: for developers and
+         * admins (anyone with --auth none), never for a broker call */
+        q->want_stderr = q->stderr_asked && (!q->w->cfg->auth || q->rt.developer);
         q->n_tried < REQ_TRIES_MAX ? (void) (q->tried[q->n_tried++] = q->rt.slot) : (void) 0;
         backend_start(q->w->backends, q);
 }
@@ -521,7 +546,7 @@ static enum MHD_Result req_route(Req *q) {
         q->suspended = true;
         MHD_suspend_connection(q->conn);
         if (q->rt.parked) {
-                snprintf(q->rt.message, sizeof q->rt.message, "no function %s", q->uri);
+                snprintf(q->rt.message, sizeof q->rt.message, "no %s %s", q->path.skill ? "skill" : "function", q->uri);
                 enqueued(q, WORKER_MISS_WAIT_MS);
         } else
                 routed(q);
@@ -663,7 +688,7 @@ static enum MHD_Result serve_other(Req *q) {
                 return serve_metrics(q);
         if (strcmp(q->uri, "/healthz") == 0 && get)
                 return send_now(q, req_buffer_response(q, strdup("ok\n"), 3), 200);
-        return send_error_now(q, ACT_NOT_FOUND, "no such route; functions are at /fn/NAME");
+        return send_error_now(q, ACT_NOT_FOUND, "no such route; functions are at /fn/NAME, skills at /skills/NAME");
 }
 
 /* The caller's bearer token against the route table's tokens (auth.h):
@@ -688,12 +713,13 @@ static ActError req_authorize_broker(Req *q, const char *sig, char *msg, size_t 
                                                              : "the broker signature does not match");
                 return ACT_UNAUTHENTICATED;
         }
+        const char *what = q->path.skill ? "skills" : "functions";
         if (!q->path.has_second || strcmp(q->path.first.name, ns) != 0) {
-                snprintf(msg, msg_len, "a function of namespace %s may call only functions of namespace %s", ns, ns);
+                snprintf(msg, msg_len, "a function of namespace %s may call only %s of namespace %s", ns, what, ns);
                 return ACT_FORBIDDEN;
         }
-        if (!router_has_function(q->w->router, ns, q->path.second.name)) {
-                snprintf(msg, msg_len, "no function %s/%s", ns, q->path.second.name);
+        if (!router_has_function(q->w->router, &q->path, ns, &q->path.second)) {
+                fnpath_missing(&q->path, true, msg, msg_len);
                 return ACT_NOT_FOUND;
         }
         memset(&q->auth_key, 0, sizeof q->auth_key);
@@ -741,10 +767,16 @@ static enum MHD_Result req_head(Req *q) {
         bool gw = r == -ENOENT && q->w->gw && gateway_path(q->uri);
         if (r == -ENOENT && !gw)
                 return serve_other(q);
+        if (r < 0 && !gw && fnpath_is_skill(q->uri))
+                return send_error_now(q, ACT_NOT_FOUND, "not a skill URL: /skills/NAME, /skills/NAME@VERSION or "
+                                      "/skills/NAMESPACE/NAME[@VERSION] (NAME: 1 to 40 of a-z, 0-9 and -; VERSION: digits)");
         if (r < 0 && !gw)
                 return send_error_now(q, ACT_NOT_FOUND, "not a function URL: /fn/NAME, /fn/NAMESPACE/NAME or /fn/NAME@TAG");
         if (q->w->quiesced)
                 return send_error_now(q, ACT_SHUTTING_DOWN, "the activator is stopping; retry elsewhere");
+        const char *se = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Stderr");
+        q->stderr_asked = !gw && se && strcmp(se, "1") == 0 &&
+                          !MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Broker-Auth");
         if (gw) {
                 unsigned st;
                 struct MHD_Response *resp = gateway_head(q->w->gw, q, &st);
@@ -900,7 +932,7 @@ static void on_completed(void *cls _unused_, struct MHD_Connection *conn _unused
         if (q->gw)
                 gateway_abort(q);
         slot_release(q);
-        if (q->path.first.valid)
+        if (q->path.first.valid || q->path.has_second)
                 router_record(w->router, q->rt.metrics, q->status ? q->status : 499,
                               router_now_ns() - q->start_ns, q->cold, q->wait_ns);
         req_unref(q);

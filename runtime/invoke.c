@@ -172,12 +172,26 @@ static void conn_error(Conn *c, int code, const char *text, bool close_after) {
         conn_reply_start(c);
 }
 
+/* Keep only the last PROTO_STDERR_TAIL bytes of o (marked truncated when
+ * bytes went). */
+static void output_tail(JailOutput *o) {
+        if (o->len <= PROTO_STDERR_TAIL)
+                return;
+        memmove(o->data, o->data + o->len - PROTO_STDERR_TAIL, PROTO_STDERR_TAIL);
+        o->len = PROTO_STDERR_TAIL;
+        o->truncated = true;
+}
+
 static void on_reply(JailResult *r, void *userdata) {
         Conn *c = userdata;
         c->call = NULL;
         c->result = *r;
         memset(r, 0, sizeof *r); /* the buffers are ours now */
-        c->w = (ProtoReplyWriter) { .r = &c->result, .no_stderr = true };
+        /* stderr went to the node's logs (instance.c); the client gets its
+         * tail only when it asked (INVOKE "stderr": true) */
+        if (c->req.inv.stderr_tail)
+                output_tail(&c->result.err);
+        c->w = (ProtoReplyWriter) { .r = &c->result, .no_stderr = !c->req.inv.stderr_tail };
         conn_reply_start(c);
 }
 

@@ -583,6 +583,9 @@ int proto_put_invoke(ProtoBuf *b, const ProtoInvoke *inv) {
                 o = (json_decref(o), NULL);
         if (o && inv->depth && json_object_set_new(o, "depth", json_integer((json_int_t) inv->depth)) < 0)
                 o = (json_decref(o), NULL);
+        /* only when asked: a runtime older than the key refuses it */
+        if (o && inv->stderr_tail && json_object_set_new(o, "stderr", json_true()) < 0)
+                o = (json_decref(o), NULL);
         return put_json_frame(b, PROTO_INVOKE, o);
 }
 
@@ -599,7 +602,7 @@ static bool method_valid(const char *m) {
 
 static int invoke_fields(json_t *o, ProtoInvoke *inv) {
         static const char *const keys[] = { "instance", "requestId", "traceparent", "method", "path", "query",
-                                            "timeoutMs", "depth" };
+                                            "timeoutMs", "depth", "stderr" };
         if (!only_keys(o, keys, ELEMENTSOF(keys)) || !json_is_string(json_object_get(o, "instance")) ||
             get_json_str(o, "instance", inv->instance, PROTO_ID_MAX) < 0 || !inv->instance[0] ||
             get_json_str(o, "requestId", inv->request_id, PROTO_REQID_MAX) < 0 ||
@@ -620,6 +623,12 @@ static int invoke_fields(json_t *o, ProtoInvoke *inv) {
                 if (!json_is_integer(d) || json_integer_value(d) < 0 || json_integer_value(d) > PROTO_DEPTH_MAX)
                         return -EBADMSG;
                 inv->depth = (unsigned) json_integer_value(d);
+        }
+        json_t *e = json_object_get(o, "stderr");
+        if (e && !json_is_null(e)) {
+                if (!json_is_boolean(e))
+                        return -EBADMSG;
+                inv->stderr_tail = json_is_true(e);
         }
         return 0;
 }

@@ -17,7 +17,11 @@
  *   client -> runtime  HELLO (once, first), then per request
  *                      INVOKE, STDIN (any number), GO
  *   runtime -> client  RESULT, STDOUT (any number), END (no STDERR: it goes
- *                      to the node's logs), or ERROR with PROTO_INVOKE_*
+ *                      to the node's logs), or ERROR with PROTO_INVOKE_*;
+ *                      an INVOKE with "stderr": true also gets STDERR
+ *                      frames before END: the last PROTO_STDERR_TAIL
+ *                      bytes of the box's stderr (which still goes to the
+ *                      node's logs)
  *
  * This file links without the jail (the activator uses it): it needs
  * jail_config.c, lib/util.c and jansson only. */
@@ -62,6 +66,7 @@ enum {
 #define PROTO_METHOD_MAX  16           /* INVOKE method: an HTTP token */
 #define PROTO_URLPART_MAX 8192         /* INVOKE path, query */
 #define PROTO_TIMEOUT_MS_MAX (24ULL * 3600 * 1000)
+#define PROTO_STDERR_TAIL 4096         /* INVOKE "stderr": the tail of stderr sent back */
 
 /* ERROR exit statuses on the invoke socket (docs/internals.md) */
 enum {
@@ -177,6 +182,7 @@ typedef struct ProtoInvoke {
         char query[PROTO_URLPART_MAX + 1];       /* "" when none */
         uint64_t timeout_ms;                     /* 0: the instance's own */
         unsigned depth;                          /* broker calls nested above this one (0..64) */
+        bool stderr_tail;                        /* "stderr": true: send the stderr's tail back */
 } ProtoInvoke;
 #define PROTO_DEPTH_MAX 64
 
