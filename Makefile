@@ -16,7 +16,7 @@ PKGS     := jansson libuv libseccomp libcap
 # The control plane's libraries: manifests and code artifacts (libyaml,
 # libcrypto), the two stores, the HTTP server (controller) and client (CLI).
 SPEC_PKGS := jansson yaml-0.1 libcrypto
-CTL_PKGS := $(SPEC_PKGS) sqlite3 libpq libmicrohttpd libsystemd
+CTL_PKGS := $(SPEC_PKGS) sqlite3 libpq libmicrohttpd libsystemd libcurl
 CLI_PKGS := $(SPEC_PKGS) libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CTL_PKGS) libcurl 2>/dev/null)
 SPEC_LIBS := $(shell pkg-config --libs $(SPEC_PKGS) 2>/dev/null)
@@ -144,7 +144,7 @@ $(BUILD)/bin/fnbox-runtime: $(call obj,runtime/main.c $(RUNTIME_SRCS) $(LIB_SRCS
 
 $(BUILD)/bin/fnbox-controller: $(call obj,$(CONTROLLER_SRCS) $(CTL_LIB_SRCS) $(DAEMON_LIB_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CTL_LIBS) -lpthread -lm
 
 $(BUILD)/bin/fnbox-activator: $(call obj,$(ACTIVATOR_SRCS) $(PROTO_SRCS) $(DAEMON_LIB_SRCS) $(LIB_SRCS) $(YAML_LIB_SRCS) lib/token.c)
 	@mkdir -p $(dir $@)

@@ -67,6 +67,8 @@ typedef struct Up {
         char token_file[PATH_MAX + 16];
         char secret_file[PATH_MAX + 16]; /* the invoke secret: signs the brokers' calls */
         char act_listen[128];            /* the activator's --listen, its port known */
+        char act_url[160];               /* http://act_listen */
+        bool act_known;                  /* act_listen is an IPv4 address:port (the boxes get a broker) */
         const char *run_dir;
         uint64_t ready_timeout_ms;
         int stop_signals;               /* SIGINT/SIGTERM/SIGHUP seen */
@@ -338,9 +340,16 @@ static void arg(Argv *a, const char *s) {
         a->v[a->n] = NULL;
 }
 
+static int up_activator_listen(Up *u, const char *listen);
+
 static int start_controller(Up *u, const VerbArgs *a) {
         Argv v = { 0 };
+        /* the activator's address first: the skill library calls it */
+        u->act_known = up_activator_listen(u, a->listen ? a->listen : "127.0.0.1:8080") >= 0;
+        snprintf(u->act_url, sizeof u->act_url, "http://%s", u->act_listen);
         arg(&v, u->d[D_CONTROLLER].name);
+        if (u->act_known)
+                arg(&v, "--activator"), arg(&v, u->act_url);
         arg(&v, "--data-dir"), arg(&v, u->data_dir);
         arg(&v, "--listen"), arg(&v, a->api_listen ? a->api_listen : "127.0.0.1:8081");
         if (a->store)
@@ -394,18 +403,17 @@ static int up_activator_listen(Up *u, const char *listen) {
 }
 
 static int start_data_plane(Up *u, const VerbArgs *a, const char *api) {
-        char sock[PATH_MAX], invoke[PATH_MAX], act_url[160];
+        char sock[PATH_MAX], invoke[PATH_MAX];
         Argv r = { 0 }, v = { 0 };
         int s = up_secret(u);
         if (s < 0) {
                 fprintf(stderr, "%s: %s: %s\n", u->prog, u->secret_file, strerror(-s));
                 return s;
         }
-        bool broker = up_activator_listen(u, a->listen ? a->listen : "127.0.0.1:8080") >= 0;
+        bool broker = u->act_known;
         if (!broker)
                 fprintf(stderr, "%s: --listen %s is not IPv4-address:port: the boxes get no broker\n", u->prog,
                         u->act_listen);
-        snprintf(act_url, sizeof act_url, "http://%s", u->act_listen);
         snprintf(sock, sizeof sock, "%s/runtime.sock", u->run_dir);
         snprintf(invoke, sizeof invoke, "%s/invoke.sock", u->run_dir);
         arg(&r, u->d[D_RUNTIME].name);
@@ -420,7 +428,7 @@ static int start_data_plane(Up *u, const VerbArgs *a, const char *api) {
         /* each box's broker calls the activator, signed with the secret */
         arg(&r, "--invoke-secret-file"), arg(&r, u->secret_file);
         if (broker)
-                arg(&r, "--activator"), arg(&r, act_url);
+                arg(&r, "--activator"), arg(&r, u->act_url);
         arg(&v, u->d[D_ACTIVATOR].name);
         arg(&v, "--listen"), arg(&v, u->act_listen);
         arg(&v, "--controller"), arg(&v, api), arg(&v, "--token-file"), arg(&v, u->token_file);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "controller/cluster.h"
+#include "controller/skills.h"
 #include "lib/manifest.h"
 
 const HttpRoute api_routes[] = {
@@ -42,6 +43,15 @@ const HttpRoute api_routes[] = {
         /* the LLM gateway's audit log (controller/api_llm.c) */
         { "POST",   "/v1/internal/llm-audit",      api_llm_audit_post,  TOKEN_ROLE_ADMIN,     API_LLM_AUDIT_BODY_MAX },
         { "GET",    "/v1/llm/log",                 api_llm_log,         TOKEN_ROLE_DEVELOPER, 0 },
+        /* the skill library (controller/api_skills.c) */
+        { "GET",    "/v1/skills",                  api_skills_list,     TOKEN_ROLE_INVOKER,   0 },
+        { "GET",    "/v1/skills/search",           api_skills_search,   TOKEN_ROLE_INVOKER,   0 },
+        { "POST",   "/v1/skills/generate",         api_skill_generate,  TOKEN_ROLE_DEVELOPER, HTTP_JSON_MAX },
+        { "GET",    "/v1/skills/jobs/*",           api_skill_job,       TOKEN_ROLE_DEVELOPER, 0 },
+        { "GET",    "/v1/skills/*",                api_skill_get,       TOKEN_ROLE_INVOKER,   0 },
+        { "GET",    "/v1/skills/*/versions",       api_skill_versions,  TOKEN_ROLE_INVOKER,   0 },
+        { "POST",   "/v1/skills/*/promote",        api_skill_promote,   TOKEN_ROLE_DEVELOPER, HTTP_JSON_MAX },
+        { "POST",   "/v1/skills/*/deprecate",      api_skill_deprecate, TOKEN_ROLE_DEVELOPER, HTTP_JSON_MAX },
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 

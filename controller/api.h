@@ -20,6 +20,7 @@ struct Cluster;
 typedef struct Api {
         Store *store;
         struct Cluster *cluster;        /* the data plane (controller/cluster.h) */
+        struct Skills *skills;          /* the skill library (controller/skills.h) */
 } Api;
 
 extern const HttpRoute api_routes[];
@@ -73,6 +74,18 @@ json_t *render_traffic(const StoreFunction *f, const char *traffic_json);
 json_t *render_revision(const StoreRevision *r);
 /* A stored traffic entry: {"revision": R | "latestRevision": true, "percent", "tag"?}. */
 json_t *traffic_entry_json(const char *revision, unsigned percent, const char *tag);
+
+/* ---- deploying (api_deploy.c) ----------------------------------------------- */
+
+struct Manifest;
+/* Functions named so belong to the skill library (controller/skills.c):
+ * POST /v1/functions refuses them. */
+#define API_SKILL_PREFIX        "skill-"
+/* Deploy one parsed manifest into ns (the caller has checked the role):
+ * plan, artifact and traffic checks, store_deploy, the cluster told.
+ * 0, or -1 with resp filled. */
+int api_deploy_apply(Api *api, const struct Manifest *m, const char *ns, const char *code_digest,
+                     int64_t expected_version, StoreDeployResult *ret, HttpResponse *resp);
 
 /* ---- handlers ---------------------------------------------------------------- */
 

@@ -201,37 +201,51 @@ static void deploy_answer(Api *api, const char *ns, const char *name, const Stor
                              "revisionCreated", res->revision_created));
 }
 
+int api_deploy_apply(Api *api, const Manifest *m, const char *ns, const char *code_digest, int64_t expected_version,
+                     StoreDeployResult *ret, HttpResponse *resp) {
+        _cleanup_(deploy_plan_clear) DeployPlan plan = {};
+        if (deploy_plan(m, code_digest, &plan) < 0) {
+                http_error(resp, 500, "internal", NULL, "out of memory");
+                return -1;
+        }
+        if (deploy_check_artifact(api, code_digest, resp) < 0 || deploy_check_traffic(api, m, ns, &plan, resp) < 0)
+                return -1;
+        StoreDeploy sd = {
+                .namespace_ = ns, .name = m->name, .expected_version = expected_version,
+                .spec_json = plan.spec_json, .traffic_json = plan.traffic_json,
+                .revision_json = plan.revision_json, .spec_digest = plan.spec_digest,
+                .code_digest = code_digest,
+        };
+        int r = store_deploy(api->store, &sd, ret);
+        if (r == -ENOENT) {
+                http_error(resp, 422, "missing_artifact", "codeDigest", "codeDigest: %s is not stored", code_digest);
+                return -1;
+        }
+        if (r < 0) {
+                api_store_error(api, resp, r, m->name);
+                return -1;
+        }
+        if (api->cluster)
+                cluster_function_changed(api->cluster, ns, m->name);
+        return 0;
+}
+
 void api_function_deploy(Api *api, HttpRequest *req, HttpResponse *resp) {
         _cleanup_json_ json_t *body = NULL;
         _cleanup_manifest_list_ ManifestList *ml = NULL;
-        _cleanup_(deploy_plan_clear) DeployPlan plan = {};
         DeployBody d = {};
         const char *ns;
         if (api_body_object(req, &body, resp) < 0 || deploy_read_body(body, &d, resp) < 0 ||
             deploy_parse(&d, &ml, resp) < 0 || deploy_namespace(req, &ml->items[0], &ns, resp) < 0)
                 return;
         const Manifest *m = &ml->items[0];
-        if (deploy_plan(m, d.code_digest, &plan) < 0) {
-                http_error(resp, 500, "internal", NULL, "out of memory");
+        if (strncmp(m->name, API_SKILL_PREFIX, strlen(API_SKILL_PREFIX)) == 0) {
+                http_error(resp, 422, "invalid_manifest", "metadata.name",
+                           "metadata.name: %s: names starting with " API_SKILL_PREFIX " are the skill library's "
+                           "(fnbox skill, docs/skills.md)", m->name);
                 return;
         }
-        if (deploy_check_artifact(api, d.code_digest, resp) < 0 || deploy_check_traffic(api, m, ns, &plan, resp) < 0)
-                return;
-        StoreDeploy sd = {
-                .namespace_ = ns, .name = m->name, .expected_version = d.expected_version,
-                .spec_json = plan.spec_json, .traffic_json = plan.traffic_json,
-                .revision_json = plan.revision_json, .spec_digest = plan.spec_digest,
-                .code_digest = d.code_digest,
-        };
         StoreDeployResult res = {};
-        int r = store_deploy(api->store, &sd, &res);
-        if (r == -ENOENT)
-                http_error(resp, 422, "missing_artifact", "codeDigest", "codeDigest: %s is not stored", d.code_digest);
-        else if (r < 0)
-                api_store_error(api, resp, r, m->name);
-        else {
-                if (api->cluster)
-                        cluster_function_changed(api->cluster, ns, m->name);
+        if (api_deploy_apply(api, m, ns, d.code_digest, d.expected_version, &res, resp) == 0)
                 deploy_answer(api, ns, m->name, &res, resp);
-        }
 }

@@ -964,6 +964,7 @@ void cluster_free(Cluster *c) {
         cmap_clear(&c->logs);
         free(c->routes_text);
         json_decref(c->tokens);
+        json_decref(c->skills);
         free(c->requests);
         pthread_mutex_destroy(&c->lock);
         pthread_mutex_destroy(&c->sync_lock);

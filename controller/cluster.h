@@ -72,6 +72,10 @@ int cluster_poke(Cluster *c, const char *ns, const char *revision);
 /* A token was created or revoked: read the tokens again now, so that the
  * activators get them with the next route table. */
 void cluster_tokens_changed(Cluster *c);
+/* The route table's "skills": [{namespace, name, version}], the newest
+ * promoted version of each skill (takes list; a change is a new routes
+ * version). */
+void cluster_skills_set(Cluster *c, json_t *list);
 
 /* A function was deployed, changed its traffic or was deleted: read it again now. */
 void cluster_function_changed(Cluster *c, const char *ns, const char *name);

@@ -189,6 +189,7 @@ struct Cluster {
 
         uint64_t routes_version;
         json_t *tokens;                 /* the live tokens the route table carries (cluster_tokens.c) */
+        json_t *skills;                 /* [{namespace, name, version}]: the skills served at /skills/NAME */
         char *routes_text;              /* the rendered table of routes_version */
         size_t routes_len;
         int64_t next_sync_ms;

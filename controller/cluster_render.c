@@ -92,9 +92,10 @@ char *render_routes(Cluster *c, size_t *ret_len) {
         }
         if (r == 0)
                 r = routes_instances(c, revisions);
-        json_t *doc = r == 0 ? json_pack("{s:I, s:O, s:O, s:o}", "version", (json_int_t) c->routes_version,
+        json_t *doc = r == 0 ? json_pack("{s:I, s:O, s:O, s:o, s:o}", "version", (json_int_t) c->routes_version,
                                          "functions", functions, "revisions", revisions, "tokens",
-                                         c->tokens ? json_incref(c->tokens) : json_array()) : NULL;
+                                         c->tokens ? json_incref(c->tokens) : json_array(), "skills",
+                                         c->skills ? json_incref(c->skills) : json_array()) : NULL;
         json_decref(functions);
         json_decref(revisions);
         char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;

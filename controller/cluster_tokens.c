@@ -1,5 +1,7 @@
-/* controller/cluster_tokens.c: the tokens the route table carries, so that
- * activators check /fn/ calls themselves (docs/internals.md): every token
+/* controller/cluster_tokens.c: what the route table carries besides the
+ * functions: the skills served at /skills/NAME (set by controller/skills.c)
+ * and the tokens, so that activators check /fn/ calls themselves
+ * (docs/internals.md): every token
  * not revoked, as the store keeps it (id, the SHA-256 of its secret, role,
  * namespaces), never a secret. Read from the store with every full sync
  * and at once when this controller creates or revokes a token; a change
@@ -73,4 +75,19 @@ void cluster_tokens_changed(Cluster *c) {
                 c->sync_all_pending = true;
                 pthread_mutex_unlock(&c->lock);
         }
+}
+
+void cluster_skills_set(Cluster *c, json_t *list) {
+        if (!c || !list) {
+                json_decref(list);
+                return;
+        }
+        pthread_mutex_lock(&c->lock);
+        if (!c->skills || !json_equal(c->skills, list)) {
+                json_decref(c->skills);
+                c->skills = json_incref(list);
+                cluster_routes_changed(c);
+        }
+        pthread_mutex_unlock(&c->lock);
+        json_decref(list);
 }

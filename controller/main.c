@@ -22,6 +22,7 @@
 #include "lib/listen.h"
 #include "controller/privilege.h"
 #include "controller/retention.h"
+#include "controller/skills.h"
 #include "lib/quantity.h"
 #include "lib/store.h"
 #include "lib/util.h"
@@ -37,6 +38,9 @@ typedef struct Options {
         const char *user;
         const char *llm_audit_retention;
         const char *llm_audit_prune_every;
+        const char *activator;
+        const char *skill_model;
+        const char *skill_embedding_model;
 } Options;
 
 static const DaemonOption option_table[] = {
@@ -56,12 +60,19 @@ static const DaemonOption option_table[] = {
           "delete LLM gateway audit records older than this, such as 30d or 12h (default 30d; 0: keep them)" },
         { "--llm-audit-prune-every", offsetof(Options, llm_audit_prune_every), "DURATION",
           "how often to delete them, and once at start (default 1h)" },
+        { "--activator", offsetof(Options, activator), "URL",
+          "the activator the skill library runs tests and calls the LLM gateway through (default http://127.0.0.1:8080)" },
+        { "--skill-model", offsetof(Options, skill_model), "ALIAS",
+          "the gateway model `fnbox skill generate` uses when none is given (default: default)" },
+        { "--skill-embedding-model", offsetof(Options, skill_embedding_model), "ALIAS",
+          "the gateway model that embeds skills for search (default: none, lexical search only)" },
 };
 
 static void usage(FILE *f) {
         fprintf(f, "usage: " PROG " [--data-dir DIR] [--store URL] [--listen ADDR:PORT] [--node-lease DURATION]\n"
                    "       [--cpu-overcommit N] [--user NAME] [--llm-audit-retention DURATION]\n"
-                   "       [--llm-audit-prune-every DURATION]\n\n");
+                   "       [--llm-audit-prune-every DURATION] [--activator URL] [--skill-model ALIAS]\n"
+                   "       [--skill-embedding-model ALIAS]\n\n");
         daemon_options_print(f, option_table, ELEMENTSOF(option_table));
 }
 
@@ -173,9 +184,11 @@ static int retention_options(const Options *o, int64_t *ret_keep_ms, int64_t *re
         return 0;
 }
 
-static int serve(Store *store, Cluster *cluster, int fd, const char *url, const sigset_t *sigs) {
+static int serve(const Options *o, Store *store, Cluster *cluster, int fd, const char *url, const sigset_t *sigs) {
         int sig = 0;
         Api api = { .store = store, .cluster = cluster };
+        SkillsConfig scfg = { .activator_url = o->activator, .chat_model = o->skill_model,
+                              .embedding_model = o->skill_embedding_model };
         HttpConfig cfg = { .listen_fd = fd, .routes = api_routes, .n_routes = api_n_routes, .api = &api,
                            .observe = observe };
         HttpServer *server = NULL;
@@ -185,10 +198,21 @@ static int serve(Store *store, Cluster *cluster, int fd, const char *url, const 
                 fprintf(stderr, PROG ": cannot start the cluster: %s\n", strerror(-r));
                 return r;
         }
+        r = skills_new(&api, &scfg, &api.skills);
+        if (r >= 0)
+                r = skills_start(api.skills);
+        if (r < 0) {
+                safe_close(fd);
+                cluster_stop(cluster);
+                skills_free(api.skills);
+                fprintf(stderr, PROG ": cannot start the skill library: %s\n", strerror(-r));
+                return r;
+        }
         r = http_server_start(&cfg, &server);
         if (r < 0) {
                 safe_close(fd);
                 cluster_stop(cluster);
+                skills_free(api.skills);
                 fprintf(stderr, PROG ": cannot start the HTTP server: %s\n", strerror(-r));
                 return r;
         }
@@ -200,7 +224,9 @@ static int serve(Store *store, Cluster *cluster, int fd, const char *url, const 
         sd_notify(0, "STOPPING=1");
         fprintf(stderr, PROG ": %s: stopping\n", strsignal(sig));
         cluster_stop(cluster);          /* answers the long polls first */
+        skills_stop(api.skills);        /* ends the jobs, answers their long polls */
         http_server_stop(server);
+        skills_free(api.skills);
         return 0;
 }
 
@@ -257,7 +283,11 @@ int main(int argc, char **argv) {
                 fprintf(stderr, PROG ": cannot start the llm audit retention: %s\n", strerror(-r));
                 return 1;
         }
-        r = serve(store, cluster, TAKE_FD(listen_fd), url, &sigs);
+        if (o.activator && strncmp(o.activator, "http://", 7) != 0 && strncmp(o.activator, "https://", 8) != 0) {
+                fprintf(stderr, PROG ": --activator %s: expected an http:// or https:// URL\n", o.activator);
+                return 2;
+        }
+        r = serve(&o, store, cluster, TAKE_FD(listen_fd), url, &sigs);
         retention_stop(retention);
         return r < 0 ? 1 : 0;
 }

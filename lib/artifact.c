@@ -405,6 +405,40 @@ int artifact_pack(const char *path, size_t max_bytes, void **ret_data, size_t *r
         return 0;
 }
 
+int artifact_pack_file(const char *name, const void *content, size_t size, bool exec, size_t max_bytes,
+                       void **ret_data, size_t *ret_len, char ret_digest[ARTIFACT_DIGEST_LEN]) {
+        if (!name || strchr(name, '/') || !entry_path_valid(name))
+                return -EINVAL;
+        Pack p = { .max_bytes = max_bytes, .total = 2 * BLOCK };
+        if (max_bytes < p.total)
+                return -E2BIG;
+        int r = pack_reserve(&p, size);
+        char *path = r >= 0 ? strdup(name) : NULL;
+        char *data = r >= 0 ? malloc(size ? size : 1) : NULL;
+        if (r >= 0 && (!path || !data))
+                r = -ENOMEM;
+        if (r < 0) {
+                free(path);
+                free(data);
+                pack_clear(&p);
+                return r;
+        }
+        if (size)
+                memcpy(data, content, size);
+        p.entries[p.n++] = (Entry) { .path = path, .type = ENTRY_FILE, .exec = exec, .data = data, .size = size };
+        void *out = NULL;
+        size_t len = 0;
+        r = pack_write(&p, &out, &len);
+        pack_clear(&p);
+        if (r < 0)
+                return r;
+        if (ret_digest)
+                artifact_digest(out, len, ret_digest);
+        *ret_data = out;
+        *ret_len = len;
+        return 0;
+}
+
 /* ---- unpacking --------------------------------------------------------- */
 
 /* An octal field: digits, then NUL or spaces to the end; -1 otherwise. */

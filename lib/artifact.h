@@ -6,6 +6,7 @@
  * no links out of the tree, no device nodes, and size and entry limits. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,12 @@
  * or the -errno of open/read. */
 int artifact_pack(const char *path, size_t max_bytes, void **ret_data, size_t *ret_len,
                   char ret_digest[ARTIFACT_DIGEST_LEN]);
+
+/* Pack one file held in memory, named name (no '/'), as artifact_pack packs
+ * a file: the same bytes for the same name, content and exec bit. -EINVAL
+ * for a bad name, -E2BIG over max_bytes. */
+int artifact_pack_file(const char *name, const void *content, size_t size, bool exec, size_t max_bytes,
+                       void **ret_data, size_t *ret_len, char ret_digest[ARTIFACT_DIGEST_LEN]);
 
 /* "sha256:HEX" of data. */
 void artifact_digest(const void *data, size_t len, char ret_digest[ARTIFACT_DIGEST_LEN]);
