@@ -542,6 +542,8 @@ class Platform:
             data = os.path.join(self.tmp, "controller-data")
             argv = [os.path.join(self.bin, "fnbox-controller"), "--data-dir", data,
                     "--listen", "%s:0" % self.host_addr] + self.controller_args + list(extra)
+            if "--activator" not in argv:       # the skill library calls the activator
+                argv += ["--activator", "http://%s" % self.activator_listen]
             self.controller = Daemon("controller", "controller", argv,
                                      os.path.join(self.logs, "controller.log"), self.env())
         m = self.controller.start()

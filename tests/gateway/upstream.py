@@ -44,24 +44,31 @@ class Upstream:
     def __init__(self, name):
         self.name = name
         self.steps = []
+        self.only = None
         self.default = {}
         self.requests = []
         self.lock = threading.Lock()
         self.server = None
 
-    def script(self, steps):
+    def script(self, steps, only=None):
+        """The next steps; only: a path suffix ("/chat/completions") whose
+        requests alone take them (the others get the default)."""
         with self.lock:
             self.steps = list(steps)
+            self.only = only
 
     def reset(self):
         with self.lock:
             self.steps = []
+            self.only = None
             self.default = {}
             self.requests = []
 
     def next_step(self, req):
         with self.lock:
             self.requests.append(req)
+            if self.only and not req.get("path", "").endswith(self.only):
+                return dict(self.default)
             return dict(self.steps.pop(0)) if self.steps else dict(self.default)
 
     @property
