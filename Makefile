@@ -105,7 +105,7 @@ BOXES    := $(patsubst tests/security/boxes/%.c,$(BUILD)/tests/boxes/%,$(BOX_SRC
 FUNCTIONS := $(patsubst %/main.c,$(BUILD)/%/main,$(FUNCTION_SRCS)) \
              $(patsubst %/main.c,$(BUILD)/%/manifest.yaml,$(FUNCTION_SRCS))
 
-.PHONY: all deps test test-unit test-store test-integration test-security test-dataplane test-gateway test-llm \
+.PHONY: all deps test test-unit test-store test-integration test-security test-dataplane test-gateway test-llm test-skills \
         fuzz fuzz-smoke check-sanitize bench install run clean
 
 all: $(PROGRAMS) $(UNIT_BIN) $(STORE_TEST_BIN) $(BOXES) $(FUNCTIONS)
@@ -209,6 +209,7 @@ test: deps
 	$(MAKE) test-security
 	$(MAKE) test-dataplane
 	$(MAKE) test-gateway
+	$(MAKE) test-skills
 	$(MAKE) test-llm
 	$(MAKE) fuzz-smoke
 	$(MAKE) check-sanitize
@@ -240,6 +241,11 @@ test-llm: all
 test-gateway: all
 	python3 tests/gateway/run.py --build $(BUILD)
 
+# The skill library: generate, verify in fresh jails, promote, search, with
+# a scripted model (tests/skills/run.py).
+test-skills: all
+	python3 tests/skills/run.py --build $(BUILD)
+
 # libFuzzer targets (clang): `make fuzz` runs each for FUZZ_TIME seconds;
 # fuzz-smoke is the short run inside `make test`.
 FUZZ_TIME ?= 60
@@ -266,6 +272,7 @@ check-sanitize:
 	ASAN_OPTIONS=detect_leaks=1 python3 tests/integration/run.py --build $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1 python3 tests/security/run.py --build $(ASAN_BUILD) --quick
 	ASAN_OPTIONS=detect_leaks=1 python3 tests/dataplane/run.py --build $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1 python3 tests/skills/run.py --build $(ASAN_BUILD)
 
 bench: deps all
 	python3 tests/bench/jail_bench.py --build $(BUILD)
