@@ -659,7 +659,7 @@ static bool has_dot_segment(const char *t, size_t len) {
 
 /* The target for the activator: /v1/... as it is; /fn/NAME[/...] and
  * /fn/NS/NAME[/...] with NS the box's own namespace become
- * /fn/NS/NAME[/...]. -ENOENT for anything else. */
+ * /fn/NS/NAME[/...]; /skills/ likewise. -ENOENT for anything else. */
 static int target_rewrite(const BrokerBox *x, const Head *h, char **ret) {
         const char *t = h->target;
         size_t len = h->target_len, plen = strcspn(t, "?");
@@ -669,10 +669,11 @@ static int target_rewrite(const BrokerBox *x, const Head *h, char **ret) {
                 return -EINVAL;
         if (len > 4 && strncmp(t, "/v1/", 4) == 0)
                 return asprintf(ret, "%.*s", (int) len, t) < 0 ? -ENOMEM : 0;
-        if (len <= 4 || strncmp(t, "/fn/", 4) != 0)
+        size_t pl = len > 4 && strncmp(t, "/fn/", 4) == 0 ? 4 : len > 8 && strncmp(t, "/skills/", 8) == 0 ? 8 : 0;
+        if (pl == 0)
                 return -ENOENT;
-        const char *rest = t + 4;
-        size_t rl = len - 4, seg = strcspn(rest, "/?");
+        const char *rest = t + pl;
+        size_t rl = len - pl, seg = strcspn(rest, "/?");
         if (seg > rl)
                 seg = rl;
         if (seg == 0)
@@ -682,7 +683,7 @@ static int target_rewrite(const BrokerBox *x, const Head *h, char **ret) {
         if (seg == nsl && strncmp(rest, x->ns, nsl) == 0 && seg < rl && rest[seg] == '/' && seg + 1 < rl &&
             rest[seg + 1] != '/' && rest[seg + 1] != '?')
                 return asprintf(ret, "%.*s", (int) len, t) < 0 ? -ENOMEM : 0;
-        return asprintf(ret, "/fn/%s/%.*s", x->ns, (int) rl, rest) < 0 ? -ENOMEM : 0;
+        return asprintf(ret, "%.*s%s/%.*s", (int) pl, t, x->ns, (int) rl, rest) < 0 ? -ENOMEM : 0;
 }
 
 /* The caller's depth and deadline; false when the call is refused (answered). */
@@ -791,8 +792,8 @@ static void head_done(BrokerConn *c) {
                 FAIL(c, 400, "bad_path", "the path has a dot segment");
         if (r < 0)
                 FAIL(c, r == -ENOMEM ? 500 : 404, r == -ENOMEM ? "internal" : "not_found",
-                                 "the broker serves /v1/... (the LLM gateway) and /fn/NAME (functions of namespace "
-                                 "%s), nothing else", x->ns);
+                                 "the broker serves /v1/... (the LLM gateway), /fn/NAME and /skills/NAME (functions "
+                                 "and skills of namespace %s), nothing else", x->ns);
         if (!conn_limits(c, &h))
                 return;
         c->body_len = (size_t) h.content_length;

@@ -178,6 +178,42 @@ static void on_instance_changed(Instance *i, void *userdata) {
         node_maybe_close(n);
 }
 
+/* A log line as valid UTF-8 (a box writes any bytes to stderr): each byte
+ * that does not start a valid sequence becomes U+FFFD. A line that is not
+ * would make the whole status report unencodable (json_pack refuses it),
+ * and the node would be lost for want of reports. */
+static char *log_line_dup(const char *s, size_t len) {
+        char *out = malloc(len * 3 + 1), *o = out;
+        for (size_t i = 0; out && i < len;) {
+                const unsigned char *u = (const unsigned char *) s + i;
+                size_t n = u[0] < 0x80 ? 1 : u[0] >= 0xc2 && u[0] <= 0xdf ? 2 : u[0] >= 0xe0 && u[0] <= 0xef ? 3
+                           : u[0] >= 0xf0 && u[0] <= 0xf4 ? 4 : 0;
+                for (size_t k = 1; k < n; k++)
+                        if (i + k >= len || (u[k] & 0xc0) != 0x80)
+                                n = 0;
+                if (n > 2 && ((u[0] == 0xe0 && u[1] < 0xa0) || (u[0] == 0xed && u[1] > 0x9f) ||
+                              (u[0] == 0xf0 && u[1] < 0x90) || (u[0] == 0xf4 && u[1] > 0x8f)))
+                        n = 0;
+                if (n == 1 && u[0] == 0) {      /* a NUL would end the line */
+                        *o++ = '?';
+                        i++;
+                        continue;
+                }
+                if (n == 0) {
+                        memcpy(o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        i++;
+                        continue;
+                }
+                memcpy(o, s + i, n);
+                o += n;
+                i += n;
+        }
+        if (out)
+                *o = 0;
+        return out;
+}
+
 static void on_instance_log(Instance *i, const char *line, size_t len, void *userdata) {
         Node *n = userdata;
         if (n->log_n == NODE_LOGS_QUEUE_MAX) { /* full: the oldest goes */
@@ -190,7 +226,7 @@ static void on_instance_log(Instance *i, const char *line, size_t len, void *use
         }
         NodeLog *l = &n->logs[(n->log_head + n->log_n) % NODE_LOGS_QUEUE_MAX];
         *l = (NodeLog) { .seq = ++n->log_seq, .time_ms = wall_ms(), .instance = strdup(instance_id(i)),
-                         .line = strndup(line, len) };
+                         .line = log_line_dup(line, len) };
         if (!l->instance || !l->line) {
                 free(l->instance);
                 free(l->line);

@@ -1,10 +1,11 @@
 // fnbox.js: a box's way out, in node (docs/boxes.md). The broker is an
 // HTTP/1.1 server on the unix socket named by FNBOX_BROKER; it serves
-// /fn/NAME (functions of the box's own namespace) and /v1/... (the LLM
-// gateway). Built-in modules only.
+// /fn/NAME and /skills/NAME[@VERSION] (functions and skills of the box's
+// own namespace) and /v1/... (the LLM gateway). Built-in modules only.
 //
 //   const fnbox = require("/run/fnbox/fnbox.js");
 //   const text = (await fnbox.call("shout", "hello")).toString();
+//   const total = await fnbox.call("skill:csv-sum@2", csv);  // or fnbox.skill("csv-sum", csv)
 //   const reply = await fnbox.chat("local", [{ role: "user", content: "hi" }]);
 "use strict";
 const http = require("http");
@@ -41,12 +42,27 @@ function request(method, path, body, headers, timeoutMs) {
   });
 }
 
-// Call the function NAME (or NAME/sub/path) of this box's namespace: the
-// answer's body, or a BrokerError.
+// The broker's path for NAME (/fn/NAME), skill:NAME[@V] (/skills/NAME[@V])
+// or a /path (as it is).
+function target(name) {
+  if (name.startsWith("/")) return name;
+  if (name.startsWith("skill:")) return "/skills/" + name.slice(6).replace(/^\/+/, "");
+  return "/fn/" + name;
+}
+
+// Call the function NAME (or NAME/sub/path), or the skill
+// skill:NAME[@VERSION], of this box's namespace: the answer's body, or a
+// BrokerError.
 async function call(name, body = "", opts = {}) {
-  const r = await request(opts.method || "POST", "/fn/" + name.replace(/^\/+/, ""), body, opts.headers, opts.timeoutMs);
+  const r = await request(opts.method || "POST", target(name.replace(/^\/+/, "")), body, opts.headers, opts.timeoutMs);
   if (r.status < 200 || r.status >= 300) throw new BrokerError(r.status, r.body);
   return r.body;
+}
+
+// Call the skill NAME: its newest promoted version, or opts.version.
+async function skill(name, body = "", opts = {}) {
+  const v = opts.version === undefined || opts.version === null ? "" : "@" + parseInt(opts.version, 10);
+  return call("skill:" + name + v, body, opts);
 }
 
 // POST a JSON payload to the gateway's /v1/PATH: the decoded answer.
@@ -62,4 +78,4 @@ async function chat(model, messages, extra = {}) {
   return a.choices[0].message.content;
 }
 
-module.exports = { BROKER, BrokerError, request, call, openai, chat };
+module.exports = { BROKER, BrokerError, request, target, call, skill, openai, chat };

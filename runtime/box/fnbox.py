@@ -1,10 +1,11 @@
 """fnbox.py: a box's way out, in python3 (docs/boxes.md). The broker is an
 HTTP/1.1 server on the unix socket named by FNBOX_BROKER; it serves
-/fn/NAME (functions of the box's own namespace) and /v1/... (the LLM
-gateway). Standard library only.
+/fn/NAME and /skills/NAME[@VERSION] (functions and skills of the box's own
+namespace) and /v1/... (the LLM gateway). Standard library only.
 
     import sys; sys.path.insert(0, "/run/fnbox"); import fnbox
     text = fnbox.call("shout", b"hello").decode()
+    total = fnbox.call("skill:csv-sum@2", csv_bytes)   # or fnbox.skill("csv-sum", ...)
     reply = fnbox.chat("local", [{"role": "user", "content": "hi"}])
 """
 import http.client
@@ -57,15 +58,31 @@ def request(method, path, body=None, headers=None, timeout=None):
         c.close()
 
 
+def target(name):
+    """The broker's path for NAME (/fn/NAME), skill:NAME[@V] (/skills/NAME[@V])
+    or a /path (as it is)."""
+    if name.startswith("/"):
+        return name
+    if name.startswith("skill:"):
+        return "/skills/" + name[len("skill:"):].lstrip("/")
+    return "/fn/" + name
+
+
 def call(name, body=b"", method="POST", headers=None, timeout=None):
-    """Call the function NAME (or NAME/sub/path) of this box's namespace:
-    the answer's body, or BrokerError."""
+    """Call the function NAME (or NAME/sub/path), or the skill
+    skill:NAME[@VERSION], of this box's namespace: the answer's body, or
+    BrokerError."""
     if isinstance(body, str):
         body = body.encode()
-    status, _, _, data = request(method, "/fn/" + name.lstrip("/"), body, headers, timeout)
+    status, _, _, data = request(method, target(name.lstrip("/")), body, headers, timeout)
     if not 200 <= status < 300:
         raise BrokerError(status, data)
     return data
+
+
+def skill(name, body=b"", version=None, **kw):
+    """Call the skill NAME: its newest promoted version, or version."""
+    return call("skill:%s%s" % (name, "" if version is None else "@%d" % int(version)), body, **kw)
 
 
 def openai(path, payload, timeout=None):
