@@ -398,7 +398,13 @@ static void *job_main(void *arg) {
                 pthread_mutex_unlock(&s->lock);
                 job_update(j, NULL, "round %u: asking %s", n, j->model);
                 Round rd = {};
-                rd.messages = skill_prompt(j->task, j->runtime, ex, n_ex, refs, n_refs, prev_code, prev_results);
+                SkillPromptInput in = {
+                        .task = j->task, .runtime = j->runtime, .examples = ex, .n_examples = n_ex, .refs = refs,
+                        .n_refs = n_refs, .prev_code = prev_code, .prev_results = prev_results,
+                        .memory_bytes = (uint64_t) j->memory_bytes, .timeout_ms = (uint64_t) j->timeout_ms,
+                        .round = n, .rounds = j->rounds,
+                };
+                rd.messages = skill_prompt_full(&in);
                 _cleanup_free_ char *mtext = rd.messages ? json_dumps(rd.messages, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
                 if (!mtext) {
                         snprintf(why, sizeof why, "out of memory");
@@ -447,6 +453,7 @@ static void *job_main(void *arg) {
                         evidence = round_evidence(n, &rd, &ans, digest, NULL, json_incref(results));
                         passed = n_passed == n_tests && n_tests > 0;
                 }
+                json_t *prev_evidence = evidence ? json_incref(evidence) : NULL;
                 pthread_mutex_lock(&s->lock);
                 if (evidence)
                         json_array_append_new(j->evidence, evidence);
@@ -459,6 +466,7 @@ static void *job_main(void *arg) {
                                 skill_answer_clear(&ans);
                                 round_clear(&rd);
                                 json_decref(results);
+                                json_decref(prev_evidence);
                                 goto error;
                         }
                         pthread_mutex_lock(&s->lock);
@@ -471,7 +479,14 @@ static void *job_main(void *arg) {
                 free(prev_code);
                 prev_code = ans.code ? strdup(ans.code) : NULL;
                 json_decref(prev_results);
-                prev_results = results;
+                if (perr[0] && prev_evidence) {
+                        /* the prompt tells the model why its answer was unusable */
+                        prev_results = prev_evidence;
+                        prev_evidence = NULL;
+                        json_decref(results);
+                } else
+                        prev_results = results;
+                json_decref(prev_evidence);
                 skill_answer_clear(&ans);
                 round_clear(&rd);
         }

@@ -321,35 +321,6 @@ int skills_deploy(Skills *s, const char *ns, const char *fn, const char *runtime
 
 /* ---- running the tests ------------------------------------------------------------- */
 
-/* Trailing blanks of each line and trailing empty lines do not count. */
-static size_t normalise(const char *in, size_t len, char *out) {
-        size_t o = 0, line_start = 0;
-        for (size_t i = 0; i <= len; i++) {
-                if (i == len || in[i] == '\n') {
-                        size_t e = i;
-                        while (e > line_start && (in[e - 1] == ' ' || in[e - 1] == '\t' || in[e - 1] == '\r'))
-                                e--;
-                        memcpy(out + o, in + line_start, e - line_start);
-                        o += e - line_start;
-                        if (i < len)
-                                out[o++] = '\n';
-                        line_start = i + 1;
-                }
-        }
-        while (o > 0 && out[o - 1] == '\n')
-                o--;
-        out[o] = 0;
-        return o;
-}
-
-static bool outputs_equal(const char *a, size_t al, const char *b, size_t bl) {
-        _cleanup_free_ char *na = malloc(al + 1), *nb = malloc(bl + 1);
-        if (!na || !nb)
-                return false;
-        size_t x = normalise(a, al, na), y = normalise(b, bl, nb);
-        return x == y && memcmp(na, nb, x) == 0;
-}
-
 /* A JSON string of at most max bytes of text (cut at a character); bytes
  * that are not UTF-8 become '?'. */
 static json_t *clipped(const char *text, size_t len, size_t max) {
@@ -385,7 +356,7 @@ static json_t *result_json(const SkillTest *t, const Exchange *x, double ms) {
         bool passed = false;
         if (a->status == 200) {
                 json_object_set_new(r, "actual", clipped(a->body ? a->body : "", a->len, SKILLS_EVIDENCE_TEXT));
-                passed = !t->expected || outputs_equal(a->body ? a->body : "", a->len, t->expected, strlen(t->expected));
+                passed = skill_output_matches(t->expected, a->body ? a->body : "", a->len);
                 if (!passed)
                         json_object_set_new(r, "error", json_string("wrong_output"));
         } else if (a->status == 0) {
