@@ -1,5 +1,6 @@
 /* cli/call_cmd.c: `fnbox call NAME`, one request to the activator
- * (/fn/NAME, /fn/NS/NAME, /fn/NAME@TAG) with the CLI's token as its bearer
+ * (/fn/NAME, /fn/NS/NAME, /fn/NAME@TAG; call_invoke() also serves `fnbox
+ * skill call` at /skills/...) with the CLI's token as its bearer
  * token (unless -H gives an Authorization). The body of a 2xx answer streams
  * to stdout as it arrives; an error answer is held (bounded) so that the
  * platform's JSON error becomes one line on stderr and an exit code. */
@@ -209,17 +210,9 @@ static bool method_valid(const char *m) {
         return true;
 }
 
-/* ACTIVATOR/fn/[NS/]NAME[@TAG][PATH]. Prints why and returns an exit code. */
-static int call_url(Cli *c, const VerbArgs *a, char *buf, size_t size) {
-        const char *name = a->pos[0];
+/* --path and -X. Prints why and returns an exit code. */
+static int call_check(Cli *c, const VerbArgs *a) {
         char shown[96];
-        if (!cli_check_name(c, "function", name))
-                return CLI_EXIT_USAGE;
-        if (a->tag && !manifest_name_valid(a->tag)) {
-                fprintf(stderr, "%s: --tag '%s': expected a DNS-1123 label such as canary\n", c->prog,
-                        output_sanitize(a->tag, shown, sizeof shown));
-                return CLI_EXIT_USAGE;
-        }
         if (a->path && !path_valid(a->path)) {
                 fprintf(stderr, "%s: --path '%s': expected /PATH[?QUERY], printable ASCII without spaces or '#', "
                         "at most %d bytes\n", c->prog, output_sanitize(a->path, shown, sizeof shown), CALL_PATH_MAX);
@@ -230,9 +223,17 @@ static int call_url(Cli *c, const VerbArgs *a, char *buf, size_t size) {
                         output_sanitize(a->method, shown, sizeof shown));
                 return CLI_EXIT_USAGE;
         }
+        return 0;
+}
+
+/* ACTIVATOR/PREFIX/[NS/]TARGET[PATH]. Prints why and returns an exit code. */
+static int call_url(Cli *c, const VerbArgs *a, const char *prefix, const char *target, char *buf, size_t size) {
+        int code = call_check(c, a);
+        if (code != 0)
+                return code;
         bool ns = strcmp(c->namespace_, CLI_DEFAULT_NAMESPACE) != 0;
-        int n = snprintf(buf, size, "%s/fn/%s%s%s%s%s%s", c->activator, ns ? c->namespace_ : "", ns ? "/" : "",
-                         name, a->tag ? "@" : "", a->tag ? a->tag : "", a->path ? a->path : "");
+        int n = snprintf(buf, size, "%s/%s/%s%s%s%s", c->activator, prefix, ns ? c->namespace_ : "", ns ? "/" : "",
+                         target, a->path ? a->path : "");
         if (n < 0 || (size_t) n >= size) {
                 fprintf(stderr, "%s: the URL is too long\n", c->prog);
                 return CLI_EXIT_USAGE;
@@ -324,7 +325,7 @@ static const char *auth_hint(const CallSink *s, char *buf, size_t size) {
 
 /* A non-2xx answer: the platform's JSON error as one line, or (the
  * function's own answer, service mode) the body on stdout and the status. */
-static int call_failed(Cli *c, const char *name, CallSink *s) {
+static int call_failed(Cli *c, const char *name, const char *logs_name, CallSink *s) {
         json_t *j = s->held_len ? json_loadb(s->held, s->held_len, 0, NULL) : NULL;
         json_t *err = json_object_get(j, "error");
         const char *type = json_string_value(json_object_get(err, "type"));
@@ -334,10 +335,11 @@ static int call_failed(Cli *c, const char *name, CallSink *s) {
         if (s->request_id[0])
                 snprintf(rid, sizeof rid, " (request %s)", output_sanitize(s->request_id, t, sizeof t));
         if (type) {
-                bool failed = function_failed(type);
+                bool failed = function_failed(type), hint_logs = failed && logs_name;
                 fprintf(stderr, "%s: %s: %ld %s: %s%s%s%s%s\n", c->prog, name, s->status,
                         output_sanitize(type, t, sizeof t), output_sanitize(msg ? msg : "", m, sizeof m), rid,
-                        failed ? "; its stderr: fnbox logs " : "", failed ? name : "", auth_hint(s, hint, sizeof hint));
+                        hint_logs ? "; its stderr: fnbox logs " : "", hint_logs ? logs_name : "",
+                        auth_hint(s, hint, sizeof hint));
                 code = failed ? CLI_EXIT_FUNCTION : code;
         } else {
                 if (!s->streaming)
@@ -395,8 +397,8 @@ static void call_setup(Cli *c, CURL *curl, const char *url, const char *method, 
         }
 }
 
-static int call_perform(Cli *c, const char *name, const char *url, const char *method, const char *body,
-                        size_t len, struct curl_slist *hdrs, const char *auth_from) {
+static int call_perform(Cli *c, const char *name, const char *logs_name, const char *url, const char *method,
+                        const char *body, size_t len, struct curl_slist *hdrs, const char *auth_from) {
         char errbuf[CURL_ERROR_SIZE] = "";
         CallSink s = { .curl = curl_easy_init(), .auth_from = auth_from };
         if (!s.curl)
@@ -410,7 +412,7 @@ static int call_perform(Cli *c, const char *name, const char *url, const char *m
         if (cc != CURLE_OK || s.write_failed)
                 code = call_transport(c, cc, errbuf, &s);
         else if (s.status < 200 || s.status > 299)
-                code = call_failed(c, name, &s);
+                code = call_failed(c, name, logs_name, &s);
         else
                 code = CLI_EXIT_OK;
         free(s.held);
@@ -418,7 +420,8 @@ static int call_perform(Cli *c, const char *name, const char *url, const char *m
         return code;
 }
 
-int call_main(Cli *c, const VerbArgs *a) {
+int call_invoke(Cli *c, const VerbArgs *a, const char *prefix, const char *target, const char *what,
+                const char *logs_name) {
         char url[CALL_URL_MAX];
         _cleanup_free_ char *body = NULL;
         size_t len = 0;
@@ -426,7 +429,7 @@ int call_main(Cli *c, const VerbArgs *a) {
         const char *auth_from = NULL;
         if (config_activator(c, a->activator) < 0)
                 return CLI_EXIT_USAGE;
-        int code = call_url(c, a, url, sizeof url);
+        int code = call_url(c, a, prefix, target, url, sizeof url);
         if (code == 0 && a->data)
                 code = call_body(c, a->data, &body, &len);
         if (code == 0)
@@ -434,7 +437,21 @@ int call_main(Cli *c, const VerbArgs *a) {
         if (code != 0)
                 return code;
         const char *method = a->method ? a->method : a->data ? "POST" : "GET";
-        code = call_perform(c, a->pos[0], url, method, body, len, hdrs, auth_from);
+        code = call_perform(c, what, logs_name, url, method, body, len, hdrs, auth_from);
         curl_slist_free_all(hdrs);
         return code;
+}
+
+int call_main(Cli *c, const VerbArgs *a) {
+        const char *name = a->pos[0];
+        char shown[96], target[256];
+        if (!cli_check_name(c, "function", name))
+                return CLI_EXIT_USAGE;
+        if (a->tag && !manifest_name_valid(a->tag)) {
+                fprintf(stderr, "%s: --tag '%s': expected a DNS-1123 label such as canary\n", c->prog,
+                        output_sanitize(a->tag, shown, sizeof shown));
+                return CLI_EXIT_USAGE;
+        }
+        snprintf(target, sizeof target, "%s%s%s", name, a->tag ? "@" : "", a->tag ? a->tag : "");
+        return call_invoke(c, a, "fn", target, name, name);
 }

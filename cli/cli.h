@@ -33,6 +33,7 @@ enum {
 #define CLI_CONFLICT_RETRIES    5       /* re-reads after a 409 */
 #define CLI_HEADERS_MAX         64      /* call -H */
 #define CLI_LABELS_MAX          32      /* up --label */
+#define CLI_EXAMPLES_MAX        20      /* skill generate --example */
 
 /* Settings after flag > environment > config file > default. */
 typedef struct Cli {
@@ -69,7 +70,13 @@ typedef struct VerbArgs {
         const char *tail;                       /* logs --tail */
         const char *alias;                      /* llm log --alias */
         const char *since;                      /* llm log --since */
-        const char *limit;                      /* llm log --limit */
+        const char *limit;                      /* llm log --limit, skill search --limit */
+        const char *runtime;                    /* skill generate */
+        const char *examples[CLI_EXAMPLES_MAX]; /* skill generate --example IN=>OUT */
+        size_t n_examples;
+        const char *model;
+        const char *rounds;
+        const char *name;
         const char *data_dir;                   /* up */
         const char *store;
         const char *listen;
@@ -102,6 +109,21 @@ int token_create_main(Cli *c, const VerbArgs *a);
 int token_list_main(Cli *c, const VerbArgs *a);
 int token_revoke_main(Cli *c, const VerbArgs *a);
 int llm_log_main(Cli *c, const VerbArgs *a);
+int skill_generate_main(Cli *c, const VerbArgs *a);
+int skill_list_main(Cli *c, const VerbArgs *a);
+int skill_show_main(Cli *c, const VerbArgs *a);
+int skill_search_main(Cli *c, const VerbArgs *a);
+int skill_promote_main(Cli *c, const VerbArgs *a);
+int skill_deprecate_main(Cli *c, const VerbArgs *a);
+int skill_call_main(Cli *c, const VerbArgs *a);
+
+/* One request to the activator at ACTIVATOR/PREFIX/[NS/]TARGET[--path] with
+ * call's -d, -H, -X, --path and --activator (a->tag is not read): a 2xx
+ * body streams to stdout; anything else is one line on stderr naming what.
+ * logs_name, when not NULL, is the function `fnbox logs` would show the
+ * stderr of. Returns the exit code (docs/cli.md, call). */
+int call_invoke(Cli *c, const VerbArgs *a, const char *prefix, const char *target, const char *what,
+                const char *logs_name);
 
 /* One request to the API. On a 2xx answer returns 0 and hands over the JSON
  * body (*ret may be NULL); otherwise prints one line on stderr, "PROG: WHAT:

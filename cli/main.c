@@ -49,6 +49,17 @@ static int set_user(void *t, const char *a) { ((VerbArgs *) t)->user = a; return
 static int set_node(void *t, const char *a) { ((VerbArgs *) t)->node = a; return 0; }
 static int set_run_dir(void *t, const char *a) { ((VerbArgs *) t)->run_dir = a; return 0; }
 static int set_ready_timeout(void *t, const char *a) { ((VerbArgs *) t)->ready_timeout = a; return 0; }
+static int set_runtime(void *t, const char *a) { ((VerbArgs *) t)->runtime = a; return 0; }
+static int set_model(void *t, const char *a) { ((VerbArgs *) t)->model = a; return 0; }
+static int set_rounds(void *t, const char *a) { ((VerbArgs *) t)->rounds = a; return 0; }
+static int set_name(void *t, const char *a) { ((VerbArgs *) t)->name = a; return 0; }
+static int add_example(void *t, const char *a) {
+        VerbArgs *v = t;
+        if (v->n_examples >= CLI_EXAMPLES_MAX)
+                return -E2BIG;
+        v->examples[v->n_examples++] = a;
+        return 0;
+}
 static int set_no_config(void *t, const char *a) { (void) a; ((VerbArgs *) t)->no_config = true; return 0; }
 static int add_header(void *t, const char *a) {
         VerbArgs *v = t;
@@ -124,6 +135,23 @@ static const OptSpec up_opts[] = {
         { "ready-timeout", 0, "DURATION", set_ready_timeout, "how long each daemon may take to be ready (default 60s)" },
         { "no-config", 0, NULL, set_no_config, "do not write the CLI config file" },
 };
+static const OptSpec skill_generate_opts[] = {
+        { "runtime", 0, "RUNTIME", set_runtime, "python3, node or sh (default python3)" },
+        { "example", 0, "IN=>OUT", add_example, "an input and the output it must give (repeatable; each becomes a test)" },
+        { "model", 0, "ALIAS", set_model, "the LLM gateway's model alias to ask (default: the controller's)" },
+        { "rounds", 0, "N", set_rounds, "at most N rounds of writing and testing (1 to 20; default 4)" },
+        { "name", 0, "NAME", set_name, "the skill's name: 1 to 40 of a-z, 0-9 and '-' (default: from the task)" },
+};
+static const OptSpec skill_search_opts[] = {
+        { "limit", 0, "N", set_limit, "at most N skills, best first (1 to 100; default 5)" },
+};
+static const OptSpec skill_call_opts[] = {
+        { "data", 'd', "DATA|@FILE|@-", set_data, "the request body: text, a file's bytes, or stdin's (then POST)" },
+        { "header", 'H', "NAME:VALUE", add_header, "a request header (repeatable)" },
+        { "path", 0, "/SUB[?QUERY]", set_path, "a path below the skill's address" },
+        { "request", 'X', "METHOD", set_method, "the HTTP method (default POST with -d, else GET)" },
+        { "activator", 0, "URL", set_activator, "invocation address (FNBOX_ACTIVATOR; default " CLI_DEFAULT_ACTIVATOR ")" },
+};
 static const OptSpec token_create_opts[] = {
         { "role", 0, "ROLE", set_role, "admin, developer or invoker" },
         { "namespace", 'n', "NS[,NS]", set_namespaces, "namespaces the token may touch" },
@@ -167,6 +195,45 @@ static const Verb llm_verbs[] = {
           "-o json and -o yaml print the records whole, with bodies where the namespace keeps them.\n"
           "Needs a developer token of the namespace.",
           OPTS(llm_log_opts), 0, 0, llm_log_main, NULL, 0 },
+};
+
+static const Verb skill_verbs[] = {
+        { "generate", "\"TASK\" [--runtime RUNTIME] [--example IN=>OUT]... [--model ALIAS] [--rounds N] [--name NAME]",
+          "have an LLM write a box and its tests, verified in the jail",
+          "Start a generate job on the controller: a model writes a box for TASK and its tests, the\n"
+          "platform runs every test in a fresh jail and sends the failures back, for at most --rounds\n"
+          "rounds. Prints a line per change on stderr (round, tests passed, tokens), then the\n"
+          "candidate NAME@VERSION (exit 0), or the last round's failures (exit 9). -o json prints the\n"
+          "whole job with every round's code and results. Needs a developer token.",
+          OPTS(skill_generate_opts), 1, 1, skill_generate_main, NULL, 0 },
+        { "list", "[NAME]", "list skills, or the versions of one",
+          "Without NAME, list the skills of the namespace: the newest promoted version, the newest\n"
+          "version of any state, runtime and description. With NAME, list its versions.",
+          NULL, 0, 0, 1, skill_list_main, NULL, 0 },
+        { "show", "NAME[@VERSION]", "show a skill version: code digest, tests, evidence, provenance",
+          "Show a skill version (NAME alone: the newest promoted one): state, runtime, description,\n"
+          "code digest, parent, who created, promoted or deprecated it and when, its provenance\n"
+          "(model, prompt digest, tokens), its tests and the evidence of every round.",
+          NULL, 0, 1, 1, skill_show_main, NULL, 0 },
+        { "search", "\"QUERY\" [--limit N]", "find skills by what they do",
+          "Search the skills of the namespace: lexical ranking over name, description and the code's\n"
+          "identifiers, merged with embeddings when the controller has an embedding model.\n"
+          "Prints each hit's score and its lexical and semantic parts.",
+          OPTS(skill_search_opts), 1, 1, skill_search_main, NULL, 0 },
+        { "promote", "NAME[@VERSION]", "re-run a candidate's tests and promote it",
+          "Re-run the tests of a candidate (NAME alone: the newest candidate) in fresh jails and,\n"
+          "when all pass, promote it: NAME then means this version, at /skills/NAME. Failing tests\n"
+          "are printed (exit 9). Needs a developer or admin token of the namespace.",
+          NULL, 0, 1, 1, skill_promote_main, NULL, 0 },
+        { "deprecate", "NAME[@VERSION]", "deprecate a skill version (or every version)",
+          "Deprecate NAME@VERSION (NAME alone: every version). A deprecated version is no longer\n"
+          "what NAME means, but NAME@VERSION keeps working. Needs a developer token.",
+          NULL, 0, 1, 1, skill_deprecate_main, NULL, 0 },
+        { "call", "NAME[@VERSION]", "call a skill over HTTP and print its answer",
+          "Send a request to a promoted skill through the activator (/skills/NAME, /skills/NAME@3,\n"
+          "/skills/NS/NAME) and print the body of the answer on stdout; errors and exit codes as\n"
+          "for 'fnbox call'.",
+          OPTS(skill_call_opts), 1, 1, skill_call_main, NULL, 0 },
 };
 
 static const Verb verbs[] = {
@@ -217,6 +284,10 @@ static const Verb verbs[] = {
         { "token", "create|list|revoke", "manage API tokens (admin)",
           "Create, list and revoke bearer tokens. Needs an admin token.",
           NULL, 0, 0, 0, NULL, token_verbs, ELEMENTSOF(token_verbs) },
+        { "skill", "generate|list|show|search|promote|deprecate|call", "the skill library: generate, promote, search, call",
+          "Commands for the skill library: boxes written by an LLM, verified in the jail, promoted\n"
+          "into immutable versions, searched and called like functions.",
+          NULL, 0, 0, 0, NULL, skill_verbs, ELEMENTSOF(skill_verbs) },
         { "llm", "log", "the LLM gateway: its audit log",
           "Commands for the LLM gateway.",
           NULL, 0, 0, 0, NULL, llm_verbs, ELEMENTSOF(llm_verbs) },
@@ -225,7 +296,7 @@ static const Verb verbs[] = {
 };
 
 /* Verbs of later releases: a clear message rather than "unknown". */
-static const char *const later_verbs[] = { "skill", "replay" };
+static const char *const later_verbs[] = { "replay" };
 
 /* ---- help --------------------------------------------------------------- */
 

@@ -166,7 +166,7 @@ def usage_errors(t):
     t.fails(2, "token", "frobnicate", auth=False)
     t.fails(2, "token", "-o", "json", auth=False)
     t.ok("token", "-o", "json", "list", "--help", auth=False)
-    err = t.fails(2, "skill", auth=False)
+    err = t.fails(2, "replay", auth=False)
     check("not available" in err, "later verb message", err)
     t.fails(2, auth=False)
     t.fails(2, "deploy", "-f")                              # value missing
