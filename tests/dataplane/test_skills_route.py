@@ -1,30 +1,79 @@
 """tests/dataplane/test_skills_route.py: skills on the data plane
 (docs/invoke.md, "Skills"). /skills/NAME@V calls the function
 skill-NAME-vV, scaled from zero like any function, with the same tokens;
-NAME alone needs a promoted version in the route table (404 without);
-X-Fnbox-Stderr gives a developer (never an invoker, never a broker call)
-the stderr tail and exit status of a failed fresh box; a box calls a skill
-through its broker with `fnbox-call skill:NAME@V` and the python helper.
+NAME alone is the newest promoted version that is not deprecated (404
+for a skill with none); X-Fnbox-Stderr gives a developer (never an
+invoker, never a broker call) the stderr tail and exit status of a
+failed fresh box; a box calls a skill through its broker with
+`fnbox-call skill:NAME@V` and the python helper.
 
-The skill functions are deployed by hand (skill_fn below): the tests are
-about the activator, the runtime and the broker, not the skill library's
-generate and promote (tests/integration covers those)."""
+The skill versions are made the only way there is: a generate job with a
+scripted model (tests/gateway/upstream.py) and a promotion, which deploys
+skill-NAME-vN (a user's deploy of such a name is refused). The library
+itself (rounds, evidence, search) is tests/skills' subject."""
+import contextlib
 import json
+import os
+import sys
+import tempfile
 import time
 
-from fixture import Platform, fn, http_request
+from fixture import Node, Platform, fn, http_request
 from harness import check, error_message, error_type, metrics, test, wait_for
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gateway"))
+from upstream import Upstream  # noqa: E402
+
 SCALE = {"min": 0, "scaleToZeroAfter": "2s"}
-SKILL_BOX = fn("skill_box.py")
+with open(fn("skill_box.py")) as _f:
+    SKILL_BOX = _f.read()
+SKILL_BOX_FILE = fn("skill_box.py")
 
 
-def skill_fn(p, name, version, timeout="20s"):
-    """Deploy skill-NAME-vVERSION, the function behind a skill version,
-    answering "vVERSION:BODY" (functions/skill_box.py). Returns its
-    revision."""
-    return p.deploy("skill-%s-v%d" % (name, version), SKILL_BOX,
-                    spec={"scale": dict(SCALE), "env": {"VERSION": str(version)}, "limits": {"timeout": timeout}})
+@contextlib.contextmanager
+def skills_platform(build):
+    """A platform whose controller writes skills with a scripted model
+    (the alias "coder" on the activator's gateway); yields (p, upstream)."""
+    up = Upstream("model").start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="fnbox-dp-skills-") as tmp:
+            os.chmod(tmp, 0o755)
+            cfg = os.path.join(tmp, "gateway.yaml")
+            with open(cfg, "w") as f:
+                f.write("upstreams:\n  - name: model\n    base_url: %s\n    local: true\n    models: [coder-1]\n"
+                        "aliases:\n  - name: coder\n    upstreams: [{upstream: model, model: coder-1}]\n"
+                        % up.base_url)
+            os.chmod(cfg, 0o644)
+            with Platform(build, nodes=[Node("node-a")], activator_args=["--gateway-config", cfg],
+                          controller_args=["--skill-model", "coder"]) as p:
+                yield p, up
+    finally:
+        up.stop()
+
+
+def skill_version(p, up, name, version, promote=True):
+    """Version `version` of skill NAME, answering "vVERSION:BODY"
+    (functions/skill_box.py): a generate job whose scripted answer passes
+    its test, then (promote) its promotion, which deploys
+    skill-NAME-vVERSION."""
+    code = SKILL_BOX.replace('os.environ.get("VERSION", "?")', '"%d"' % version)
+    tests = [{"name": "echo", "input": "t", "expected": "v%d:t" % version}]
+    reply = ("Here is the box.\n\n```python\n%s```\n\nDescription: Echoes its input, version %d.\n\n"
+             "Tests:\n```json\n%s\n```\n" % (code, version, json.dumps(tests)))
+    up.reset()
+    up.script([{"reply": reply}], only="/chat/completions")
+    st, job = p.api("POST", "/v1/skills/generate", {"task": "echo the input (%s v%d)" % (name, version),
+                                                     "name": name, "model": "coder", "rounds": 1})
+    check(st == 202, "POST /v1/skills/generate %s" % name, st, job)
+    deadline = time.monotonic() + 120
+    while job.get("state") == "running" and time.monotonic() < deadline:
+        st, job = p.api("GET", "/v1/skills/jobs/%s?wait=10" % job["id"], timeout=20)
+        check(st == 200, "GET the job", st, job)
+    check(job.get("state") == "passed" and job.get("version") == version, "the candidate %s@%d" % (name, version),
+          job)
+    if promote:
+        st, body = p.api("POST", "/v1/skills/%s/promote" % name, {"version": version}, timeout=120)
+        check(st == 200 and body.get("state") == "promoted", "promote %s@%d" % (name, version), st, body)
 
 
 def token(p, role, namespaces):
@@ -53,11 +102,12 @@ def err_of(body):
     return e if isinstance(e, dict) else {}
 
 
-@test(limit=150)
+@test(limit=300)
 def skills_by_version(build):
-    with Platform(build) as p:
-        skill_fn(p, "sum", 1)
-        skill_fn(p, "sum", 2)
+    with skills_platform(build) as (p, up):
+        skill_version(p, up, "sum", 1)
+        skill_version(p, up, "sum", 2)
+        skill_version(p, up, "cand", 1, promote=False)
         for path, want in (("/skills/sum@1", b"v1:a"), ("/skills/sum@2", b"v2:a"),
                            ("/skills/sum@002", b"v2:a"), ("/skills/default/sum@1", b"v1:a"),
                            ("/skills/sum@2/sub/x?q=1", b"v2:a path=/sub/x"),
@@ -69,13 +119,27 @@ def skills_by_version(build):
         st, body, _ = call(p, "/fn/skill-sum-v2", b"b")
         check(st == 200 and body == b"v2:b", "POST /fn/skill-sum-v2", st, body)
 
-        # NAME alone: the route table's newest promoted version; none here
+        # NAME alone: the route table's newest promoted version that is not deprecated
         routes = p.routes()
-        check(not any(s.get("name") == "sum" for s in routes.get("skills", [])),
-              "a skills entry for sum without a promotion", routes.get("skills"))
+        check({"namespace": "default", "name": "sum", "version": 2} in routes.get("skills", []),
+              "sum@2 in the route table's skills", routes.get("skills"))
         st, body, _ = call(p, "/skills/sum", b"a")
+        check(st == 200 and body == b"v2:a", "POST /skills/sum: the newest promoted", st, body)
+        st, body, _ = call(p, "/skills/default/sum/z", b"a")
+        check(st == 200 and body == b"v2:a path=/z", "POST /skills/default/sum/z", st, body)
+        st, body = p.api("POST", "/v1/skills/sum/deprecate", {"version": 2})
+        check(st == 200, "deprecate sum@2", st, body)
+        wait_for("/skills/sum back to v1", lambda: call(p, "/skills/sum", b"a")[1] == b"v1:a", 15)
+        st, body, _ = call(p, "/skills/sum@2", b"a")
+        check(st == 200 and body == b"v2:a", "a deprecated version by its number", st, body)
+        # a candidate has no promoted version and no function
+        check(not any(e.get("name") == "cand" for e in p.routes().get("skills", [])), "cand in the table's skills")
+        st, body, _ = call(p, "/skills/cand", b"a")
         check(st == 404 and error_type(body) == "not_found" and
-              error_message(body) == "skill sum has no promoted version", "POST /skills/sum (none promoted)", st, body)
+              error_message(body) == "skill cand has no promoted version", "POST /skills/cand (a candidate)", st, body)
+        st, body, _ = call(p, "/skills/cand@1", b"a")
+        check(st == 404 and error_type(body) == "not_found" and "no version 1" in error_message(body),
+              "POST /skills/cand@1 (not promoted)", st, body)
         st, body, _ = call(p, "/skills/sum@3", b"a")
         check(st == 404 and error_type(body) == "not_found" and "no version 3" in error_message(body),
               "POST /skills/sum@3", st, body)
@@ -107,10 +171,11 @@ def skills_by_version(build):
               [k for k in m if "requests_total" in k])
 
 
-@test(limit=150)
+@test(limit=240)
 def stderr_for_developers(build):
-    with Platform(build) as p:
-        skill_fn(p, "err", 1, timeout="2s")
+    with skills_platform(build) as (p, up):
+        skill_version(p, up, "err", 1)
+        p.deploy("slow", SKILL_BOX_FILE, spec={"scale": dict(SCALE), "limits": {"timeout": "2s"}})
         inv = token(p, "invoker", ["default"])
         dev = token(p, "developer", ["default"])
         ask = {"X-Fnbox-Stderr": "1"}
@@ -145,11 +210,13 @@ def stderr_for_developers(build):
         e = err_of(body)
         check(st == 500 and e.get("signal") == 9 and "exitCode" not in e and e.get("stderr") == "about to die\n",
               "a box killed by SIGKILL", st, body)
-        # a timeout
-        st, body, _ = call(p, "/skills/err@1", b"sleep 10", tok=dev, headers=ask)
+        # a timeout (a plain function: /fn/ is the same)
+        st, body, _ = call(p, "/fn/slow", b"sleep 10", tok=dev, headers=ask)
         e = err_of(body)
         check(st == 504 and e.get("type") == "timeout" and e.get("stderr") == "sleeping\n", "a box past its timeout",
               st, body)
+        st, body, _ = call(p, "/fn/slow", b"sleep 10", tok=inv, headers=ask)
+        check(st == 504 and "stderr" not in err_of(body), "an invoker's timeout: no stderr", st, body)
         # success is untouched (the stderr that comes along is dropped), and the connection is reused after
         for _ in range(3):
             st, body, h = call(p, "/skills/err@1", b"ok", tok=dev, headers=ask)
@@ -173,11 +240,12 @@ def stderr_for_developers(build):
               node)
 
 
-@test(limit=150)
+@test(limit=240)
 def box_calls_skill_through_broker(build):
-    with Platform(build) as p:
+    with skills_platform(build) as (p, up):
         p.deploy("caller", fn("broker_box.py"), spec={"scale": dict(SCALE), "limits": {"timeout": "20s"}})
-        skill_fn(p, "sum", 1)
+        skill_version(p, up, "sum", 1)
+        skill_version(p, up, "cand", 1, promote=False)
 
         def ask(req):
             st, body, _ = p.invoke("caller", json.dumps(req).encode(), timeout=60)
@@ -192,8 +260,10 @@ def box_calls_skill_through_broker(build):
         check(j["status"] == 200 and j["body"] == "v1:ns path=/p", "POST /skills/default/sum@1/p", j)
 
         j = json.loads(ask({"cli": ["skill:sum", "x"]}))
+        check(j["rc"] == 0 and j["out"] == "v1:x", "fnbox-call skill:sum: the newest promoted", j)
+        j = json.loads(ask({"cli": ["skill:cand", "x"]}))
         check(j["rc"] == 1 and "no promoted version" in j["out"] and "not_found" in j["out"],
-              "fnbox-call skill:sum without a promoted version: exit 1, the 404", j)
+              "fnbox-call skill:cand without a promoted version: exit 1, the 404", j)
         j = json.loads(ask({"cli": ["skill:sum@7", "x"]}))
         check(j["rc"] == 1 and "not_found" in j["out"], "fnbox-call skill:sum@7: exit 1, the 404", j)
         # another namespace's skill is out of reach: the broker names the box's own
