@@ -1,14 +1,16 @@
 # cli/fnbox.bash: bash completion for the fnbox CLI. Completes the verbs
-# (and token's sub-verbs), global and per-verb options, -o values, --role
-# values, manifest paths for deploy, files after `call -d @`, and function
-# names (asking the server, with a short timeout) for describe, delete,
-# revisions, traffic, call and logs.
+# (and the sub-verbs of token, llm and skill), global and per-verb options,
+# -o, --role and --runtime values, manifest paths for deploy, files after
+# `call -d @`, function names (asking the server, with a short timeout) for
+# describe, delete, revisions, traffic, call and logs, and skill names for
+# skill list, show, promote, deprecate and call.
 #
 # Install: make install (to $(PREFIX)/share/bash-completion/completions/fnbox),
 # or source this file from ~/.bashrc.
 
-_fnbox_functions() {
-        # the global options already typed (url, token, namespace) apply
+# NAME column of `fnbox ARGS...` (list, skill list), with the global options
+# already typed (url, token, namespace)
+_fnbox_names() {
         local -a args=()
         local i
         for ((i = 1; i < COMP_CWORD; i++)); do
@@ -19,12 +21,16 @@ _fnbox_functions() {
                         ;;
                 esac
         done
-        "${COMP_WORDS[0]}" list --timeout 2s "${args[@]}" 2>/dev/null | awk 'NR > 1 { print $1 }'
+        "${COMP_WORDS[0]}" "$@" --timeout 2s "${args[@]}" 2>/dev/null | awk 'NR > 1 { print $1 }'
+}
+
+_fnbox_functions() {
+        _fnbox_names list
 }
 
 _fnbox() {
         local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-        local verbs="deploy list describe delete revisions traffic call logs nodes token up version"
+        local verbs="deploy list describe delete revisions traffic call logs nodes token skill llm up version"
         local globals="--url --token --namespace -n --output -o --timeout --help -h"
         local verb="" sub="" npos=0 i w
         COMPREPLY=()
@@ -54,9 +60,13 @@ _fnbox() {
                 COMPREPLY=($(compgen -W "GET POST PUT PATCH DELETE HEAD" -- "$cur"))
                 return
                 ;;
+        --runtime)
+                COMPREPLY=($(compgen -W "python3 node sh" -- "$cur"))
+                return
+                ;;
         --url | --token | --namespace | -n | --timeout | --description | --tag | -H | --header | --path | \
                 --activator | --tail | --store | --listen | --api-listen | --label | --node | --user | \
-                --run-dir | --ready-timeout)
+                --run-dir | --ready-timeout | --example | --model | --rounds | --name | --limit | --alias | --since)
                 return
                 ;;
         esac
@@ -68,7 +78,8 @@ _fnbox() {
                 --url | --token | --namespace | -n | --output | -o | --timeout | -f | --file | \
                         --role | --description | --tag | -d | --data | -H | --header | --path | -X | \
                         --request | --activator | --tail | --data-dir | --store | --listen | --api-listen | \
-                        --label | --node | --user | --run-dir | --ready-timeout)
+                        --label | --node | --user | --run-dir | --ready-timeout | --runtime | --example | \
+                        --model | --rounds | --name | --limit | --alias | --since)
                         ((i++))
                         continue
                         ;;
@@ -76,7 +87,7 @@ _fnbox() {
                 esac
                 if [[ -z $verb ]]; then
                         verb=$w
-                elif [[ $verb == token && -z $sub ]]; then
+                elif [[ ($verb == token || $verb == skill || $verb == llm) && -z $sub ]]; then
                         sub=$w
                 else
                         ((npos++))
@@ -107,6 +118,24 @@ _fnbox() {
                 fi
                 [[ $sub == create ]] && opts="--role --namespace -n --description"
                 ;;
+        llm)
+                if [[ -z $sub ]]; then
+                        COMPREPLY=($(compgen -W "log" -- "$cur"))
+                        return
+                fi
+                opts="--alias --since --limit -A --all-namespaces"
+                ;;
+        skill)
+                if [[ -z $sub ]]; then
+                        COMPREPLY=($(compgen -W "generate list show search promote deprecate call" -- "$cur"))
+                        return
+                fi
+                case $sub in
+                generate) opts="--runtime --example --model --rounds --name" ;;
+                search) opts="--limit" ;;
+                call) opts="-d --data -H --header --path -X --request --activator" ;;
+                esac
+                ;;
         esac
         if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "$opts $globals" -- "$cur"))
@@ -116,6 +145,13 @@ _fnbox() {
         deploy)
                 compopt -o filenames 2>/dev/null
                 COMPREPLY=($(compgen -f -- "$cur"))
+                ;;
+        skill)
+                case $sub in
+                list | show | promote | deprecate | call)
+                        ((npos == 0)) && COMPREPLY=($(compgen -W "$(_fnbox_names skill list)" -- "$cur"))
+                        ;;
+                esac
                 ;;
         describe | delete | revisions | traffic | call | logs)
                 if ((npos == 0)); then
