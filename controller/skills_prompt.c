@@ -165,9 +165,9 @@ typedef struct RuntimeInfo {
 } RuntimeInfo;
 
 static const RuntimeInfo runtimes[] = {
-        { "python3", "python", "main.py", "python3 -I -S main.py",
+        { "python3", "python", "main.py", "python3 -I main.py",
           "data = sys.stdin.read()",
-          "Python 3 standard library only (no pip packages).",
+          "Python 3 standard library, plus numpy and pandas (no pip packages).",
           "sys.path.insert(0, \"/run/fnbox\"); import fnbox; out = fnbox.call(\"skill:NAME\", data) "
           "(bytes back; raises fnbox.BrokerError with .status and .code)" },
         { "node", "javascript", "index.js", "node index.js",

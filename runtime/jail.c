@@ -33,6 +33,8 @@ typedef struct JailHost {
         JailTopDir topdirs[6];
         char *ld_cache;
         size_t ld_cache_len;
+        JailAlt alts[JAIL_ALTS_MAX];
+        size_t n_alts;
         cap_t no_caps;
         int cap_last;
         char binds[JAIL_BINDS_MAX][JAIL_BIND_LEN];  /* jail_host_binds */
@@ -106,6 +108,33 @@ int jail_stdio_fill(void) {
         return stdio_fill();
 }
 
+/* The library links of /etc/alternatives (names with ".so"), whose targets
+ * are absolute paths outside /etc, /proc, /sys and /dev: the jail's /etc
+ * gets the same links (jail_child.c). Nothing else of /etc/alternatives. */
+static void host_alternatives(void) {
+        DIR *d = opendir("/etc/alternatives");
+        struct dirent *de;
+        while (d && host.n_alts < JAIL_ALTS_MAX && (de = readdir(d))) {
+                JailAlt *a = &host.alts[host.n_alts];
+                char path[512];
+                if (!strstr(de->d_name, ".so") || strlen(de->d_name) >= sizeof a->name || strchr(de->d_name, '/'))
+                        continue;
+                snprintf(path, sizeof path, "/etc/alternatives/%s", de->d_name);
+                ssize_t n = readlink(path, a->target, sizeof a->target - 1);
+                if (n <= 1)
+                        continue;
+                a->target[n] = 0;
+                if (a->target[0] != '/' || strstr(a->target, "/..") || strncmp(a->target, "/etc/", 5) == 0 ||
+                    strncmp(a->target, "/proc/", 6) == 0 || strncmp(a->target, "/sys/", 5) == 0 ||
+                    strncmp(a->target, "/dev/", 5) == 0)
+                        continue;
+                snprintf(a->name, sizeof a->name, "%s", de->d_name);
+                host.n_alts++;
+        }
+        if (d)
+                closedir(d);
+}
+
 static int host_init(void) {
         if (host.ready)
                 return 0;
@@ -146,6 +175,7 @@ static int host_init(void) {
                 } else
                         free(buf);
         }
+        host_alternatives();
         host.no_caps = cap_init();
         if (!host.no_caps)
                 return -ENOMEM;
@@ -688,6 +718,7 @@ static int spawn_child(Jail *j, bool background) {
                 .sock = sp[1], .stdio = { in[0], out[1], err[1] },
                 .topdirs = host.topdirs, .n_topdirs = ELEMENTSOF(host.topdirs),
                 .ld_cache = host.ld_cache, .ld_cache_len = host.ld_cache_len,
+                .alts = host.alts, .n_alts = host.n_alts,
                 .filter = &host.filter, .no_caps = host.no_caps, .cap_last = host.cap_last,
                 .background = background, .binds = host.binds, .n_binds = host.n_binds,
         };

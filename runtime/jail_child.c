@@ -120,6 +120,13 @@ static void build_system(const JailChildArgs *a) {
         write_small_file(a, "etc/hostname", "box\n", 4);
         if (a->ld_cache)
                 write_small_file(a, "etc/ld.so.cache", a->ld_cache, a->ld_cache_len);
+        if (a->n_alts > 0)
+                CHECK(a, mkdir("etc/alternatives", 0755), "mkdir /etc/alternatives");
+        for (size_t i = 0; i < a->n_alts; i++) {
+                char link[160];
+                snprintf(link, sizeof link, "etc/alternatives/%s", a->alts[i].name);
+                CHECK(a, symlink(a->alts[i].target, link), link);
+        }
 }
 
 /* The five harmless devices, made with mknod while we are still host root

@@ -117,12 +117,23 @@ typedef struct JailTopDir {
         bool present;
 } JailTopDir;
 
+/* A library link of the host's /etc/alternatives (libblas.so.3-...), made
+ * again in the jail's /etc/alternatives: libraries that Debian's
+ * alternatives system chooses (BLAS, LAPACK for numpy) resolve through it. */
+#define JAIL_ALTS_MAX 64
+typedef struct JailAlt {
+        char name[128];
+        char target[256];
+} JailAlt;
+
 typedef struct JailChildArgs {
         int sock;
         int stdio[3];                 /* child ends of the box's stdin/stdout/stderr */
         const JailTopDir *topdirs;
         size_t n_topdirs;
         const char *ld_cache;         /* host /etc/ld.so.cache contents, may be NULL */
+        const JailAlt *alts;          /* host /etc/alternatives library links */
+        size_t n_alts;
         size_t ld_cache_len;
         const struct sock_fprog *filter;
         cap_t no_caps;

@@ -19,7 +19,7 @@
 const JailRuntimeInfo jail_runtimes[_JAIL_RUNTIME_MAX] = {
         [JAIL_RUNTIME_EXEC] = { "exec", NULL, { NULL }, "main" },
         [JAIL_RUNTIME_SH] = { "sh", "/bin/sh", { NULL }, "main.sh" },
-        [JAIL_RUNTIME_PYTHON3] = { "python3", "/usr/bin/python3", { "-I", "-S", NULL }, "main.py" },
+        [JAIL_RUNTIME_PYTHON3] = { "python3", "/usr/bin/python3", { "-I", NULL }, "main.py" },
         [JAIL_RUNTIME_NODE] = { "node", "/usr/bin/node", { NULL }, "index.js" },
 };
 

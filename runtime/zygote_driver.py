@@ -1,5 +1,5 @@
 # runtime/zygote_driver.py: the python3 zygote, run as
-# `python3 -I -S -c DRIVER /fn/ENTRY ARGS...` inside a prepared jail
+# `python3 -I -c DRIVER /fn/ENTRY ARGS...` inside a prepared jail
 # (fnbox-runtime links this file in and passes it with -c); a template
 # (runtime/zygote.h) gets its /fn, argv and environment later, with ADOPT. It imports the
 # standard modules boxes use most, compiles the box's code (never runs it),
@@ -8,7 +8,7 @@
 # only in a box process whose jail is complete; there the driver gets
 # ready, waits for the request (zygote_child_go), adds the request's
 # environment (FNBOX_REQUEST_ID, ...) to os.environ, and the box runs as
-# `python3 -I -S /fn/ENTRY ARGS...` would run it.
+# `python3 -I /fn/ENTRY ARGS...` would run it.
 import sys, os, io, re, json, math, collections, base64, binascii, hashlib, hmac
 import datetime, time, random, string, itertools, functools, operator, struct
 import textwrap, enum, dataclasses, decimal, fractions, statistics, copy, heapq

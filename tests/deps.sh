@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config clang libseccomp-dev libcap-dev libjansson-dev libuv1-dev
       libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev
       libsystemd-dev libpq-dev postgresql python3 nodejs bubblewrap util-linux procps
-      nginx-light wrk"
+      nginx-light wrk python3-numpy python3-pandas"
 missing=""
 for p in $PKGS; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

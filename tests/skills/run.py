@@ -255,6 +255,20 @@ def skill_calls_skill(x):
     check("double-count" in json.dumps(reqs[0]["body"]["messages"]), "the prompt lists existing skills", reqs[0])
 
 
+@test
+def pandas_in_the_jail(x):
+    """python3 boxes can use pandas and numpy from the system's packages."""
+    x.up.reset()
+    code = ("import io, sys\nimport numpy as np\nimport pandas as pd\n"
+            "df = pd.read_csv(io.StringIO(sys.stdin.read()))\n"
+            "print(int(np.round(df['tax'].sum())))\n")
+    tests = [{"name": "two rows", "input": "item,tax\na,1.5\nb,2.5\n", "expected": "4"}]
+    x.up.script([{"reply": answer(code, tests, desc="Sums the tax column of a CSV.")}], only="/chat/completions")
+    job = x.generate({"task": "sum the tax column of a CSV", "name": "csv-tax", "model": "coder", "rounds": 1,
+                      "limits": {"timeoutMs": 20000}})
+    check(job["state"] == "passed", "a pandas box passes in the jail", job)
+
+
 WORDS = ["csv", "json", "parse", "sum", "average", "median", "sort", "filter", "dedupe", "count", "words", "lines",
          "upper", "lower", "reverse", "hash", "base64", "url", "encode", "decode", "date", "time", "tax", "invoice",
          "email", "phone", "number", "column", "row", "table", "markdown", "html", "strip", "tags", "split"]

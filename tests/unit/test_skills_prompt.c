@@ -112,7 +112,7 @@ TEST(skills_prompt_round1_contract) {
         ASSERT_CONTAINS(sys, "fnbox-call skill:NAME");
         ASSERT_CONTAINS(sys, "/input (read-only)");
         ASSERT_CONTAINS(sys, "/output");
-        ASSERT_CONTAINS(sys, "python3 -I -S main.py");
+        ASSERT_CONTAINS(sys, "python3 -I main.py");
         ASSERT_CONTAINS(sys, "```python");
         ASSERT_CONTAINS(sys, "Description:");
         ASSERT_CONTAINS(sys, "\"expected\"");
