@@ -13,7 +13,7 @@ measured in the same run:
                box (functions/fib) and a python3 box, each sample a function
                with no instance yet (a new revision of the same code: the
                code is fetched and unpacked once); against running the same
-               program directly (/usr/bin/python3 -I -S main.py, the fib
+               program directly (/usr/bin/python3 -I main.py, the fib
                binary). Samples alternate with the peer's. Goal: python3
                cold start <= 1.3x bare python3 start-up.
   warm fresh   a python3 box with one warm instance (its zygote ready): one
@@ -160,7 +160,7 @@ def bench_cold(p, build, tmp, rounds):
     fib_dir = os.path.join(build, "functions", "fib")
     py = write_fn(tmp, "coldpy", {"main.py": PY_BOX})
     kinds = [("python3", os.path.join(py, "main.py"), "python3", b"x",
-              ["/usr/bin/python3", "-I", "-S", os.path.join(py, "main.py")])]
+              ["/usr/bin/python3", "-I", os.path.join(py, "main.py")])]
     if os.path.exists(os.path.join(fib_dir, "main")):
         kinds.append(("native (fib)", os.path.join(fib_dir, "main"), "exec", b"30",
                       [os.path.join(fib_dir, "main")]))
@@ -270,14 +270,14 @@ def bench_warm(p, tmp, rounds, seconds):
             lat.append(dt)
         if i % 5 == 0:
             t0 = time.perf_counter()
-            subprocess.run(["/usr/bin/python3", "-I", "-S", os.path.join(d, "main.py")], input=b"x",
+            subprocess.run(["/usr/bin/python3", "-I", os.path.join(d, "main.py")], input=b"x",
                            stdout=subprocess.DEVNULL)
             bare.append(time.perf_counter() - t0)
     conn.close()
     a, b = summary_ms(lat), summary_ms(bare)
     header("Warm fresh mode, python3, a new jail per request, one at a time (ms)")
     row("fnbox /fn/warm (keep-alive)", a)
-    row("bare python3 -I -S main.py", b)
+    row("bare python3 -I main.py", b)
     rs = {}
     print()
     print("  %-40s %10s %9s %9s" % ("wrk %ds" % seconds, "req/s", "p50 ms", "p99 ms"))

@@ -27,7 +27,7 @@ time.perf_counter_ns() around subprocess.run().
                              --user --map-root-user --mount-proc /bin/true
   fnbox-daemon-py    fnbox-runtime run --daemon ... --runtime python3 --code hello.py
   fnbox-oneshot-py   fnbox-runtime run --no-daemon --runtime python3 --code hello.py
-  python-bare        /usr/bin/python3 -I -S hello.py (no jail)
+  python-bare        /usr/bin/python3 -I hello.py (no jail; as the jail runs it)
   true               /bin/true (the cost of spawning anything at all)
 
 Throughput: N workers (default 2 x nproc) each start jails back to back for a
@@ -495,7 +495,7 @@ def build_cmds(runtime, daemon, hello):
             daemon.run_argv("--runtime", "python3", "--code", hello), HELLO_OUT),
         Cmd("fnbox_oneshot_py", "fnbox one-shot python3 hello",
             oneshot("--runtime", "python3", "--code", hello), HELLO_OUT),
-        Cmd("python_bare", "bare python3 -I -S hello", [BARE_PYTHON, "-I", "-S", hello], HELLO_OUT),
+        Cmd("python_bare", "bare python3 -I hello", [BARE_PYTHON, "-I", hello], HELLO_OUT),
         Cmd("true", "direct /bin/true", [TRUE]),
     ]
 
