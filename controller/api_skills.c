@@ -256,9 +256,9 @@ void api_skill_generate(Api *api, HttpRequest *req, HttpResponse *resp) {
 void api_skill_job(Api *api, HttpRequest *req, HttpResponse *resp) {
         const char *id = req->n_params > 0 ? req->params[0] : "";
         json_t *job = NULL;
-        const char *ns = NULL;
+        char ns[256] = "";
         uint64_t changes = 0;
-        int r = strlen(id) == 32 ? skills_job_get(api->skills, id, &job, &ns, &changes) : -ENOENT;
+        int r = strlen(id) == 32 ? skills_job_get(api->skills, id, &job, ns, sizeof ns, &changes) : -ENOENT;
         if (r == 0 && !auth_allows(&req->principal, TOKEN_ROLE_DEVELOPER, ns))
                 r = -ENOENT;    /* another namespace's job is not there for this token */
         if (r < 0) {

@@ -125,7 +125,7 @@ typedef struct SkillJobSpec {
 /* Start a generate job: 0 with its JSON, -EBUSY when the workers are busy. */
 int skills_job_start(Skills *s, const SkillJobSpec *spec, json_t **ret);
 /* The job's JSON when ns may see it: -ENOENT otherwise. */
-int skills_job_get(Skills *s, const char *id, json_t **ret, const char **ret_ns, uint64_t *ret_changes);
+int skills_job_get(Skills *s, const char *id, json_t **ret, char *ret_ns, size_t ns_size, uint64_t *ret_changes);
 /* Answer req with the job's JSON once it changes past `changes`, or after
  * wait_s; 0 (deferred), or -ENOENT. */
 int skills_job_wait(Skills *s, const char *id, uint64_t changes, int wait_s, HttpRequest *req);

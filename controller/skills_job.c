@@ -147,12 +147,12 @@ static SkillJob *job_find_locked(Skills *s, const char *id) {
         return NULL;
 }
 
-int skills_job_get(Skills *s, const char *id, json_t **ret, const char **ret_ns, uint64_t *ret_changes) {
+int skills_job_get(Skills *s, const char *id, json_t **ret, char *ret_ns, size_t ns_size, uint64_t *ret_changes) {
         pthread_mutex_lock(&s->lock);
         SkillJob *j = job_find_locked(s, id);
         if (j) {
                 *ret = job_json_locked(j);
-                *ret_ns = j->ns;        /* jobs are freed only at skills_free */
+                snprintf(ret_ns, ns_size, "%s", j->ns);         /* the job may be dropped once unlocked */
                 *ret_changes = j->changes;
         }
         pthread_mutex_unlock(&s->lock);
