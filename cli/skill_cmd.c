@@ -134,6 +134,15 @@ static const char *cell(const char *s, size_t max, char *buf, size_t size) {
         return buf;
 }
 
+/* The bytes of s's first max characters (UTF-8). */
+static size_t utf8_cut(const char *s, size_t max) {
+        size_t i = 0, chars = 0;
+        for (; s[i]; i++)
+                if (((unsigned char) s[i] & 0xc0) != 0x80 && chars++ == max)
+                        break;
+        return i;
+}
+
 /* A time as the API gives it: ISO 8601 text, or milliseconds since 1970. */
 static const char *time_cell(json_t *v, char *buf, size_t size) {
         if (json_is_string(v))
@@ -524,12 +533,17 @@ static int list_versions(Cli *c, const SkillSpec *s) {
                 code = out_of_memory(c);
         else {
                 json_array_foreach(items, i, e) {
-                        char v[32], age[32], d[DESCRIPTION_SHOWN * 4 + 16], dg[32];
+                        char v[32], age[32], d[DESCRIPTION_SHOWN * 4 + 16], dg[80];
                         const char *digest = str(e, "codeDigest");
                         if (digest && strncmp(digest, "sha256:", 7) == 0)
                                 digest += 7;
+                        if (digest) {
+                                output_sanitize(digest, dg, sizeof dg);
+                                dg[utf8_cut(dg, 12)] = 0;       /* the first 12, as `fnbox revisions` */
+                                digest = dg;
+                        }
                         const char *cells[] = { int_cell(json_object_get(e, "version"), v, sizeof v), str(e, "state"),
-                                                str(e, "runtime"), digest ? cell(digest, 12, dg, sizeof dg) : NULL,
+                                                str(e, "runtime"), digest,
                                                 age_cell(json_object_get(e, "createdAt"), age, sizeof age),
                                                 cell(str(e, "description"), DESCRIPTION_SHOWN, d, sizeof d) };
                         if (table_add(t, cells) < 0) {
