@@ -114,7 +114,9 @@ int outcome_json(ActError e, const char *message, char *buf, size_t size) {
 static size_t utf8_seq(const unsigned char *s, size_t n) {
         if (s[0] < 0x80)
                 return 1;
-        size_t len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+        size_t len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+                     : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+                     : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
         if (len == 0 || len > n)
                 return 0;
         for (size_t i = 1; i < len; i++)
@@ -164,8 +166,9 @@ char *outcome_json_detail(ActError e, const char *message, const OutcomeDetail *
                 free(clean);
                 return NULL;
         }
+        const char *m = message ? message : "";
         bool ok = json_object_set_new(inner, "type", json_string(act_error_type(e))) == 0 &&
-                  json_object_set_new(inner, "message", json_stringn(message ? message : "", message ? strnlen(message, 1024) : 0)) == 0 &&
+                  json_object_set_new(inner, "message", json_stringn(m, strnlen(m, 1024))) == 0 &&
                   json_object_set_new(inner, "stderr", json_stringn(clean, cl)) == 0;
         if (ok && d->has_signal)
                 ok = json_object_set_new(inner, "signal", json_integer(d->signal)) == 0;
