@@ -13,7 +13,8 @@ clamped, embeddings of the model's width (floats and base64), /v1/models,
 OpenAI-shaped errors for bad input, concurrent requests, a client that
 leaves mid-stream. The platform's own exit check then finds nothing left
 behind. Then test_e2e.py: a box calls llm-local through its broker and the
-gateway, from zero, and the audit log names it.
+gateway, from zero, and the audit log names it. Last, test_skills.py: a
+`fnbox skill generate` job on llm-local ends cleanly whatever it writes.
 
 Prints one line per test and "llm: N passed, N failed"; exits non-zero
 when a test failed. usage: run.py [--build DIR] [--only SUBSTRING]...
@@ -42,6 +43,7 @@ import llmfn  # noqa: E402
 import make_gguf  # noqa: E402
 from suite import Fail, check, run_one  # noqa: E402
 import test_e2e  # noqa: E402
+import test_skills  # noqa: E402
 
 PATH = "/fn/llm-local"
 TIME_LIMIT_S = 600
@@ -550,6 +552,9 @@ def main():
         report(r)
         results.append(r)
     for r in test_e2e.run(build, args.only):     # box -> broker -> gateway -> llm-local, audit
+        report(r)
+        results.append(r)
+    for r in test_skills.run(build, args.only):  # fnbox skill generate's loop on llm-local
         report(r)
         results.append(r)
     passed = sum(1 for r in results if r[1])
