@@ -370,16 +370,19 @@ static int job_get(Cli *c, const char *path, json_t **ret) {
 }
 
 /* Follow the job until it is no longer running, printing a line on stderr
- * whenever its progress changes. *job: the first answer in, the last out. */
+ * whenever its progress changes. Each poll says which change it saw last
+ * (after=CHANGES, when the job tells), so that no change is waited past.
+ * *job: the first answer in, the last out. */
 static int job_follow(Cli *c, const char *id, json_t **job) {
         char path[SKILL_PATH_MAX], line[512], last[512] = "";
         _cleanup_free_ char *e = http_escape(id);
         long wait_s = (long) (c->timeout_ms / 2000);
         wait_s = wait_s > POLL_WAIT_MAX_S ? POLL_WAIT_MAX_S : wait_s;
-        if (!e || cli_path(c, path, sizeof path, NULL, "/v1/skills/jobs/%s?wait=%ld", e, wait_s) < 0)
+        if (!e)
                 return out_of_memory(c);
         for (;;) {
                 const char *state = str(*job, "state");
+                json_t *changes = json_object_get(*job, "changes");
                 job_line(*job, line, sizeof line);
                 bool changed = strcmp(line, last) != 0;
                 if (changed)
@@ -387,6 +390,12 @@ static int job_follow(Cli *c, const char *id, json_t **job) {
                 snprintf(last, sizeof last, "%s", line);
                 if (!state || strcmp(state, "running") != 0)
                         return 0;
+                int r = json_is_integer(changes) && json_integer_value(changes) >= 0
+                        ? cli_path(c, path, sizeof path, NULL, "/v1/skills/jobs/%s?wait=%ld&after=%" JSON_INTEGER_FORMAT,
+                                   e, wait_s, json_integer_value(changes))
+                        : cli_path(c, path, sizeof path, NULL, "/v1/skills/jobs/%s?wait=%ld", e, wait_s);
+                if (r < 0)
+                        return out_of_memory(c);
                 int64_t start = now_ms();
                 json_t *next = NULL;
                 int code = job_get(c, path, &next);
@@ -498,8 +507,8 @@ static int list_skills(Cli *c) {
                         const char *cells[] = { cell(str(e, "name"), 64, n, sizeof n),
                                                 int_cell(json_object_get(e, "version"), v, sizeof v),
                                                 int_cell(json_object_get(e, "latestVersion"), l, sizeof l),
-                                                str(e, "state"), str(e, "runtime"),
-                                                age_cell(json_object_get(e, "createdAt"), age, sizeof age),
+                                                str(e, "latestState") ? str(e, "latestState") : str(e, "state"),
+                                                str(e, "runtime"), age_cell(json_object_get(e, "createdAt"), age, sizeof age),
                                                 cell(str(e, "description"), DESCRIPTION_SHOWN, d, sizeof d) };
                         if (table_add(t, cells) < 0) {
                                 code = out_of_memory(c);
@@ -795,10 +804,47 @@ static int skill_post(Cli *c, const SkillSpec *s, const char *action, json_t **r
         return code;
 }
 
-static int state_change(Cli *c, const VerbArgs *a, const char *action, const char *done) {
+/* "NAME@V: promoted (5/5 tests passed again)". */
+static void promoted_line(const SkillSpec *s, json_t *answer) {
+        char what[64];
+        json_t *results = json_object_get(answer, "results"), *r;
+        size_t i, ok = 0;
+        SkillSpec shown = { .name = s->name, .version = num(answer, "version") > 0 ? num(answer, "version") : s->version };
+        json_array_foreach(results, i, r)
+                ok += json_is_true(json_object_get(r, "passed"));
+        printf("%s: promoted", spec_str(&shown, what, sizeof what));
+        if (json_array_size(results))
+                printf(" (%zu/%zu tests passed again)", ok, json_array_size(results));
+        printf("\n");
+}
+
+/* "NAME@V: deprecated", "NAME: deprecated versions 1, 2", "NAME@V: already deprecated". */
+static void deprecated_line(const SkillSpec *s, json_t *answer) {
+        char what[64];
+        json_t *done = json_object_get(answer, "deprecated"), *v;
+        size_t i;
+        spec_str(s, what, sizeof what);
+        if (!json_is_array(done)) {
+                printf("%s: deprecated%s\n", what, s->version ? "" : " (every version)");
+                return;
+        }
+        if (json_array_size(done) == 0) {
+                printf("%s: %s\n", what, s->version ? "already deprecated" : "every version was deprecated already");
+                return;
+        }
+        if (s->version) {
+                printf("%s: deprecated\n", what);
+                return;
+        }
+        printf("%s: deprecated version%s", what, json_array_size(done) > 1 ? "s" : "");
+        json_array_foreach(done, i, v)
+                printf("%s%" JSON_INTEGER_FORMAT, i ? ", " : " ", json_integer_value(v));
+        printf("\n");
+}
+
+static int state_change(Cli *c, const VerbArgs *a, const char *action) {
         SkillSpec s;
         json_t *answer = NULL;
-        char what[64];
         if (!spec_parse(c, a->pos[0], true, &s))
                 return CLI_EXIT_USAGE;
         int code = skill_post(c, &s, action, &answer);
@@ -806,22 +852,20 @@ static int state_change(Cli *c, const VerbArgs *a, const char *action, const cha
                 return code;
         if (c->output != OUTPUT_TABLE)
                 code = output_value(stdout, c->output, answer) < 0 ? CLI_EXIT_ERROR : 0;
-        else {
-                int64_t v = num(answer, "version") > 0 ? num(answer, "version") : s.version;
-                SkillSpec shown = { .name = s.name, .version = v };
-                printf("%s: %s%s\n", spec_str(&shown, what, sizeof what), done,
-                       !v && strcmp(action, "deprecate") == 0 ? " (every version)" : "");
-        }
+        else if (strcmp(action, "promote") == 0)
+                promoted_line(&s, answer);
+        else
+                deprecated_line(&s, answer);
         json_decref(answer);
         return code;
 }
 
 int skill_promote_main(Cli *c, const VerbArgs *a) {
-        return state_change(c, a, "promote", "promoted");
+        return state_change(c, a, "promote");
 }
 
 int skill_deprecate_main(Cli *c, const VerbArgs *a) {
-        return state_change(c, a, "deprecate", "deprecated");
+        return state_change(c, a, "deprecate");
 }
 
 /* ---- call -------------------------------------------------------------- */

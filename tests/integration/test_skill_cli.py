@@ -270,6 +270,17 @@ def generate_to_candidate(t):
         check(len(gets) == 5 and all(g[1] == "/v1/skills/jobs/j-1?wait=30" for g in gets), "long polls", gets)
     finally:
         fake.close()
+    # a controller that counts changes is told the last one the CLI saw
+    seq = [job(rnd=1, changes=4), job(rnd=1, passed=1, total=2, changes=7),
+           job("passed", rnd=1, passed=2, total=2, version=2, changes=9)]
+    fake = FakeController(jobs={"j-1": seq}, generate=(202, job(changes=2)))
+    try:
+        rc, out, err = t.run("skill", "generate", "t", env={"FNBOX_URL": fake.url})
+        check(rc == 0, "exit", rc, err)
+        gets = [g[1] for g in fake.requests("GET")]
+        check(gets == ["/v1/skills/jobs/j-1?wait=30&after=%d" % n for n in (2, 4, 7)], "after=CHANGES", gets)
+    finally:
+        fake.close()
 
 
 @test
@@ -359,10 +370,10 @@ def generate_server_errors(t):
 
 # ---- list, show, search, promote, deprecate ----------------------------------
 
-SKILLS = [{"name": "csv-stats", "namespace": "default", "version": None, "latestVersion": 3, "state": "candidate",
+SKILLS = [{"name": "csv-stats", "namespace": "default", "version": None, "latestVersion": 3, "latestState": "candidate",
            "runtime": "python3", "description": "Reads a CSV\non stdin and prints per-column statistics " + "x" * 80,
            "createdAt": "2026-01-01T00:00:00.000Z"},
-          {"name": "word-count", "namespace": "default", "version": 1, "latestVersion": 1, "state": "promoted",
+          {"name": "word-count", "namespace": "default", "version": 1, "latestVersion": 1, "latestState": "promoted",
            "runtime": "python3", "description": "Counts words.", "createdAt": "2026-01-01T00:00:00.000Z"}]
 
 VERSION = {"name": "word-count", "namespace": "default", "version": 2, "state": "promoted", "runtime": "python3",
@@ -457,18 +468,20 @@ def promote(u, body):
         return 409, {"error": {"type": "tests_failed", "message": "1 of 2 tests failed"}, "results": RESULTS[:2]}
     if b.get("version") == 4:
         return 409, {"error": {"type": "conflict", "message": "already promoted"}}
-    return 200, dict(VERSION, version=b.get("version", 2))
+    return 200, dict(VERSION, version=b.get("version", 2), results=RESULTS[:1] if b else [])
 
 
 @test
 def promote_and_deprecate(t):
     fake = FakeController(routes={("POST", "/v1/skills/word-count/promote"): promote,
                                   ("POST", "/v1/skills/word-count/deprecate"):
-                                  lambda u, b: (200, dict(VERSION, state="deprecated", **json.loads(b)))
-                                  if json.loads(b) else (200, {"deprecated": [1, 2]})})
+                                  lambda u, b: (200, {"name": "word-count", "deprecated": json.loads(b).get("version") != 5 and
+                                                      [json.loads(b).get("version")] or []})
+                                  if json.loads(b) else (200, {"name": "word-count", "deprecated": [1, 2]})})
     env = {"FNBOX_URL": fake.url}
     try:
-        check(t.ok("skill", "promote", "word-count@2", env=env) == "word-count@2: promoted\n", "promote")
+        out = t.ok("skill", "promote", "word-count@2", env=env)
+        check(out == "word-count@2: promoted (1/1 tests passed again)\n", "promote", out)
         check(fake.requests("POST")[-1][2] == {"version": 2}, "version sent", fake.requests("POST"))
         check(t.ok("skill", "promote", "word-count", env=env) == "word-count@2: promoted\n", "promote NAME")
         check(fake.requests("POST")[-1][2] == {}, "no version: {}", fake.requests("POST"))
@@ -485,7 +498,9 @@ def promote_and_deprecate(t):
         check(t.ok("skill", "deprecate", "word-count@2", env=env) == "word-count@2: deprecated\n", "deprecate @2")
         check(fake.requests("POST")[-1][2] == {"version": 2}, "deprecate version", fake.requests("POST"))
         out = t.ok("skill", "deprecate", "word-count", env=env)
-        check(out == "word-count: deprecated (every version)\n", "deprecate all", out)
+        check(out == "word-count: deprecated versions 1, 2\n", "deprecate all", out)
+        out = t.ok("skill", "deprecate", "word-count@5", env=env)
+        check(out == "word-count@5: already deprecated\n", "deprecate again", out)
         check(fake.requests("POST")[-1][1] == "/v1/skills/word-count/deprecate?namespace=default", "path")
         t.ok("skill", "deprecate", "word-count", "-n", "team-b", env=env)
         check(fake.requests("POST")[-1][1] == "/v1/skills/word-count/deprecate?namespace=team-b", "namespace")
