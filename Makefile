@@ -281,6 +281,7 @@ bench: deps all
 	@if [ -f tests/bench/gateway_bench.py ]; then python3 tests/bench/gateway_bench.py --build $(BUILD); fi
 	@if [ -f tests/bench/llm_bench.py ]; then python3 tests/bench/llm_bench.py --build $(BUILD); fi
 	@if [ -f tests/bench/skills_bench.py ]; then python3 tests/bench/skills_bench.py --build $(BUILD); fi
+	@if [ -f tests/bench/skills_verify_bench.py ]; then python3 tests/bench/skills_verify_bench.py --build $(BUILD); fi
 
 # The platform on this machine, in the foreground (Ctrl-C stops it); flags
 # for `fnbox up` go in RUN_ARGS, e.g. make run RUN_ARGS="--label zone=a".
