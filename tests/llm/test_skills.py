@@ -135,7 +135,7 @@ def skill_generate_with_llm_local(build, ctx):
             print("    %6.1fs %s" % (now - t0, job["message"][:150]))
         if job["state"] != "running":
             break
-        changes = job.get("changes")
+        changes = job.get("changes")    # a long poll's answer has none: then ask at once, then wait
     took = time.monotonic() - t0
     ev = job["evidence"]
     check(job["state"] in ("failed", "passed"), "the job ended %r, not failed or passed" % job["state"], job["message"],
@@ -152,7 +152,8 @@ def skill_generate_with_llm_local(build, ctx):
           job["tokensOut"], [(e["tokensIn"], e["tokensOut"]) for e in ev])
     parsed = 0
     for e in ev:
-        check(e["tokensIn"] > 0 and e["tokensOut"] >= 1, "round %d: tokens counted" % e["round"], e)
+        check(e["tokensIn"] > 0 and isinstance(e["tokensOut"], int) and 0 <= e["tokensOut"] <= MAX_TOKENS,
+              "round %d: tokens counted (the model may stop at once: 0 out)" % e["round"], e)
         check(e["model"] == llmfn.MODEL_ID and e["upstream"] == UPSTREAM, "round %d: model and upstream" % e["round"], e)
         check(isinstance(e.get("promptDigest"), str) and len(e["promptDigest"]) == 64, "a prompt digest", e)
         res = e["results"]
