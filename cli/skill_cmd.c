@@ -411,7 +411,7 @@ static int job_follow(Cli *c, const char *id, json_t **job) {
 /* The job is over: say how, with the last round's results when it failed. */
 static int job_report(Cli *c, const char *id, json_t *job) {
         const char *state = str(job, "state"), *name = str(job, "name"), *msg = str(job, "message");
-        char n[64], m[MESSAGE_SHOWN], s[32];
+        char n[64], m[MESSAGE_SHOWN], s[SKILL_JOB_ID_MAX + 1];
         json_t *evidence = json_object_get(job, "evidence");
         json_t *last = json_array_get(evidence, json_array_size(evidence) ? json_array_size(evidence) - 1 : 0);
         output_sanitize(name ? name : "?", n, sizeof n);
@@ -458,7 +458,7 @@ int skill_generate_main(Cli *c, const VerbArgs *a) {
                 json_decref(body);
                 return out_of_memory(c);
         }
-        code = cli_call(c, "skill generate", "POST", path, body, &job);
+        code = cli_call(c, NULL, "POST", path, body, &job);
         json_decref(body);
         if (code != 0)
                 return code;
@@ -490,7 +490,7 @@ static int list_skills(Cli *c) {
         size_t i;
         if (cli_path(c, path, sizeof path, c->namespace_, "/v1/skills") < 0)
                 return out_of_memory(c);
-        int code = cli_get_all(c, "skill list", path, &all);
+        int code = cli_get_all(c, NULL, path, &all);
         if (code != 0)
                 return code;
         json_t *items = json_object_get(all, "items");
@@ -759,7 +759,7 @@ int skill_search_main(Cli *c, const VerbArgs *a) {
         n = strlen(path);
         if (limit)
                 snprintf(path + n, sizeof path - n, "&limit=%ld", limit);
-        int code = cli_call(c, "skill search", "GET", path, NULL, &answer);
+        int code = cli_call(c, NULL, "GET", path, NULL, &answer);
         if (code != 0)
                 return code;
         if (c->output != OUTPUT_TABLE)

@@ -175,6 +175,26 @@ def real_controller_empty_library(t):
     check("nosuch" in err, "404 names the skill", err)
 
 
+@test
+@needs_api
+def real_controller_generate_without_gateway(t):
+    """A real generate job whose model cannot be reached: followed through
+    the controller's own job answers to its end, state error, exit 1."""
+    with Controller(t.build, extra_args=["--activator", DEAD]) as ctl:
+        env = {"FNBOX_URL": ctl.url, "FNBOX_TOKEN": ctl.admin_token}
+        rc, out, err = t.run("skill", "generate", "count the words", "--name", "wc", "--example", "a b=>2",
+                             "--timeout", "20s", env=env)
+        check(rc == 1 and out == "", "exit 1", rc, out, err)
+        lines = err.splitlines()
+        check(re.match(r"^job [0-9a-f]{32}: generating skill wc in namespace default$", lines[0]), "first line", err)
+        check(re.search(r"^fnbox skill generate: wc: job [0-9a-f]{32} ended in state error: .*" + re.escape(DEAD), err,
+                        re.M), "the error and the gateway it could not reach", err)
+        rc, out, err = t.run("skill", "generate", "count the words", "-o", "json", "--timeout", "20s", env=env)
+        j = json.loads(out)
+        check(rc == 1 and j["state"] == "error" and j["name"] == "count-the-words" and j["round"] == 1,
+              "-o json: the job", rc, j)
+
+
 # ---- a stand-in controller ---------------------------------------------------
 
 class FakeController:
