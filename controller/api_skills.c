@@ -283,7 +283,6 @@ void api_skill_job(Api *api, HttpRequest *req, HttpResponse *resp) {
         }
         const char *after = http_query(req, "after");
         uint64_t since = after ? strtoull(after, NULL, 10) : changes;
-        json_object_set_new(job, "changes", json_integer((json_int_t) changes));
         if (w == 0 || !json_is_string(json_object_get(job, "state")) ||
             strcmp(json_string_value(json_object_get(job, "state")), "running") != 0 || since != changes) {
                 http_reply(resp, 200, job);

@@ -113,6 +113,10 @@ int skills_deploy(Skills *s, const char *ns, const char *fn, const char *runtime
 int skills_run_tests(Skills *s, const SkillRun *run, json_t **ret_results, size_t *ret_passed,
                      char ret_digest[ARTIFACT_DIGEST_LEN], char *why, size_t why_len);
 
+/* A JSON string of at most max bytes of text, cut at a character; bytes
+ * that are not UTF-8 become '?'. */
+json_t *skills_json_clipped(const char *text, size_t len, size_t max);
+
 /* ---- jobs (skills_job.c) ----------------------------------------------------- */
 
 typedef struct SkillJobSpec {

@@ -83,6 +83,7 @@ static json_t *job_json_locked(const SkillJob *j) {
                               "tokensIn", (json_int_t) j->tokens_in, "tokensOut", (json_int_t) j->tokens_out,
                               "message", j->message, "startedAt", at, "evidence", j->evidence);
         if (o) {
+                json_object_set_new(o, "changes", json_integer((json_int_t) j->changes));
                 json_object_set_new(o, "version", j->version > 0 ? json_integer(j->version) : json_null());
                 json_object_set_new(o, "finishedAt", j->finished_ms ? api_time_json(j->finished_ms) : json_null());
         }
@@ -361,8 +362,8 @@ static json_t *round_evidence(unsigned n, const Round *rd, const SkillAnswer *an
         }
         if (parse_error) {
                 json_object_set_new(e, "parseError", json_string(parse_error));
-                json_object_set_new(e, "answer", json_stringn(rd->content ? rd->content : "",
-                                                              strnlen(rd->content ? rd->content : "", 4096)));
+                const char *text = rd->content ? rd->content : "";
+                json_object_set_new(e, "answer", skills_json_clipped(text, strlen(text), 4096));
         } else {
                 json_object_set_new(e, "code", json_string(ans->code));
                 json_object_set_new(e, "codeDigest", json_string(digest));

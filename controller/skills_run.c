@@ -323,7 +323,7 @@ int skills_deploy(Skills *s, const char *ns, const char *fn, const char *runtime
 
 /* A JSON string of at most max bytes of text (cut at a character); bytes
  * that are not UTF-8 become '?'. */
-static json_t *clipped(const char *text, size_t len, size_t max) {
+json_t *skills_json_clipped(const char *text, size_t len, size_t max) {
         if (!text)
                 return json_null();
         if (len > max) {
@@ -348,14 +348,14 @@ static json_t *result_json(const SkillTest *t, const Exchange *x, double ms) {
         if (!r)
                 return NULL;
         json_object_set_new(r, "name", json_string(t->name ? t->name : "test"));
-        json_object_set_new(r, "input", clipped(t->input, strlen(t->input), SKILLS_EVIDENCE_TEXT));
-        json_object_set_new(r, "expected", t->expected ? clipped(t->expected, strlen(t->expected),
+        json_object_set_new(r, "input", skills_json_clipped(t->input, strlen(t->input), SKILLS_EVIDENCE_TEXT));
+        json_object_set_new(r, "expected", t->expected ? skills_json_clipped(t->expected, strlen(t->expected),
                                                                  SKILLS_EVIDENCE_TEXT) : json_null());
         json_object_set_new(r, "status", json_integer(a->status));
         json_object_set_new(r, "durationMs", json_real((double) (long long) (ms * 10) / 10));
         bool passed = false;
         if (a->status == 200) {
-                json_object_set_new(r, "actual", clipped(a->body ? a->body : "", a->len, SKILLS_EVIDENCE_TEXT));
+                json_object_set_new(r, "actual", skills_json_clipped(a->body ? a->body : "", a->len, SKILLS_EVIDENCE_TEXT));
                 passed = skill_output_matches(t->expected, a->body ? a->body : "", a->len);
                 if (!passed)
                         json_object_set_new(r, "error", json_string("wrong_output"));
@@ -371,7 +371,7 @@ static json_t *result_json(const SkillTest *t, const Exchange *x, double ms) {
                 json_object_set_new(r, "error", json_string(type ? type : "http_error"));
                 json_object_set_new(r, "message", msg ? json_string(msg) : json_sprintf("HTTP %ld", a->status));
                 if (err)
-                        json_object_set_new(r, "stderr", clipped(err, strlen(err), SKILLS_STDERR_KEPT));
+                        json_object_set_new(r, "stderr", skills_json_clipped(err, strlen(err), SKILLS_STDERR_KEPT));
                 json_t *code = json_object_get(e, "exitCode"), *sig = json_object_get(e, "signal");
                 if (json_is_integer(code))
                         json_object_set(r, "exitCode", code);
