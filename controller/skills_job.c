@@ -110,8 +110,11 @@ static void job_update(SkillJob *j, const char *state, const char *fmt, ...) __a
 static void job_update(SkillJob *j, const char *state, const char *fmt, ...) {
         Skills *s = j->s;
         pthread_mutex_lock(&s->lock);
-        if (state)
+        if (state) {
                 j->state = state;
+                if (strcmp(state, "running") != 0 && !j->finished_ms)
+                        j->finished_ms = now_ms();
+        }
         if (fmt) {
                 va_list ap;
                 va_start(ap, fmt);
@@ -506,7 +509,8 @@ done:
         skill_refs_free(refs, n_refs);
         pthread_mutex_lock(&s->lock);
         j->done = true;
-        j->finished_ms = now_ms();
+        if (!j->finished_ms)
+                j->finished_ms = now_ms();
         j->changes++;
         explicit_bzero(j->token, strlen(j->token));
         job_wake_locked(s, j);

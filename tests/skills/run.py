@@ -256,6 +256,21 @@ def skill_calls_skill(x):
 
 
 @test
+def the_cli(x):
+    """fnbox skill list, show, search and call against the library built above."""
+    out = x.p.cli_ok("skill", "list")
+    check("double-count" in out and "wordcount" in out, "fnbox skill list", out)
+    v = json.loads(x.p.cli_ok("skill", "show", "double-count", "-o", "json"))
+    check(v["name"] == "double-count" and v["state"] == "promoted", "fnbox skill show -o json", v)
+    out = x.p.cli_ok("skill", "search", "twice the word count")
+    check("double-count" in out.splitlines()[1], "fnbox skill search: double-count first", out)
+    out = x.p.cli_ok("skill", "call", "double-count", "-d", "a b")
+    check(out.strip() == "4", "fnbox skill call", out)
+    rc, out, err = x.p.cli("skill", "call", "nosuch-skill", "-d", "x")
+    check(rc != 0 and "nosuch-skill" in out + err, "fnbox skill call of no skill fails", rc, out, err)
+
+
+@test
 def pandas_in_the_jail(x):
     """python3 boxes can use pandas and numpy from the system's packages."""
     x.up.reset()
