@@ -699,7 +699,7 @@ static size_t nodes_to_persist(Cluster *c, int64_t now, StoreNode *out, size_t m
         return k;
 }
 
-static void persist_nodes(Cluster *c, int64_t now) {
+void cluster_persist_nodes(Cluster *c, int64_t now) {
         StoreNode batch[16];
         size_t n;
         do {
@@ -743,7 +743,7 @@ static void *ticker_main(void *arg) {
                 collect_waiters(c, now, &done);
                 pthread_mutex_unlock(&c->lock);
                 resume_all(done);
-                persist_nodes(c, now);
+                cluster_persist_nodes(c, now);
                 pthread_mutex_lock(&c->lock);
                 ticker_sync(c, now);
                 if (!c->running)

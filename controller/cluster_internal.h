@@ -207,6 +207,9 @@ int64_t cluster_wall_ms(void);
 
 /* cluster.c */
 void cluster_routes_changed(Cluster *c);
+/* Write the nodes the store has not heard from lately (takes c->lock
+ * itself; call it without). */
+void cluster_persist_nodes(Cluster *c, int64_t now);
 void cluster_node_changed(Cluster *c, Node *n);
 void rev_free(Rev *r);
 void func_free(Func *f);

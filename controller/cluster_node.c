@@ -350,11 +350,13 @@ int cluster_node_status(Cluster *c, const char *name, const json_t *body, json_t
                 return r;
         }
         int64_t now = cluster_now_ms();
+        bool persist = false;
         pthread_mutex_lock(&c->lock);
         Node *n = node_get(c, name);
         r = n ? node_update(c, n, &st) : -ENOMEM;
         if (r == 0) {
                 bool first = !n->reported;
+                persist = first || n->lost;
                 if (n->lost) {
                         n->lost = false;
                         n->persisted_ms = 0;
@@ -376,6 +378,10 @@ int cluster_node_status(Cluster *c, const char *name, const json_t *body, json_t
         pthread_cond_signal(&c->wake);
         pthread_mutex_unlock(&c->lock);
         free(st.instances);
+        /* a node new or back is in the store (GET /v1/nodes) before its
+         * first answer, not at the ticker's next turn */
+        if (persist)
+                cluster_persist_nodes(c, now);
         return r;
 }
 
