@@ -435,18 +435,28 @@ static int newest_candidate(Api *api, const char *ns, const char *name, int64_t 
         return r;
 }
 
-void api_skill_promote(Api *api, HttpRequest *req, HttpResponse *resp) {
+/* A change to NAME[@N] (developer): the namespace, the name, and the version
+ * from the path or the body's "version" (0: none given). 0, or -1 with resp. */
+static int change_params(HttpRequest *req, const char **ret_ns, char *name, size_t size, int64_t *ret_version,
+                         HttpResponse *resp) {
         _cleanup_json_ json_t *body = NULL;
+        int64_t in_body = 0;
+        if (api_namespace(req, TOKEN_ROLE_DEVELOPER, false, ret_ns, resp) < 0 ||
+            skill_param(req, name, size, ret_version, resp) < 0)
+                return -1;
+        if (req->body_len > 0 && (api_body_object(req, &body, resp) < 0 || body_version(body, &in_body, resp) < 0))
+                return -1;
+        if (in_body > 0)
+                *ret_version = in_body;
+        return 0;
+}
+
+void api_skill_promote(Api *api, HttpRequest *req, HttpResponse *resp) {
         const char *ns;
         char name[SKILL_NAME_MAX + 1];
-        int64_t version, in_body;
-        if (api_namespace(req, TOKEN_ROLE_DEVELOPER, false, &ns, resp) < 0 ||
-            skill_param(req, name, sizeof name, &version, resp) < 0)
+        int64_t version;
+        if (change_params(req, &ns, name, sizeof name, &version, resp) < 0)
                 return;
-        if (req->body_len > 0 && (api_body_object(req, &body, resp) < 0 || body_version(body, &in_body, resp) < 0))
-                return;
-        if (body && in_body > 0)
-                version = in_body;
         if (version == 0) {
                 int r = newest_candidate(api, ns, name, &version);
                 if (r == -ENOENT) {
@@ -471,17 +481,11 @@ void api_skill_promote(Api *api, HttpRequest *req, HttpResponse *resp) {
 }
 
 void api_skill_deprecate(Api *api, HttpRequest *req, HttpResponse *resp) {
-        _cleanup_json_ json_t *body = NULL;
         const char *ns;
         char name[SKILL_NAME_MAX + 1];
-        int64_t version, in_body;
-        if (api_namespace(req, TOKEN_ROLE_DEVELOPER, false, &ns, resp) < 0 ||
-            skill_param(req, name, sizeof name, &version, resp) < 0)
+        int64_t version;
+        if (change_params(req, &ns, name, sizeof name, &version, resp) < 0)
                 return;
-        if (req->body_len > 0 && (api_body_object(req, &body, resp) < 0 || body_version(body, &in_body, resp) < 0))
-                return;
-        if (body && in_body > 0)
-                version = in_body;
         char by[64];
         by_of(req, by, sizeof by);
         StoreSkillVersion *vs = NULL;
