@@ -79,7 +79,7 @@ static int skill_param(HttpRequest *req, char *name, size_t size, int64_t *ret_v
         if (at) {
                 char *end;
                 long long v = strtoll(at + 1, &end, 10);
-                if (*end || v < 1 || at[1] < '0' || at[1] > '9') {
+                if (*end || v < 1 || v > SKILL_VERSION_MAX || at[1] < '0' || at[1] > '9') {
                         http_error(resp, 400, "bad_request", NULL, "bad path: %s: expected NAME@VERSION, VERSION a number",
                                    p);
                         return -1;
@@ -95,7 +95,7 @@ static int body_version(const json_t *body, int64_t *ret, HttpResponse *resp) {
         *ret = 0;
         if (!v || json_is_null(v))
                 return 0;
-        if (!json_is_integer(v) || json_integer_value(v) < 1) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > SKILL_VERSION_MAX) {
                 http_error(resp, 400, "bad_request", "version", "version: expected a version number (1, 2, ...)");
                 return -1;
         }
@@ -140,9 +140,12 @@ static int examples_field(const json_t *body, HttpResponse *resp) {
         json_array_foreach(ex, i, e) {
                 json_t *in = json_object_get(e, "input"), *out = json_object_get(e, "output");
                 if (!json_is_object(e) || !json_is_string(in) || !json_is_string(out) || json_object_size(e) != 2 ||
-                    json_string_length(in) > 65536 || json_string_length(out) > 65536) {
+                    json_string_length(in) > SKILL_TEST_IO_MAX || json_string_length(out) > SKILL_TEST_IO_MAX ||
+                    strlen(json_string_value(in)) != json_string_length(in) ||
+                    strlen(json_string_value(out)) != json_string_length(out)) {
                         http_error(resp, 400, "bad_request", "examples",
-                                   "examples[%zu]: expected {\"input\": TEXT, \"output\": TEXT}, each at most 64 KiB", i);
+                                   "examples[%zu]: expected {\"input\": TEXT, \"output\": TEXT}, each at most 64 KiB "
+                                   "and without NUL bytes", i);
                         return -1;
                 }
         }
@@ -173,6 +176,37 @@ static void name_from_task(const char *task, char *buf, size_t size) {
                 snprintf(buf, size, "skill");
 }
 
+/* Every key of the generate body is one of these, and limits has only its two. */
+static int known_fields(const json_t *body, HttpResponse *resp) {
+        static const char *const keys[] = { "task", "runtime", "examples", "model", "rounds", "name", "limits" };
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *) body, k, v) {
+                bool known = false;
+                for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+                        known |= strcmp(k, keys[i]) == 0;
+                if (!known) {
+                        http_error(resp, 400, "bad_request", k, "%s: unknown field; expected task, runtime, examples, "
+                                                                "model, rounds, name, limits", k);
+                        return -1;
+                }
+        }
+        const json_t *l = json_object_get(body, "limits");
+        if (!l || json_is_null(l))
+                return 0;
+        if (!json_is_object(l)) {
+                http_error(resp, 400, "bad_request", "limits", "limits: expected {\"timeoutMs\": N, \"memoryBytes\": N}");
+                return -1;
+        }
+        json_object_foreach((json_t *) l, k, v)
+                if (strcmp(k, "timeoutMs") != 0 && strcmp(k, "memoryBytes") != 0) {
+                        http_error(resp, 400, "bad_request", "limits", "limits.%s: unknown field; expected timeoutMs, "
+                                                                       "memoryBytes", k);
+                        return -1;
+                }
+        return 0;
+}
+
 static int limit_field(const json_t *body, const char *key, bool bytes, int64_t def, int64_t min, int64_t max,
                        int64_t *ret, HttpResponse *resp) {
         const json_t *v = json_object_get(json_object_get(body, "limits"), key);
@@ -193,7 +227,7 @@ void api_skill_generate(Api *api, HttpRequest *req, HttpResponse *resp) {
         const char *ns, *task, *runtime, *model, *name;
         if (api_namespace(req, TOKEN_ROLE_DEVELOPER, false, &ns, resp) < 0 || api_body_object(req, &body, resp) < 0)
                 return;
-        if (string_field(body, "task", true, SKILL_TASK_MAX, &task, resp) < 0 ||
+        if (known_fields(body, resp) < 0 || string_field(body, "task", true, SKILL_TASK_MAX, &task, resp) < 0 ||
             string_field(body, "runtime", false, 16, &runtime, resp) < 0 ||
             string_field(body, "model", false, 128, &model, resp) < 0 ||
             string_field(body, "name", false, SKILL_NAME_MAX, &name, resp) < 0 || examples_field(body, resp) < 0)
@@ -212,6 +246,8 @@ void api_skill_generate(Api *api, HttpRequest *req, HttpResponse *resp) {
         }
         if (!name) {
                 name_from_task(task, derived, sizeof derived);
+                if (!skill_name_valid(derived))         /* a reserved word such as "search" */
+                        strcat(derived, "-skill");
                 name = derived;
         }
         const json_t *rounds = json_object_get(body, "rounds");
@@ -282,7 +318,16 @@ void api_skill_job(Api *api, HttpRequest *req, HttpResponse *resp) {
                 }
         }
         const char *after = http_query(req, "after");
-        uint64_t since = after ? strtoull(after, NULL, 10) : changes;
+        uint64_t since = changes;
+        if (after) {
+                char *end;
+                since = strtoull(after, &end, 10);
+                if (*end || !*after || after[0] == '-') {
+                        json_decref(job);
+                        http_error(resp, 400, "bad_request", "after", "after: expected the job's changes count");
+                        return;
+                }
+        }
         if (w == 0 || !json_is_string(json_object_get(job, "state")) ||
             strcmp(json_string_value(json_object_get(job, "state")), "running") != 0 || since != changes) {
                 http_reply(resp, 200, job);
@@ -358,7 +403,7 @@ void api_skill_get(Api *api, HttpRequest *req, HttpResponse *resp) {
         if (q) {
                 char *end;
                 long long v = strtoll(q, &end, 10);
-                if (*end || v < 1) {
+                if (*end || v < 1 || v > SKILL_VERSION_MAX) {
                         http_error(resp, 400, "bad_request", "version", "version: expected a version number");
                         return;
                 }

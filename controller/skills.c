@@ -11,18 +11,13 @@
 
 #include "controller/cluster.h"
 #include "controller/skills_internal.h"
+#include "lib/manifest.h"
 
 bool skill_name_valid(const char *s) {
-        size_t n = s ? strlen(s) : 0;
-        if (n == 0 || n > SKILL_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
-                return false;
-        /* the words of /v1/skills/... that are not skills */
-        if (strcmp(s, "search") == 0 || strcmp(s, "generate") == 0 || strcmp(s, "jobs") == 0)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-                        return false;
-        return true;
+        /* a function name (skill-NAME-vN must fit a DNS label), and not one
+         * of the words of /v1/skills/... that are not skills */
+        return s && manifest_name_valid(s) && strlen(s) <= SKILL_NAME_MAX && strcmp(s, "search") != 0 &&
+               strcmp(s, "generate") != 0 && strcmp(s, "jobs") != 0;
 }
 
 /* ---- workers and claims ------------------------------------------------------------ */
@@ -121,69 +116,69 @@ static float *embedding_floats(const char *text, size_t *ret_dim) {
         return f;
 }
 
-static int index_add(SkillIndex *ix, const StoreSkillVersion *v) {
+/* Put v into ix and the route list. A skill the index refuses (a stored
+ * embedding it cannot use) goes in without its embedding; one it still
+ * refuses is logged and left out: one bad row never stops the library. */
+static int library_add(SkillIndex *ix, json_t *routes, const StoreSkillVersion *v) {
         json_t *doc = json_loads(v->doc_json ? v->doc_json : "{}", 0, NULL);
         size_t dim = 0;
         float *emb = embedding_floats(v->embedding_json, &dim);
         const char *code = json_string_value(json_object_get(doc, "code"));
-        int r = skill_index_put(ix, v->namespace_, v->name, v->version, v->runtime, v->description ? v->description : "",
-                                code ? code : "", emb, dim);
+        const char *desc = v->description ? v->description : "";
+        int r = skill_index_put(ix, v->namespace_, v->name, v->version, v->runtime, desc, code ? code : "", emb, dim);
+        if (r == -EINVAL && emb)
+                r = skill_index_put(ix, v->namespace_, v->name, v->version, v->runtime, desc, code ? code : "", NULL, 0);
         free(emb);
         json_decref(doc);
-        return r;
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                fprintf(stderr, "fnbox-controller: skill %s/%s@%" PRId64 " left out of search: %s\n", v->namespace_,
+                        v->name, v->version, strerror(-r));
+        json_t *e = json_pack("{s:s, s:s, s:I}", "namespace", v->namespace_, "name", v->name, "version",
+                              (json_int_t) v->version);
+        return e && json_array_append_new(routes, e) == 0 ? 0 : -ENOMEM;
 }
 
-/* Read every version; the newest promoted one of each skill goes into a
- * new index and the route table's list. */
+static bool same_skill(const StoreSkillVersion *a, const StoreSkillVersion *b) {
+        return strcmp(a->namespace_, b->namespace_) == 0 && strcmp(a->name, b->name) == 0;
+}
+
+/* Read every version (ordered by namespace, name, version); the newest
+ * promoted one of each skill goes into a new index and the route table's
+ * list. */
 static int skills_sync(Skills *s, int64_t stamp) {
         SkillIndex *ix = NULL;
         json_t *routes = json_array();
         char *after = NULL;
         int r = routes ? skill_index_new(&ix) : -ENOMEM;
-        StoreSkillVersion best = {};
-        bool have = false;
-        while (r >= 0) {
+        StoreSkillVersion best = {};    /* the current skill's newest promoted version so far */
+        bool have = false, more = true;
+        while (r >= 0 && more) {
                 StoreSkillVersion *vs = NULL;
                 size_t n = 0;
                 char *next = NULL;
                 r = store_skill_version_list(s->api->store, NULL, NULL, after, STORE_LIST_MAX, &vs, &n, &next);
                 free(after);
-                after = NULL;
-                if (r < 0)
-                        break;
-                for (size_t i = 0; r >= 0 && i <= n; i++) {
-                        StoreSkillVersion *v = i < n ? &vs[i] : NULL;
-                        bool same = v && have && strcmp(v->namespace_, best.namespace_) == 0 &&
-                                    strcmp(v->name, best.name) == 0;
-                        if (have && (i == n ? !next : !same)) {
-                                r = index_add(ix, &best);
-                                if (r >= 0 && json_array_append_new(routes, json_pack("{s:s, s:s, s:I}", "namespace",
-                                                                                      best.namespace_, "name", best.name,
-                                                                                      "version",
-                                                                                      (json_int_t) best.version)) < 0)
-                                        r = -ENOMEM;
+                after = next;
+                more = r >= 0 && next;
+                for (size_t i = 0; r >= 0 && i < n; i++) {
+                        if (have && !same_skill(&vs[i], &best)) {
+                                r = library_add(ix, routes, &best);
                                 store_skill_version_clear(&best);
                                 have = false;
                         }
-                        if (v && strcmp(v->state, "promoted") == 0) {
-                                if (have)
-                                        store_skill_version_clear(&best);
-                                best = *v;
-                                *v = (StoreSkillVersion) {};
+                        if (strcmp(vs[i].state, "promoted") == 0) {
+                                store_skill_version_clear(&best);
+                                best = vs[i];
+                                vs[i] = (StoreSkillVersion) {};
                                 have = true;
                         }
                 }
                 store_skill_version_array_free(vs, n);
-                if (!next)
-                        break;
-                after = next;
         }
-        if (have && r >= 0) {
-                r = index_add(ix, &best);
-                if (r >= 0)
-                        json_array_append_new(routes, json_pack("{s:s, s:s, s:I}", "namespace", best.namespace_, "name",
-                                                                best.name, "version", (json_int_t) best.version));
-        }
+        if (have && r >= 0)
+                r = library_add(ix, routes, &best);
         store_skill_version_clear(&best);
         free(after);
         if (r < 0) {
@@ -253,9 +248,16 @@ size_t skills_top(Skills *s, const char *ns, const char *text, const char *token
         pthread_mutex_lock(&s->lock);
         int found = s->index ? skill_index_search(s->index, ns, text, qemb, dim, hits, n, NULL) : 0;
         size_t got = found > 0 ? (size_t) found : 0;
-        for (size_t i = 0; i < got; i++)
-                refs[i] = (SkillRef) { .name = strdup(hits[i].name), .description = strdup(hits[i].description),
-                                       .runtime = strdup(hits[i].runtime), .version = hits[i].version };
+        size_t k = 0;
+        for (size_t i = 0; i < got; i++) {
+                SkillRef r = { .name = strdup(hits[i].name), .description = strdup(hits[i].description),
+                               .runtime = strdup(hits[i].runtime), .version = hits[i].version };
+                if (r.name && r.description && r.runtime)
+                        refs[k++] = r;
+                else
+                        skill_refs_free(&r, 1);
+        }
+        got = k;
         pthread_mutex_unlock(&s->lock);
         free(qemb);
         return got;
@@ -343,8 +345,11 @@ static void promote(Promotion *p, HttpResponse *resp) {
         if (r < 0)
                 http_error(resp, r == -ECANCELED ? 503 : 502, "verification_failed", NULL, "%s", why);
         else if (passed != n_tests) {
-                http_reply(resp, 409, json_pack("{s:{s:s, s:s+}, s:o}", "error", "type", "tests_failed", "message",
-                                                "the tests failed again: ", "see results", "results", results));
+                char msg[160];
+                snprintf(msg, sizeof msg, "%zu of the %zu tests of %s@%" PRId64 " failed again: nothing changed",
+                         n_tests - passed, n_tests, p->name, v.version);
+                http_reply(resp, 409, json_pack("{s:{s:s, s:s}, s:o}", "error", "type", "tests_failed", "message", msg,
+                                                "results", results));
                 results = NULL;
         } else {
                 snprintf(fn, sizeof fn, API_SKILL_PREFIX "%s-v%" PRId64, p->name, v.version);

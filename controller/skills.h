@@ -21,6 +21,7 @@
 #include "controller/api.h"
 
 #define SKILL_NAME_MAX          40
+#define SKILL_VERSION_MAX       999999999999999LL   /* 15 digits, as the activator reads NAME@N */
 #define SKILL_ROUNDS_DEFAULT    4
 #define SKILL_ROUNDS_MAX        10
 #define SKILL_EXAMPLES_MAX      20

@@ -76,6 +76,9 @@ typedef struct SkillsAnswer {
         char error[256];
 } SkillsAnswer;
 void skills_answer_clear(SkillsAnswer *a);
+/* Why a gateway call failed: no answer, or its status and (OpenAI- or
+ * fnbox-shaped) error message. */
+void skills_answer_why(const Skills *s, const SkillsAnswer *a, char *why, size_t why_len);
 
 /* POST a JSON body to the activator's path as token, X-Fnbox-Namespace: ns. */
 int skills_post_json(Skills *s, const char *path, const char *token, const char *ns, const json_t *body,

@@ -246,13 +246,7 @@ static int round_ask(SkillJob *j, Round *rd, char *why, size_t why_len) {
         }
         json_t *doc = a.status == 200 ? json_loadb(a.body, a.len, 0, NULL) : NULL;
         if (a.status != 200) {
-                json_t *e = a.body ? json_loadb(a.body, a.len, 0, NULL) : NULL;
-                const char *msg = json_string_value(json_object_get(json_object_get(e, "error"), "message"));
-                if (a.status == 0)
-                        snprintf(why, why_len, "the gateway at %s did not answer: %s", j->s->activator_url, a.error);
-                else
-                        snprintf(why, why_len, "the gateway answered %ld: %s", a.status, msg ? msg : "(no message)");
-                json_decref(e);
+                skills_answer_why(j->s, &a, why, why_len);
                 skills_answer_clear(&a);
                 return -EIO;
         }
@@ -278,10 +272,15 @@ static SkillTest *round_tests(const SkillJob *j, const SkillAnswer *ans, size_t 
                 return NULL;
         for (size_t i = 0; i < ans->n_tests; i++)
                 t[i] = ans->tests[i];   /* borrowed */
-        for (size_t i = 0; i < n_ex; i++) {
+        static const char *const names[SKILL_EXAMPLES_MAX] = {
+                "example-1", "example-2", "example-3", "example-4", "example-5", "example-6", "example-7",
+                "example-8", "example-9", "example-10", "example-11", "example-12", "example-13", "example-14",
+                "example-15", "example-16", "example-17", "example-18", "example-19", "example-20",
+        };
+        for (size_t i = 0; i < n_ex && i < SKILL_EXAMPLES_MAX; i++) {
                 json_t *e = json_array_get(j->examples, i);
                 t[ans->n_tests + i] = (SkillTest) {
-                        .name = (char *) "example",
+                        .name = (char *) names[i],
                         .input = (char *) json_string_value(json_object_get(e, "input")),
                         .expected = (char *) json_string_value(json_object_get(e, "output")),
                 };
@@ -340,12 +339,10 @@ static int job_store_version(SkillJob *j, const Round *rd, const SkillAnswer *an
                 json_decref(a);
                 free(vec);
         }
-        char by[64];
-        snprintf(by, sizeof by, "%s", j->by);
         StoreSkillVersion v = {
                 .namespace_ = j->ns, .name = j->name, .state = (char *) "candidate", .runtime = j->runtime,
                 .code_digest = (char *) digest, .description = ans->description ? ans->description : (char *) "",
-                .doc_json = doc_text, .embedding_json = emb_text, .parent = parent_version, .created_by = by,
+                .doc_json = doc_text, .embedding_json = emb_text, .parent = parent_version, .created_by = j->by,
         };
         int r = store_skill_version_add(s->api->store, &v, ret_version);
         if (r < 0)

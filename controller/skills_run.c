@@ -96,8 +96,8 @@ static int add_header(Exchange *x, const char *name, const char *value) {
         return 0;
 }
 
-/* Prepare x for POST url with body (copied by curl? no: the caller keeps
- * it alive until the exchange ends). */
+/* Prepare x for POST url with body (not copied: the caller keeps it
+ * alive until the exchange ends). */
 static int exchange_init(Exchange *x, Skills *s, const char *url, const char *token, const char *ns,
                          const char *ctype, const void *body, size_t len, long timeout_ms, const char *request_id) {
         *x = (Exchange) { .s = s, .start_ns = 0 };
@@ -175,15 +175,14 @@ int skills_post_json(Skills *s, const char *path, const char *token, const char 
         return 0;
 }
 
-/* The message of an OpenAI- or fnbox-shaped JSON error answer. */
-static void answer_why(const SkillsAnswer *a, char *why, size_t why_len) {
+void skills_answer_why(const Skills *s, const SkillsAnswer *a, char *why, size_t why_len) {
         if (a->status == 0) {
-                snprintf(why, why_len, "the activator at no answer: %s", a->error);
+                snprintf(why, why_len, "the gateway at %s did not answer: %s", s->activator_url, a->error);
                 return;
         }
         json_t *j = a->body ? json_loadb(a->body, a->len, 0, NULL) : NULL;
         const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-        snprintf(why, why_len, "HTTP %ld: %s", a->status, msg ? msg : "(no message)");
+        snprintf(why, why_len, "the gateway answered %ld: %s", a->status, msg ? msg : "(no message)");
         json_decref(j);
 }
 
@@ -198,7 +197,7 @@ int skills_embed(Skills *s, const char *token, const char *ns, const char *text,
         if (r < 0)
                 return r;
         if (a.status != 200) {
-                answer_why(&a, why, why_len);
+                skills_answer_why(s, &a, why, why_len);
                 skills_answer_clear(&a);
                 return -EIO;
         }

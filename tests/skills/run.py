@@ -87,6 +87,10 @@ class Ctx:
         """Start a job and poll it to its end: the job's last JSON."""
         st, job = self.p.api("POST", "/v1/skills/generate", body)
         check(st == 202, "generate: expected 202", st, job)
+        return self.generate_wait(job["id"], timeout)
+
+    def generate_wait(self, job_id, timeout=180):
+        job = {"id": job_id}
         deadline = time.monotonic() + timeout
         changes = None
         seen = []
@@ -341,7 +345,10 @@ def bad_requests(x):
     cases = [({"task": ""}, 400), ({}, 400), ({"task": "x", "runtime": "cobol"}, 400),
              ({"task": "x", "rounds": 0}, 400), ({"task": "x", "rounds": 99}, 400),
              ({"task": "x", "name": "Bad_Name"}, 400), ({"task": "x", "examples": [{"input": 1}]}, 400),
-             ({"task": "x" * 9000}, 400), ({"task": "x", "name": "search"}, 400)]
+             ({"task": "x" * 9000}, 400), ({"task": "x", "name": "search"}, 400),
+             ({"task": "x", "colour": "red"}, 400), ({"task": "x", "limits": 5}, 400),
+             ({"task": "x", "limits": {"cpu": 1}}, 400), ({"task": "x", "limits": {"timeoutMs": 10}}, 400),
+             ({"task": "x", "examples": [{"input": "a\u0000b", "output": "1"}]}, 400)]
     for body, want in cases:
         st, b = x.p.api("POST", "/v1/skills/generate", body)
         check(st == want and b.get("error", {}).get("type"), "generate %s: %d" % (json.dumps(body)[:80], want), st, b)
@@ -353,6 +360,13 @@ def bad_requests(x):
     check(st == 404, "promote unknown: 404", st, b)
     st, b = x.p.api("GET", "/v1/skills/wordcount@x")
     check(st == 400, "NAME@x: 400", st, b)
+    st, b = x.p.api("GET", "/v1/skills/wordcount@" + "9" * 20)
+    check(st == 400, "NAME@ a 20-digit version: 400", st, b)
+    st, job = x.p.api("POST", "/v1/skills/generate", {"task": "search", "model": "coder", "rounds": 1})
+    check(st == 202 and job["name"] == "search-skill", "a name made from the task avoids the reserved words", st, job)
+    st, b = x.p.api("GET", "/v1/skills/jobs/%s?after=abc" % job["id"])
+    check(st == 400 and b["error"]["field"] == "after", "after=abc: 400", st, b)
+    x.generate_wait(job["id"])
 
 
 def main():
