@@ -543,10 +543,11 @@ static int unpack_dir(int parent, const char *leaf) {
         return fchmodat(parent, leaf, 0755, 0) < 0 ? negative_errno() : 0;
 }
 
-static int unpack_entry(int dir_fd, Header *h, const void *content) {
+/* What unpacking checks of an entry before it writes anything (a folder's
+ * trailing '/' is dropped from its path). */
+static int entry_check(Header *h) {
         size_t len = strlen(h->path);
-        bool is_dir = h->type == '5';
-        if (is_dir && len > 1 && h->path[len - 1] == '/')
+        if (h->type == '5' && len > 1 && h->path[len - 1] == '/')
                 h->path[--len] = 0;
         if (!entry_path_valid(h->path))
                 return -EINVAL;
@@ -556,11 +557,18 @@ static int unpack_entry(int dir_fd, Header *h, const void *content) {
                 return -EINVAL; /* hard links, devices, fifos, extensions */
         if (h->type != '0' && h->size != 0)
                 return -EINVAL;
+        return 0;
+}
+
+static int unpack_entry(int dir_fd, Header *h, const void *content) {
+        bool is_dir = h->type == '5';
+        int r = entry_check(h);
+        if (r < 0)
+                return r;
         const char *leaf;
         int parent = open_parent(dir_fd, h->path, &leaf);
         if (parent < 0)
                 return parent;
-        int r;
         if (h->type == '0')
                 r = unpack_file(parent, leaf, h, content);
         else if (is_dir)
@@ -578,7 +586,9 @@ static bool block_is_zero(const unsigned char *b) {
         return true;
 }
 
-int artifact_unpack(const void *data, size_t len, int dir_fd) {
+/* Every entry in order: fn(h, content) unpacks it or only looks. */
+static int walk(const void *data, size_t len, int (*fn)(Header *h, const void *content, void *userdata),
+                void *userdata) {
         const unsigned char *d = data;
         size_t off = 0, entries = 0;
         if (!data || len % BLOCK != 0)
@@ -595,10 +605,35 @@ int artifact_unpack(const void *data, size_t len, int dir_fd) {
                         return -EINVAL;
                 if (++entries > ARTIFACT_ENTRIES_MAX)
                         return -E2BIG;
-                r = unpack_entry(dir_fd, &h, d + off);
+                r = fn(&h, d + off, userdata);
                 if (r < 0)
                         return r;
                 off += round_block(h.size);
         }
         return -EINVAL; /* no end-of-archive block */
+}
+
+static int unpack_one(Header *h, const void *content, void *userdata) {
+        return unpack_entry(*(int *) userdata, h, content);
+}
+
+int artifact_unpack(const void *data, size_t len, int dir_fd) {
+        return walk(data, len, unpack_one, &dir_fd);
+}
+
+typedef struct ListCtx {
+        artifact_list_fn fn;
+        void *userdata;
+} ListCtx;
+
+static int list_one(Header *h, const void *content, void *userdata) {
+        ListCtx *c = userdata;
+        (void) content;
+        int r = entry_check(h);
+        return r < 0 ? r : c->fn(h->path, h->type, h->size, c->userdata);
+}
+
+int artifact_list(const void *data, size_t len, artifact_list_fn fn, void *userdata) {
+        ListCtx c = { fn, userdata };
+        return walk(data, len, list_one, &c);
 }

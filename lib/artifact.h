@@ -48,6 +48,14 @@ int artifact_digest_valid(const char *s);
  * Files get mode 0755 if any execute bit was set, else 0644; folders 0755. */
 int artifact_unpack(const void *data, size_t len, int dir_fd);
 
+/* Check an archive as artifact_unpack does, without writing anything
+ * (duplicates are the caller's to find): fn gets each entry's path (a
+ * folder's without its trailing '/'), type ('0' file, '5' folder, '2'
+ * symlink) and size, in order; a negative return stops the walk and is
+ * returned. The same errors as artifact_unpack otherwise. */
+typedef int (*artifact_list_fn)(const char *path, char type, size_t size, void *userdata);
+int artifact_list(const void *data, size_t len, artifact_list_fn fn, void *userdata);
+
 /* sha256 hex (64 characters + NUL) of data: shared with tokens and revisions.
  * Both digest functions write an empty string if libcrypto fails, so a
  * failure never yields a digest that matches anything. */

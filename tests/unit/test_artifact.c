@@ -442,3 +442,36 @@ TEST(artifact_unpack_entry_limit) {
         free(one);
         free(buf);
 }
+
+static int list_collect(const char *path, char type, size_t size, void *userdata) {
+        char *out = userdata;
+        size_t n = strlen(out);
+        snprintf(out + n, 512 - n, "%s:%c:%zu;", path, type, size);
+        return 0;
+}
+
+static int list_stop(const char *path, char type, size_t size, void *userdata) {
+        (void) path, (void) type, (void) size, (void) userdata;
+        return -ECANCELED;
+}
+
+/* artifact_list walks what artifact_unpack would take, refuses what it
+ * would refuse, and writes nothing. */
+TEST(artifact_list_checks) {
+        Tar t = { .len = 0 };
+        tar_add(&t, "dir/", '5', NULL, NULL);
+        tar_add(&t, "dir/data.csv", '0', NULL, "a,b\n1,2\n");
+        tar_add(&t, "link", '2', "dir/data.csv", NULL);
+        tar_end(&t);
+        char out[512] = "";
+        ASSERT_EQ_INT(artifact_list(t.buf, t.len, list_collect, out), 0);
+        ASSERT_EQ_STR(out, "dir:5:0;dir/data.csv:0:8;link:2:0;");
+        ASSERT_EQ_INT(artifact_list(t.buf, t.len, list_stop, NULL), -ECANCELED);
+        ASSERT_EQ_INT(artifact_list(t.buf, t.len - 1024, list_collect, out), -EINVAL); /* no end block */
+        Tar bad = { .len = 0 };
+        tar_add(&bad, "../evil", '0', NULL, "x");
+        tar_end(&bad);
+        out[0] = 0;
+        ASSERT_EQ_INT(artifact_list(bad.buf, bad.len, list_collect, out), -EINVAL);
+        ASSERT_EQ_STR(out, "");
+}
