@@ -637,3 +637,49 @@ int artifact_list(const void *data, size_t len, artifact_list_fn fn, void *userd
         ListCtx c = { fn, userdata };
         return walk(data, len, list_one, &c);
 }
+
+/* ---- packing files held in memory ---------------------------------------- */
+
+/* One file of artifact_pack_files: a name without '/' that fits an ustar
+ * name field on its own (no prefix to split into). */
+static int pack_add_memory(Pack *p, const char *name, const void *content, size_t size) {
+        if (!name || strchr(name, '/') || !entry_path_valid(name) || strlen(name) > 100)
+                return -EINVAL;
+        int r = pack_reserve(p, size);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *path = strdup(name);
+        _cleanup_free_ char *data = malloc(size ? size : 1);
+        if (!path || !data)
+                return -ENOMEM;
+        if (size)
+                memcpy(data, content, size);
+        p->entries[p->n++] = (Entry) { .path = TAKE_PTR(path), .type = ENTRY_FILE, .data = TAKE_PTR(data), .size = size };
+        return 0;
+}
+
+int artifact_pack_files(const char *const *names, const void *const *contents, const size_t *sizes, size_t n,
+                        size_t max_bytes, void **ret_data, size_t *ret_len, char ret_digest[ARTIFACT_DIGEST_LEN]) {
+        Pack p = { .max_bytes = max_bytes, .total = 2 * BLOCK };
+        int r = max_bytes < p.total ? -E2BIG : 0;
+        for (size_t i = 0; r == 0 && i < n; i++)
+                r = pack_add_memory(&p, names[i], contents[i], sizes[i]);
+        if (r == 0 && p.n > 1) {
+                qsort(p.entries, p.n, sizeof(Entry), entry_cmp);
+                for (size_t i = 1; r == 0 && i < p.n; i++)
+                        if (strcmp(p.entries[i - 1].path, p.entries[i].path) == 0)
+                                r = -EINVAL;
+        }
+        void *out = NULL;
+        size_t len = 0;
+        if (r == 0)
+                r = pack_write(&p, &out, &len);
+        pack_clear(&p);
+        if (r < 0)
+                return r;
+        if (ret_digest)
+                artifact_digest(out, len, ret_digest);
+        *ret_data = out;
+        *ret_len = len;
+        return 0;
+}

@@ -60,3 +60,11 @@ int artifact_list(const void *data, size_t len, artifact_list_fn fn, void *userd
  * Both digest functions write an empty string if libcrypto fails, so a
  * failure never yields a digest that matches anything. */
 void sha256_hex(const void *data, size_t len, char ret_hex[65]);
+
+/* Pack files held in memory (names without '/', distinct, sorted by the
+ * function) into one deterministic ustar archive as artifact_pack_file does
+ * for one (mode 0644 each; n == 0 gives the two end blocks). -EINVAL for a
+ * bad name (also one over 100 bytes) or a duplicate, -E2BIG over max_bytes
+ * or ARTIFACT_ENTRIES_MAX files. */
+int artifact_pack_files(const char *const *names, const void *const *contents, const size_t *sizes, size_t n,
+                        size_t max_bytes, void **ret_data, size_t *ret_len, char ret_digest[ARTIFACT_DIGEST_LEN]);

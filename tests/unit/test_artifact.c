@@ -475,3 +475,80 @@ TEST(artifact_list_checks) {
         ASSERT_EQ_INT(artifact_list(bad.buf, bad.len, list_collect, out), -EINVAL);
         ASSERT_EQ_STR(out, "");
 }
+
+/* artifact_pack_files: sorted whatever the order given, the bytes
+ * artifact_pack_file gives for one file, a round trip, and the refusals. */
+TEST(artifact_pack_files) {
+        const char *names[] = { "zeta.txt", "data.csv", "empty" };
+        const void *contents[] = { "z\n", "a,b\n1,2\n", NULL };
+        const size_t sizes[] = { 2, 8, 0 };
+        void *data, *again, *one, *none;
+        size_t len, len2, len1, len0;
+        char g[ARTIFACT_DIGEST_LEN], g2[ARTIFACT_DIGEST_LEN], g1[ARTIFACT_DIGEST_LEN];
+        ASSERT_EQ_INT(artifact_pack_files(names, contents, sizes, 3, 1 << 20, &data, &len, g), 0);
+        /* 3 headers, 2 data blocks, 2 end blocks; sorted by name */
+        ASSERT_EQ_UINT(len, 512 * 7);
+        ASSERT_EQ_STR((char *) data, "data.csv");
+        ASSERT_EQ_STR((char *) data + 1024, "empty");
+        ASSERT_EQ_STR((char *) data + 1536, "zeta.txt");
+        ASSERT_EQ_STR((char *) data + 100, "0000644");
+        /* another order: the same bytes */
+        const char *names2[] = { "empty", "zeta.txt", "data.csv" };
+        const void *contents2[] = { "", "z\n", "a,b\n1,2\n" };
+        const size_t sizes2[] = { 0, 2, 8 };
+        ASSERT_EQ_INT(artifact_pack_files(names2, contents2, sizes2, 3, 1 << 20, &again, &len2, g2), 0);
+        ASSERT_EQ_UINT(len2, len);
+        ASSERT_TRUE(memcmp(data, again, len) == 0);
+        ASSERT_EQ_STR(g, g2);
+        free(again);
+        /* one file: what artifact_pack_file packs */
+        ASSERT_EQ_INT(artifact_pack_files(names + 1, contents + 1, sizes + 1, 1, 1 << 20, &one, &len1, g1), 0);
+        ASSERT_EQ_INT(artifact_pack_file("data.csv", "a,b\n1,2\n", 8, false, 1 << 20, &again, &len2, g2), 0);
+        ASSERT_EQ_UINT(len1, len2);
+        ASSERT_TRUE(memcmp(one, again, len1) == 0);
+        ASSERT_EQ_STR(g1, g2);
+        free(one);
+        free(again);
+        /* none: the two end blocks */
+        ASSERT_EQ_INT(artifact_pack_files(NULL, NULL, NULL, 0, 1 << 20, &none, &len0, NULL), 0);
+        ASSERT_EQ_UINT(len0, 1024);
+        free(none);
+        /* round trip */
+        char *d = tmpdir(), path[512], text[16] = "";
+        int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ASSERT_EQ_INT(artifact_unpack(data, len, fd), 0);
+        close(fd);
+        snprintf(path, sizeof path, "%s/data.csv", d);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        ASSERT_EQ_INT(read(fd, text, sizeof text - 1), 8);
+        close(fd);
+        ASSERT_EQ_STR(text, "a,b\n1,2\n");
+        rmrf(d);
+        free(d);
+        free(data);
+        /* refusals */
+        const char *dup[] = { "a.csv", "b.csv", "a.csv" };
+        const void *dc[] = { "1", "2", "3" };
+        const size_t ds[] = { 1, 1, 1 };
+        data = NULL;
+        ASSERT_EQ_INT(artifact_pack_files(dup, dc, ds, 3, 1 << 20, &data, &len, NULL), -EINVAL);
+        const char *bad[][1] = { { "dir/a" }, { "" }, { "." }, { ".." }, { "/abs" }, { NULL } };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                ASSERT_EQ_INT(artifact_pack_files(bad[i], dc, ds, 1, 1 << 20, &data, &len, NULL), -EINVAL);
+        char longname[102];
+        memset(longname, 'x', 101);
+        longname[101] = 0;
+        const char *lname[] = { longname };
+        ASSERT_EQ_INT(artifact_pack_files(lname, dc, ds, 1, 1 << 20, &data, &len, NULL), -EINVAL);
+        longname[100] = 0;      /* 100 bytes: fits */
+        ASSERT_EQ_INT(artifact_pack_files(lname, dc, ds, 1, 1 << 20, &data, &len, NULL), 0);
+        free(data);
+        data = NULL;
+        /* the limit counts headers and padding: 1 header + 1 block + 2 end blocks */
+        ASSERT_EQ_INT(artifact_pack_files(names + 1, contents + 1, sizes + 1, 1, 2047, &data, &len, NULL), -E2BIG);
+        ASSERT_EQ_INT(artifact_pack_files(names + 1, contents + 1, sizes + 1, 1, 2048, &data, &len, NULL), 0);
+        free(data);
+        data = NULL;
+        ASSERT_EQ_INT(artifact_pack_files(NULL, NULL, NULL, 0, 1023, &data, &len, NULL), -E2BIG);
+        ASSERT_TRUE(data == NULL);
+}
