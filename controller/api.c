@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "controller/cluster.h"
+#include "controller/sessions.h"
 #include "controller/skills.h"
 #include "lib/manifest.h"
 
@@ -46,12 +47,21 @@ const HttpRoute api_routes[] = {
         /* the skill library (controller/api_skills.c) */
         { "GET",    "/v1/skills",                  api_skills_list,     TOKEN_ROLE_INVOKER,   0 },
         { "GET",    "/v1/skills/search",           api_skills_search,   TOKEN_ROLE_INVOKER,   0 },
-        { "POST",   "/v1/skills/generate",         api_skill_generate,  TOKEN_ROLE_DEVELOPER, HTTP_JSON_MAX },
+        { "POST",   "/v1/skills/generate",         api_skill_generate,  TOKEN_ROLE_DEVELOPER, SKILLS_GENERATE_BODY_MAX },
         { "GET",    "/v1/skills/jobs/*",           api_skill_job,       TOKEN_ROLE_DEVELOPER, 0 },
         { "GET",    "/v1/skills/*",                api_skill_get,       TOKEN_ROLE_INVOKER,   0 },
         { "GET",    "/v1/skills/*/versions",       api_skill_versions,  TOKEN_ROLE_INVOKER,   0 },
         { "POST",   "/v1/skills/*/promote",        api_skill_promote,   TOKEN_ROLE_DEVELOPER, HTTP_JSON_MAX },
         { "POST",   "/v1/skills/*/deprecate",      api_skill_deprecate, TOKEN_ROLE_DEVELOPER, HTTP_JSON_MAX },
+        /* sessions: runs with input files, kept and replayed (controller/api_sessions.c) */
+        { "POST",   "/v1/sessions",                api_session_create,  TOKEN_ROLE_INVOKER,   STORE_SESSION_BLOB_MAX },
+        { "GET",    "/v1/sessions",                api_sessions_list,   TOKEN_ROLE_INVOKER,   0 },
+        { "GET",    "/v1/sessions/*",              api_session_get,     TOKEN_ROLE_INVOKER,   0 },
+        { "DELETE", "/v1/sessions/*",              api_session_delete,  TOKEN_ROLE_DEVELOPER, 0 },
+        { "GET",    "/v1/sessions/*/*",            api_session_blob,    TOKEN_ROLE_INVOKER,   0 },
+        { "POST",   "/v1/sessions/*/replay",       api_session_replay,  TOKEN_ROLE_INVOKER,   0 },
+        { "POST",   "/v1/sessions/*/start",        api_session_start,   TOKEN_ROLE_ADMIN,     HTTP_JSON_MAX },
+        { "POST",   "/v1/sessions/*/finish",       api_session_finish,  TOKEN_ROLE_ADMIN,     SESSION_FINISH_MAX },
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 

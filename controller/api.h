@@ -21,6 +21,7 @@ typedef struct Api {
         Store *store;
         struct Cluster *cluster;        /* the data plane (controller/cluster.h) */
         struct Skills *skills;          /* the skill library (controller/skills.h) */
+        int64_t session_retention_ms;   /* how long sessions are kept, at most (--session-retention) */
 } Api;
 
 extern const HttpRoute api_routes[];
@@ -121,3 +122,13 @@ void api_llm_log(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_tokens_list(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_token_create(Api *api, HttpRequest *req, HttpResponse *resp);
 void api_token_revoke(Api *api, HttpRequest *req, HttpResponse *resp);
+
+/* sessions (controller/api_sessions.c) */
+void api_session_create(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_sessions_list(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_session_get(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_session_blob(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_session_delete(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_session_start(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_session_finish(Api *api, HttpRequest *req, HttpResponse *resp);
+void api_session_replay(Api *api, HttpRequest *req, HttpResponse *resp);

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "controller/sessions.h"
 #include "controller/skills_internal.h"
+#include "lib/base64.h"
 #include "lib/quantity.h"
 
 json_t *skills_render_version(const StoreSkillVersion *v, bool full) {
@@ -178,7 +180,8 @@ static void name_from_task(const char *task, char *buf, size_t size) {
 
 /* Every key of the generate body is one of these, and limits has only its two. */
 static int known_fields(const json_t *body, HttpResponse *resp) {
-        static const char *const keys[] = { "task", "runtime", "examples", "model", "rounds", "name", "limits" };
+        static const char *const keys[] = { "task", "runtime", "examples", "model", "rounds", "name", "limits",
+                                            "input" };
         const char *k;
         json_t *v;
         json_object_foreach((json_t *) body, k, v) {
@@ -187,7 +190,7 @@ static int known_fields(const json_t *body, HttpResponse *resp) {
                         known |= strcmp(k, keys[i]) == 0;
                 if (!known) {
                         http_error(resp, 400, "bad_request", k, "%s: unknown field; expected task, runtime, examples, "
-                                                                "model, rounds, name, limits", k);
+                                                                "model, rounds, name, limits, input", k);
                         return -1;
                 }
         }
@@ -219,6 +222,39 @@ static int limit_field(const json_t *body, const char *key, bool bytes, int64_t 
                 return -1;
         }
         *ret = json_integer_value(v);
+        return 0;
+}
+
+/* "input": the base64 of a ustar archive of input files (fnbox skill
+ * generate --file): decoded, checked, and kept as an artifact (the
+ * version's tests need it again when promoted). 0 with none. */
+static int input_field(Api *api, const json_t *body, void **ret, size_t *ret_len, char digest[ARTIFACT_DIGEST_LEN],
+                       HttpResponse *resp) {
+        const json_t *v = json_object_get(body, "input");
+        char why[256];
+        *ret = NULL, *ret_len = 0;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_string(v) || base64_decode(json_string_value(v), json_string_length(v), ret, ret_len) < 0) {
+                http_error(resp, 400, "bad_request", "input", "input: expected the base64 of a ustar archive");
+                return -1;
+        }
+        if (*ret_len > SKILLS_INPUT_MAX) {
+                http_error(resp, 413, "too_large", "input", "input: the files are over %u bytes", SKILLS_INPUT_MAX);
+                return -1;
+        }
+        json_t *files = session_archive_files(*ret, *ret_len, why, sizeof why);
+        if (!files) {
+                http_error(resp, 400, "bad_request", "input", "%s", why);
+                return -1;
+        }
+        json_decref(files);
+        artifact_digest(*ret, *ret_len, digest);
+        int r = store_artifact_put(api->store, digest, *ret, *ret_len);
+        if (r < 0) {
+                api_store_error(api, resp, r, "input");
+                return -1;
+        }
         return 0;
 }
 
@@ -265,7 +301,11 @@ void api_skill_generate(Api *api, HttpRequest *req, HttpResponse *resp) {
                 http_error(resp, 401, "unauthenticated", NULL, "a bearer token is needed");
                 return;
         }
-        char by[64];
+        char by[64], input_digest[ARTIFACT_DIGEST_LEN] = "";
+        _cleanup_free_ void *input = NULL;
+        size_t input_len = 0;
+        if (input_field(api, body, &input, &input_len, input_digest, resp) < 0)
+                return;
         by_of(req, by, sizeof by);
         json_t *empty = json_array();
         SkillJobSpec spec = {
@@ -275,6 +315,7 @@ void api_skill_generate(Api *api, HttpRequest *req, HttpResponse *resp) {
                                     ? json_object_get(body, "examples") : empty,
                 .rounds = rounds ? (unsigned) json_integer_value(rounds) : SKILL_ROUNDS_DEFAULT,
                 .timeout_ms = timeout_ms, .memory_bytes = memory,
+                .input = input, .input_len = input_len, .input_digest = input_digest,
         };
         json_t *job = NULL;
         int r = skills_job_start(api->skills, &spec, &job);

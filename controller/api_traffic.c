@@ -86,6 +86,12 @@ static int check_entry(Api *api, const StoreFunction *f, const json_t *list, siz
                 TRAFFIC_ERROR(resp, i, "tag", "expected a DNS-1123 label such as canary");
                 return -1;
         }
+        if (tag && strncmp(json_string_value(tag), MANIFEST_RESERVED_TAG_PREFIX,
+                           strlen(MANIFEST_RESERVED_TAG_PREFIX)) == 0) {
+                TRAFFIC_ERROR(resp, i, "tag", "tags starting with " MANIFEST_RESERVED_TAG_PREFIX
+                              " are fnbox's own (replays)");
+                return -1;
+        }
         for (size_t k = 0; tag && k < i; k++) {
                 const json_t *other = json_object_get(json_array_get(list, k), "tag");
                 if (other && json_equal((json_t *) tag, (json_t *) other)) {

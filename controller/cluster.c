@@ -962,6 +962,7 @@ void cluster_free(Cluster *c) {
         cmap_clear(&c->nodes);
         cmap_clear(&c->funcs);
         cmap_clear(&c->logs);
+        cmap_clear(&c->pins);
         free(c->routes_text);
         json_decref(c->tokens);
         json_decref(c->skills);

@@ -77,6 +77,12 @@ void cluster_tokens_changed(Cluster *c);
  * version). */
 void cluster_skills_set(Cluster *c, json_t *list);
 
+/* Route revision NAME-NNNNN of ns/function under the tag fnbox-rN while a
+ * replay runs it (pins of one revision nest; they live in this controller's
+ * memory): the tag into tag. -EINVAL when revision is not function's. */
+int cluster_pin(Cluster *c, const char *ns, const char *function, const char *revision, char *tag, size_t tag_size);
+void cluster_unpin(Cluster *c, const char *ns, const char *function, const char *revision);
+
 /* A function was deployed, changed its traffic or was deleted: read it again now. */
 void cluster_function_changed(Cluster *c, const char *ns, const char *name);
 /* {"revisions": [{"revision", "desired", "ready", ...}]} for GET /v1/functions/NAME. */

@@ -185,6 +185,7 @@ struct Cluster {
         Map instances;                  /* id -> Instance */
         Map funcs;                      /* "NS/NAME" -> Func */
         Map logs;                       /* "NS/NAME" -> LogRing */
+        Map pins;                       /* "NS/FUNCTION/REVISION" -> (uintptr_t) replays routing it */
         Waiter *waiters;
 
         uint64_t routes_version;

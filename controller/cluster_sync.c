@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controller/api.h"
 #include "controller/cluster_internal.h"
+#include "lib/manifest.h"
 #include "lib/util.h"
 
 static void store_function_clearp(StoreFunction *f) {
@@ -200,11 +202,78 @@ static void function_remove(Cluster *c, const char *key, const char *ns, const c
         set_reachable(c, ns, name, NULL);
 }
 
+/* ---- replay pins ---------------------------------------------------------------------- */
+
+static void pin_key(const char *ns, const char *function, const char *revision, char *buf, size_t size) {
+        snprintf(buf, size, "%s/%s/%s", ns, function, revision);
+}
+
+/* The pinned revisions of ns/function as entries {revision, percent 0,
+ * tag fnbox-rN} added to traffic (c->lock held). */
+static int add_pins(Cluster *c, const StoreFunction *sf, json_t *traffic) {
+        char prefix[512];
+        size_t plen = (size_t) snprintf(prefix, sizeof prefix, "%s/%s/", sf->namespace_, sf->name), it = 0;
+        for (MapEntry *e = NULL; (e = cmap_next(&c->pins, e, &it));) {
+                if (strncmp(e->key, prefix, plen) != 0 || strchr(e->key + plen, '/'))
+                        continue;
+                const char *rev = e->key + plen;
+                int64_t n = api_revision_number(sf->name, rev);
+                char tag[64];
+                if (n <= 0)
+                        continue;
+                snprintf(tag, sizeof tag, MANIFEST_RESERVED_TAG_PREFIX "r%" PRId64, n);
+                json_t *o = json_pack("{s:s, s:i, s:s}", "revision", rev, "percent", 0, "tag", tag);
+                if (!o || json_array_append_new(traffic, o) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int cluster_pin(Cluster *c, const char *ns, const char *function, const char *revision, char *tag, size_t tag_size) {
+        char key[512];
+        int64_t n = api_revision_number(function, revision);
+        if (n <= 0)
+                return -EINVAL;
+        pin_key(ns, function, revision, key, sizeof key);
+        pthread_mutex_lock(&c->lock);
+        uintptr_t refs = (uintptr_t) cmap_get(&c->pins, key);
+        int r = cmap_put(&c->pins, key, (void *) (refs + 1));
+        pthread_mutex_unlock(&c->lock);
+        if (r < 0)
+                return r;
+        snprintf(tag, tag_size, MANIFEST_RESERVED_TAG_PREFIX "r%" PRId64, n);
+        r = cluster_sync_function(c, ns, function);
+        if (r < 0)
+                cluster_unpin(c, ns, function, revision);
+        return r;
+}
+
+void cluster_unpin(Cluster *c, const char *ns, const char *function, const char *revision) {
+        char key[512];
+        pin_key(ns, function, revision, key, sizeof key);
+        pthread_mutex_lock(&c->lock);
+        uintptr_t refs = (uintptr_t) cmap_get(&c->pins, key);
+        if (refs > 1)
+                cmap_put(&c->pins, key, (void *) (refs - 1));
+        else if (refs == 1)
+                cmap_remove(&c->pins, key);
+        pthread_mutex_unlock(&c->lock);
+        if (refs == 1)
+                cluster_sync_function(c, ns, function);
+}
+
 /* One function's current form into the cluster. */
 static int function_apply(Cluster *c, const StoreFunction *sf) {
         json_t *traffic = resolve_traffic(sf);
         if (!traffic)
                 return -ENOMEM;
+        pthread_mutex_lock(&c->lock);
+        int rp = add_pins(c, sf, traffic);
+        pthread_mutex_unlock(&c->lock);
+        if (rp < 0) {
+                json_decref(traffic);
+                return rp;
+        }
         fetch_revisions(c, sf, traffic);
         char *key = NULL;
         if (asprintf(&key, "%s/%s", sf->namespace_, sf->name) < 0) {

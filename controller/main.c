@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "controller/api.h"
+#include "controller/sessions.h"
 #include "controller/bootstrap.h"
 #include "controller/cluster.h"
 #include "controller/http.h"
@@ -41,6 +42,7 @@ typedef struct Options {
         const char *activator;
         const char *skill_model;
         const char *skill_embedding_model;
+        const char *session_retention;
 } Options;
 
 static const DaemonOption option_table[] = {
@@ -66,13 +68,15 @@ static const DaemonOption option_table[] = {
           "the gateway model `fnbox skill generate` uses when none is given (default: default)" },
         { "--skill-embedding-model", offsetof(Options, skill_embedding_model), "ALIAS",
           "the gateway model that embeds skills for search (default: none, lexical search only)" },
+        { "--session-retention", offsetof(Options, session_retention), "DURATION",
+          "keep sessions (runs with input files: inputs, outputs, stdout) this long at most (default 7d, at most 365d)" },
 };
 
 static void usage(FILE *f) {
         fprintf(f, "usage: " PROG " [--data-dir DIR] [--store URL] [--listen ADDR:PORT] [--node-lease DURATION]\n"
                    "       [--cpu-overcommit N] [--user NAME] [--llm-audit-retention DURATION]\n"
                    "       [--llm-audit-prune-every DURATION] [--activator URL] [--skill-model ALIAS]\n"
-                   "       [--skill-embedding-model ALIAS]\n\n");
+                   "       [--skill-embedding-model ALIAS] [--session-retention DURATION]\n\n");
         daemon_options_print(f, option_table, ELEMENTSOF(option_table));
 }
 
@@ -186,7 +190,15 @@ static int retention_options(const Options *o, int64_t *ret_keep_ms, int64_t *re
 
 static int serve(const Options *o, Store *store, Cluster *cluster, int fd, const char *url, const sigset_t *sigs) {
         int sig = 0;
-        Api api = { .store = store, .cluster = cluster };
+        Api api = { .store = store, .cluster = cluster, .session_retention_ms = SESSION_RETENTION_DEFAULT_MS };
+        if (o->session_retention && (retention_parse(o->session_retention, SESSION_RETENTION_MAX_MS,
+                                                     &api.session_retention_ms) < 0 ||
+                                     api.session_retention_ms <= 0)) {
+                safe_close(fd);
+                fprintf(stderr, PROG ": --session-retention %s: expected a duration such as 7d or 12h, above 0 and "
+                        "at most 365d\n", o->session_retention);
+                return -EINVAL;
+        }
         SkillsConfig scfg = { .activator_url = o->activator, .chat_model = o->skill_model,
                               .embedding_model = o->skill_embedding_model };
         HttpConfig cfg = { .listen_fd = fd, .routes = api_routes, .n_routes = api_n_routes, .api = &api,

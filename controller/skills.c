@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "controller/cluster.h"
+#include "controller/sessions.h"
 #include "controller/skills_internal.h"
 #include "lib/manifest.h"
 
@@ -218,8 +219,17 @@ static void *ticker_main(void *arg) {
         Skills *s = arg;
         unsigned tick = 0;
         while (!atomic_load(&s->stopping)) {
-                if (tick++ % 4 == 0)
+                if (tick % 4 == 0)
                         skills_sync_if_changed(s, false);
+                if (tick++ % SESSIONS_PRUNE_TICKS == 0) {
+                        /* expired sessions, with their files (docs/sessions.md) */
+                        int n = sessions_prune(s->api);
+                        if (n < 0)
+                                fprintf(stderr, "fnbox-controller: sessions: cannot delete the expired ones: %s\n",
+                                        strerror(-n));
+                        else if (n > 0)
+                                fprintf(stderr, "fnbox-controller: sessions: deleted %d expired\n", n);
+                }
                 skills_waiters_expire(s, false);
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
@@ -330,16 +340,25 @@ static void promote(Promotion *p, HttpResponse *resp) {
         SkillTest *tests = stored_tests(doc, &n_tests);
         char label[64], digest[ARTIFACT_DIGEST_LEN], fn[64];
         snprintf(label, sizeof label, "promote-%" PRId64, v.version);
+        /* the input files the tests ran with, when the version had any */
+        const char *input_digest = json_string_value(json_object_get(json_object_get(doc, "input"), "digest"));
+        _cleanup_free_ void *input = NULL;
+        size_t input_len = 0;
         SkillRun run = {
                 .ns = p->ns, .name = p->name, .runtime = v.runtime, .code = code ? code : "",
                 .code_len = code ? strlen(code) : 0, .token = p->token, .tests = tests, .n_tests = n_tests,
                 .timeout_ms = timeout_ms > 0 ? timeout_ms : SKILLS_TIMEOUT_DEFAULT_MS,
-                .memory_bytes = memory > 0 ? memory : SKILLS_MEMORY_DEFAULT, .label = label,
+                .memory_bytes = memory > 0 ? memory : SKILLS_MEMORY_DEFAULT, .label = label, .by = p->by,
         };
         json_t *results = NULL;
         size_t passed = 0;
         int64_t revision = 0;
-        r = !code || !tests || n_tests == 0 ? -EINVAL : skills_run_tests(s, &run, &results, &passed, digest, why, sizeof why);
+        r = !code || !tests || n_tests == 0 ? -EINVAL : 0;
+        if (r == 0 && input_digest && (r = store_artifact_get(s->api->store, input_digest, &input, &input_len)) < 0)
+                snprintf(why, sizeof why, "the version's input files %s: %s", input_digest, strerror(-r));
+        run.input = input, run.input_len = input_len;
+        if (r == 0)
+                r = skills_run_tests(s, &run, &results, &passed, digest, why, sizeof why);
         if (r == -EINVAL && !why[0])
                 snprintf(why, sizeof why, "the version has no code or no tests");
         if (r < 0)

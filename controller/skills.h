@@ -26,6 +26,7 @@
 #define SKILL_ROUNDS_MAX        10
 #define SKILL_EXAMPLES_MAX      20
 #define SKILLS_WORKERS          4       /* jobs and promotions running at once */
+#define SKILLS_GENERATE_BODY_MAX (12u << 20) /* a generate body: input files come base64 in it (8 MiB at most) */
 #define SKILLS_JOBS_KEPT        64      /* finished jobs kept for their pollers */
 #define SKILLS_TEST_PARALLEL    4       /* test calls in flight per run */
 #define SKILLS_SEARCH_MAX       50      /* ?limit= of a search */

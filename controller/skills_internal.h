@@ -22,6 +22,8 @@
 #define SKILLS_TIMEOUT_DEFAULT_MS 10000
 #define SKILLS_MEMORY_DEFAULT   (256LL << 20)
 #define SKILLS_WAIT_MAX_S       30
+#define SKILLS_SESSION_KEEP_MS  (86400000LL)            /* a test's session (input files) is kept a day */
+#define SKILLS_INPUT_MAX        (8u << 20)              /* a generate job's input archive */
 
 typedef struct SkillJob SkillJob;
 typedef struct SkillWaiter SkillWaiter;
@@ -83,6 +85,10 @@ void skills_answer_why(const Skills *s, const SkillsAnswer *a, char *why, size_t
 /* POST a JSON body to the activator's path as token, X-Fnbox-Namespace: ns. */
 int skills_post_json(Skills *s, const char *path, const char *token, const char *ns, const json_t *body,
                      long timeout_ms, SkillsAnswer *ret);
+/* POST body to the activator's path as token, with X-Fnbox-Session:
+ * session when set (a replay, a test with input files). */
+int skills_call(Skills *s, const char *path, const char *token, const char *session, const void *body, size_t len,
+                long timeout_ms, SkillsAnswer *ret);
 /* The embedding of text from the gateway (embedding_model), as a malloc'd
  * float array; -ENOTSUP without a model. */
 int skills_embed(Skills *s, const char *token, const char *ns, const char *text, float **ret, size_t *ret_dim,
@@ -97,6 +103,9 @@ typedef struct SkillRun {
         size_t n_tests;
         int64_t timeout_ms, memory_bytes;
         const char *label;              /* [a-z0-9-]: the run's request ids and revision marker */
+        const void *input;              /* input files (a ustar archive) at /input in every test: each */
+        size_t input_len;               /* test is a session then (0: none) */
+        const char *by;                 /* who the sessions are created by */
 } SkillRun;
 
 /* The file name a runtime's single-file box has (main.py, index.js, main.sh), NULL for another runtime. */
@@ -127,6 +136,9 @@ typedef struct SkillJobSpec {
         const json_t *examples;         /* [{"input", "output"}] */
         unsigned rounds;
         int64_t timeout_ms, memory_bytes;
+        const void *input;              /* input files (ustar) every test gets at /input; NULL: none */
+        size_t input_len;
+        const char *input_digest;       /* its digest: a stored artifact */
 } SkillJobSpec;
 
 /* Start a generate job: 0 with its JSON, -EBUSY when the workers are busy. */

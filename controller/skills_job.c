@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "controller/sessions.h"
 #include "controller/skills_internal.h"
 
 struct SkillJob {
@@ -24,6 +25,9 @@ struct SkillJob {
         char id[33];
         char *ns, *name, *task, *runtime, *model, *token, *by;
         json_t *examples;
+        void *input;                    /* the input files (ustar), NULL: none */
+        size_t input_len;
+        char *input_digest, *files_preview;
         unsigned rounds;
         int64_t timeout_ms, memory_bytes;
         /* progress: under s->lock */
@@ -69,6 +73,7 @@ static void job_free(SkillJob *j) {
         }
         json_decref(j->examples);
         json_decref(j->evidence);
+        free(j->input), free(j->input_digest), free(j->files_preview);
         free(j);
 }
 
@@ -320,6 +325,13 @@ static int job_store_version(SkillJob *j, const Round *rd, const SkillAnswer *an
                                 "upstream", rd->upstream, "promptDigest", rd->prompt_digest, "tokensIn",
                                 (json_int_t) tin, "tokensOut", (json_int_t) tout, "rounds", (json_int_t) round,
                                 "generatedBy", j->by, "job", j->id);
+        if (doc && j->input_len > 0) {
+                char lwhy[256];
+                json_t *files = session_archive_files(j->input, j->input_len, lwhy, sizeof lwhy);
+                json_object_set_new(doc, "input", json_pack("{s:s, s:I, s:o}", "digest", j->input_digest, "size",
+                                                            (json_int_t) j->input_len, "files",
+                                                            files ? files : json_array()));
+        }
         _cleanup_free_ char *doc_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
         json_decref(doc);
         if (!doc_text)
@@ -403,7 +415,7 @@ static void *job_main(void *arg) {
                         .task = j->task, .runtime = j->runtime, .examples = ex, .n_examples = n_ex, .refs = refs,
                         .n_refs = n_refs, .prev_code = prev_code, .prev_results = prev_results,
                         .memory_bytes = (uint64_t) j->memory_bytes, .timeout_ms = (uint64_t) j->timeout_ms,
-                        .round = n, .rounds = j->rounds,
+                        .round = n, .rounds = j->rounds, .files = j->files_preview,
                 };
                 rd.messages = skill_prompt_full(&in);
                 _cleanup_free_ char *mtext = rd.messages ? json_dumps(rd.messages, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -440,6 +452,7 @@ static void *job_main(void *arg) {
                                 .ns = j->ns, .name = j->name, .runtime = j->runtime, .code = ans.code,
                                 .code_len = strlen(ans.code), .token = j->token, .tests = tests, .n_tests = n_tests,
                                 .timeout_ms = j->timeout_ms, .memory_bytes = j->memory_bytes, .label = label,
+                                .input = j->input, .input_len = j->input_len, .by = j->by,
                         };
                         int r = tests ? skills_run_tests(s, &run, &results, &n_passed, digest, why, sizeof why) : -ENOMEM;
                         if (r < 0) {
@@ -535,6 +548,17 @@ int skills_job_start(Skills *s, const SkillJobSpec *spec, json_t **ret) {
         j->by = strdup(spec->by);
         j->examples = json_deep_copy(spec->examples);
         j->evidence = json_array();
+        if (spec->input_len > 0) {
+                j->input = malloc(spec->input_len);
+                j->input_digest = strdup(spec->input_digest ? spec->input_digest : "");
+                j->files_preview = session_files_preview(spec->input, spec->input_len);
+                if (!j->input || !j->input_digest) {
+                        job_free(j);
+                        return -ENOMEM;
+                }
+                memcpy(j->input, spec->input, spec->input_len);
+                j->input_len = spec->input_len;
+        }
         j->rounds = spec->rounds;
         j->timeout_ms = spec->timeout_ms;
         j->memory_bytes = spec->memory_bytes;

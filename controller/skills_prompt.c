@@ -477,6 +477,13 @@ static int prompt_build(json_t *msgs, const SkillPromptInput *in, const RuntimeI
         buf_str(&b, th < tn ? " [...]\n" : "\n");
         buf_printf(&b, "\nRuntime: %s\n", rt->name);
         prompt_examples(&b, in->examples, in->n_examples);
+        if (in->files && *in->files) {
+                size_t fn = strlen(in->files), fh = utf8_head(in->files, fn, SKILL_FILES_MAX);
+                buf_str(&b, "\nInput files: every call, the tests' included, has these at /input (read-only); "
+                        "read them from there:\n");
+                buf_clean(&b, in->files, fh);
+                buf_str(&b, fh < fn ? " [...]\n" : "\n");
+        }
         prompt_refs(&b, in->refs, in->n_refs);
         buf_str(&b, "\nWrite the box now, in the required format.\n");
         r = r < 0 ? r : add_message(msgs, "user", &b);

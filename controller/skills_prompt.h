@@ -49,7 +49,10 @@ typedef struct SkillPromptInput {
         uint64_t memory_bytes;          /* the box's limits; 0: not stated */
         uint64_t timeout_ms;
         unsigned round, rounds;         /* this round and the most; 0: not stated */
+        const char *files;              /* the input files every test gets at /input: names, sizes and
+                                         * first lines, as text (NULL: none; clipped to SKILL_FILES_MAX) */
 } SkillPromptInput;
+#define SKILL_FILES_MAX (6u << 10)
 
 /* The chat messages, a new jansson array of {"role", "content"}: system (the
  * box contract and the answer format), user (task, examples, existing

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "controller/sessions.h"
 #include "controller/skills_internal.h"
 #include "lib/manifest.h"
 
@@ -99,7 +100,8 @@ static int add_header(Exchange *x, const char *name, const char *value) {
 /* Prepare x for POST url with body (not copied: the caller keeps it
  * alive until the exchange ends). */
 static int exchange_init(Exchange *x, Skills *s, const char *url, const char *token, const char *ns,
-                         const char *ctype, const void *body, size_t len, long timeout_ms, const char *request_id) {
+                         const char *ctype, const void *body, size_t len, long timeout_ms, const char *request_id,
+                         const char *session) {
         *x = (Exchange) { .s = s, .start_ns = 0 };
         x->h = curl_easy_init();
         if (!x->h)
@@ -108,7 +110,8 @@ static int exchange_init(Exchange *x, Skills *s, const char *url, const char *to
         snprintf(auth, sizeof auth, "Bearer %s", token ? token : "");
         if ((token && add_header(x, "Authorization", auth) < 0) || (ns && add_header(x, "X-Fnbox-Namespace", ns) < 0) ||
             add_header(x, "Content-Type", ctype) < 0 || add_header(x, "X-Fnbox-Stderr", "1") < 0 ||
-            (request_id && add_header(x, "X-Request-Id", request_id) < 0))
+            (request_id && add_header(x, "X-Request-Id", request_id) < 0) ||
+            (session && add_header(x, "X-Fnbox-Session", session) < 0))
                 return -ENOMEM;
         struct curl_slist *l = curl_slist_append(x->headers, "Expect:");
         if (!l)
@@ -163,7 +166,25 @@ int skills_post_json(Skills *s, const char *path, const char *token, const char 
                 return -ENOMEM;
         snprintf(url, sizeof url, "%s%s", s->activator_url, path);
         Exchange x;
-        int r = exchange_init(&x, s, url, token, ns, "application/json", text, strlen(text), timeout_ms, NULL);
+        int r = exchange_init(&x, s, url, token, ns, "application/json", text, strlen(text), timeout_ms, NULL, NULL);
+        if (r < 0) {
+                exchange_clear(&x);
+                return r;
+        }
+        exchange_done(&x, curl_easy_perform(x.h));
+        *ret = x.a;
+        x.a = (SkillsAnswer) {};
+        exchange_clear(&x);
+        return 0;
+}
+
+int skills_call(Skills *s, const char *path, const char *token, const char *session, const void *body, size_t len,
+                long timeout_ms, SkillsAnswer *ret) {
+        char url[1024];
+        snprintf(url, sizeof url, "%s%s", s->activator_url, path);
+        Exchange x;
+        int r = exchange_init(&x, s, url, token, NULL, "application/octet-stream", body, len, timeout_ms, NULL,
+                              session);
         if (r < 0) {
                 exchange_clear(&x);
                 return r;
@@ -415,8 +436,17 @@ int skills_run_tests(Skills *s, const SkillRun *run, json_t **ret_results, size_
                         char rid[128];
                         const SkillTest *t = &run->tests[next];
                         snprintf(rid, sizeof rid, "%s-%zu", run->label, next + 1);
+                        /* with input files: a session of its own per test (docs/sessions.md) */
+                        char sid[STORE_SESSION_ID_LEN + 1];
+                        if (run->input_len > 0 &&
+                            (r = session_new(s->api, run->ns, fn, NULL, run->by ? run->by : "", run->input,
+                                             run->input_len, NULL, 0, SKILLS_SESSION_KEEP_MS, sid)) < 0) {
+                                snprintf(why, why_len, "storing the test's session: %s", strerror(-r));
+                                break;
+                        }
                         r = exchange_init(&xs[next], s, url, run->token, NULL, "application/octet-stream", t->input,
-                                          strlen(t->input), (long) (run->timeout_ms + SKILLS_COLD_START_MS), rid);
+                                          strlen(t->input), (long) (run->timeout_ms + SKILLS_COLD_START_MS), rid,
+                                          run->input_len > 0 ? sid : NULL);
                         if (r < 0)
                                 break;
                         xs[next].start_ns = mono_ns();

@@ -628,9 +628,8 @@ typedef struct ListCtx {
 
 static int list_one(Header *h, const void *content, void *userdata) {
         ListCtx *c = userdata;
-        (void) content;
         int r = entry_check(h);
-        return r < 0 ? r : c->fn(h->path, h->type, h->size, c->userdata);
+        return r < 0 ? r : c->fn(h->path, h->type, content, h->size, c->userdata);
 }
 
 int artifact_list(const void *data, size_t len, artifact_list_fn fn, void *userdata) {

@@ -51,9 +51,10 @@ int artifact_unpack(const void *data, size_t len, int dir_fd);
 /* Check an archive as artifact_unpack does, without writing anything
  * (duplicates are the caller's to find): fn gets each entry's path (a
  * folder's without its trailing '/'), type ('0' file, '5' folder, '2'
- * symlink) and size, in order; a negative return stops the walk and is
- * returned. The same errors as artifact_unpack otherwise. */
-typedef int (*artifact_list_fn)(const char *path, char type, size_t size, void *userdata);
+ * symlink), content (inside data) and size, in order; a negative return
+ * stops the walk and is returned. The same errors as artifact_unpack
+ * otherwise. */
+typedef int (*artifact_list_fn)(const char *path, char type, const void *content, size_t size, void *userdata);
 int artifact_list(const void *data, size_t len, artifact_list_fn fn, void *userdata);
 
 /* sha256 hex (64 characters + NUL) of data: shared with tokens and revisions.

@@ -806,6 +806,11 @@ static int traffic_entry_check(Ctx *c, const Node *n, const ManifestTraffic *t, 
         if (t->latest == !!t->revision)
                 r = fail(c, n, -EINVAL, t->latest ? "give either revision or latestRevision: true, not both" :
                          "expected revision: NAME-00001 or latestRevision: true");
+        if (r >= 0 && t->tag && strncmp(t->tag, MANIFEST_RESERVED_TAG_PREFIX, strlen(MANIFEST_RESERVED_TAG_PREFIX)) == 0) {
+                path_push(c, "tag");
+                r = fail(c, map_get(n, "tag"), -EINVAL, "tags starting with " MANIFEST_RESERVED_TAG_PREFIX
+                         " are fnbox's own (replays)");
+        }
         for (size_t j = 0; r >= 0 && t->tag && j < i; j++)
                 if (all[j].tag && strcmp(all[j].tag, t->tag) == 0) {
                         path_push(c, "tag");

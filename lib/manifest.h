@@ -242,3 +242,6 @@ const char *manifest_mode_name(ManifestMode m);
 
 /* DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters. */
 bool manifest_name_valid(const char *s);
+/* Traffic tags that fnbox sets itself (a replay pins the revision it runs
+ * as fnbox-rN): a manifest or traffic update may not use them. */
+#define MANIFEST_RESERVED_TAG_PREFIX "fnbox-"

@@ -443,15 +443,17 @@ TEST(artifact_unpack_entry_limit) {
         free(buf);
 }
 
-static int list_collect(const char *path, char type, size_t size, void *userdata) {
+static int list_collect(const char *path, char type, const void *content, size_t size, void *userdata) {
         char *out = userdata;
+        if (type == '0' && size >= 3 && memcmp(content, "a,b", 3) != 0)
+                return -EIO;
         size_t n = strlen(out);
         snprintf(out + n, 512 - n, "%s:%c:%zu;", path, type, size);
         return 0;
 }
 
-static int list_stop(const char *path, char type, size_t size, void *userdata) {
-        (void) path, (void) type, (void) size, (void) userdata;
+static int list_stop(const char *path, char type, const void *content, size_t size, void *userdata) {
+        (void) path, (void) type, (void) content, (void) size, (void) userdata;
         return -ECANCELED;
 }
 

@@ -2,6 +2,8 @@
  * base64 for output that is not UTF-8. */
 #include "test.h"
 
+#include <errno.h>
+
 #include "lib/base64.h"
 #include "runtime/result_json.h"
 
@@ -12,6 +14,26 @@ TEST(base64_vectors) {
                 char *e = base64_encode(in[i], strlen(in[i]));
                 ASSERT_EQ_STR(e, out[i]);
                 free(e);
+        }
+}
+
+TEST(base64_decode_round_trip) {
+        static const char *const in[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
+        for (size_t i = 0; i < 7; i++) {
+                char *e = base64_encode(in[i], strlen(in[i]));
+                void *d = NULL;
+                size_t n = 0;
+                ASSERT_EQ_INT(base64_decode(e, strlen(e), &d, &n), 0);
+                ASSERT_EQ_UINT(n, strlen(in[i]));
+                ASSERT_TRUE(memcmp(d, in[i], n) == 0);
+                free(d), free(e);
+        }
+        static const char *const bad[] = { "Zg=", "Z===", "Zm9v!", "Zg==Zg==", "=Zg=", "Zm 9" };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                void *d = NULL;
+                size_t n = 0;
+                if (base64_decode(bad[i], strlen(bad[i]), &d, &n) != -EINVAL)
+                        FAIL_AT("%s decoded", bad[i]);
         }
 }
 
