@@ -3,7 +3,8 @@
  * skill call` at /skills/...) with the CLI's token as its bearer
  * token (unless -H gives an Authorization). The body of a 2xx answer streams
  * to stdout as it arrives; an error answer is held (bounded) so that the
- * platform's JSON error becomes one line on stderr and an exit code. */
+ * platform's JSON error becomes one line on stderr and an exit code. With
+ * --file or --output-dir the call runs in a session (cli/session_cmd.c). */
 #define _GNU_SOURCE
 #include <curl/curl.h>
 #include <errno.h>
@@ -420,25 +421,48 @@ static int call_perform(Cli *c, const char *name, const char *logs_name, const c
         return code;
 }
 
+/* X-Fnbox-Session: ID on the call (docs/invoke.md). */
+static int session_header(struct curl_slist **hdrs, const char *id) {
+        char line[64];
+        snprintf(line, sizeof line, "X-Fnbox-Session: %s", id);
+        struct curl_slist *n = curl_slist_append(*hdrs, line);
+        if (!n)
+                return CLI_EXIT_ERROR;
+        *hdrs = n;
+        return 0;
+}
+
 int call_invoke(Cli *c, const VerbArgs *a, const char *prefix, const char *target, const char *what,
-                const char *logs_name) {
+                const char *logs_name, const char *function) {
         char url[CALL_URL_MAX];
         _cleanup_free_ char *body = NULL;
         size_t len = 0;
         struct curl_slist *hdrs = NULL;
         const char *auth_from = NULL;
+        bool in_session = a->n_files > 0 || a->output_dir;
+        SessionRun s = { 0 };
         if (config_activator(c, a->activator) < 0)
                 return CLI_EXIT_USAGE;
         int code = call_url(c, a, prefix, target, url, sizeof url);
+        if (code == 0 && in_session)
+                code = session_prepare(c, a, &s);
         if (code == 0 && a->data)
                 code = call_body(c, a->data, &body, &len);
         if (code == 0)
                 code = call_headers(c, a, a->data != NULL, &hdrs, &auth_from);
-        if (code != 0)
-                return code;
-        const char *method = a->method ? a->method : a->data ? "POST" : "GET";
-        code = call_perform(c, what, logs_name, url, method, body, len, hdrs, auth_from);
+        if (code == 0 && in_session) {
+                code = session_start(c, &s, function);
+                if (code == 0)
+                        code = session_header(&hdrs, s.id);
+        }
+        if (code == 0) {
+                const char *method = a->method ? a->method : a->data ? "POST" : "GET";
+                code = call_perform(c, what, logs_name, url, method, body, len, hdrs, auth_from);
+                if (in_session)
+                        code = session_finish(c, &s, code);
+        }
         curl_slist_free_all(hdrs);
+        session_run_done(&s);
         return code;
 }
 
@@ -453,5 +477,5 @@ int call_main(Cli *c, const VerbArgs *a) {
                 return CLI_EXIT_USAGE;
         }
         snprintf(target, sizeof target, "%s%s%s", name, a->tag ? "@" : "", a->tag ? a->tag : "");
-        return call_invoke(c, a, "fn", target, name, name);
+        return call_invoke(c, a, "fn", target, name, name, name);
 }

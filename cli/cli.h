@@ -34,6 +34,8 @@ enum {
 #define CLI_HEADERS_MAX         64      /* call -H */
 #define CLI_LABELS_MAX          32      /* up --label */
 #define CLI_EXAMPLES_MAX        20      /* skill generate --example */
+#define CLI_FILES_MAX           1000    /* call --file: a session's input archive holds at most 1000 */
+#define SESSION_ID_LEN          34      /* "s-" + 32 lowercase hex */
 
 /* Settings after flag > environment > config file > default. */
 typedef struct Cli {
@@ -77,6 +79,10 @@ typedef struct VerbArgs {
         const char *model;
         const char *rounds;
         const char *name;
+        const char *files[CLI_FILES_MAX];       /* call, skill call, skill generate --file */
+        size_t n_files;
+        const char *output_dir;                 /* call, skill call, replay --output-dir */
+        bool check;                             /* replay --check */
         const char *data_dir;                   /* up */
         const char *store;
         const char *listen;
@@ -116,14 +122,41 @@ int skill_search_main(Cli *c, const VerbArgs *a);
 int skill_promote_main(Cli *c, const VerbArgs *a);
 int skill_deprecate_main(Cli *c, const VerbArgs *a);
 int skill_call_main(Cli *c, const VerbArgs *a);
+int replay_main(Cli *c, const VerbArgs *a);
+int sessions_main(Cli *c, const VerbArgs *a);
 
 /* One request to the activator at ACTIVATOR/PREFIX/[NS/]TARGET[--path] with
  * call's -d, -H, -X, --path and --activator (a->tag is not read): a 2xx
  * body streams to stdout; anything else is one line on stderr naming what.
  * logs_name, when not NULL, is the function `fnbox logs` would show the
- * stderr of. Returns the exit code (docs/cli.md, call). */
+ * stderr of. With --file or --output-dir the call runs in a new session
+ * (session_prepare and the rest below) created for function (NULL: any
+ * function of the namespace, as for skills). Returns the exit code
+ * (docs/cli.md, call). */
 int call_invoke(Cli *c, const VerbArgs *a, const char *prefix, const char *target, const char *what,
-                const char *logs_name);
+                const char *logs_name, const char *function);
+
+/* A call in a session (cli/session_cmd.c): prepare reads and packs the
+ * --file inputs and checks --output-dir (nothing is sent); start creates
+ * the session (POST /v1/sessions) and fills id; finish, given the call's
+ * exit code, writes the session's output into the folder and says so on
+ * stderr, and returns the exit code to use. Each returns 0 or an exit code
+ * after printing why. */
+typedef struct SessionRun {
+        void *input;                    /* the input archive */
+        size_t input_len;
+        const char *output_dir;         /* NULL: ./fnbox-output/ID */
+        char id[SESSION_ID_LEN + 1];
+} SessionRun;
+
+int session_prepare(Cli *c, const VerbArgs *a, SessionRun *ret);
+int session_start(Cli *c, SessionRun *s, const char *function);
+int session_finish(Cli *c, SessionRun *s, int call_code);
+void session_run_done(SessionRun *s);
+/* The --file inputs as the base64 of their archive (skill generate's "input"). */
+int session_input_base64(Cli *c, const VerbArgs *a, char **ret);
+/* "s-" and 32 lowercase hex digits. */
+bool session_id_valid(const char *id);
 
 /* One request to the API. On a 2xx answer returns 0 and hands over the JSON
  * body (*ret may be NULL); otherwise prints one line on stderr, "PROG: WHAT:

@@ -60,6 +60,22 @@ static int add_example(void *t, const char *a) {
         v->examples[v->n_examples++] = a;
         return 0;
 }
+static int add_file(void *t, const char *a) {
+        VerbArgs *v = t;
+        if (v->n_files >= CLI_FILES_MAX)
+                return -E2BIG;
+        if (!*a)
+                return -EINVAL;
+        v->files[v->n_files++] = a;
+        return 0;
+}
+static int set_output_dir(void *t, const char *a) {
+        if (!*a)
+                return -EINVAL;
+        ((VerbArgs *) t)->output_dir = a;
+        return 0;
+}
+static int set_check(void *t, const char *a) { (void) a; ((VerbArgs *) t)->check = true; return 0; }
 static int set_no_config(void *t, const char *a) { (void) a; ((VerbArgs *) t)->no_config = true; return 0; }
 static int add_header(void *t, const char *a) {
         VerbArgs *v = t;
@@ -113,6 +129,12 @@ static const OptSpec call_opts[] = {
         { "path", 0, "/SUB[?QUERY]", set_path, "a path below the function's address" },
         { "request", 'X', "METHOD", set_method, "the HTTP method (default POST with -d, else GET)" },
         { "activator", 0, "URL", set_activator, "invocation address (FNBOX_ACTIVATOR; default " CLI_DEFAULT_ACTIVATOR ")" },
+        { "file", 0, "PATH", add_file, "an input file, at /input/NAME in the box (repeatable; runs in a session)" },
+        { "output-dir", 0, "DIR", set_output_dir, "where the box's /output goes (default ./fnbox-output/SESSION)" },
+};
+static const OptSpec replay_opts[] = {
+        { "output-dir", 0, "DIR", set_output_dir, "where the replay's /output goes (default ./fnbox-output/NEW)" },
+        { "check", 0, NULL, set_check, "exit 1 when stdout, output or status differ from the original" },
 };
 static const OptSpec logs_opts[] = {
         { "tail", 0, "N", set_tail, "the last N lines (1 to 1000; default 100)" },
@@ -141,6 +163,7 @@ static const OptSpec skill_generate_opts[] = {
         { "model", 0, "ALIAS", set_model, "the LLM gateway's model alias to ask (default: the controller's)" },
         { "rounds", 0, "N", set_rounds, "at most N rounds of writing and testing (1 to 20; default 4)" },
         { "name", 0, "NAME", set_name, "the skill's name: 1 to 40 of a-z, 0-9 and '-' (default: from the task)" },
+        { "file", 0, "PATH", add_file, "an input file every test gets at /input/NAME (repeatable)" },
 };
 static const OptSpec skill_search_opts[] = {
         { "limit", 0, "N", set_limit, "at most N skills, best first (1 to 100; default 5)" },
@@ -151,6 +174,8 @@ static const OptSpec skill_call_opts[] = {
         { "path", 0, "/SUB[?QUERY]", set_path, "a path below the skill's address" },
         { "request", 'X', "METHOD", set_method, "the HTTP method (default POST with -d, else GET)" },
         { "activator", 0, "URL", set_activator, "invocation address (FNBOX_ACTIVATOR; default " CLI_DEFAULT_ACTIVATOR ")" },
+        { "file", 0, "PATH", add_file, "an input file, at /input/NAME in the box (repeatable; runs in a session)" },
+        { "output-dir", 0, "DIR", set_output_dir, "where the box's /output goes (default ./fnbox-output/SESSION)" },
 };
 static const OptSpec token_create_opts[] = {
         { "role", 0, "ROLE", set_role, "admin, developer or invoker" },
@@ -198,13 +223,15 @@ static const Verb llm_verbs[] = {
 };
 
 static const Verb skill_verbs[] = {
-        { "generate", "\"TASK\" [--runtime RUNTIME] [--example IN=>OUT]... [--model ALIAS] [--rounds N] [--name NAME]",
+        { "generate", "\"TASK\" [--runtime RUNTIME] [--example IN=>OUT]... [--model ALIAS] [--rounds N] [--name NAME]"
+                      " [--file PATH]...",
           "have an LLM write a box and its tests, verified in the jail",
           "Start a generate job on the controller: a model writes a box for TASK and its tests, the\n"
           "platform runs every test in a fresh jail and sends the failures back, for at most --rounds\n"
           "rounds. Prints a line per change on stderr (round, tests passed, tokens), then the\n"
           "candidate NAME@VERSION (exit 0), or the last round's failures (exit 9). -o json prints the\n"
-          "whole job with every round's code and results. Needs a developer token.",
+          "whole job with every round's code and results. With --file, every test runs with those\n"
+          "files at /input. Needs a developer token.",
           OPTS(skill_generate_opts), 1, 1, skill_generate_main, NULL, 0 },
         { "list", "[NAME]", "list skills, or the versions of one",
           "Without NAME, list the skills of the namespace: the newest promoted version, the newest\n"
@@ -229,10 +256,10 @@ static const Verb skill_verbs[] = {
           "Deprecate NAME@VERSION (NAME alone: every version). A deprecated version is no longer\n"
           "what NAME means, but NAME@VERSION keeps working. Needs a developer token.",
           NULL, 0, 1, 1, skill_deprecate_main, NULL, 0 },
-        { "call", "NAME[@VERSION]", "call a skill over HTTP and print its answer",
+        { "call", "NAME[@VERSION] [--file PATH]... [--output-dir DIR]", "call a skill over HTTP and print its answer",
           "Send a request to a promoted skill through the activator (/skills/NAME, /skills/NAME@3,\n"
           "/skills/NS/NAME) and print the body of the answer on stdout; errors and exit codes as\n"
-          "for 'fnbox call'.",
+          "for 'fnbox call', --file and --output-dir too (a session).",
           OPTS(skill_call_opts), 1, 1, skill_call_main, NULL, 0 },
 };
 
@@ -262,11 +289,27 @@ static const Verb verbs[] = {
           "revision name (NAME-00002) or its number (2), @latest follows the newest revision;\n"
           "percentages must sum to 100. Tags stay with their revision unless --tag changes them.",
           OPTS(traffic_opts), 1, 1 + CLI_TAGS_MAX, traffic_main, NULL, 0 },
-        { "call", "NAME", "call a function over HTTP and print its answer",
+        { "call", "NAME [--file PATH]... [--output-dir DIR]", "call a function over HTTP and print its answer",
           "Send a request to NAME through the activator (/fn/NAME, /fn/NS/NAME, /fn/NAME@TAG)\n"
           "and print the body of the answer on stdout. A 2xx answer exits 0; any other prints\n"
-          "the error on stderr and exits non-zero (9 when the function itself failed).",
+          "the error on stderr and exits non-zero (9 when the function itself failed).\n"
+          "With --file (or --output-dir) the call runs in a session: the files are read-only at\n"
+          "/input/NAME in the box, and what the box writes to /output is written into DIR\n"
+          "(default ./fnbox-output/SESSION). 'fnbox replay SESSION' runs it again.",
           OPTS(call_opts), 1, 1, call_main, NULL, 0 },
+        { "replay", "SESSION [--output-dir DIR] [--check]", "run a session again and compare",
+          "Run the revision that ran SESSION again, with the same input files and stdin, as a new\n"
+          "session; print its stdout, write its /output into DIR (default ./fnbox-output/NEW), and\n"
+          "say on stderr whether stdout, output and status are the same as the original's.\n"
+          "--check: exit 1 when any differs. -o json or yaml prints the server's answer instead of\n"
+          "stdout. Needs an invoker token of the session's namespace.",
+          OPTS(replay_opts), 1, 1, replay_main, NULL, 0 },
+        { "sessions", "[list] | show SESSION | delete SESSION", "list, show or delete sessions",
+          "Without arguments (or with list), list the sessions of the namespace, newest first: id,\n"
+          "function, state, the revision that ran, how it ended, when it was created and when it\n"
+          "expires. 'show SESSION' prints one: its revision and code digest, input and output\n"
+          "files, stdin, stdout and result. 'delete SESSION' deletes it (developer token).",
+          NULL, 0, 0, 2, sessions_main, NULL, 0 },
         { "logs", "NAME", "show recent stderr of a function's instances",
           "Print the recent stderr lines of NAME's instances, oldest first, with the time and the\n"
           "instance. The controller keeps the last 1000 lines of each function.",
@@ -294,9 +337,6 @@ static const Verb verbs[] = {
         { "version", "", "print the CLI's version", "Print the version of this fnbox CLI.",
           NULL, 0, 0, 0, NULL, NULL, 0 },
 };
-
-/* Verbs of later releases: a clear message rather than "unknown". */
-static const char *const later_verbs[] = { "replay" };
 
 /* ---- help --------------------------------------------------------------- */
 
@@ -352,12 +392,6 @@ static const Verb *verb_find(const char *prog, const Verb *v, size_t n, const ch
         for (size_t i = 0; i < n; i++)
                 if (strcmp(v[i].name, name) == 0)
                         return &v[i];
-        for (size_t i = 0; v == verbs && i < ELEMENTSOF(later_verbs); i++)
-                if (strcmp(later_verbs[i], name) == 0) {
-                        fprintf(stderr, "%s: '%s' is not available in this version of fnbox yet; see '%s --help'\n",
-                                prog, name, prog);
-                        return NULL;
-                }
         for (size_t i = 0; i < n && i < ELEMENTSOF(names); i++)
                 names[i] = v[i].name;
         const char *s = opts_suggest(name, names, n < ELEMENTSOF(names) ? n : ELEMENTSOF(names));

@@ -3,7 +3,8 @@
  * follows it with long polls, one progress line per change on stderr;
  * list, show, search, promote and deprecate are the REST API of
  * /v1/skills; call goes to the activator's /skills/NAME[@VERSION] through
- * call_invoke(), the same request `fnbox call` makes. */
+ * call_invoke(), the same request `fnbox call` makes (with --file, in a
+ * session). generate --file sends the input files' archive in base64. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -306,6 +307,14 @@ static int generate_body(Cli *c, const VerbArgs *a, json_t **ret) {
                         code = out_of_memory(c);
         if (code == 0 && a->rounds && json_object_set_new(body, "rounds", json_integer(atol(a->rounds))) < 0)
                 code = out_of_memory(c);
+        if (code == 0 && a->n_files) {
+                /* every test runs with these files at /input (docs/skills.md) */
+                char *input = NULL;
+                code = session_input_base64(c, a, &input);
+                if (code == 0 && json_object_set_new(body, "input", json_string(input)) < 0)
+                        code = out_of_memory(c);
+                free(input);
+        }
         if (code != 0) {
                 json_decref(body);
                 return code;
@@ -878,5 +887,5 @@ int skill_call_main(Cli *c, const VerbArgs *a) {
         spec_str(&s, target, sizeof target);
         if (s.version)
                 snprintf(fn, sizeof fn, "skill-%s-v%" PRId64, s.name, s.version);
-        return call_invoke(c, a, "skills", target, target, s.version ? fn : NULL);
+        return call_invoke(c, a, "skills", target, target, s.version ? fn : NULL, NULL);
 }

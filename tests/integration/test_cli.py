@@ -166,8 +166,8 @@ def usage_errors(t):
     t.fails(2, "token", "frobnicate", auth=False)
     t.fails(2, "token", "-o", "json", auth=False)
     t.ok("token", "-o", "json", "list", "--help", auth=False)
-    err = t.fails(2, "replay", auth=False)
-    check("not available" in err, "later verb message", err)
+    err = t.fails(2, "replay", auth=False)                  # SESSION missing
+    check("expected SESSION" in err, "replay usage message", err)
     t.fails(2, auth=False)
     t.fails(2, "deploy", "-f")                              # value missing
     t.fails(2, "token", "create", "--role", "king", "-n", "a")
