@@ -1,14 +1,15 @@
 # cli/fnbox.bash: bash completion for the fnbox CLI. Completes the verbs
-# (and the sub-verbs of token, llm and skill), global and per-verb options,
-# -o, --role and --runtime values, manifest paths for deploy, files after
-# `call -d @`, function names (asking the server, with a short timeout) for
-# describe, delete, revisions, traffic, call and logs, and skill names for
-# skill list, show, promote, deprecate and call.
+# (and the sub-verbs of token, llm, skill and sessions), global and per-verb
+# options, -o, --role and --runtime values, manifest paths for deploy, files
+# after `call -d @` and --file, folders after --output-dir, function names
+# (asking the server, with a short timeout) for describe, delete, revisions,
+# traffic, call and logs, skill names for skill list, show, promote,
+# deprecate and call, and session ids for replay and sessions show|delete.
 #
 # Install: make install (to $(PREFIX)/share/bash-completion/completions/fnbox),
 # or source this file from ~/.bashrc.
 
-# NAME column of `fnbox ARGS...` (list, skill list), with the global options
+# NAME column of `fnbox ARGS...` (list, skill list, sessions), with the global options
 # already typed (url, token, namespace)
 _fnbox_names() {
         local -a args=()
@@ -30,7 +31,7 @@ _fnbox_functions() {
 
 _fnbox() {
         local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-        local verbs="deploy list describe delete revisions traffic call logs nodes token skill llm up version"
+        local verbs="deploy list describe delete revisions traffic call replay sessions logs nodes token skill llm up version"
         local globals="--url --token --namespace -n --output -o --timeout --help -h"
         local verb="" sub="" npos=0 i w
         COMPREPLY=()
@@ -47,6 +48,11 @@ _fnbox() {
         -f | --file | --data-dir)
                 compopt -o filenames 2>/dev/null
                 COMPREPLY=($(compgen -f -- "$cur"))
+                return
+                ;;
+        --output-dir)
+                compopt -o filenames 2>/dev/null
+                COMPREPLY=($(compgen -d -- "$cur"))
                 return
                 ;;
         -d | --data)
@@ -79,7 +85,7 @@ _fnbox() {
                         --role | --description | --tag | -d | --data | -H | --header | --path | -X | \
                         --request | --activator | --tail | --data-dir | --store | --listen | --api-listen | \
                         --label | --node | --user | --run-dir | --ready-timeout | --runtime | --example | \
-                        --model | --rounds | --name | --limit | --alias | --since)
+                        --model | --rounds | --name | --limit | --alias | --since | --output-dir)
                         ((i++))
                         continue
                         ;;
@@ -87,7 +93,7 @@ _fnbox() {
                 esac
                 if [[ -z $verb ]]; then
                         verb=$w
-                elif [[ ($verb == token || $verb == skill || $verb == llm) && -z $sub ]]; then
+                elif [[ ($verb == token || $verb == skill || $verb == llm || $verb == sessions) && -z $sub ]]; then
                         sub=$w
                 else
                         ((npos++))
@@ -108,7 +114,13 @@ _fnbox() {
         deploy) opts="-f --file" ;;
         list) opts="-A --all-namespaces" ;;
         traffic) opts="--tag" ;;
-        call) opts="-d --data -H --header --tag --path -X --request --activator" ;;
+        call) opts="-d --data -H --header --tag --path -X --request --activator --file --output-dir" ;;
+        replay) opts="--output-dir --check" ;;
+        sessions)
+                if [[ -z $sub ]]; then
+                        [[ $cur != -* ]] && COMPREPLY=($(compgen -W "list show delete" -- "$cur")) && return
+                fi
+                ;;
         logs) opts="--tail" ;;
         up) opts="--data-dir --store --listen --api-listen --label --node --user --run-dir --ready-timeout --no-config" ;;
         token)
@@ -131,9 +143,9 @@ _fnbox() {
                         return
                 fi
                 case $sub in
-                generate) opts="--runtime --example --model --rounds --name" ;;
+                generate) opts="--runtime --example --model --rounds --name --file" ;;
                 search) opts="--limit" ;;
-                call) opts="-d --data -H --header --path -X --request --activator" ;;
+                call) opts="-d --data -H --header --path -X --request --activator --file --output-dir" ;;
                 esac
                 ;;
         esac
@@ -152,6 +164,14 @@ _fnbox() {
                         ((npos == 0)) && COMPREPLY=($(compgen -W "$(_fnbox_names skill list)" -- "$cur"))
                         ;;
                 esac
+                ;;
+        replay)
+                ((npos == 0)) && COMPREPLY=($(compgen -W "$(_fnbox_names sessions)" -- "$cur"))
+                ;;
+        sessions)
+                if [[ ($sub == show || $sub == delete) ]] && ((npos == 0)); then
+                        COMPREPLY=($(compgen -W "$(_fnbox_names sessions)" -- "$cur"))
+                fi
                 ;;
         describe | delete | revisions | traffic | call | logs)
                 if ((npos == 0)); then
