@@ -2,7 +2,8 @@
  * store_sql[] and run by a backend (store_sqlite.c, store_pg.c) through the
  * StoreOps vtable: URL parsing, one lock per handle, transactions with
  * retries and one reconnect, schema migrations, argument checks, and the
- * deploy, list, token and node logic. The contract is lib/store.h. */
+ * deploy, list, token, node, audit, skill and session logic. The contract
+ * is lib/store.h. */
 #define _GNU_SOURCE
 #include "store_backend.h"
 
@@ -13,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "artifact.h"
+#include "manifest.h"
 #include "util.h"
 
 #define STORE_RETRIES   8               /* serialisation failures retried */
@@ -35,6 +38,12 @@
                    "embedding_json, parent, created_ms, promoted_ms, deprecated_ms, created_by, promoted_by, " \
                    "deprecated_by"
 #define SKILL_KEY  " WHERE namespace = $1 AND name = $2"
+#define SESS_COLS  "id, namespace, function, state, revision, code_digest, replay_of, created_by, input_digest, " \
+                   "input_size, stdin_digest, stdin_size, stdout_digest, stdout_size, output_digest, output_size, " \
+                   "result_json, created_ms, started_ms, finished_ms, expires_ms"
+#define SESS_FINISH "UPDATE sessions SET state = $2, result_json = $3, finished_ms = $4, stdout_digest = $5," \
+                   " stdout_size = $6, stdout_data = $7, output_digest = $8, output_size = $9, output_data = $10"
+#define SESS_RUNNING " WHERE id = $1 AND state = 'running'"
 
 const StoreSql store_sql[_STMT_MAX] = {
         [STMT_SCHEMA_VERSION] = { "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", 0 },
@@ -112,6 +121,29 @@ const StoreSql store_sql[_STMT_MAX] = {
         [STMT_SKILL_LIST_BYNAME] = { "SELECT " SKILL_COLS " FROM skill_versions"
                                   " WHERE name = $2 AND (namespace, version) > ($1, $3)"
                                   " ORDER BY namespace, version LIMIT $4", 0 },
+        [STMT_SESS_INSERT]    = { "INSERT INTO sessions (" SESS_COLS ", input_data, stdin_data, stdout_data,"
+                                  " output_data) VALUES ($1, $2, $3, 'created', '', '', $4, $5, $6, $7, $8, $9,"
+                                  " '', 0, '', 0, NULL, $10, 0, 0, $11, $12, $13, $14, $15)", 0 },
+        [STMT_SESS_GET]       = { "SELECT " SESS_COLS " FROM sessions WHERE id = $1", 0 },
+        [STMT_SESS_STATE]     = { "SELECT state, function FROM sessions WHERE id = $1", 0 },
+        [STMT_SESS_BLOB_INPUT]  = { "SELECT input_data FROM sessions WHERE id = $1", STORE_Q_BINARY },
+        [STMT_SESS_BLOB_STDIN]  = { "SELECT stdin_data FROM sessions WHERE id = $1", STORE_Q_BINARY },
+        [STMT_SESS_BLOB_STDOUT] = { "SELECT stdout_data FROM sessions WHERE id = $1", STORE_Q_BINARY },
+        [STMT_SESS_BLOB_OUTPUT] = { "SELECT output_data FROM sessions WHERE id = $1", STORE_Q_BINARY },
+        /* one statement: racing claimers queue on the row, and the losers
+         * find it no longer created */
+        [STMT_SESS_START]     = { "UPDATE sessions SET state = 'running', function = $2, revision = $3,"
+                                  " code_digest = $4, started_ms = $5 WHERE id = $1 AND state = 'created'"
+                                  " AND (function = '' OR function = $2)", 0 },
+        [STMT_SESS_FINISH]    = { SESS_FINISH ", stdin_digest = $11, stdin_size = $12, stdin_data = $13"
+                                  SESS_RUNNING, 0 },
+        [STMT_SESS_FINISH_KEEP_STDIN] = { SESS_FINISH SESS_RUNNING, 0 },
+        [STMT_SESS_LIST_NS]   = { "SELECT " SESS_COLS " FROM sessions WHERE namespace = $1 AND id < $2"
+                                  " ORDER BY id DESC LIMIT $3", 0 },
+        [STMT_SESS_LIST_ALL]  = { "SELECT " SESS_COLS " FROM sessions WHERE id < $1 ORDER BY id DESC LIMIT $2", 0 },
+        [STMT_SESS_DELETE]    = { "DELETE FROM sessions WHERE id = $1", 0 },
+        [STMT_SESS_PRUNE]     = { "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+                                  " WHERE expires_ms <= $1 ORDER BY expires_ms LIMIT $2)", 0 },
 };
 
 /* ---- errors, time, rows ------------------------------------------------- */
@@ -1639,6 +1671,405 @@ int store_skill_stamp(Store *s, int64_t *ret) {
         return r;
 }
 
+/* ---- sessions ------------------------------------------------------------ */
+
+#define SESSION_PRUNE_BATCH     64      /* sessions deleted per statement: up to 128 MiB each */
+/* above every session id ("s-" and lowercase hex): the cursor of the first page */
+#define SESSION_CURSOR_TOP      "s-~"
+
+/* "s-" and 32 lowercase hex digits. */
+static bool session_id_ok(const char *id) {
+        if (!id || strlen(id) != STORE_SESSION_ID_LEN || !startswith(id, "s-"))
+                return false;
+        for (const char *p = id + 2; *p; p++)
+                if (!is_digit(*p) && !(*p >= 'a' && *p <= 'f'))
+                        return false;
+        return true;
+}
+
+static int session_check_id(Store *s, const char *id) {
+        return session_id_ok(id) ? 0 : invalid(s, -EINVAL, "a session id is s- and 32 lowercase hex digits");
+}
+
+/* A blob on its way in, with the digest the store keeps of it. */
+typedef struct SessionBlob {
+        const void *data;
+        size_t len;
+        char digest[ARTIFACT_DIGEST_LEN];
+} SessionBlob;
+
+/* Check a blob's size and hash it; an empty one has the digest "". */
+static int session_blob_in(Store *s, const char *what, const void *data, size_t len, SessionBlob *ret) {
+        if (!data && len > 0)
+                return store_set_error(s, -EINVAL, "the %s has a length but no data", what);
+        if (len > STORE_SESSION_BLOB_MAX)
+                return store_set_error(s, -E2BIG, "the %s is over %u MiB", what, STORE_SESSION_BLOB_MAX >> 20);
+        *ret = (SessionBlob) { .data = data, .len = len };
+        if (len == 0)
+                return 0;
+        artifact_digest(data, len, ret->digest);
+        return ret->digest[0] ? 0 : store_set_error(s, -EIO, "the %s could not be hashed", what);
+}
+
+static int session_check(Store *s, const StoreSession *v) {
+        if (!v)
+                return invalid(s, -EINVAL, "no session");
+        if (session_check_id(s, v->id) < 0)
+                return -EINVAL;
+        if (!name_ok(v->namespace_))
+                return invalid(s, -EINVAL, "invalid namespace");
+        if (v->function && *v->function && !manifest_name_valid(v->function))
+                return invalid(s, -EINVAL, "a session's function is \"\" or a function name");
+        if (v->replay_of && *v->replay_of && !session_id_ok(v->replay_of))
+                return invalid(s, -EINVAL, "replay_of is \"\" or a session id");
+        if (!skill_by_ok(v->created_by))
+                return invalid(s, -EINVAL, "invalid created_by: at most 256 bytes without control characters");
+        if (v->created_ms < 0)
+                return invalid(s, -EINVAL, "invalid creation time");
+        return 0;
+}
+
+typedef struct SessionCreateCall {
+        const StoreSession *v;
+        int64_t created_ms;
+        SessionBlob input, stdin_;
+} SessionCreateCall;
+
+static int session_create_body(Store *s, void *arg) {
+        SessionCreateCall *c = arg;
+        const StoreSession *v = c->v;
+        int r = s->ops->exec(s, STMT_SESS_INSERT, (StoreArg[]) {
+                ARG_TEXT(v->id), ARG_TEXT(v->namespace_), ARG_TEXT(v->function ? v->function : ""),
+                ARG_TEXT(v->replay_of ? v->replay_of : ""), ARG_TEXT(v->created_by ? v->created_by : ""),
+                ARG_TEXT(c->input.digest), ARG_INT((int64_t) c->input.len),
+                ARG_TEXT(c->stdin_.digest), ARG_INT((int64_t) c->stdin_.len),
+                ARG_INT(c->created_ms), ARG_INT(v->expires_ms),
+                ARG_BLOB(c->input.data, c->input.len), ARG_BLOB(c->stdin_.data, c->stdin_.len),
+                ARG_BLOB(NULL, 0), ARG_BLOB(NULL, 0) }, 15, NULL);
+        return r == -EEXIST ? store_set_error(s, r, "session %s exists", v->id) : r;
+}
+
+int store_session_create(Store *s, const StoreSession *v, const void *input, size_t input_len,
+                         const void *stdin_data, size_t stdin_len) {
+        SessionCreateCall c = { .v = v };
+        int r = session_check(s, v);
+        if (r < 0)
+                return r;
+        c.created_ms = v->created_ms > 0 ? v->created_ms : store_now_ms();
+        if (v->expires_ms <= c.created_ms)
+                return invalid(s, -EINVAL, "a session expires after it is created");
+        /* hashed before the handle's lock: 32 MiB take a while */
+        if ((r = session_blob_in(s, "input", input, input_len, &c.input)) < 0 ||
+            (r = session_blob_in(s, "stdin", stdin_data, stdin_len, &c.stdin_)) < 0)
+                return r;
+        return store_call(s, TX_NONE, session_create_body, &c);
+}
+
+static void session_from_row(StoreSession *v, StoreRows *rows, size_t i) {
+        *v = (StoreSession) {
+                .id = cell_take(rows, i, 0),
+                .namespace_ = cell_take(rows, i, 1),
+                .function = cell_take(rows, i, 2),
+                .state = cell_take(rows, i, 3),
+                .revision = cell_take(rows, i, 4),
+                .code_digest = cell_take(rows, i, 5),
+                .replay_of = cell_take(rows, i, 6),
+                .created_by = cell_take(rows, i, 7),
+                .input_digest = cell_take(rows, i, 8),
+                .input_size = cell_int(rows, i, 9),
+                .stdin_digest = cell_take(rows, i, 10),
+                .stdin_size = cell_int(rows, i, 11),
+                .stdout_digest = cell_take(rows, i, 12),
+                .stdout_size = cell_int(rows, i, 13),
+                .output_digest = cell_take(rows, i, 14),
+                .output_size = cell_int(rows, i, 15),
+                .created_ms = cell_int(rows, i, 17),
+                .started_ms = cell_int(rows, i, 18),
+                .finished_ms = cell_int(rows, i, 19),
+                .expires_ms = cell_int(rows, i, 20),
+        };
+        if (!cell(rows, i, 16)->null)
+                v->result_json = cell_take(rows, i, 16);
+}
+
+static int session_get_body(Store *s, void *arg) {
+        GetCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_SESS_GET, (StoreArg[]) { ARG_TEXT(c->a) }, 1, &rows);
+        if (r < 0)
+                return r;
+        if (rows.nrows == 0)
+                return store_set_error(s, -ENOENT, "no session %s", c->a);
+        session_from_row(c->ret, &rows, 0);
+        return 0;
+}
+
+int store_session_get(Store *s, const char *id, StoreSession *ret) {
+        if (session_check_id(s, id) < 0 || !ret)
+                return -EINVAL;
+        StoreSession v = {};
+        int r = store_call(s, TX_NONE, session_get_body, &(GetCall) { id, NULL, 0, &v });
+        if (r >= 0)
+                *ret = v;
+        return r;
+}
+
+static const struct {
+        const char *name;
+        StoreStmt stmt;
+} session_blobs[] = {
+        { "input", STMT_SESS_BLOB_INPUT },
+        { "stdin", STMT_SESS_BLOB_STDIN },
+        { "stdout", STMT_SESS_BLOB_STDOUT },
+        { "output", STMT_SESS_BLOB_OUTPUT },
+};
+
+typedef struct SessionBlobCall {
+        const char *id;
+        StoreStmt stmt;
+        void *data;
+        size_t len;
+} SessionBlobCall;
+
+static int session_blob_body(Store *s, void *arg) {
+        SessionBlobCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, c->stmt, (StoreArg[]) { ARG_TEXT(c->id) }, 1, &rows);
+        if (r < 0)
+                return r;
+        if (rows.nrows == 0)
+                return store_set_error(s, -ENOENT, "no session %s", c->id);
+        /* a cell is malloc()ed with a NUL after it: an empty blob is a 1-byte buffer */
+        c->len = cell(&rows, 0, 0)->len;
+        c->data = cell_take(&rows, 0, 0);
+        return 0;
+}
+
+int store_session_blob(Store *s, const char *id, const char *which, void **ret, size_t *ret_len) {
+        SessionBlobCall c = { .id = id, .stmt = _STMT_MAX };
+        if (session_check_id(s, id) < 0)
+                return -EINVAL;
+        for (size_t i = 0; which && i < ELEMENTSOF(session_blobs); i++)
+                if (streq(which, session_blobs[i].name))
+                        c.stmt = session_blobs[i].stmt;
+        if (c.stmt == _STMT_MAX || !ret || !ret_len)
+                return invalid(s, -EINVAL, "a session's blobs are input, stdin, stdout and output");
+        int r = store_call(s, TX_NONE, session_blob_body, &c);
+        if (r < 0)
+                return r;
+        *ret = c.data;
+        *ret_len = c.len;
+        return 0;
+}
+
+/* Why a start or finish changed nothing: no such session (-ENOENT), or
+ * it is not in state `want` (-EBUSY); else it belongs to another function. */
+static int session_refusal(Store *s, const char *id, const char *want, const char *function) {
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_SESS_STATE, (StoreArg[]) { ARG_TEXT(id) }, 1, &rows);
+        if (r < 0)
+                return r;
+        if (rows.nrows == 0)
+                return store_set_error(s, -ENOENT, "no session %s", id);
+        const char *state = cell(&rows, 0, 0)->data;
+        if (!streq(state, want))
+                return store_set_error(s, -EBUSY, "session %s is %s, not %s", id, state, want);
+        if (function && !streq(cell(&rows, 0, 1)->data, function))
+                return store_set_error(s, -EBUSY, "session %s is for function %s, not %s", id,
+                                       cell(&rows, 0, 1)->data, function);
+        return store_set_error(s, -EIO, "session %s changed underneath", id);
+}
+
+typedef struct SessionStartCall {
+        const char *id, *function, *revision, *code_digest;
+        int64_t at_ms;
+} SessionStartCall;
+
+static int session_start_body(Store *s, void *arg) {
+        SessionStartCall *c = arg;
+        StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_SESS_START, (StoreArg[]) {
+                ARG_TEXT(c->id), ARG_TEXT(c->function), ARG_TEXT(c->revision), ARG_TEXT(c->code_digest),
+                ARG_INT(c->at_ms) }, 5, &rows);
+        int64_t changes = rows.changes;
+        store_rows_clear(&rows);
+        if (r < 0)
+                return r;
+        return changes == 1 ? 0 : session_refusal(s, c->id, "created", c->function);
+}
+
+int store_session_start(Store *s, const char *id, const char *function, const char *revision,
+                        const char *code_digest, int64_t at_ms) {
+        if (session_check_id(s, id) < 0)
+                return -EINVAL;
+        if (!manifest_name_valid(function))
+                return invalid(s, -EINVAL, "a session starts with a function name");
+        if (!name_ok(revision))
+                return invalid(s, -EINVAL, "invalid revision name");
+        if (!digest_ok(code_digest))
+                return invalid(s, -EINVAL, "a code digest is sha256: and 64 hex digits");
+        if (at_ms < 0)
+                return invalid(s, -EINVAL, "invalid time");
+        SessionStartCall c = { id, function, revision, code_digest, at_ms > 0 ? at_ms : store_now_ms() };
+        return store_call(s, TX_WRITE, session_start_body, &c);
+}
+
+typedef struct SessionFinishCall {
+        const char *id, *state, *result_json;
+        int64_t at_ms;
+        bool keep_stdin;
+        SessionBlob stdin_, stdout_, output;
+} SessionFinishCall;
+
+static int session_finish_body(Store *s, void *arg) {
+        SessionFinishCall *c = arg;
+        StoreRows rows = {};
+        int r = s->ops->exec(s, c->keep_stdin ? STMT_SESS_FINISH_KEEP_STDIN : STMT_SESS_FINISH, (StoreArg[]) {
+                ARG_TEXT(c->id), ARG_TEXT(c->state), ARG_TEXT(c->result_json), ARG_INT(c->at_ms),
+                ARG_TEXT(c->stdout_.digest), ARG_INT((int64_t) c->stdout_.len),
+                ARG_BLOB(c->stdout_.data, c->stdout_.len),
+                ARG_TEXT(c->output.digest), ARG_INT((int64_t) c->output.len),
+                ARG_BLOB(c->output.data, c->output.len),
+                ARG_TEXT(c->stdin_.digest), ARG_INT((int64_t) c->stdin_.len),
+                ARG_BLOB(c->stdin_.data, c->stdin_.len) }, c->keep_stdin ? 10 : 13, &rows);
+        int64_t changes = rows.changes;
+        store_rows_clear(&rows);
+        if (r < 0)
+                return r;
+        return changes == 1 ? 0 : session_refusal(s, c->id, "running", NULL);
+}
+
+int store_session_finish(Store *s, const char *id, const char *state, const char *result_json,
+                         const void *stdin_data, size_t stdin_len, const void *stdout_data, size_t stdout_len,
+                         const void *output, size_t output_len, int64_t at_ms) {
+        SessionFinishCall c = { .id = id, .state = state, .result_json = result_json, .keep_stdin = !stdin_data };
+        int r;
+        if (session_check_id(s, id) < 0)
+                return -EINVAL;
+        if (!state || (!streq(state, "done") && !streq(state, "failed")))
+                return invalid(s, -EINVAL, "a session finishes done or failed");
+        if (!result_json || !*result_json)
+                return invalid(s, -EINVAL, "a finished session has a result");
+        if (strlen(result_json) > STORE_SESSION_RESULT_MAX)
+                return invalid(s, -E2BIG, "the result is over 64 KiB");
+        if (!utf8_ok(result_json))
+                return invalid(s, -EINVAL, "the result is not UTF-8");
+        if (at_ms < 0)
+                return invalid(s, -EINVAL, "invalid time");
+        c.at_ms = at_ms > 0 ? at_ms : store_now_ms();
+        if ((r = session_blob_in(s, "stdin", stdin_data, stdin_len, &c.stdin_)) < 0 ||
+            (r = session_blob_in(s, "stdout", stdout_data, stdout_len, &c.stdout_)) < 0 ||
+            (r = session_blob_in(s, "output", output, output_len, &c.output)) < 0)
+                return r;
+        return store_call(s, TX_WRITE, session_finish_body, &c);
+}
+
+typedef struct SessionListCall {
+        const char *ns, *after;
+        size_t limit;
+        StoreSession *items;
+        size_t n;
+        char *next;
+} SessionListCall;
+
+static int session_list_body(Store *s, void *arg) {
+        SessionListCall *c = arg;
+        _cleanup_(store_rows_clear) StoreRows rows = {};
+        int r;
+
+        if (c->ns)
+                r = s->ops->exec(s, STMT_SESS_LIST_NS, (StoreArg[]) {
+                        ARG_TEXT(c->ns), ARG_TEXT(c->after), ARG_INT((int64_t) c->limit + 1) }, 3, &rows);
+        else
+                r = s->ops->exec(s, STMT_SESS_LIST_ALL, (StoreArg[]) {
+                        ARG_TEXT(c->after), ARG_INT((int64_t) c->limit + 1) }, 2, &rows);
+        if (r < 0)
+                return r;
+        size_t n = rows.nrows > c->limit ? c->limit : rows.nrows;
+        _cleanup_free_ char *next = NULL;
+        if (rows.nrows > c->limit && !(next = strdup(cell(&rows, n - 1, 0)->data)))
+                return -ENOMEM;
+        StoreSession *items = calloc(n ? n : 1, sizeof *items);
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                session_from_row(&items[i], &rows, i);
+        c->items = items;
+        c->n = n;
+        c->next = TAKE_PTR(next);
+        return 0;
+}
+
+int store_session_list(Store *s, const char *ns, const char *after, size_t limit, StoreSession **ret,
+                       size_t *ret_n, char **ret_next) {
+        if ((ns && !name_ok(ns)) || limit == 0 || limit > STORE_LIST_MAX || !ret || !ret_n)
+                return invalid(s, -EINVAL, "invalid session list arguments");
+        if (after && *after && !session_id_ok(after))
+                return invalid(s, -EINVAL, "a session list cursor is a session id");
+        SessionListCall c = { .ns = ns, .after = after && *after ? after : SESSION_CURSOR_TOP, .limit = limit };
+        int r = store_call(s, TX_NONE, session_list_body, &c);
+        if (r < 0)
+                return r;
+        *ret = c.items;
+        *ret_n = c.n;
+        if (ret_next)
+                *ret_next = c.next;
+        else
+                free(c.next);
+        return 0;
+}
+
+static int session_delete_body(Store *s, void *arg) {
+        const char *id = arg;
+        StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_SESS_DELETE, (StoreArg[]) { ARG_TEXT(id) }, 1, &rows);
+        int64_t changes = rows.changes;
+        store_rows_clear(&rows);
+        if (r < 0)
+                return r;
+        return changes > 0 ? 0 : store_set_error(s, -ENOENT, "no session %s", id);
+}
+
+int store_session_delete(Store *s, const char *id) {
+        if (session_check_id(s, id) < 0)
+                return -EINVAL;
+        return store_call(s, TX_NONE, session_delete_body, (void *) id);
+}
+
+typedef struct SessionPruneCall {
+        int64_t now_ms, changes;
+} SessionPruneCall;
+
+static int session_prune_body(Store *s, void *arg) {
+        SessionPruneCall *c = arg;
+        StoreRows rows = {};
+        int r = s->ops->exec(s, STMT_SESS_PRUNE, (StoreArg[]) { ARG_INT(c->now_ms), ARG_INT(SESSION_PRUNE_BATCH) },
+                             2, &rows);
+        c->changes = rows.changes;
+        store_rows_clear(&rows);
+        return r < 0 ? r : 0;
+}
+
+/* In batches of SESSION_PRUNE_BATCH, each its own statement (the llm_audit
+ * prune's reason, and a session's blobs make its rows large). */
+int store_session_prune(Store *s, int64_t now_ms) {
+        int64_t total = 0;
+        if (now_ms < 0)
+                return invalid(s, -EINVAL, "invalid time");
+        if (now_ms == 0)
+                now_ms = store_now_ms();
+        for (;;) {
+                SessionPruneCall c = { now_ms, 0 };
+                int r = store_call(s, TX_NONE, session_prune_body, &c);
+                if (r < 0)
+                        return r;
+                total += c.changes;
+                if (c.changes < SESSION_PRUNE_BATCH)
+                        break;
+        }
+        return (int) (total > INT32_MAX ? INT32_MAX : total);
+}
+
 /* ---- clearing and freeing ------------------------------------------------ */
 
 void store_function_clear(StoreFunction *f) {
@@ -1732,3 +2163,24 @@ void store_skill_version_clear(StoreSkillVersion *v) {
 }
 
 DEFINE_ARRAY_FREE(store_skill_version_array_free, StoreSkillVersion, store_skill_version_clear)
+
+void store_session_clear(StoreSession *v) {
+        if (!v)
+                return;
+        free(v->id);
+        free(v->namespace_);
+        free(v->function);
+        free(v->state);
+        free(v->revision);
+        free(v->code_digest);
+        free(v->replay_of);
+        free(v->created_by);
+        free(v->input_digest);
+        free(v->stdin_digest);
+        free(v->stdout_digest);
+        free(v->output_digest);
+        free(v->result_json);
+        *v = (StoreSession) {};
+}
+
+DEFINE_ARRAY_FREE(store_session_array_free, StoreSession, store_session_clear)

@@ -283,3 +283,72 @@ int store_skill_version_set_state(Store *s, const char *ns, const char *name, in
  * bumped in the writing transaction): the controller's search index cache
  * reloads when it differs. */
 int store_skill_stamp(Store *s, int64_t *ret);
+
+/* ---- sessions: one run of a fresh box with input files ---------------- */
+
+#define STORE_SESSION_ID_LEN            34              /* "s-" + 12 hex (ms) + 20 hex (random) */
+#define STORE_SESSION_BLOB_MAX          (32u << 20)     /* bytes per blob: input, stdin, stdout, output */
+#define STORE_SESSION_RESULT_MAX        (64u << 10)     /* bytes of result_json */
+
+/* The metadata of a session; its four blobs are read with
+ * store_session_blob only. A blob that is empty or was never set has the
+ * digest "" and the size 0. */
+typedef struct StoreSession {
+        char *id;                       /* s-<12 hex ms><20 hex> */
+        char *namespace_;
+        char *function;                 /* "" at creation: any function of the namespace may claim it */
+        char *state;                    /* "created", "running", "done", "failed" */
+        char *revision;                 /* "" until claimed: the revision that ran, NAME-0000N */
+        char *code_digest;              /* "" until claimed */
+        char *replay_of;                /* "" or the id of the session this one replays */
+        char *created_by;               /* "token:ID" */
+        char *input_digest;             /* "sha256:HEX" of the input archive, "" when none */
+        char *stdin_digest, *stdout_digest, *output_digest;  /* "" until finished (stdin: at creation when given) */
+        int64_t input_size, stdin_size, stdout_size, output_size;
+        char *result_json;              /* NULL until finished */
+        int64_t created_ms, started_ms, finished_ms, expires_ms;   /* 0: not yet */
+} StoreSession;
+
+void store_session_clear(StoreSession *s);
+void store_session_array_free(StoreSession *a, size_t n);
+
+/* Add a session in state created. Fields used: id ("s-" and 32 lowercase
+ * hex), namespace_, function (NULL or "": any; else a function name,
+ * manifest_name_valid), replay_of (NULL or "": none; else a session id),
+ * created_by (NULL = ""; at most 256 bytes, no control characters),
+ * created_ms (0: now), expires_ms (> created_ms); the others are ignored.
+ * input/stdin may be NULL (none). Digests and sizes are computed by the
+ * store. -EEXIST for a duplicate id, -EINVAL bad id/namespace/function/
+ * replay_of/created_by/times, -E2BIG a blob over STORE_SESSION_BLOB_MAX. */
+int store_session_create(Store *s, const StoreSession *v, const void *input, size_t input_len,
+                         const void *stdin_data, size_t stdin_len);
+int store_session_get(Store *s, const char *id, StoreSession *ret);       /* -ENOENT */
+/* which: "input", "stdin", "stdout", "output" (else -EINVAL). A blob never
+ * set reads as len 0 (data a malloc()ed 1-byte buffer). -ENOENT no such
+ * session. */
+int store_session_blob(Store *s, const char *id, const char *which, void **ret, size_t *ret_len);
+/* created -> running, atomically (two claimers: one wins, the other gets
+ * -EBUSY); sets function (when it was ""), revision, code_digest,
+ * started_ms (0: now). -ENOENT; -EBUSY when not in state created, or when
+ * the session was created for another function (store_last_error says
+ * which); -EINVAL bad arguments. */
+int store_session_start(Store *s, const char *id, const char *function, const char *revision,
+                        const char *code_digest, int64_t at_ms);
+/* running -> done/failed with result_json (UTF-8, 1 to
+ * STORE_SESSION_RESULT_MAX bytes) and the blobs (NULL: empty; stdin NULL
+ * keeps the one given at creation), finished_ms = at_ms (0: now).
+ * -ENOENT, -EBUSY (not running), -E2BIG, -EINVAL (state not done/failed). */
+int store_session_finish(Store *s, const char *id, const char *state, const char *result_json,
+                         const void *stdin_data, size_t stdin_len, const void *stdout_data, size_t stdout_len,
+                         const void *output, size_t output_len, int64_t at_ms);
+/* Newest first (id DESC), after the cursor (an id; NULL/"" from the newest);
+ * ns NULL: every namespace. limit <= STORE_LIST_MAX; *ret_next (may be
+ * NULL) as in store_function_list: the last item's id, or NULL on the last
+ * page. Metadata only (no blobs). */
+int store_session_list(Store *s, const char *ns, const char *after, size_t limit, StoreSession **ret,
+                       size_t *ret_n, char **ret_next);
+int store_session_delete(Store *s, const char *id);                       /* -ENOENT */
+/* Delete every session with expires_ms <= now_ms (0: now), in batches so
+ * that a large prune never holds the store long; the count (at most
+ * INT_MAX). */
+int store_session_prune(Store *s, int64_t now_ms);

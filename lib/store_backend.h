@@ -13,7 +13,7 @@
 #include "store.h"
 
 /* The number of schema migrations; both backends have exactly this many. */
-#define STORE_SCHEMA_LATEST     4
+#define STORE_SCHEMA_LATEST     5
 
 /* Every statement the store runs, written once with $1, $2, ... placeholders
  * (SQLite reads them as ?1, ?2). */
@@ -64,6 +64,20 @@ typedef enum StoreStmt {
         STMT_SKILL_LIST_NS,
         STMT_SKILL_LIST_NAME,
         STMT_SKILL_LIST_BYNAME,
+        STMT_SESS_INSERT,
+        STMT_SESS_GET,
+        STMT_SESS_STATE,
+        STMT_SESS_BLOB_INPUT,
+        STMT_SESS_BLOB_STDIN,
+        STMT_SESS_BLOB_STDOUT,
+        STMT_SESS_BLOB_OUTPUT,
+        STMT_SESS_START,
+        STMT_SESS_FINISH,
+        STMT_SESS_FINISH_KEEP_STDIN,
+        STMT_SESS_LIST_NS,
+        STMT_SESS_LIST_ALL,
+        STMT_SESS_DELETE,
+        STMT_SESS_PRUNE,
         _STMT_MAX,
 } StoreStmt;
 

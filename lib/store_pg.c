@@ -137,6 +137,38 @@ static const char *const pg_migrations[STORE_SCHEMA_LATEST] = {
         "  value BIGINT NOT NULL"
         ");"
         "INSERT INTO skill_stamp (id, value) VALUES (1, 0);",
+        /* 5: sessions (a box run with input files, kept until it expires);
+         * the blobs are TOASTed out of line, and an UPDATE that leaves one
+         * alone does not copy it */
+        "CREATE TABLE sessions ("
+        "  id TEXT COLLATE \"C\" PRIMARY KEY,"
+        "  namespace TEXT COLLATE \"C\" NOT NULL,"
+        "  function TEXT NOT NULL,"
+        "  state TEXT NOT NULL CHECK (state IN ('created', 'running', 'done', 'failed')),"
+        "  revision TEXT NOT NULL,"
+        "  code_digest TEXT NOT NULL,"
+        "  replay_of TEXT NOT NULL,"
+        "  created_by TEXT NOT NULL,"
+        "  input_digest TEXT NOT NULL,"
+        "  input_size BIGINT NOT NULL,"
+        "  stdin_digest TEXT NOT NULL,"
+        "  stdin_size BIGINT NOT NULL,"
+        "  stdout_digest TEXT NOT NULL,"
+        "  stdout_size BIGINT NOT NULL,"
+        "  output_digest TEXT NOT NULL,"
+        "  output_size BIGINT NOT NULL,"
+        "  result_json TEXT,"
+        "  created_ms BIGINT NOT NULL,"
+        "  started_ms BIGINT NOT NULL,"
+        "  finished_ms BIGINT NOT NULL,"
+        "  expires_ms BIGINT NOT NULL,"
+        "  input_data BYTEA NOT NULL,"
+        "  stdin_data BYTEA NOT NULL,"
+        "  stdout_data BYTEA NOT NULL,"
+        "  output_data BYTEA NOT NULL"
+        ");"
+        "CREATE INDEX sessions_namespace ON sessions (namespace, id);"
+        "CREATE INDEX sessions_expires ON sessions (expires_ms);",
 };
 
 /* Map a failed result to an errno by its SQLSTATE, keeping the primary

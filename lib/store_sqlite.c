@@ -125,6 +125,38 @@ static const char *const sqlite_migrations[STORE_SCHEMA_LATEST] = {
         "  value INTEGER NOT NULL"
         ") STRICT;"
         "INSERT INTO skill_stamp (id, value) VALUES (1, 0);",
+        /* 5: sessions (a box run with input files, kept until it expires);
+         * the blobs come last, so that reading the metadata stops before
+         * their overflow pages */
+        "CREATE TABLE sessions ("
+        "  id TEXT PRIMARY KEY,"
+        "  namespace TEXT NOT NULL,"
+        "  function TEXT NOT NULL,"
+        "  state TEXT NOT NULL CHECK (state IN ('created', 'running', 'done', 'failed')),"
+        "  revision TEXT NOT NULL,"
+        "  code_digest TEXT NOT NULL,"
+        "  replay_of TEXT NOT NULL,"
+        "  created_by TEXT NOT NULL,"
+        "  input_digest TEXT NOT NULL,"
+        "  input_size INTEGER NOT NULL,"
+        "  stdin_digest TEXT NOT NULL,"
+        "  stdin_size INTEGER NOT NULL,"
+        "  stdout_digest TEXT NOT NULL,"
+        "  stdout_size INTEGER NOT NULL,"
+        "  output_digest TEXT NOT NULL,"
+        "  output_size INTEGER NOT NULL,"
+        "  result_json TEXT,"
+        "  created_ms INTEGER NOT NULL,"
+        "  started_ms INTEGER NOT NULL,"
+        "  finished_ms INTEGER NOT NULL,"
+        "  expires_ms INTEGER NOT NULL,"
+        "  input_data BLOB NOT NULL,"
+        "  stdin_data BLOB NOT NULL,"
+        "  stdout_data BLOB NOT NULL,"
+        "  output_data BLOB NOT NULL"
+        ") STRICT;"
+        "CREATE INDEX sessions_namespace ON sessions (namespace, id);"
+        "CREATE INDEX sessions_expires ON sessions (expires_ms);",
 };
 
 /* Map SQLite's (extended) result code to an errno and keep its message. */
