@@ -857,8 +857,9 @@ static int send_with_fds(int sock, const void *msg, size_t len, const int *fds, 
 }
 
 static int send_start(Jail *j, const JailStartParts *p) {
-        int fds[3] = { p->code_fd, p->spec_fd, p->run_fd };
-        return send_with_fds(j->fds[PL_SOCK], &p->msg, sizeof p->msg, fds, p->run_fd >= 0 ? 3 : 2, 0);
+        int fds[5];
+        size_t n = jail_request_fds(p, fds);
+        return send_with_fds(j->fds[PL_SOCK], &p->msg, sizeof p->msg, fds, n, 0);
 }
 
 /* How a request is run: a box (the limits of its config) or a zygote. */
@@ -1022,6 +1023,12 @@ static int zygote_config_check(const JailConfig *c, char *why, size_t why_len, i
         int r = jail_config_check_rest(c, why, why_len);
         if (r < 0)
                 return r;
+        /* a zygote and its children share one mount namespace's binds: a
+         * request's files never go to one */
+        if (c->input_dir || c->output_dir) {
+                snprintf(why, why_len, "a zygote takes no input or output folder (a session runs in a jail of its own)");
+                return -EINVAL;
+        }
         return c->code_fd >= 0 ? jail_code_check(c, c->code_fd, why, why_len, st)
                                : jail_code_open(c, why, why_len, opened, st);
 }

@@ -92,6 +92,17 @@ typedef struct JailConfig {
                                   * the box only enters it (a fresh instance's
                                   * broker socket and helpers); the box's uid
                                   * need not write it */
+        /* A session's files (docs/jail.md). Each is NULL, or an absolute
+         * host folder checked as run_dir is (a real directory, not a
+         * symlink, not under /proc, /sys or /dev); the two must differ.
+         * Zygotes and templates refuse them (-EINVAL): a request with
+         * files runs in a pool jail (jail_start) or a one-shot one. */
+        const char *input_dir;   /* NULL, or an absolute host folder bound read-only
+                                  * (nosuid, nodev, noexec) at /input; the box's host
+                                  * uid must be able to enter and read it */
+        const char *output_dir;  /* NULL, or an absolute host folder bound read-write
+                                  * (nosuid, nodev, noexec) at /output; the box's
+                                  * host uid must be able to write it */
         /* NULL (the default): stdout and stderr are collected into the
          * result, each capped at limits.output_bytes (more kills the jail:
          * JAIL_OUTPUT_LIMIT). Set: both are handed to output_fn piece by

@@ -36,6 +36,8 @@ typedef struct JailRequest {
         JailStartMsg m;
         int code_fd;
         int run_fd;    /* the detached mount bound at /run/fnbox, or -1 */
+        int input_fd;  /* the detached mount bound read-only at /input, or -1 */
+        int output_fd; /* the detached mount bound read-write at /output, or -1 */
         const char *exec_path;
         char **argv, **envp;
 } JailRequest;
@@ -195,6 +197,15 @@ static void make_devices(const JailChildArgs *a, const JailStartMsg *m) {
         }
 }
 
+/* A detached mount from the parent (a checked host folder) on a new
+ * folder at the root, nosuid and nodev plus flags. */
+static void attach_folder(const JailChildArgs *a, int fd, const char *name, unsigned long flags, const char *what) {
+        CHECK(a, mkdir(name, 0755), what);
+        CHECK(a, move_mount(fd, "", AT_FDCWD, name, MOVE_MOUNT_F_EMPTY_PATH), what);
+        close(fd);
+        CHECK(a, mount(NULL, name, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | flags, NULL), what);
+}
+
 /* The code arrives as a detached mount (open_tree() in the parent): move it
  * into place and make it read-only; then /tmp gets the requested size and
  * the whole root becomes read-only. Still host root in our own mount
@@ -224,6 +235,12 @@ static void mount_request(const JailChildArgs *a, const JailRequest *q) {
                 CHECK(a, mount(NULL, "run/fnbox", NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | ro, NULL),
                       "remount /run/fnbox");
         }
+        /* a session's files: what it was given, read-only, and where it
+         * leaves what it makes; neither can hold a program it runs */
+        if (q->input_fd >= 0)
+                attach_folder(a, q->input_fd, "input", MS_RDONLY | MS_NOEXEC, "mount /input");
+        if (q->output_fd >= 0)
+                attach_folder(a, q->output_fd, "output", MS_NOEXEC, "mount /output");
         make_devices(a, &q->m);
         CHECK(a, mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL),
               "remount / read-only");
@@ -355,7 +372,7 @@ static void map_spec(const JailChildArgs *a, JailRequest *q, int fd) {
  * and the spec attached. If the parent closes the socket instead (the pool
  * is shutting down), leave quietly. */
 static void wait_start(const JailChildArgs *a, JailRequest *q) {
-        int fds[3];
+        int fds[5];
         char cbuf[CMSG_SPACE(sizeof fds)];
         struct iovec iov = { &q->m, sizeof q->m };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
@@ -366,12 +383,15 @@ static void wait_start(const JailChildArgs *a, JailRequest *q) {
         if (n != sizeof q->m || q->m.type != JAIL_MSG_START || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
                 _exit(126);
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        size_t nfds = q->m.has_run_dir ? 3 : 2;
+        size_t nfds = 2 + !!q->m.has_run_dir + !!q->m.has_input + !!q->m.has_output, k = 2;
         if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
             c->cmsg_len != CMSG_LEN(nfds * sizeof(int)))
                 _exit(126);
         memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
-        q->run_fd = nfds == 3 ? fds[2] : -1;
+        /* in the order jail_request_fds() sends them */
+        q->run_fd = q->m.has_run_dir ? fds[k++] : -1;
+        q->input_fd = q->m.has_input ? fds[k++] : -1;
+        q->output_fd = q->m.has_output ? fds[k++] : -1;
         q->m.code_target[sizeof q->m.code_target - 1] = 0;
         q->m.tmp_opts[sizeof q->m.tmp_opts - 1] = 0;
         q->code_fd = fds[0];

@@ -96,6 +96,10 @@ typedef struct JailStartMsg {
         uint32_t zygote;            /* become a zygote (zygote_child.h) instead of running the box */
         uint32_t has_run_dir;       /* a third fd: the detached mount bound at /run/fnbox
                                      * (1: read-write and noexec, 2: read-only) */
+        uint32_t has_input;         /* one more fd (after run_dir's): the detached
+                                     * mount bound read-only at /input */
+        uint32_t has_output;        /* one more fd (last): the detached mount bound
+                                     * read-write at /output */
         uint32_t n_argv, n_env;
         uint64_t spec_len;
         char code_target[300];      /* relative to the new root: "fn" or "fn/NAME" */

@@ -221,34 +221,57 @@ int jail_code_open(const JailConfig *c, char *why, size_t len, int *ret_fd, stru
         return 0;
 }
 
-/* A service's folder, bound read-write at /run/fnbox: a directory (the
- * last component not a symlink: it is opened without following one) that
- * the box's host uid can enter and write. */
-static int check_run_dir(const JailConfig *c, char *why, size_t len) {
+/* What the box's host uid must be able to do with a bound folder. */
+typedef enum FolderUse { FOLDER_ENTER, FOLDER_READ, FOLDER_WRITE } FolderUse;
+
+/* A host folder bound into the jail (run_dir, input_dir, output_dir): an
+ * absolute path of a directory (the last component not a symlink: it is
+ * opened without following one), not under /proc, /sys or /dev, that the
+ * box's host uid can use as it must. */
+static int check_folder_bind(const JailConfig *c, const char *what, const char *path, FolderUse use, char *why,
+                             size_t len) {
         struct stat st;
-        if (!c->run_dir)
-                return 0;
-        if (c->run_dir[0] != '/' || strstr(c->run_dir, "/../") || strlen(c->run_dir) >= PATH_MAX)
-                return refuse(why, len, "run dir %.200s: must be an absolute path", c->run_dir);
-        if (lstat(c->run_dir, &st) < 0)
-                return refuse(why, len, "run dir %.200s: %s", c->run_dir, strerror(errno));
+        if (path[0] != '/' || strstr(path, "/../") || strlen(path) >= PATH_MAX)
+                return refuse(why, len, "%s %.200s: must be an absolute path", what, path);
+        if (lstat(path, &st) < 0)
+                return refuse(why, len, "%s %.200s: %s", what, path, strerror(errno));
         if (!S_ISDIR(st.st_mode))
-                return refuse(why, len, "run dir %.200s: not a directory", c->run_dir);
+                return refuse(why, len, "%s %.200s: not a directory", what, path);
         static const char *const bad[] = { "/proc", "/sys", "/dev" };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 size_t n = strlen(bad[i]);
-                if (strncmp(c->run_dir, bad[i], n) == 0 && (c->run_dir[n] == 0 || c->run_dir[n] == '/'))
-                        return refuse(why, len, "run dir %.200s: must not be under /proc, /sys or /dev", c->run_dir);
+                if (strncmp(path, bad[i], n) == 0 && (path[n] == 0 || path[n] == '/'))
+                        return refuse(why, len, "%s %.200s: must not be under /proc, /sys or /dev", what, path);
         }
-        /* read-only: the box only needs to enter it */
-        mode_t w = c->run_dir_readonly ? S_IXOTH : S_IWOTH | S_IXOTH;
-        if (st.st_uid == c->host_uid)
-                w = c->run_dir_readonly ? S_IXUSR : S_IWUSR | S_IXUSR;
-        else if (st.st_gid == c->host_gid)
-                w = c->run_dir_readonly ? S_IXGRP : S_IWGRP | S_IXGRP;
-        if ((st.st_mode & w) != w)
-                return refuse(why, len, "run dir %.200s: the box user (uid %u) cannot %s it", c->run_dir,
-                              (unsigned) c->host_uid, c->run_dir_readonly ? "enter" : "write");
+        /* the mode bits of the folder itself: the box sees it through a bind */
+        static const mode_t need[][3] = {
+                [FOLDER_ENTER] = { S_IXOTH, S_IXGRP, S_IXUSR },
+                [FOLDER_READ] = { S_IROTH | S_IXOTH, S_IRGRP | S_IXGRP, S_IRUSR | S_IXUSR },
+                [FOLDER_WRITE] = { S_IWOTH | S_IXOTH, S_IWGRP | S_IXGRP, S_IWUSR | S_IXUSR },
+        };
+        static const char *const verb[] = { "enter", "read", "write" };
+        mode_t m = need[use][st.st_uid == c->host_uid ? 2 : st.st_gid == c->host_gid ? 1 : 0];
+        if ((st.st_mode & m) != m)
+                return refuse(why, len, "%s %.200s: the box user (uid %u) cannot %s it", what, path,
+                              (unsigned) c->host_uid, verb[use]);
+        return 0;
+}
+
+/* A service's folder (read-write at /run/fnbox, or read-only: the box
+ * only enters it), and a session's /input and /output. */
+static int check_folders(const JailConfig *c, char *why, size_t len) {
+        int r;
+        if (c->run_dir && (r = check_folder_bind(c, "run dir", c->run_dir,
+                                                 c->run_dir_readonly ? FOLDER_ENTER : FOLDER_WRITE, why, len)) < 0)
+                return r;
+        if (c->input_dir && (r = check_folder_bind(c, "input dir", c->input_dir, FOLDER_READ, why, len)) < 0)
+                return r;
+        if (c->output_dir && (r = check_folder_bind(c, "output dir", c->output_dir, FOLDER_WRITE, why, len)) < 0)
+                return r;
+        struct stat in, out;
+        if (c->input_dir && c->output_dir && lstat(c->input_dir, &in) == 0 && lstat(c->output_dir, &out) == 0 &&
+            in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+                return refuse(why, len, "input dir and output dir must be different folders");
         return 0;
 }
 
@@ -321,7 +344,7 @@ int jail_config_check_rest(const JailConfig *c, char *why, size_t len) {
         if (!c->cgroup_parent || !*c->cgroup_parent || strstr(c->cgroup_parent, "..") || c->cgroup_parent[0] == '/')
                 return refuse(why, len, "cgroup parent must be a relative path without ..");
         int r2 = check_devices(c, why, len);
-        return r2 < 0 ? r2 : check_run_dir(c, why, len);
+        return r2 < 0 ? r2 : check_folders(c, why, len);
 }
 
 int jail_config_check(const JailConfig *c, char *why, size_t len) {

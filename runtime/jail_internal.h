@@ -27,11 +27,15 @@ typedef struct JailStartParts {
         int code_fd;   /* the code's detached mount (open_tree) */
         int spec_fd;   /* memfd: exec path, argv, envp */
         int run_fd;    /* the run_dir's detached mount, or -1 */
+        int input_fd;  /* the input_dir's detached mount, or -1 */
+        int output_fd; /* the output_dir's detached mount, or -1 */
 } JailStartParts;
 
 /* zygote: JAIL_ZYGOTE_* (what the jail becomes instead of running the box) */
 int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, int zygote, JailStartParts *ret);
 void jail_request_clear(JailStartParts *p);
+/* The fds START carries, in order, into fds; their count. */
+size_t jail_request_fds(const JailStartParts *p, int fds[static 5]);
 /* The name a single-file code has under /fn. */
 int jail_code_name(const char *code, char *ret, size_t len);
 /* A template zygote's ADOPT for c (zygote_child.h): a memfd in *ret_fd. */

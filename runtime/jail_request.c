@@ -141,11 +141,18 @@ static void limits_to_msg(const JailLimits *l, JailStartMsg *m) {
         m->rl_stack = (struct rlimit) { l->stack_bytes, l->stack_bytes };
 }
 
+/* A detached copy of the mount of a checked folder, its last component
+ * not followed if it is a symlink. */
+static int tree_of(const char *path) {
+        int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+        return fd < 0 ? negative_errno() : fd;
+}
+
 int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, int zygote, JailStartParts *ret) {
         _cleanup_(strv_freep) char **argv = NULL, **envp = NULL;
         char exec_path[PATH_MAX], name[256];
         JailStartParts p = { .msg = { .type = JAIL_MSG_START, .code_is_dir = is_dir, .zygote = (uint32_t) zygote },
-                             .code_fd = -1, .spec_fd = -1, .run_fd = -1 };
+                             .code_fd = -1, .spec_fd = -1, .run_fd = -1, .input_fd = -1, .output_fd = -1 };
         int r;
         if ((r = build_argv(c, is_dir, zygote, &argv, exec_path, sizeof exec_path)) < 0 || (r = build_env(c, &envp)) < 0)
                 return r;
@@ -173,19 +180,36 @@ int jail_request_build(const JailConfig *c, int path_fd, bool is_dir, int zygote
                 jail_request_clear(&p);
                 return r;
         }
-        /* the service folder: a detached copy of the directory checked by
-         * jail_run_dir_check(), opened here without following a symlink */
-        if (c->run_dir) {
-                p.run_fd = open_tree(AT_FDCWD, c->run_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
-                if (p.run_fd < 0) {
-                        r = negative_errno();
-                        jail_request_clear(&p);
-                        return r;
-                }
-                p.msg.has_run_dir = c->run_dir_readonly ? 2 : 1;
+        /* the service folder and a session's /input and /output: detached
+         * copies of the directories jail_config_check_rest() checked,
+         * opened here without following a symlink */
+        if ((c->run_dir && (r = p.run_fd = tree_of(c->run_dir)) < 0) ||
+            (c->input_dir && (r = p.input_fd = tree_of(c->input_dir)) < 0) ||
+            (c->output_dir && (r = p.output_fd = tree_of(c->output_dir)) < 0)) {
+                jail_request_clear(&p);
+                return r;
         }
+        if (c->run_dir)
+                p.msg.has_run_dir = c->run_dir_readonly ? 2 : 1;
+        p.msg.has_input = c->input_dir != NULL;
+        p.msg.has_output = c->output_dir != NULL;
         *ret = p;
         return 0;
+}
+
+/* The fds that travel with START, in the order the jail takes them:
+ * code, spec, then run_dir's, input's and output's when there. */
+size_t jail_request_fds(const JailStartParts *p, int fds[static 5]) {
+        size_t n = 0;
+        fds[n++] = p->code_fd;
+        fds[n++] = p->spec_fd;
+        if (p->run_fd >= 0)
+                fds[n++] = p->run_fd;
+        if (p->input_fd >= 0)
+                fds[n++] = p->input_fd;
+        if (p->output_fd >= 0)
+                fds[n++] = p->output_fd;
+        return n;
 }
 
 /* A template's ADOPT (zygote_child.h): the box's argv from "/fn/ENTRY" on,
@@ -237,4 +261,6 @@ void jail_request_clear(JailStartParts *p) {
         p->code_fd = safe_close(p->code_fd);
         p->spec_fd = safe_close(p->spec_fd);
         p->run_fd = safe_close(p->run_fd);
+        p->input_fd = safe_close(p->input_fd);
+        p->output_fd = safe_close(p->output_fd);
 }

@@ -7,9 +7,12 @@
 #define _GNU_SOURCE
 #include "run_cmd.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 
 #include "jail.h"
 #include "lib/quantity.h"
@@ -17,8 +20,10 @@
 #include "result_json.h"
 #include "run_client.h"
 #include "serve.h"
+#include "session_fs.h"
 
 #define STDIN_MAX (64ULL << 20)
+#define SESSION_BASE_DEFAULT "/run/fnbox/sessions"
 #define EXIT_USAGE 2
 
 typedef enum DaemonUse { DAEMON_IF_THERE, DAEMON_NEVER, DAEMON_ALWAYS } DaemonUse;
@@ -31,6 +36,9 @@ typedef struct RunOptions {
         bool uid_set, cgroup_set;   /* given: sent to the daemon, else its defaults */
         const char *socket;
         DaemonUse daemon;
+        /* a session's files: archives unpacked into / packed from a
+         * session folder under session_base (session_fs.h) */
+        const char *input_tar, *output_tar, *session_base;
 } RunOptions;
 
 typedef int (*opt_fn)(RunOptions *o, const char *arg);
@@ -55,6 +63,11 @@ static int opt_cgroup(RunOptions *o, const char *a) { o->cfg.cgroup_parent = a; 
 static int opt_socket(RunOptions *o, const char *a) { o->socket = a; return *a == '/' ? 0 : -EINVAL; }
 static int opt_no_daemon(RunOptions *o, const char *a) { (void) a; o->daemon = DAEMON_NEVER; return 0; }
 static int opt_daemon(RunOptions *o, const char *a) { (void) a; o->daemon = DAEMON_ALWAYS; return 0; }
+static int opt_input_dir(RunOptions *o, const char *a) { o->cfg.input_dir = a; return *a == '/' ? 0 : -EINVAL; }
+static int opt_output_dir(RunOptions *o, const char *a) { o->cfg.output_dir = a; return *a == '/' ? 0 : -EINVAL; }
+static int opt_input_tar(RunOptions *o, const char *a) { o->input_tar = a; return *a ? 0 : -EINVAL; }
+static int opt_output_tar(RunOptions *o, const char *a) { o->output_tar = a; return *a ? 0 : -EINVAL; }
+static int opt_session_base(RunOptions *o, const char *a) { o->session_base = a; return *a == '/' ? 0 : -EINVAL; }
 
 static int opt_uid(RunOptions *o, const char *a) {
         uint64_t v;
@@ -102,6 +115,11 @@ static const OptionSpec specs[] = {
         { "socket", true, opt_socket, "the absolute path of the runtime daemon's socket" },
         { "no-daemon", false, opt_no_daemon, NULL },
         { "daemon", false, opt_daemon, NULL },
+        { "input-dir", true, opt_input_dir, "the absolute path of a folder (bound read-only at /input)" },
+        { "output-dir", true, opt_output_dir, "the absolute path of a folder (bound read-write at /output)" },
+        { "input-tar", true, opt_input_tar, "a ustar archive (unpacked at /input)" },
+        { "output-tar", true, opt_output_tar, "a file to write /output into (a ustar archive)" },
+        { "session-base", true, opt_session_base, "an absolute path" },
 };
 
 static void usage(FILE *f) {
@@ -110,6 +128,8 @@ static void usage(FILE *f) {
               "                         [--tmp 16M] [--output 1M] [--env K=V]... [--json]\n"
               "                         [--uid 65534] [--cgroup-parent fnbox]\n"
               "                         [--socket " SERVE_SOCKET_DEFAULT "] [--no-daemon | --daemon]\n"
+              "                         [--input-dir DIR | --input-tar FILE] [--output-dir DIR | --output-tar FILE]\n"
+              "                         [--session-base " SESSION_BASE_DEFAULT "]\n"
               "                         [-- ARGS...]\n", f);
 }
 
@@ -143,8 +163,8 @@ static int parse(RunOptions *o, int argc, char **argv) {
         return 0;
 }
 
-/* The whole of stdin, bounded. */
-static int read_stdin(char **ret, size_t *ret_len) {
+/* The whole of fd (stdin: a closed one reads as empty), at most max bytes. */
+static int read_all(int fd, size_t max, char **ret, size_t *ret_len) {
         size_t len = 0, cap = 0;
         char *buf = NULL;
         for (;;) {
@@ -155,7 +175,7 @@ static int read_stdin(char **ret, size_t *ret_len) {
                                 return free(buf), -ENOMEM;
                         buf = n;
                 }
-                ssize_t n = read(0, buf + len, cap - len);
+                ssize_t n = read(fd, buf + len, cap - len);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && (errno == EBADF))
@@ -165,7 +185,7 @@ static int read_stdin(char **ret, size_t *ret_len) {
                 if (n == 0)
                         break;
                 len += (size_t) n;
-                if (len > STDIN_MAX)
+                if (len > max)
                         return free(buf), -EFBIG;
         }
         *ret = buf;
@@ -260,9 +280,92 @@ static int run_here(RunOptions *o) {
         return code;
 }
 
+/* --input-*, --output-* and --session-base together, and what they mean
+ * for the path: the daemon takes no files, so they run here. */
+static int files_check(RunOptions *o) {
+        const char *bad = NULL;
+        bool files = o->cfg.input_dir || o->cfg.output_dir || o->input_tar || o->output_tar;
+        if (o->cfg.input_dir && o->input_tar)
+                bad = "--input-dir and --input-tar: one or the other";
+        else if (o->cfg.output_dir && o->output_tar)
+                bad = "--output-dir and --output-tar: one or the other";
+        else if (o->session_base && !o->input_tar && !o->output_tar)
+                bad = "--session-base: only with --input-tar or --output-tar";
+        else if (files && o->daemon == DAEMON_ALWAYS)
+                bad = "--daemon: the runtime daemon takes no input or output files";
+        if (bad) {
+                fprintf(stderr, "fnbox-runtime run: %s\n", bad);
+                return -EINVAL;
+        }
+        if (files)
+                o->daemon = DAEMON_NEVER;
+        return 0;
+}
+
+static void session_fs_removep(SessionFs *f) {
+        session_fs_remove(f);
+}
+
+/* --input-tar and --output-tar: a session folder (session_fs.h) whose
+ * input and output the jail binds. */
+static int session_prepare(RunOptions *o, SessionFs *fs) {
+        _cleanup_free_ char *in = NULL;
+        size_t in_len = 0;
+        char why[300], id[64];
+        uint64_t rnd = 0;
+        int r;
+        if (!o->input_tar && !o->output_tar)
+                return 0;
+        if (o->input_tar) {
+                _cleanup_close_ int fd = open(o->input_tar, O_RDONLY | O_CLOEXEC);
+                if ((r = fd < 0 ? negative_errno() : read_all(fd, SESSION_FS_INPUT_MAX, &in, &in_len)) < 0) {
+                        fprintf(stderr, "fnbox-runtime run: --input-tar %s: %s\n", o->input_tar,
+                                r == -EFBIG ? "larger than 32 MiB" : strerror(-r));
+                        return EXIT_USAGE;
+                }
+        }
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+                rnd = (uint64_t) getpid();
+        snprintf(id, sizeof id, "run-%d-%016llx", (int) getpid(), (unsigned long long) rnd);
+        r = session_fs_make(o->session_base ? o->session_base : SESSION_BASE_DEFAULT, id, in, in_len,
+                            o->cfg.host_uid, o->cfg.host_gid, fs, why, sizeof why);
+        if (r < 0) {
+                fprintf(stderr, "fnbox-runtime run: %s\n", why);
+                return r == -EINVAL || r == -E2BIG ? EXIT_USAGE : 125;
+        }
+        if (o->input_tar)
+                o->cfg.input_dir = fs->input;
+        if (o->output_tar)
+                o->cfg.output_dir = fs->output;
+        return 0;
+}
+
+/* --output-tar: what the box left in /output, packed into the file. */
+static int session_collect(const RunOptions *o, SessionFs *fs, int code) {
+        _cleanup_free_ void *data = NULL;
+        size_t len = 0;
+        char why[400];
+        if (!o->output_tar)
+                return code;
+        int r = session_fs_pack_output(fs, &data, &len, why, sizeof why);
+        if (r < 0) {
+                fprintf(stderr, "fnbox-runtime run: %s\n", why);
+                return 125;
+        }
+        _cleanup_close_ int fd = open(o->output_tar, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if ((r = fd < 0 ? negative_errno() : write_all(fd, data, len)) < 0) {
+                fprintf(stderr, "fnbox-runtime run: --output-tar %s: %s\n", o->output_tar, strerror(-r));
+                return 125;
+        }
+        return code;
+}
+
 static int run_checked(RunOptions *o) {
         char why[256];
         _cleanup_close_ int code_fd = -1;
+        _cleanup_(session_fs_removep) SessionFs fs = { 0 };
+        if (files_check(o) < 0)
+                return EXIT_USAGE;
         if (jail_config_check_open(&o->cfg, why, sizeof why, &code_fd) < 0) {
                 fprintf(stderr, "fnbox-runtime run: %s\n", why);
                 return EXIT_USAGE;
@@ -273,7 +376,7 @@ static int run_checked(RunOptions *o) {
         }
         _cleanup_free_ char *in = NULL;
         size_t in_len = 0;
-        int r = read_stdin(&in, &in_len);
+        int r = read_all(0, STDIN_MAX, &in, &in_len);
         if (r < 0) {
                 fprintf(stderr, "fnbox-runtime run: reading stdin: %s\n",
                         r == -EFBIG ? "larger than 64 MiB" : strerror(-r));
@@ -286,7 +389,9 @@ static int run_checked(RunOptions *o) {
         signal(SIGPIPE, SIG_IGN);
         if (o->daemon != DAEMON_NEVER && (r = run_via_daemon(o)) != 1)
                 return r;
-        return run_here(o);
+        if ((r = session_prepare(o, &fs)) != 0)
+                return r;
+        return session_collect(o, &fs, run_here(o));
 }
 
 int run_cmd_main(int argc, char **argv) {

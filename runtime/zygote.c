@@ -306,9 +306,20 @@ static void on_timer_closed(uv_handle_t *h) {
         zygote_unref(h->data);
 }
 
+/* A zygote's children share its binds: a request's files (a session's
+ * /input and /output) never go to one. */
+static int refuse_files(const JailConfig *c, char *why, size_t why_len) {
+        if (!c->input_dir && !c->output_dir)
+                return 0;
+        snprintf(why, why_len, "a zygote takes no input or output folder (a session runs in a jail of its own)");
+        return -EINVAL;
+}
+
 static int zygote_spawn(uv_loop_t *loop, const JailConfig *c, int kind, zygote_event_fn fn, void *userdata,
                         Zygote **ret) {
         char why[256] = "";
+        if (refuse_files(c, why, sizeof why) < 0)
+                return -EINVAL;
         Zygote *z = calloc(1, sizeof *z);
         if (!z)
                 return -ENOMEM;
@@ -361,7 +372,7 @@ static bool env_read_at_start(const char *kv) {
 }
 
 bool zygote_template_fits(const JailConfig *c) {
-        if (c->runtime != JAIL_RUNTIME_PYTHON3)
+        if (c->runtime != JAIL_RUNTIME_PYTHON3 || c->input_dir || c->output_dir)
                 return false;
         for (size_t i = 0; i < c->n_env; i++)
                 if (!c->env[i] || env_read_at_start(c->env[i]))
@@ -374,6 +385,8 @@ int zygote_adopt(Zygote *z, const JailConfig *c, zygote_event_fn fn, void *userd
                 snprintf(why, why_len, "not a ready template");
                 return -ENOTCONN;
         }
+        if (refuse_files(c, why, why_len) < 0)
+                return -EINVAL;
         if (!zygote_template_fits(c)) {
                 snprintf(why, why_len, "the revision's environment sets what python3 reads as it starts");
                 return -EINVAL;

@@ -49,7 +49,10 @@ typedef void (*zygote_event_fn)(Zygote *z, ZygoteEvent ev, int error, void *user
  * code_fd, entry, args, env, limits, host_uid/gid, cgroup_parent, run_dir,
  * which the zygote and every child get read-only; stdin is ignored). c is checked as jail_spawn() checks it (-EINVAL for
  * a bad one); c's strings are copied and the code is opened (or code_fd
- * duplicated) now. The events arrive on loop. */
+ * duplicated) now. The events arrive on loop. A config with input_dir or
+ * output_dir (a session's files) is refused (-EINVAL): it runs in a jail
+ * of its own; zygote_adopt refuses it too, and zygote_template_fits says
+ * false for it. */
 int zygote_new(uv_loop_t *loop, const JailConfig *c, zygote_event_fn fn, void *userdata, Zygote **ret);
 
 /* Templates. A python3 zygote takes ~100 ms to start (its jail, the
