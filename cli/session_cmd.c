@@ -652,7 +652,8 @@ static void show_line(const char *key, const char *value) {
         printf("%-12s %s\n", key, value && *value ? output_sanitize(value, v, sizeof v) : "-");
 }
 
-/* "3 files, 12.3Ki (sha256:...)" for the input or the output; "512 (sha256:...)" for stdin, stdout. */
+/* "3 files, 4096 bytes (sha256:...)" for the input or the output archive;
+ * "512 bytes (sha256:...)" for stdin and stdout. */
 static const char *blob_cell(json_t *b, char *buf, size_t size) {
         json_t *files = json_object_get(b, "files"), *sz = json_object_get(b, "size");
         const char *digest = str(b, "digest");
@@ -660,7 +661,7 @@ static const char *blob_cell(json_t *b, char *buf, size_t size) {
         if (!json_is_object(b))
                 return NULL;
         if (json_is_integer(sz))
-                format_bytes((uint64_t) json_integer_value(sz), bytes, sizeof bytes);
+                snprintf(bytes, sizeof bytes, "%" JSON_INTEGER_FORMAT, json_integer_value(sz));
         if (json_is_array(files))
                 snprintf(files_s, sizeof files_s, "%zu file%s, ", json_array_size(files),
                          json_array_size(files) == 1 ? "" : "s");
