@@ -34,6 +34,7 @@ static int invoke_put(Conn *c, Req *q) {
         snprintf(inv->query, sizeof inv->query, "%s", query);
         inv->timeout_ms = q->rt.params.timeout_ms;
         inv->stderr_tail = q->want_stderr;
+        snprintf(inv->session, sizeof inv->session, "%s", q->session);
         /* a broker call's depth (checked with its signature), for the
          * callee's own broker calls */
         const char *depth = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Depth");

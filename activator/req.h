@@ -13,6 +13,7 @@
 #include "activator/outcome.h"
 #include "activator/reqid.h"
 #include "activator/router.h"
+#include "runtime/proto.h"
 
 #define REQ_TRIES_MAX        4              /* instances tried for one request (refused before running) */
 #define REQ_RECONNECTS_MAX   2              /* new connections after a stale pooled one */
@@ -61,6 +62,7 @@ struct Req {
         bool may_have_run;               /* the box may have seen it: no retry */
         bool stderr_asked;               /* X-Fnbox-Stderr: 1, not a broker call */
         bool want_stderr;                /* ...and the caller may have it (go()) */
+        char session[PROTO_SESSION_MAX + 1]; /* X-Fnbox-Session: input files and /output (docs/sessions.md) */
         unsigned reconnects;
 
         unsigned status;

@@ -146,6 +146,8 @@ static void req_uncount(Req *q) {
 
 static void response_common(Req *q, struct MHD_Response *r) {
         MHD_add_response_header(r, "X-Request-Id", q->reqid);
+        if (q->session[0])
+                MHD_add_response_header(r, "X-Fnbox-Session", q->session);
         if (q->trace[0])
                 MHD_add_response_header(r, "traceparent", q->trace);
 }
@@ -381,6 +383,11 @@ static uint64_t queue_wait_ms(const RouteParams *p) {
 }
 
 static void go(Req *q) {
+        if (q->session[0] && q->rt.params.mode != ROUTE_FRESH) {
+                req_fail(q, ACT_BAD_REQUEST, "input files (X-Fnbox-Session) need a function in mode fresh; this one "
+                         "is a service");
+                return;
+        }
         /* a fresh box's stderr in its error answer: for developers and
          * admins (anyone with --auth none), never for a broker call */
         q->want_stderr = q->stderr_asked && (!q->w->cfg->auth || q->rt.developer);
@@ -774,6 +781,12 @@ static enum MHD_Result req_head(Req *q) {
                 return send_error_now(q, ACT_NOT_FOUND, "not a function URL: /fn/NAME, /fn/NAMESPACE/NAME or /fn/NAME@TAG");
         if (q->w->quiesced)
                 return send_error_now(q, ACT_SHUTTING_DOWN, "the activator is stopping; retry elsewhere");
+        const char *sid = gw ? NULL : MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Session");
+        if (sid && !proto_session_valid(sid))
+                return send_error_now(q, ACT_BAD_REQUEST, "X-Fnbox-Session: expected a session id (s- and 32 hex "
+                                      "digits) from POST /v1/sessions");
+        if (sid)
+                snprintf(q->session, sizeof q->session, "%s", sid);
         const char *se = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Stderr");
         q->stderr_asked = !gw && se && strcmp(se, "1") == 0 &&
                           !MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Broker-Auth");

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "jail_internal.h"
+#include "session_run.h"
 #include "lib/util.h"
 
 #define ZYGOTE_RETRY_MIN_MS 100
@@ -602,6 +603,11 @@ struct InstanceCall {
         uint64_t timeout_ns;
         unsigned depth;                  /* broker calls nested above this request */
         RequestEnv env;
+        /* a request with a session (docs/sessions.md): claimed before the
+         * box, recorded after it (session_run.h) */
+        SessionRun *sess;
+        bool sess_ended;                 /* recorded (or given up): the reply may go */
+        JailResult res;                  /* the box's result while the session is recorded */
 };
 
 static Jail *call_jail(const InstanceCall *c) {
@@ -615,6 +621,8 @@ static void call_limits(const InstanceCall *c, BrokerCaller *ret) {
 
 static void call_free(InstanceCall *c) {
         request_env_clear(&c->env);
+        session_run_free(c->sess);
+        jail_result_clear(&c->res);
         free(c->body);
         free(c);
 }
@@ -622,9 +630,38 @@ static void call_free(InstanceCall *c) {
 static int call_in_pool(Instance *i, InstanceCall *c, uint64_t timeout_ns, const RequestEnv *e, char *why,
                         size_t len);
 
+static void call_finish(InstanceCall *c, JailResult *r);
+
+static void on_session_ended(SessionRun *s, int r, const char *why, void *userdata) {
+        InstanceCall *c = userdata;
+        (void) s;
+        c->sess_ended = true;
+        if (r < 0)
+                if (c->inst->h.log)
+                        c->inst->h.log(c->inst, why, strlen(why), c->inst->h.userdata);
+        call_finish(c, c->res.status == _JAIL_STATUS_MAX ? NULL : &c->res);
+}
+
+/* Record the session's outcome first: the result (NULL: the box did not
+ * run, why) waits in c->res. */
+static void call_session_end(InstanceCall *c, JailResult *r, const char *why) {
+        if (r) {
+                c->res = *r;
+                r->out = (JailOutput) { 0 };  /* its buffers are the call's now */
+                r->err = (JailOutput) { 0 };
+        } else
+                c->res = (JailResult) { .status = _JAIL_STATUS_MAX };
+        if (session_run_end(c->sess, r ? &c->res : NULL, why, c->body, c->len, on_session_ended, c) < 0)
+                on_session_ended(c->sess, -ENOMEM, "session: out of memory recording the outcome", c);
+}
+
 /* The request is over (r NULL: cancelled before a result). */
 static void call_finish(InstanceCall *c, JailResult *r) {
         Instance *i = c->inst;
+        if (c->sess && !c->sess_ended) {
+                call_session_end(c, r, c->cancelled ? "the client went away" : "the box did not run");
+                return;
+        }
         if (c->prev)
                 c->prev->next = c->next;
         else
@@ -696,6 +733,10 @@ static int call_in_pool(Instance *i, InstanceCall *c, uint64_t timeout_ns, const
                         size_t len) {
         JailConfig cfg;
         instance_config(i, &cfg);
+        if (c->sess) {
+                cfg.input_dir = session_run_input(c->sess);
+                cfg.output_dir = session_run_output(c->sess);
+        }
         /* the revision's environment, then the request's (copied by the start) */
         _cleanup_free_ char **env = calloc(i->n_env + e->n + 1, sizeof *env);
         if (!env)
@@ -721,6 +762,40 @@ static int call_in_pool(Instance *i, InstanceCall *c, uint64_t timeout_ns, const
         }
         c->jail = j;
         return 0;
+}
+
+/* A session's failure before its box ran, as the request's result. */
+static void call_setup_failed(InstanceCall *c, const char *why) {
+        JailResult e = { .status = JAIL_SETUP_ERROR };
+        snprintf(e.error, sizeof e.error, "%s", why);
+        call_finish(c, &e);
+}
+
+static void on_session_begun(SessionRun *s, int r, bool claimed, const char *why, void *userdata) {
+        InstanceCall *c = userdata;
+        Instance *i = c->inst;
+        char jwhy[256];
+        (void) s;
+        if (!claimed) {
+                /* nothing to record: the controller never gave it to us */
+                c->sess_ended = true;
+                if (c->cancelled)
+                        call_finish(c, NULL);
+                else
+                        call_setup_failed(c, why);
+                return;
+        }
+        if (c->cancelled) {
+                call_finish(c, NULL);      /* recorded as failed */
+                return;
+        }
+        if (r < 0) {
+                snprintf(jwhy, sizeof jwhy, "%s", why);
+                call_session_end(c, NULL, jwhy);
+                return;
+        }
+        if (call_in_pool(i, c, c->timeout_ns, &c->env, jwhy, sizeof jwhy) < 0)
+                call_session_end(c, NULL, jwhy);
 }
 
 int instance_invoke(Instance *i, const ProtoInvoke *inv, const char *body, size_t len, instance_reply_fn fn,
@@ -752,6 +827,21 @@ int instance_invoke(Instance *i, const ProtoInvoke *inv, const char *body, size_
                               .start_ns = instance_mono_ns(), .timeout_ns = timeout_ns, .depth = inv->depth,
                               .env = e };
         e = (RequestEnv) { 0 }; /* the call's now */
+        if (inv->session[0]) {
+                /* input files: no zygote (its jail is made); claim first */
+                const char *rev = strchr(i->revision, '/');
+                r = i->h.sessions ? session_run_begin(i->h.loop, i->h.sessions, inv->session, i->ns, i->function,
+                                                      rev ? rev + 1 : i->revision, i->digest, on_session_begun, c,
+                                                      &c->sess)
+                                  : -EOPNOTSUPP;
+                if (r < 0) {
+                        snprintf(why, why_len, "%s", r == -EOPNOTSUPP ? "this node does not run sessions"
+                                                                       : "out of memory");
+                        call_free(c);
+                        return PROTO_INVOKE_FAILED;
+                }
+                goto linked;
+        }
         r = -ENOTCONN;
         if (i->zygote && zygote_is_ready(i->zygote) && instance_mono_ns() >= i->zygote_suspect_ns) {
                 ZygoteRequest q = { .stdin_data = c->body, .stdin_len = len, .env = c->env.env, .n_env = c->env.n,
@@ -762,6 +852,7 @@ int instance_invoke(Instance *i, const ProtoInvoke *inv, const char *body, size_
                 call_free(c);
                 return PROTO_INVOKE_FAILED;
         }
+linked:
         c->next = i->calls;
         if (i->calls)
                 i->calls->prev = c;

@@ -47,6 +47,8 @@ typedef struct InstanceHost {
         const char *run_base;            /* host folder of the instances' folders: /run/fnbox/instances */
         Broker *broker;                  /* NULL: boxes get no broker socket */
         const GpuInventory *gpus;        /* the node's GPUs (NULL: none) */
+        const struct SessionHost *sessions; /* how requests with a session reach the controller
+                                          * (session_run.h); NULL: they are refused */
         /* a transition (state or reason) happened: report it now */
         void (*changed)(Instance *i, void *userdata);
         /* one line of an instance's stderr (no newline) */

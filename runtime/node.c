@@ -328,6 +328,7 @@ static void inst_add(Node *n, json_t *entry) {
                 .socket_gid = n->invoke_gid, .run_base = NODE_RUN_BASE, .changed = on_instance_changed,
                 .log = on_instance_log, .request_done = on_request_done, .zygote_ready = on_zygote_ready,
                 .instance_ready = on_instance_ready, .broker = n->broker, .gpus = &n->gpus, .userdata = n,
+                .sessions = &n->sessions,
         };
         char why[256];
         Instance *i;
@@ -650,6 +651,8 @@ int node_new(uv_loop_t *loop, const NodeOptions *o, Pool **pool, const char *cgr
                 fprintf(stderr, "fnbox-runtime serve: %s/template: %s\n", n->state_dir, strerror(-r));
         if (r >= 0)
                 r = node_listen(n, o);
+        n->sessions = (SessionHost) { .ctl = &n->ctl, .token = n->token, .box_uid = box_uid, .box_gid = box_uid,
+                                      .cancel_fd = n->cancel_fd };
         if (r >= 0 && (r = ctl_reporter_start(n)) < 0)
                 fprintf(stderr, "fnbox-runtime serve: the status reporter thread: %s\n", strerror(-r));
         if (r < 0) {

@@ -13,6 +13,7 @@
 #include "invoke.h"
 #include "node.h"
 #include "node_metrics.h"
+#include "session_run.h"
 
 #define NODE_LOGS_QUEUE_MAX 4096         /* stderr lines waiting for a report */
 #define NODE_LOGS_PER_REPORT 256
@@ -47,6 +48,7 @@ struct Node {
         GpuInventory gpus;               /* detected, or as the node config declares */
         HttpTarget ctl;
         char *token, *secret, *state_dir;
+        SessionHost sessions;            /* how instances reach the controller for sessions */
         uid_t invoke_uid;
         gid_t invoke_gid;
         int cancel_fd;                   /* eventfd: ends the long poll and fetches at once */

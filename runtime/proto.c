@@ -575,6 +575,7 @@ int proto_put_invoke(ProtoBuf *b, const ProtoInvoke *inv) {
                               "method", inv->method[0] ? inv->method : "POST", "path", inv->path[0] ? inv->path : "/");
         const struct { const char *k, *v; } opt[] = {
                 { "requestId", inv->request_id }, { "traceparent", inv->traceparent }, { "query", inv->query },
+                { "session", inv->session },
         };
         for (size_t i = 0; o && i < ELEMENTSOF(opt); i++)
                 if (opt[i].v[0] && json_object_set_new(o, opt[i].k, json_string(opt[i].v)) < 0)
@@ -587,6 +588,15 @@ int proto_put_invoke(ProtoBuf *b, const ProtoInvoke *inv) {
         if (o && inv->stderr_tail && json_object_set_new(o, "stderr", json_true()) < 0)
                 o = (json_decref(o), NULL);
         return put_json_frame(b, PROTO_INVOKE, o);
+}
+
+bool proto_session_valid(const char *s) {
+        if (strlen(s) != PROTO_SESSION_MAX || strncmp(s, "s-", 2) != 0)
+                return false;
+        for (const char *c = s + 2; *c; c++)
+                if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+                        return false;
+        return true;
 }
 
 /* An HTTP method: a token (RFC 9110), upper-case letters in practice. */
@@ -602,14 +612,16 @@ static bool method_valid(const char *m) {
 
 static int invoke_fields(json_t *o, ProtoInvoke *inv) {
         static const char *const keys[] = { "instance", "requestId", "traceparent", "method", "path", "query",
-                                            "timeoutMs", "depth", "stderr" };
+                                            "timeoutMs", "depth", "stderr", "session" };
         if (!only_keys(o, keys, ELEMENTSOF(keys)) || !json_is_string(json_object_get(o, "instance")) ||
             get_json_str(o, "instance", inv->instance, PROTO_ID_MAX) < 0 || !inv->instance[0] ||
             get_json_str(o, "requestId", inv->request_id, PROTO_REQID_MAX) < 0 ||
             get_json_str(o, "traceparent", inv->traceparent, PROTO_TRACE_MAX) < 0 ||
             get_json_str(o, "method", inv->method, PROTO_METHOD_MAX) < 0 || !method_valid(inv->method) ||
             get_json_str(o, "path", inv->path, PROTO_URLPART_MAX) < 0 || inv->path[0] != '/' ||
-            get_json_str(o, "query", inv->query, PROTO_URLPART_MAX) < 0)
+            get_json_str(o, "query", inv->query, PROTO_URLPART_MAX) < 0 ||
+            get_json_str(o, "session", inv->session, PROTO_SESSION_MAX) < 0 ||
+            (inv->session[0] && !proto_session_valid(inv->session)))
                 return -EBADMSG;
         json_t *t = json_object_get(o, "timeoutMs");
         if (t && !json_is_null(t)) {

@@ -67,6 +67,7 @@ enum {
 #define PROTO_URLPART_MAX 8192         /* INVOKE path, query */
 #define PROTO_TIMEOUT_MS_MAX (24ULL * 3600 * 1000)
 #define PROTO_STDERR_TAIL 4096         /* INVOKE "stderr": the tail of stderr sent back */
+#define PROTO_SESSION_MAX 34           /* INVOKE session: "s-" and 32 hex digits */
 
 /* ERROR exit statuses on the invoke socket (docs/internals.md) */
 enum {
@@ -183,7 +184,11 @@ typedef struct ProtoInvoke {
         uint64_t timeout_ms;                     /* 0: the instance's own */
         unsigned depth;                          /* broker calls nested above this one (0..64) */
         bool stderr_tail;                        /* "stderr": true: send the stderr's tail back */
+        char session[PROTO_SESSION_MAX + 1];     /* "" or a session (docs/sessions.md): input files at
+                                                  * /input, /output kept; the runtime claims it */
 } ProtoInvoke;
+/* A session id: "s-" and 32 lowercase hex digits. */
+bool proto_session_valid(const char *s);
 #define PROTO_DEPTH_MAX 64
 
 int proto_put_invoke(ProtoBuf *b, const ProtoInvoke *inv);
