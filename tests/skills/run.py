@@ -19,6 +19,7 @@ usage: run.py [--build DIR] [--only SUBSTRING]...
 import argparse
 import hashlib
 import json
+import re
 import os
 import shutil
 import sqlite3
@@ -286,6 +287,61 @@ def pandas_in_the_jail(x):
     job = x.generate({"task": "sum the tax column of a CSV", "name": "csv-tax", "model": "coder", "rounds": 1,
                       "limits": {"timeoutMs": 20000}})
     check(job["state"] == "passed", "a pandas box passes in the jail", job)
+
+
+SALES_CODE = ("import pandas as pd\n"
+              "df = pd.read_csv('/input/sales.csv')\n"
+              "by = df.groupby('region')['amount'].sum().sort_index()\n"
+              "with open('/output/report.txt', 'w') as f:\n"
+              "    for region, amount in by.items():\n"
+              "        f.write('%s %d\\n' % (region, amount))\n"
+              "print('total %d' % df['amount'].sum())\n")
+SALES_CSV = "region,amount\nnorth,10\nsouth,20\nnorth,30\n"
+
+
+@test
+def file_analysis_session_replay(x):
+    """The seed use case: a box written for an input file (generate --file),
+    verified with the file at /input, promoted, called with the file; its
+    /output comes back; the session replays exactly."""
+    x.up.reset()
+    tests = [{"name": "total", "input": "", "expected": "total 60"}]
+    x.up.script([{"reply": answer(SALES_CODE, tests, desc="Totals sales.csv by region into report.txt.")}],
+                only="/chat/completions")
+    work = tempfile.mkdtemp(prefix="fnbox-sales-", dir=x.p.tmp)
+    csv = os.path.join(work, "sales.csv")
+    with open(csv, "w") as f:
+        f.write(SALES_CSV)
+    out = x.p.cli_ok("skill", "generate", "total the sales in sales.csv by region", "--name", "sales-total",
+                     "--model", "coder", "--rounds", "1", "--file", csv, timeout=240)
+    st, v = x.p.api("GET", "/v1/skills/sales-total?version=1")
+    check(st == 200 and v["state"] == "candidate", "a candidate from a generate with a file", st, v, out)
+    chat = [r for r in x.up.requests if r["path"].endswith("/chat/completions")]
+    prompt = json.dumps(chat[0]["body"]["messages"])
+    check("/input/sales.csv" in prompt and "region,amount" in prompt,
+          "the prompt names the input file and shows its first lines", prompt[:3000])
+    st, body = x.p.api("POST", "/v1/skills/sales-total/promote", {}, timeout=120)
+    check(st == 200, "promotion re-runs the tests with the input file", st, body)
+    d1 = os.path.join(work, "out1")
+    rc, out, err = x.p.cli("skill", "call", "sales-total", "--file", csv, "--output-dir", d1)
+    check(rc == 0 and out.strip() == "total 60", "fnbox skill call --file: stdout", rc, out, err)
+    with open(os.path.join(d1, "report.txt")) as f:
+        report = f.read()
+    check(report == "north 40\nsouth 20\n", "/output came back", report)
+    m = re.search(r"session (s-[0-9a-f]{32})", err)
+    check(m, "the call names its session", err)
+    sid = m.group(1)
+    st, s = x.p.api("GET", "/v1/sessions/" + sid)
+    check(st == 200 and s["state"] == "done" and s["revision"].startswith("skill-sales-total-v1-") and
+          [f["name"] for f in s["input"]["files"]] == ["sales.csv"] and
+          [f["name"] for f in s["output"]["files"]] == ["report.txt"] and s["codeDigest"].startswith("sha256:"),
+          "the session keeps the inputs, the code that ran and the outputs", st, s)
+    d2 = os.path.join(work, "out2")
+    rc, out, err = x.p.cli("replay", sid, "--check", "--output-dir", d2)
+    check(rc == 0 and out.strip() == "total 60" and "stdout same, output same, status same" in err,
+          "fnbox replay --check: the same", rc, out, err)
+    with open(os.path.join(d2, "report.txt")) as f:
+        check(f.read() == report, "the replay's /output is the same")
 
 
 WORDS = ["csv", "json", "parse", "sum", "average", "median", "sort", "filter", "dedupe", "count", "words", "lines",
