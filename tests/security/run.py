@@ -1224,6 +1224,12 @@ BAD_OPTIONS = [
 for _name, _fn, _quick in BAD_OPTIONS:
     bad_options_test(_name, _fn, _quick)
 
+# More cases in files of their own next to this one (cases_*.py), each
+# with register(module): they use this module's helpers.
+sys.path.insert(0, HERE)
+for _case_file in sorted(glob.glob(os.path.join(HERE, "cases_*.py"))):
+    __import__(os.path.basename(_case_file)[:-3]).register(sys.modules[__name__])
+
 # ----- the runner -----
 
 
