@@ -1805,8 +1805,10 @@ static int session_get_body(Store *s, void *arg) {
 }
 
 int store_session_get(Store *s, const char *id, StoreSession *ret) {
-        if (session_check_id(s, id) < 0 || !ret)
+        if (session_check_id(s, id) < 0)
                 return -EINVAL;
+        if (!ret)
+                return invalid(s, -EINVAL, "no place for the session");
         StoreSession v = {};
         int r = store_call(s, TX_NONE, session_get_body, &(GetCall) { id, NULL, 0, &v });
         if (r >= 0)
@@ -1852,8 +1854,10 @@ int store_session_blob(Store *s, const char *id, const char *which, void **ret, 
         for (size_t i = 0; which && i < ELEMENTSOF(session_blobs); i++)
                 if (streq(which, session_blobs[i].name))
                         c.stmt = session_blobs[i].stmt;
-        if (c.stmt == _STMT_MAX || !ret || !ret_len)
+        if (c.stmt == _STMT_MAX)
                 return invalid(s, -EINVAL, "a session's blobs are input, stdin, stdout and output");
+        if (!ret || !ret_len)
+                return invalid(s, -EINVAL, "no place for the blob");
         int r = store_call(s, TX_NONE, session_blob_body, &c);
         if (r < 0)
                 return r;
