@@ -107,6 +107,12 @@ static int on_result(Conn *c, Req *q) {
         c->result_seen = true;
         ActError e = outcome_from_result((int) res->status, res->exit_code, res->signal, res->out.truncated, msg,
                                          sizeof msg);
+        /* a session the node could not claim or prepare: say why (another
+         * namespace's, already run, a bad archive: docs/sessions.md) */
+        if (q && q->session[0] && res->status == JAIL_SETUP_ERROR && res->error[0]) {
+                size_t n = strlen(msg);
+                snprintf(msg + n, sizeof msg - n, ": %s", res->error);
+        }
         if (q && e != ACT_OK && q->want_stderr && e != ACT_UNAVAILABLE && e != ACT_NODE_FAILED) {
                 /* answered at END, with the stderr that comes before it */
                 c->deferred = e;
