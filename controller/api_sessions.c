@@ -232,7 +232,9 @@ static int session_param(Api *api, HttpRequest *req, TokenRole min_role, StoreSe
                 return -1;
         }
         int r = store_session_get(api->store, id, ret);
-        if (r == 0 && !auth_allows(&req->principal, TOKEN_ROLE_INVOKER, ret->namespace_)) {
+        /* another namespace's, or expired (the pruning comes once a minute) */
+        if (r == 0 && (!auth_allows(&req->principal, TOKEN_ROLE_INVOKER, ret->namespace_) ||
+                       ret->expires_ms <= now_ms())) {
                 store_session_clear(ret);
                 r = -ENOENT;
         }

@@ -10,6 +10,7 @@ import json
 import os
 import tarfile
 import tempfile
+import time
 
 from fixture import Node, Platform, http_request
 from harness import check, test
@@ -139,6 +140,12 @@ def sessions_end_to_end(build):
         check(st == 400, "a retention past the controller's", st, e)
         st, e = api_raw(p, "POST", "/v1/sessions/%s/replay" % sid2, b"")
         check(st == 409, "a replay of a session that never ran", st, e)
+        # retention: an expired session is gone at once (and pruned within a minute)
+        st, s = api_raw(p, "POST", "/v1/sessions?namespace=default&retention=1s", tar_of({"data.txt": b"x"}))
+        check(st == 201, "a session kept one second", st, s)
+        time.sleep(1.5)
+        st, e = api_raw(p, "GET", "/v1/sessions/" + s["id"])
+        check(st == 404, "an expired session is gone", st, e)
 
         # a box that fills /output, one that leaves a link out of it
         sid3 = new_session(p, "reader")
