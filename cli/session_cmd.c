@@ -713,9 +713,8 @@ static int show_table(Cli *c, json_t *s) {
                 json_t *wall = json_object_get(result, "wallMs");
                 const char *err = str(result, "error");
                 int n = snprintf(buf, sizeof buf, "%s", status_cell(result, st, sizeof st) ? st : "?");
-                if (json_is_integer(wall) && n > 0 && (size_t) n < sizeof buf)
-                        n += snprintf(buf + n, sizeof buf - (size_t) n, " in %" JSON_INTEGER_FORMAT " ms",
-                                      json_integer_value(wall));
+                if (json_is_number(wall) && n > 0 && (size_t) n < sizeof buf)
+                        n += snprintf(buf + n, sizeof buf - (size_t) n, " in %.0f ms", json_number_value(wall));
                 if (err && *err && n > 0 && (size_t) n < sizeof buf)
                         snprintf(buf + n, sizeof buf - (size_t) n, ": %s", err);
                 show_line("Result:", buf);

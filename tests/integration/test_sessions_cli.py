@@ -33,8 +33,19 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from fixture import Fail, Tests, check, run_test  # noqa: E402
 
-sys.path.insert(0, os.path.join(ROOT, "tests", "dataplane"))
-import fixture as dp  # noqa: E402  (tests/dataplane/fixture.py: the whole platform)
+
+def _load_platform_fixture():
+    """tests/dataplane/fixture.py (the whole platform), under a name of its
+    own: this folder's fixture.py is already "fixture"."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("dataplane_fixture",
+                                                  os.path.join(ROOT, "tests", "dataplane", "fixture.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+dp = _load_platform_fixture()
 
 TESTS = Tests()
 test = TESTS.add
