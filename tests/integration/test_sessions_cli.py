@@ -12,7 +12,7 @@ output and status, stdin included), `replay -o json`; a box that writes
 random output, whose replay differs (`--check` exits 1); a box that fails
 and still hands back its output (exit 9); delete; and the usage errors
 that send nothing (a missing file, two files with the same name, a folder,
-a non-empty --output-dir).
+a non-empty --output-dir); bash completion of the new verbs and options.
 
 usage: test_sessions_cli.py [--build DIR] [--only NAME]...
 
@@ -311,6 +311,33 @@ def delete_session(t):
     check(out.strip() == "session %s deleted" % sid, "delete says so", out)
     t.fails(6, "sessions", "show", sid)
     check(sid not in [s["id"] for s in t.sessions()], "no longer listed")
+
+
+@test
+def bash_completion(t):
+    _, err = t.ok("call", "csvsum", "--file", t.write("in/data.csv", CSV), "--output-dir", t.path("completed"))
+    sid, _, _ = session_of(err)
+    script = os.path.join(ROOT, "cli", "fnbox.bash")
+
+    def complete(*words):
+        prog = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _fnbox; '
+                'printf "%s\\n" "${COMPREPLY[@]}"')
+        e = t.p.cli_env()
+        e["PATH"] = t.p.bin + ":" + e.get("PATH", "")
+        proc = subprocess.run(["bash", "-c", prog, "bash", script, *words], env=e, cwd=t.tmp,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        check(proc.returncode == 0, "completion failed", proc.stderr.decode())
+        return proc.stdout.decode().split()
+    check(complete("fnbox", "rep") == ["replay"], "replay verb")
+    check(complete("fnbox", "sess") == ["sessions"], "sessions verb")
+    check(complete("fnbox", "sessions", "") == ["list", "show", "delete"], "sessions' sub-verbs")
+    check(sid in complete("fnbox", "replay", ""), "session ids for replay", complete("fnbox", "replay", ""))
+    check(sid in complete("fnbox", "sessions", "show", "s-"), "session ids for sessions show")
+    check(complete("fnbox", "replay", sid, "--c") == ["--check"], "replay's options")
+    check({"--file", "--output-dir"} <= set(complete("fnbox", "call", "csvsum", "--")), "call's options")
+    check("--file" in complete("fnbox", "skill", "generate", "t", "--"), "generate --file")
+    check(complete("fnbox", "call", "csvsum", "--file", "in/da") == ["in/data.csv"], "--file completes paths")
+    check("in" in complete("fnbox", "call", "csvsum", "--output-dir", "i"), "--output-dir completes folders")
 
 
 # ---- the suite ---------------------------------------------------------------
