@@ -100,7 +100,9 @@ static int base_ensure(const char *base, char *why, size_t len) {
         struct stat st;
         if (!base || base[0] != '/' || strstr(base, "/../") || strlen(base) > 3000)
                 return fail(why, len, -EINVAL, "session folder %.200s: must be an absolute path", base ? base : "");
-        if (mkdir(base, 0711) < 0 && errno != EEXIST)
+        if (mkdir(base, 0711) == 0)
+                (void) chmod(base, 0711); /* whatever the umask */
+        else if (errno != EEXIST)
                 return fail(why, len, negative_errno(), "session folder %.200s: %s", base, strerror(errno));
         if (lstat(base, &st) < 0)
                 return fail(why, len, negative_errno(), "session folder %.200s: %s", base, strerror(errno));

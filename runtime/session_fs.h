@@ -1,10 +1,10 @@
-/* runtime/session_fs.h: the host side of one session run's files
- * (docs/sessions.md): BASE/ID/input, the unpacked input archive that the
- * jail binds read-only at /input, and BASE/ID/output, a size-capped tmpfs
- * owned by the box that the jail binds read-write at /output and that is
- * packed into an archive after the run. Everything here is synchronous
- * (callers run it on a libuv worker thread), needs root (it mounts), and
- * never logs: errors are negative errno values with a one-line why. */
+/* runtime/session_fs.h: the host side of one session run's files (docs/jail.md,
+ * "Session files"): BASE/ID/input, the unpacked input archive that the jail
+ * binds read-only at /input, and BASE/ID/output, a size-capped tmpfs owned
+ * by the box that the jail binds read-write at /output and that is packed
+ * into an archive after the run. Everything here is synchronous (callers
+ * run it on a libuv worker thread), needs root (it mounts), and never logs:
+ * errors are negative errno values with a one-line why. */
 #pragma once
 
 #include <stdbool.h>
