@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "controller/cluster.h"
@@ -253,4 +254,18 @@ int64_t api_revision_number(const char *function, const char *name) {
         if (n < 1 || strcmp(api_revision_name(function, n, canon, sizeof canon), name) != 0)
                 return -1;
         return n;
+}
+
+const char *api_bearer(HttpRequest *req) {
+        const char *h = http_header(req, "Authorization");
+        if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+                return NULL;
+        h += 7;
+        while (*h == ' ')
+                h++;
+        return *h ? h : NULL;
+}
+
+void api_by(HttpRequest *req, char *buf, size_t size) {
+        snprintf(buf, size, "token:%s", req->principal.id);
 }

@@ -57,6 +57,12 @@ int api_name_param(HttpRequest *req, size_t i, const char *what, const char **re
 /* Map a store error to 404 / 409 / 500 (logging the 500s once). */
 void api_store_error(Api *api, HttpResponse *resp, int r, const char *what);
 
+/* The caller's bearer token as sent ("fnb_..."), for calls made on its
+ * behalf (skill jobs, promotions, replays); NULL without one. */
+const char *api_bearer(HttpRequest *req);
+/* "token:ID" of the caller: who created, promoted, replayed. */
+void api_by(HttpRequest *req, char *buf, size_t size);
+
 /* "2026-11-21T10:00:00.000Z" */
 void api_time_format(int64_t ms, char buf[32]);
 json_t *api_time_json(int64_t ms);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -209,20 +208,6 @@ json_t *session_render(Api *api, const StoreSession *s, bool files) {
 
 /* ---- handlers -------------------------------------------------------------------------- */
 
-static void by_of(HttpRequest *req, char *buf, size_t size) {
-        snprintf(buf, size, "token:%s", req->principal.id);
-}
-
-static const char *bearer(HttpRequest *req) {
-        const char *h = http_header(req, "Authorization");
-        if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-                return NULL;
-        h += 7;
-        while (*h == ' ')
-                h++;
-        return *h ? h : NULL;
-}
-
 /* The session of params[0] when the caller may act in its namespace with
  * min_role: 0, or -1 with resp filled (404 for one it may not see). */
 static int session_param(Api *api, HttpRequest *req, TokenRole min_role, StoreSession *ret, HttpResponse *resp) {
@@ -289,7 +274,7 @@ void api_session_create(Api *api, HttpRequest *req, HttpResponse *resp) {
                 http_error(resp, 400, "bad_request", "input", "%s", why);
                 return;
         }
-        by_of(req, by, sizeof by);
+        api_by(req, by, sizeof by);
         int r = session_new(api, ns, fn, NULL, by, req->body, req->body_len, NULL, 0, keep_ms, id);
         if (r < 0) {
                 api_store_error(api, resp, r, "session");
@@ -544,7 +529,7 @@ static void *replay_main(void *arg) {
 
 void api_session_replay(Api *api, HttpRequest *req, HttpResponse *resp) {
         char by[160];
-        const char *token = bearer(req);
+        const char *token = api_bearer(req);
         Replay *p = calloc(1, sizeof *p);
         if (!token) {
                 http_error(resp, 401, "unauthenticated", NULL, "a replay needs a bearer token");
@@ -589,7 +574,7 @@ void api_session_replay(Api *api, HttpRequest *req, HttpResponse *resp) {
                 replay_free(p);
                 return;
         }
-        by_of(req, by, sizeof by);
+        api_by(req, by, sizeof by);
         r = session_new(api, o->namespace_, o->function, o->id, by, input, input_len, p->stdin_data, p->stdin_len,
                         api->session_retention_ms, p->id);
         free(input);

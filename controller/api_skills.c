@@ -44,22 +44,6 @@ json_t *skills_render_version(const StoreSkillVersion *v, bool full) {
         return o;
 }
 
-/* The caller's bearer token as sent ("fnb_..."), for the calls made on
- * its behalf. */
-static const char *bearer(HttpRequest *req) {
-        const char *h = http_header(req, "Authorization");
-        if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-                return NULL;
-        h += 7;
-        while (*h == ' ')
-                h++;
-        return *h ? h : NULL;
-}
-
-static void by_of(HttpRequest *req, char *buf, size_t size) {
-        snprintf(buf, size, "token:%s", req->principal.id);
-}
-
 /* NAME or NAME@N of the path (params[0]). */
 static int skill_param(HttpRequest *req, char *name, size_t size, int64_t *ret_version, HttpResponse *resp) {
         const char *p = req->n_params > 0 ? req->params[0] : "";
@@ -296,7 +280,7 @@ void api_skill_generate(Api *api, HttpRequest *req, HttpResponse *resp) {
         if (limit_field(body, "timeoutMs", false, SKILLS_TIMEOUT_DEFAULT_MS, 100, 300000, &timeout_ms, resp) < 0 ||
             limit_field(body, "memoryBytes", true, SKILLS_MEMORY_DEFAULT, 16LL << 20, 8LL << 30, &memory, resp) < 0)
                 return;
-        const char *token = bearer(req);
+        const char *token = api_bearer(req);
         if (!token) {
                 http_error(resp, 401, "unauthenticated", NULL, "a bearer token is needed");
                 return;
@@ -306,7 +290,7 @@ void api_skill_generate(Api *api, HttpRequest *req, HttpResponse *resp) {
         size_t input_len = 0;
         if (input_field(api, body, &input, &input_len, input_digest, resp) < 0)
                 return;
-        by_of(req, by, sizeof by);
+        api_by(req, by, sizeof by);
         json_t *empty = json_array();
         SkillJobSpec spec = {
                 .ns = ns, .name = name, .task = task, .runtime = runtime,
@@ -555,9 +539,9 @@ void api_skill_promote(Api *api, HttpRequest *req, HttpResponse *resp) {
                         return;
                 }
         }
-        const char *token = bearer(req);
+        const char *token = api_bearer(req);
         char by[64];
-        by_of(req, by, sizeof by);
+        api_by(req, by, sizeof by);
         int r = token ? skills_promote_start(api->skills, req, ns, name, version, token, by) : -EKEYREJECTED;
         if (r == -EBUSY)
                 http_error(resp, 409, "busy", NULL, "a job or promotion already works on skill %s; retry when it ends",
@@ -573,7 +557,7 @@ void api_skill_deprecate(Api *api, HttpRequest *req, HttpResponse *resp) {
         if (change_params(req, &ns, name, sizeof name, &version, resp) < 0)
                 return;
         char by[64];
-        by_of(req, by, sizeof by);
+        api_by(req, by, sizeof by);
         StoreSkillVersion *vs = NULL;
         size_t n = 0;
         char *next = NULL;
@@ -638,7 +622,7 @@ void api_skills_search(Api *api, HttpRequest *req, HttpResponse *resp) {
         float *qemb = NULL;
         size_t dim = 0;
         char why[256] = "";
-        const char *token = bearer(req);
+        const char *token = api_bearer(req);
         int er = token ? skills_embed(s, token, ns, q, &qemb, &dim, why, sizeof why) : -ENOTSUP;
         SkillHit hits[SKILLS_SEARCH_MAX];
         json_t *items = json_array();
