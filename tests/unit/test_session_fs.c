@@ -516,7 +516,12 @@ static void started_done(Jail *j, JailResult *r, void *userdata) {
 }
 
 static JailConfig session_config;
+static const char *session_base;
+static void *session_input;
+static size_t session_input_len;
 
+/* The jail waits, prepared, in a mount namespace of its own: the session's
+ * folders are made only now, as a pool jail's are. */
 static void start_with_files(Jail *j, JailEvent ev, int error, void *userdata) {
         Started *s = userdata;
         ASSERT_EQ_INT(error, 0);
@@ -524,6 +529,9 @@ static void start_with_files(Jail *j, JailEvent ev, int error, void *userdata) {
                 s->ended++;
                 return;
         }
+        make_session(session_base, "s-jail", session_input, session_input_len);
+        session_config.input_dir = live.input;
+        session_config.output_dir = live.output;
         char why[256] = "";
         int r = jail_start(j, &session_config, started_done, s, why, sizeof why);
         if (r < 0)
@@ -537,9 +545,8 @@ TEST(session_fs_pool_jail_gets_input_and_output) {
         ASSERT_EQ_INT(mkdir(src, 0755), 0);
         snprintf(p, sizeof p, "%s/data.csv", src);
         write_file(p, "x,y\n", 0644);
-        size_t in_len;
-        _cleanup_free_ void *in = pack_dir(src, &in_len);
-        make_session(base, "s-jail", in, in_len);
+        session_base = base;
+        session_input = pack_dir(src, &session_input_len);
         snprintf(p, sizeof p, "%s/main.sh", tmp);
         write_file(p,
                    "cat /input/data.csv\n"
@@ -552,8 +559,6 @@ TEST(session_fs_pool_jail_gets_input_and_output) {
         session_config.runtime = JAIL_RUNTIME_SH;
         session_config.code = p;
         session_config.host_uid = session_config.host_gid = BOX_UID;
-        session_config.input_dir = live.input;
-        session_config.output_dir = live.output;
         uv_loop_t loop;
         ASSERT_EQ_INT(uv_loop_init(&loop), 0);
         Started s = { 0 };
@@ -573,6 +578,7 @@ TEST(session_fs_pool_jail_gets_input_and_output) {
         Listed l = list(out, len);
         ASSERT_EQ_STR(l.names, "made.txt0;");
         free(out);
+        free(session_input);
 }
 
 TEST(session_fs_config_checks_and_zygotes_refuse) {
