@@ -55,7 +55,7 @@ const HttpRoute api_routes[] = {
         { "POST",   "/v1/skills/*/promote",        api_skill_promote,   TOKEN_ROLE_DEVELOPER, HTTP_JSON_MAX },
         { "POST",   "/v1/skills/*/deprecate",      api_skill_deprecate, TOKEN_ROLE_DEVELOPER, HTTP_JSON_MAX },
         /* sessions: runs with input files, kept and replayed (controller/api_sessions.c) */
-        { "POST",   "/v1/sessions",                api_session_create,  TOKEN_ROLE_INVOKER,   STORE_SESSION_BLOB_MAX },
+        { "POST",   "/v1/sessions",                api_session_create,  TOKEN_ROLE_INVOKER,   SESSION_INPUT_MAX },
         { "GET",    "/v1/sessions",                api_sessions_list,   TOKEN_ROLE_INVOKER,   0 },
         { "GET",    "/v1/sessions/*",              api_session_get,     TOKEN_ROLE_INVOKER,   0 },
         { "DELETE", "/v1/sessions/*",              api_session_delete,  TOKEN_ROLE_DEVELOPER, 0 },

@@ -10,6 +10,7 @@
 #include "lib/store.h"
 
 #define SESSION_INPUT_ENTRIES_MAX       1000            /* entries of an input archive */
+#define SESSION_INPUT_MAX               (32u << 20)     /* bytes of an input archive */
 #define SESSION_FINISH_HEAD_MAX         (64u << 10)     /* the JSON line of a finish */
 #define SESSION_FINISH_MAX              (3 * (size_t) STORE_SESSION_BLOB_MAX + SESSION_FINISH_HEAD_MAX)
 #define SESSION_REPLAY_TIMEOUT_MS       600000L         /* a replay's call, cold start included */

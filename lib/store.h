@@ -287,7 +287,8 @@ int store_skill_stamp(Store *s, int64_t *ret);
 /* ---- sessions: one run of a fresh box with input files ---------------- */
 
 #define STORE_SESSION_ID_LEN            34              /* "s-" + 12 hex (ms) + 20 hex (random) */
-#define STORE_SESSION_BLOB_MAX          (32u << 20)     /* bytes per blob: input, stdin, stdout, output */
+#define STORE_SESSION_BLOB_MAX          (33u << 20)     /* bytes per blob: input, stdin, stdout, output (a full
+                                                         * 32 MiB /output packs to a little more) */
 #define STORE_SESSION_RESULT_MAX        (64u << 10)     /* bytes of result_json */
 
 /* The metadata of a session; its four blobs are read with

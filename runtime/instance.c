@@ -645,11 +645,13 @@ static void on_session_ended(SessionRun *s, int r, const char *why, void *userda
 /* Record the session's outcome first: the result (NULL: the box did not
  * run, why) waits in c->res. */
 static void call_session_end(InstanceCall *c, JailResult *r, const char *why) {
-        if (r) {
+        if (r && r != &c->res) {
                 c->res = *r;
                 r->out = (JailOutput) { 0 };  /* its buffers are the call's now */
                 r->err = (JailOutput) { 0 };
-        } else
+        } else if (r)
+                ; /* held since the jail's result (on_call_jail_done) */
+        else
                 c->res = (JailResult) { .status = _JAIL_STATUS_MAX };
         if (session_run_end(c->sess, r ? &c->res : NULL, why, c->body, c->len, on_session_ended, c) < 0)
                 on_session_ended(c->sess, -ENOMEM, "session: out of memory recording the outcome", c);
@@ -683,9 +685,29 @@ static void call_finish(InstanceCall *c, JailResult *r) {
                 instance_fresh_drained(i);
 }
 
+/* A session's jail is entirely gone (no process of the box can write
+ * /output any more): record the session now. */
+static void on_session_jail_end(Jail *j, JailEvent ev, int error, void *userdata) {
+        InstanceCall *c = userdata;
+        (void) j, (void) error;
+        if (ev != JAIL_EVENT_END)
+                return;
+        call_session_end(c, &c->res, NULL);
+}
+
 static void on_call_jail_done(Jail *j, JailResult *r, void *userdata) {
         InstanceCall *c = userdata;
         c->jail = NULL;
+        if (c->sess && !c->sess_ended && !c->cancelled) {
+                /* keep the result; pack /output once what the box left
+                 * behind is gone too (the teardown kills it) */
+                c->res = *r;
+                r->out = (JailOutput) { 0 };
+                r->err = (JailOutput) { 0 };
+                jail_set_events(j, on_session_jail_end, c);
+                jail_free(j);
+                return;
+        }
         jail_free(j); /* its teardown goes on */
         call_finish(c, r);
 }

@@ -171,6 +171,11 @@ static void end_work(uv_work_t *w) {
                 snprintf(s->why, sizeof s->why, "out of memory");
                 return;
         }
+        if (pr == 0 && out_len > SESSION_RUN_KEPT_MAX + SESSION_RUN_OUTPUT_SLACK) {
+                pr = -E2BIG;
+                snprintf(s->why, sizeof s->why, "output: the archive of /output is over %u bytes",
+                         SESSION_RUN_KEPT_MAX + SESSION_RUN_OUTPUT_SLACK);
+        }
         if (pr < 0) {
                 json_object_set_new(head, "state", json_string("failed"));
                 json_object_set_new(json_object_get(head, "result"), "outputError", json_string(s->why));

@@ -19,6 +19,8 @@
 #define SESSION_RUN_BASE        "/run/fnbox/sessions"
 #define SESSION_RUN_TIMEOUT_MS  60000           /* one exchange with the controller */
 #define SESSION_RUN_KEPT_MAX    (32u << 20)     /* stdout and stdin kept with a session, at most */
+#define SESSION_RUN_OUTPUT_SLACK (1u << 20)     /* a full 32 MiB /output packs to a little more: the
+                                                 * headers (STORE_SESSION_BLOB_MAX allows for them) */
 
 typedef struct SessionHost {
         const HttpTarget *ctl;          /* the controller */
