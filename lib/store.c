@@ -1016,14 +1016,20 @@ int store_node_list(Store *s, StoreNode **ret, size_t *ret_n) {
         return 0;
 }
 
-static int node_delete_body(Store *s, void *arg) {
-        const char *name = arg;
+/* Run a statement that writes: how many rows it changed, or a negative errno. */
+static int64_t exec_changes(Store *s, StoreStmt id, const StoreArg *args, size_t n) {
         StoreRows rows = {};
-        int r = s->ops->exec(s, STMT_NODE_DELETE, (StoreArg[]) { ARG_TEXT(name) }, 1, &rows);
+        int r = s->ops->exec(s, id, args, n, &rows);
         int64_t changes = rows.changes;
         store_rows_clear(&rows);
-        if (r < 0)
-                return r;
+        return r < 0 ? r : changes;
+}
+
+static int node_delete_body(Store *s, void *arg) {
+        const char *name = arg;
+        int64_t changes = exec_changes(s, STMT_NODE_DELETE, (StoreArg[]) { ARG_TEXT(name) }, 1);
+        if (changes < 0)
+                return (int) changes;
         return changes > 0 ? 0 : store_set_error(s, -ENOENT, "no node %s", name);
 }
 
@@ -1385,12 +1391,9 @@ static int skill_check(Store *s, const StoreSkillVersion *v) {
  * what the previous writer committed (SQLite's BEGIN IMMEDIATE already
  * queues them). */
 static int skill_stamp_bump(Store *s) {
-        StoreRows rows = {};
-        int r = s->ops->exec(s, STMT_SKILL_STAMP_BUMP, NULL, 0, &rows);
-        int64_t changes = rows.changes;
-        store_rows_clear(&rows);
-        if (r < 0)
-                return r;
+        int64_t changes = exec_changes(s, STMT_SKILL_STAMP_BUMP, NULL, 0);
+        if (changes < 0)
+                return (int) changes;
         return changes == 1 ? 0 : store_set_error(s, -EIO, "the skill_stamp row is missing");
 }
 
@@ -1891,14 +1894,11 @@ typedef struct SessionStartCall {
 
 static int session_start_body(Store *s, void *arg) {
         SessionStartCall *c = arg;
-        StoreRows rows = {};
-        int r = s->ops->exec(s, STMT_SESS_START, (StoreArg[]) {
+        int64_t changes = exec_changes(s, STMT_SESS_START, (StoreArg[]) {
                 ARG_TEXT(c->id), ARG_TEXT(c->function), ARG_TEXT(c->revision), ARG_TEXT(c->code_digest),
-                ARG_INT(c->at_ms) }, 5, &rows);
-        int64_t changes = rows.changes;
-        store_rows_clear(&rows);
-        if (r < 0)
-                return r;
+                ARG_INT(c->at_ms) }, 5);
+        if (changes < 0)
+                return (int) changes;
         return changes == 1 ? 0 : session_refusal(s, c->id, "created", c->function);
 }
 
@@ -1927,19 +1927,17 @@ typedef struct SessionFinishCall {
 
 static int session_finish_body(Store *s, void *arg) {
         SessionFinishCall *c = arg;
-        StoreRows rows = {};
-        int r = s->ops->exec(s, c->keep_stdin ? STMT_SESS_FINISH_KEEP_STDIN : STMT_SESS_FINISH, (StoreArg[]) {
+        StoreStmt stmt = c->keep_stdin ? STMT_SESS_FINISH_KEEP_STDIN : STMT_SESS_FINISH;
+        int64_t changes = exec_changes(s, stmt, (StoreArg[]) {
                 ARG_TEXT(c->id), ARG_TEXT(c->state), ARG_TEXT(c->result_json), ARG_INT(c->at_ms),
                 ARG_TEXT(c->stdout_.digest), ARG_INT((int64_t) c->stdout_.len),
                 ARG_BLOB(c->stdout_.data, c->stdout_.len),
                 ARG_TEXT(c->output.digest), ARG_INT((int64_t) c->output.len),
                 ARG_BLOB(c->output.data, c->output.len),
                 ARG_TEXT(c->stdin_.digest), ARG_INT((int64_t) c->stdin_.len),
-                ARG_BLOB(c->stdin_.data, c->stdin_.len) }, c->keep_stdin ? 10 : 13, &rows);
-        int64_t changes = rows.changes;
-        store_rows_clear(&rows);
-        if (r < 0)
-                return r;
+                ARG_BLOB(c->stdin_.data, c->stdin_.len) }, c->keep_stdin ? 10 : 13);
+        if (changes < 0)
+                return (int) changes;
         return changes == 1 ? 0 : session_refusal(s, c->id, "running", NULL);
 }
 
@@ -2025,12 +2023,9 @@ int store_session_list(Store *s, const char *ns, const char *after, size_t limit
 
 static int session_delete_body(Store *s, void *arg) {
         const char *id = arg;
-        StoreRows rows = {};
-        int r = s->ops->exec(s, STMT_SESS_DELETE, (StoreArg[]) { ARG_TEXT(id) }, 1, &rows);
-        int64_t changes = rows.changes;
-        store_rows_clear(&rows);
-        if (r < 0)
-                return r;
+        int64_t changes = exec_changes(s, STMT_SESS_DELETE, (StoreArg[]) { ARG_TEXT(id) }, 1);
+        if (changes < 0)
+                return (int) changes;
         return changes > 0 ? 0 : store_set_error(s, -ENOENT, "no session %s", id);
 }
 
