@@ -19,13 +19,14 @@ struct Http {
         char *base_url;
         char *auth;             /* "Authorization: Bearer ..." or NULL */
         uint64_t timeout_ms;
+        size_t response_max;    /* HTTP_RESPONSE_MAX unless http_set_response_max said otherwise */
         char errbuf[CURL_ERROR_SIZE];
         char error[CURL_ERROR_SIZE + 64];
 };
 
 typedef struct Sink {
         char *data;
-        size_t len, cap;
+        size_t len, cap, max;
         bool overflow;
 } Sink;
 
@@ -43,6 +44,7 @@ int http_new(const char *base_url, const char *token, uint64_t timeout_ms, Http 
         h->curl = curl_easy_init();
         h->base_url = strdup(base_url);
         h->timeout_ms = timeout_ms;
+        h->response_max = HTTP_RESPONSE_MAX;
         if (token) {
                 size_t n = strlen(token) + 32;
                 if (n > AUTH_MAX || !(h->auth = malloc(n)))
@@ -81,6 +83,12 @@ const char *http_base_url(const Http *h) {
         return h->base_url;
 }
 
+size_t http_set_response_max(Http *h, size_t max) {
+        size_t old = h->response_max;
+        h->response_max = max;
+        return old;
+}
+
 void http_response_done(HttpResponse *r) {
         free(r->body);
         json_decref(r->json);
@@ -100,7 +108,7 @@ char *http_escape(const char *s) {
 static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
         Sink *s = userdata;
         size_t n = size * nmemb;
-        if (n > HTTP_RESPONSE_MAX - s->len) {
+        if (n > s->max - s->len) {
                 s->overflow = true;
                 return 0;
         }
@@ -132,7 +140,7 @@ static int setup(Http *h, const char *url, Sink *sink, struct curl_slist *hdrs) 
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) HTTP_CONNECT_TIMEOUT_MS);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) h->timeout_ms);
-        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) HTTP_RESPONSE_MAX);
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) h->response_max);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "fnbox-cli/1");
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
@@ -172,7 +180,7 @@ static int transport_error(Http *h, CURLcode cc, const Sink *sink) {
                 return -EPROTO;
         }
 too_big:
-        snprintf(h->error, sizeof h->error, "the answer is larger than %u MiB", HTTP_RESPONSE_MAX >> 20);
+        snprintf(h->error, sizeof h->error, "the answer is larger than %zu MiB", h->response_max >> 20);
         return -EFBIG;
 }
 
@@ -202,7 +210,7 @@ static struct curl_slist *headers(const Http *h, const char *content_type) {
 int http_request(Http *h, const char *method, const char *path, const char *content_type,
                  const void *body, size_t len, HttpResponse *ret) {
         _cleanup_free_ char *url = NULL;
-        Sink sink = { 0 };
+        Sink sink = { .max = h->response_max };
         h->errbuf[0] = h->error[0] = 0;
         if (asprintf(&url, "%s%s", h->base_url, path) < 0) {
                 url = NULL;

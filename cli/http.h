@@ -36,6 +36,10 @@ int http_request(Http *h, const char *method, const char *path, const char *cont
 /* A request with a JSON body (NULL: none). */
 int http_request_json(Http *h, const char *method, const char *path, json_t *body, HttpResponse *ret);
 
+/* The most bytes an answer may have from now on (HTTP_RESPONSE_MAX at
+ * first; a session's archives need more): the previous limit. */
+size_t http_set_response_max(Http *h, size_t max);
+
 /* Why the last request failed, for messages. */
 const char *http_error(const Http *h);
 const char *http_base_url(const Http *h);

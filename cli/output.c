@@ -354,13 +354,16 @@ void format_age(const char *iso, time_t now, char *buf, size_t size) {
                 return;
         }
         time_t t = timegm(&tm);
-        long long d = now > t ? (long long) (now - t) : 0;
-        if (d < 120)
-                snprintf(buf, size, "%llds", d);
-        else if (d < 120 * 60)
-                snprintf(buf, size, "%lldm", d / 60);
-        else if (d < 48 * 3600)
-                snprintf(buf, size, "%lldh", d / 3600);
+        format_span(now > t ? (long long) (now - t) : 0, buf, size);
+}
+
+void format_span(long long seconds, char *buf, size_t size) {
+        if (seconds < 120)
+                snprintf(buf, size, "%llds", seconds);
+        else if (seconds < 120 * 60)
+                snprintf(buf, size, "%lldm", seconds / 60);
+        else if (seconds < 48 * 3600)
+                snprintf(buf, size, "%lldh", seconds / 3600);
         else
-                snprintf(buf, size, "%lldd", d / 86400);
+                snprintf(buf, size, "%lldd", seconds / 86400);
 }

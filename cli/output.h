@@ -57,3 +57,5 @@ void format_bytes(uint64_t v, char *buf, size_t size);
 void format_ms(uint64_t ms, char *buf, size_t size);
 void format_cpu(uint64_t millis, char *buf, size_t size);
 void format_age(const char *iso8601, time_t now, char *buf, size_t size);
+/* A duration in seconds, as ages are shown: "90s", "5m", "3h", "6d". */
+void format_span(long long seconds, char *buf, size_t size);

@@ -7,7 +7,6 @@
  * (stdout, the output archive) can be larger than the API client's answer
  * cap, so they are fetched here with a cap of their own. */
 #define _GNU_SOURCE
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +26,7 @@
 
 #define SESSION_BLOB_MAX        (32u << 20)     /* an input or output archive, stdin, stdout */
 #define SESSION_FILE_MAX        SESSION_BLOB_MAX /* each input file, and all of them together */
+#define SESSION_ANSWER_MAX      (34u << 20)     /* a blob as the server sends it (33 MiB at most) */
 #define SESSION_FILE_NAME_MAX   100             /* what an ustar name holds without a prefix */
 #define SESSION_PATH_MAX        4096
 #define SESSION_URL_MAX         8192
@@ -73,25 +73,13 @@ static time_t time_of(json_t *v) {
         return timegm(&tm);
 }
 
-/* "90s", "5m", "3h", "6d". */
-static void span(long long d, char *buf, size_t size) {
-        if (d < 120)
-                snprintf(buf, size, "%llds", d);
-        else if (d < 120 * 60)
-                snprintf(buf, size, "%lldm", d / 60);
-        else if (d < 48 * 3600)
-                snprintf(buf, size, "%lldh", d / 3600);
-        else
-                snprintf(buf, size, "%lldd", d / 86400);
-}
-
 /* "5m ago" for a past time, "in 6d" for a future one, NULL for none. */
 static const char *relative_cell(json_t *v, char *buf, size_t size) {
         time_t t = time_of(v), now = time(NULL);
         char s[32];
         if (!t)
                 return NULL;
-        span(t > now ? (long long) (t - now) : (long long) (now - t), s, sizeof s);
+        format_span(t > now ? (long long) (t - now) : (long long) (now - t), s, sizeof s);
         snprintf(buf, size, t > now ? "in %s" : "%s ago", s);
         return buf;
 }
@@ -227,115 +215,27 @@ static int output_unpack(Cli *c, const char *id, const char *dir, const void *ta
 
 /* ---- blobs: GET /v1/sessions/ID/WHICH -------------------------------------- */
 
-typedef struct Blob {
-        char *data;
-        size_t len, cap;
-        bool overflow;
-} Blob;
-
-static size_t blob_write(char *p, size_t size, size_t n, void *userdata) {
-        Blob *b = userdata;
-        size_t len = size * n;
-        if (len > SESSION_BLOB_MAX + (64u << 10) - b->len) {
-                b->overflow = true;
-                return 0;
-        }
-        if (b->len + len + 1 > b->cap) {
-                size_t cap = b->cap ? b->cap : 64 << 10;
-                while (cap < b->len + len + 1)
-                        cap *= 2;
-                char *d = realloc(b->data, cap);
-                if (!d)
-                        return 0;
-                b->data = d;
-                b->cap = cap;
-        }
-        memcpy(b->data + b->len, p, len);
-        b->len += len;
-        b->data[b->len] = 0;
-        return len;
-}
-
-static struct curl_slist *blob_headers(Cli *c) {
-        struct curl_slist *l = curl_slist_append(NULL, "Accept: application/x-tar, application/octet-stream, */*");
-        _cleanup_free_ char *auth = NULL;
-        if (!l || !c->token)
-                return l;
-        if (asprintf(&auth, "Authorization: Bearer %s", c->token) < 0) {
-                curl_slist_free_all(l);
-                return NULL;
-        }
-        struct curl_slist *n = curl_slist_append(l, auth);
-        explicit_bzero(auth, strlen(auth));
-        if (!n)
-                curl_slist_free_all(l);
-        return n;
-}
-
-static int blob_transport(Cli *c, const char *what, CURLcode cc, const char *errbuf, const Blob *b) {
-        const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
-        if (b->overflow) {
-                fprintf(stderr, "%s: %s: the answer is larger than %u MiB\n", c->prog, what, SESSION_BLOB_MAX >> 20);
-                return CLI_EXIT_ERROR;
-        }
-        if (cc == CURLE_WRITE_ERROR)
-                return out_of_memory(c);
-        if (cc == CURLE_OPERATION_TIMEDOUT)
-                fprintf(stderr, "%s: %s: no answer from %s within the time limit (%s); raise --timeout\n", c->prog, what,
-                        c->url, why);
-        else
-                fprintf(stderr, "%s: %s: cannot reach the server at %s (%s)\n", c->prog, what, c->url, why);
-        return CLI_EXIT_UNREACHABLE;
-}
-
-/* The bytes of one of a session's blobs ("stdout", "output"...). */
+/* The bytes of one of a session's blobs ("stdout", "output"...), through
+ * the CLI's client, its answer limit raised for the call (the store keeps
+ * up to 33 MiB a blob). */
 static int session_blob(Cli *c, const char *id, const char *which, char **ret, size_t *ret_len) {
-        char url[SESSION_URL_MAX], what[64], errbuf[CURL_ERROR_SIZE] = "";
-        Blob b = { 0 };
-        long status = 0;
+        char path[SESSION_URL_MAX], what[64];
+        HttpResponse resp = { 0 };
         snprintf(what, sizeof what, "session %s: %s", id, which);
-        if ((size_t) snprintf(url, sizeof url, "%s/v1/sessions/%s/%s", c->url, id, which) >= sizeof url)
+        if ((size_t) snprintf(path, sizeof path, "/v1/sessions/%s/%s", id, which) >= sizeof path)
                 return out_of_memory(c);
-        CURL *curl = curl_easy_init();
-        struct curl_slist *hdrs = curl ? blob_headers(c) : NULL;
-        if (!curl || !hdrs) {
-                if (curl)
-                        curl_easy_cleanup(curl);
-                return out_of_memory(c);
-        }
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) HTTP_CONNECT_TIMEOUT_MS);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) c->timeout_ms);
-        curl_easy_setopt(curl, CURLOPT_USERAGENT, "fnbox-cli/1");
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, blob_write);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-        CURLcode cc = curl_easy_perform(curl);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(curl);
-        curl_slist_free_all(hdrs);
-        int code = 0;
-        if (cc != CURLE_OK)
-                code = blob_transport(c, what, cc, errbuf, &b);
-        else if (status < 200 || status > 299) {
-                HttpResponse resp = { .status = status, .body = b.data ? b.data : "", .len = b.len };
-                resp.json = b.len ? json_loadb(b.data, b.len, 0, NULL) : NULL;
-                code = cli_report(c, what, 0, &resp);
-                json_decref(resp.json);
-        } else if (b.len > SESSION_BLOB_MAX) {
-                fprintf(stderr, "%s: %s: the answer is larger than %u MiB\n", c->prog, what, SESSION_BLOB_MAX >> 20);
-                code = CLI_EXIT_ERROR;
-        }
-        if (code != 0) {
-                free(b.data);
+        size_t old = http_set_response_max(c->http, SESSION_ANSWER_MAX);
+        int r = http_request(c->http, "GET", path, NULL, NULL, 0, &resp);
+        http_set_response_max(c->http, old);
+        if (r < 0 || resp.status < 200 || resp.status > 299) {
+                int code = cli_report(c, what, r, &resp);
+                http_response_done(&resp);
                 return code;
         }
-        *ret = b.data ? b.data : calloc(1, 1);
-        *ret_len = b.len;
+        *ret = resp.body ? resp.body : calloc(1, 1);
+        *ret_len = resp.len;
+        resp.body = NULL;
+        http_response_done(&resp);
         return *ret ? 0 : out_of_memory(c);
 }
 
