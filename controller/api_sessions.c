@@ -486,13 +486,13 @@ static void replay_run(Replay *p, HttpResponse *resp) {
         r = skills_call(api->skills, path, p->token, p->id, p->stdin_data, p->stdin_len, SESSION_REPLAY_TIMEOUT_MS,
                         &a);
         cluster_unpin(api->cluster, o->namespace_, o->function, o->revision);
-        if (r < 0 || a.status == 0) {
+        /* the session says whether the box ran (its answer may well be a
+         * box's error, or more than this client keeps); the answer says why
+         * when it did not */
+        if (r < 0)
+                snprintf(why, sizeof why, "%s", strerror(-r));
+        else
                 skills_answer_why(api->skills, &a, why, sizeof why);
-                http_error(resp, 502, "unavailable", NULL, "the replay could not be run: %s",
-                           r < 0 ? strerror(-r) : why);
-                skills_answer_clear(&a);
-                return;
-        }
         skills_answer_clear(&a);
         StoreSession now = {};
         if ((r = store_session_get(api->store, p->id, &now)) < 0) {
@@ -500,10 +500,8 @@ static void replay_run(Replay *p, HttpResponse *resp) {
                 return;
         }
         if (strcmp(now.state, "done") != 0 && strcmp(now.state, "failed") != 0) {
-                /* the activator answered without the box having run (no
-                 * instance, a refusal): the answer said why */
-                http_error(resp, 502, "unavailable", NULL, "the replay %s did not run (it is %s); the activator "
-                           "answered %ld", now.id, now.state, a.status);
+                http_error(resp, 502, "unavailable", NULL, "the replay %s did not run (it is %s): %s", now.id,
+                           now.state, why);
                 store_session_clear(&now);
                 return;
         }

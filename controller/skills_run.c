@@ -198,12 +198,12 @@ int skills_call(Skills *s, const char *path, const char *token, const char *sess
 
 void skills_answer_why(const Skills *s, const SkillsAnswer *a, char *why, size_t why_len) {
         if (a->status == 0) {
-                snprintf(why, why_len, "the gateway at %s did not answer: %s", s->activator_url, a->error);
+                snprintf(why, why_len, "the activator at %s did not answer: %s", s->activator_url, a->error);
                 return;
         }
         json_t *j = a->body ? json_loadb(a->body, a->len, 0, NULL) : NULL;
         const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-        snprintf(why, why_len, "the gateway answered %ld: %s", a->status, msg ? msg : "(no message)");
+        snprintf(why, why_len, "the activator answered %ld: %s", a->status, msg ? msg : "(no message)");
         json_decref(j);
 }
 
