@@ -24,8 +24,9 @@ struct SessionRun {
         int r;
         char why[300];
         /* end */
-        char *finish_body;
-        size_t finish_len;
+        json_t *head;                   /* the finish's JSON line, less outputSize */
+        char *io;                       /* stdin then stdout, as kept */
+        size_t in_len, out_len;
         session_begin_fn begin_done;
         session_end_fn end_done;
         void *userdata;
@@ -40,7 +41,8 @@ void session_run_free(SessionRun *s) {
                 free(s->token);
         }
         free(s->base), free(s->id), free(s->ns), free(s->function), free(s->revision), free(s->code_digest);
-        free(s->finish_body);
+        json_decref(s->head);
+        free(s->io);
         free(s);
 }
 
@@ -159,35 +161,24 @@ static json_t *result_json(const JailResult *r, const char *why) {
 static void end_work(uv_work_t *w) {
         SessionRun *s = w->data;
         char path[128];
-        /* the body was built on the loop up to the output archive: pack it
-         * now and append it */
         void *out = NULL;
         size_t out_len = 0;
         int pr = s->fs.output ? session_fs_pack_output(&s->fs, &out, &out_len, s->why, sizeof s->why) : 0;
-        json_t *head = json_loadb(s->finish_body, s->finish_len, 0, NULL);
-        if (!head) {
-                free(out);
-                s->r = -ENOMEM;
-                snprintf(s->why, sizeof s->why, "out of memory");
-                return;
-        }
         if (pr == 0 && out_len > SESSION_RUN_KEPT_MAX + SESSION_RUN_OUTPUT_SLACK) {
                 pr = -E2BIG;
                 snprintf(s->why, sizeof s->why, "output: the archive of /output is over %u bytes",
                          SESSION_RUN_KEPT_MAX + SESSION_RUN_OUTPUT_SLACK);
         }
         if (pr < 0) {
-                json_object_set_new(head, "state", json_string("failed"));
-                json_object_set_new(json_object_get(head, "result"), "outputError", json_string(s->why));
+                json_object_set_new(s->head, "state", json_string("failed"));
+                json_object_set_new(json_object_get(s->head, "result"), "outputError", json_string(s->why));
                 free(out);
                 out = NULL, out_len = 0;
         }
-        json_object_set_new(head, "outputSize", json_integer((json_int_t) out_len));
-        char *line = json_dumps(head, JSON_COMPACT);
-        json_int_t in_len = json_integer_value(json_object_get(head, "stdinSize")),
-                   so_len = json_integer_value(json_object_get(head, "stdoutSize"));
-        json_decref(head);
-        size_t ll = line ? strlen(line) : 0, total = ll + 1 + (size_t) in_len + (size_t) so_len + out_len;
+        json_object_set_new(s->head, "outputSize", json_integer((json_int_t) out_len));
+        /* one line of JSON, then stdin, stdout and the output archive */
+        char *line = json_dumps(s->head, JSON_COMPACT);
+        size_t ll = line ? strlen(line) : 0, total = ll + 1 + s->in_len + s->out_len + out_len;
         char *body = line ? malloc(total) : NULL;
         if (!body) {
                 free(line), free(out);
@@ -197,10 +188,10 @@ static void end_work(uv_work_t *w) {
         }
         memcpy(body, line, ll);
         body[ll] = '\n';
-        /* the blobs follow the JSON in finish_body, after its NUL */
-        memcpy(body + ll + 1, s->finish_body + s->finish_len + 1, (size_t) (in_len + so_len));
+        if (s->in_len + s->out_len)
+                memcpy(body + ll + 1, s->io, s->in_len + s->out_len);
         if (out_len)
-                memcpy(body + ll + 1 + in_len + so_len, out, out_len);
+                memcpy(body + ll + 1 + s->in_len + s->out_len, out, out_len);
         free(line), free(out);
         snprintf(path, sizeof path, "/v1/sessions/%s/finish", s->id);
         HttpRequest rq = { .method = "POST", .path = path, .token = s->token,
@@ -241,24 +232,19 @@ int session_run_end(SessionRun *s, const JailResult *r, const char *why, const v
         json_t *head = json_pack("{s:s, s:o, s:I, s:I}", "state", r ? "done" : "failed", "result",
                                  result_json(r, why), "stdinSize", (json_int_t) in_len, "stdoutSize",
                                  (json_int_t) so_len);
-        char *line = head ? json_dumps(head, JSON_COMPACT) : NULL;
-        json_decref(head);
-        size_t ll = line ? strlen(line) : 0;
-        /* the JSON, a NUL, stdin, stdout: the worker finishes the body */
-        char *buf = line ? malloc(ll + 1 + in_len + so_len) : NULL;
-        if (!buf) {
-                free(line);
+        char *io = malloc(in_len + so_len + 1);
+        if (!head || !io) {
+                json_decref(head);
+                free(io);
                 return -ENOMEM;
         }
-        memcpy(buf, line, ll + 1);
         if (in_len)
-                memcpy(buf + ll + 1, stdin_data, in_len);
+                memcpy(io, stdin_data, in_len);
         if (so_len)
-                memcpy(buf + ll + 1 + in_len, r->out.data, so_len);
-        free(line);
-        free(s->finish_body);
-        s->finish_body = buf;
-        s->finish_len = ll;
+                memcpy(io + in_len, r->out.data, so_len);
+        json_decref(s->head);
+        free(s->io);
+        s->head = head, s->io = io, s->in_len = in_len, s->out_len = so_len;
         s->end_done = done;
         s->userdata = userdata;
         s->r = 0;
