@@ -359,7 +359,7 @@ static long long read_stat(const Cgroup *cg, int which) {
 }
 
 bool cgroup_oom_killed(const Cgroup *cg) {
-        return cg->n > 0 && read_stat(cg, ST_OOM) > 0;
+        return cg->n > 0 && read_stat(cg, ST_OOM) > cg->oom_base;
 }
 
 long long cgroup_cpu_usage_ns(const Cgroup *cg) {
@@ -371,6 +371,58 @@ long long cgroup_cpu_usage_ns(const Cgroup *cg) {
 
 long long cgroup_memory_peak(const Cgroup *cg) {
         return cg->n == 0 ? -1 : read_stat(cg, ST_PEAK);
+}
+
+/* v1: no task charged to its pids cgroup (a zombie still is); v2: not
+ * populated. */
+static bool cgroup_empty(const Cgroup *cg) {
+        char p[PATH_MAX], buf[512];
+        int i = 0;
+        if (cg->version == 1)
+                while (i < cg->n && cg->kind[i] != CG_PIDS)
+                        i++;
+        if (i == cg->n ||
+            snprintf(p, sizeof p, "%s/%s", cg->path[i], cg->version == 2 ? "cgroup.events" : "pids.current") >=
+                    (int) sizeof p ||
+            read_file_small(p, buf, sizeof buf) <= 0)
+                return false;
+        if (cg->version == 1)
+                return atoll(buf) == 0;
+        const char *s = strstr(buf, "populated ");
+        return s && s[strlen("populated ")] == '0';
+}
+
+int cgroup_recycle(Cgroup *cg) {
+        if (cg->n == 0 || !cgroup_empty(cg))
+                return -EBUSY;
+        /* the peak: v1 resets it with a write; v2 (6.12+) per open file,
+         * for reads through that same file, which stat_fd becomes */
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", stat_dir(cg, ST_PEAK),
+                     cg->version == 2 ? stat_files[ST_PEAK].v2 : stat_files[ST_PEAK].v1) >= (int) sizeof p)
+                return -ENAMETOOLONG;
+        int fd = open(p, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (write(fd, "0", 1) != 1) {
+                int r = errno == EINVAL || errno == EOPNOTSUPP ? -EOPNOTSUPP : negative_errno();
+                close(fd);
+                return r;
+        }
+        safe_close(cg->stat_fd[ST_PEAK]);
+        cg->stat_fd[ST_PEAK] = fd;
+        long long oom = read_stat(cg, ST_OOM);
+        cg->oom_base = oom > 0 ? oom : 0;
+        for (int i = 0; i < cg->n; i++) {
+                if (cg->procs_fd[i] >= 0)
+                        continue;
+                if ((cg->procs_fd[i] = open_procs(cg->path[i])) < 0) {
+                        int r = cg->procs_fd[i];
+                        cgroup_close_fds(cg);
+                        return r;
+                }
+        }
+        return 0;
 }
 
 /* Remove one stale jail cgroup directory if its runtime is gone. */

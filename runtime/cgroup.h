@@ -43,6 +43,7 @@ typedef struct Cgroup {
         int cpuacct;                    /* index in path[] that has cpuacct.usage (v1) */
         int memory;                     /* index in path[] of the memory controller */
         int devices;                    /* index in path[] of the v1 devices cgroup, or -1 */
+        long long oom_base;             /* OOM kills counted before its present tasks (reuse) */
 } Cgroup;
 
 /* A device a jail's tasks may use: type 'c' or 'b', its numbers. */
@@ -88,6 +89,13 @@ long long cgroup_cpu_usage_ns(const Cgroup *cg);
 long long cgroup_memory_peak(const Cgroup *cg);
 /* Remove PARENT/jail-PID-* left by runtimes that died (PID not running). */
 void cgroup_sweep_stale(const CgroupHost *h, const char *parent);
+/* Make an emptied cgroup ready for its next tasks instead of removing it
+ * (creating and removing cgroups costs the kernel far more, cgroup v1
+ * most): it must hold no task; its procs files are opened again, its
+ * peak memory reset and its OOM kills so far set aside. -EBUSY if a task
+ * is left, -EOPNOTSUPP where the peak cannot be reset (v2 before 6.12):
+ * then remove it. */
+int cgroup_recycle(Cgroup *cg);
 /* SIGKILL everything left in the cgroup, then remove its directories. */
 int cgroup_destroy(Cgroup *cg);
 /* Close the cgroup.procs fds (once the jail's init has joined). */

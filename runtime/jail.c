@@ -86,6 +86,7 @@ struct Jail {
         /* a zygote's child (jail_zchild_new): not our child process; its
          * pidfd arrives with its HELLO, its usage with its EXIT */
         bool adopted;
+        bool keep_cgroup;         /* its cgroup outlives it: jail_take_cgroup() at END */
         long long cpu_base_ns;    /* the cgroup's CPU time before the request */
         jail_msg_fn msg_fn;       /* messages the jail does not handle itself */
         bool hung_up;             /* its control socket reached its end */
@@ -626,6 +627,7 @@ static void maybe_report(Jail *j) {
 }
 
 static void jail_release(Jail *j) {
+        (void) cgroup_destroy(&j->cg); /* a kept one nobody took */
         jail_result_clear(&j->result);
         free(j);
 }
@@ -635,7 +637,7 @@ static void teardown(Jail *j) {
         for (int i = 0; i < _PL_MAX; i++)
                 j->fds[i] = safe_close(j->fds[i]); /* ends that were never polled */
         j->pidfd = safe_close(j->pidfd);
-        int r = cgroup_destroy(&j->cg);
+        int r = j->keep_cgroup ? 0 : cgroup_destroy(&j->cg);
         j->ended = true;
         if (j->free_requested) {
                 if (j->event)
@@ -1107,7 +1109,15 @@ static int zchild_polls(Jail *j) {
         return poll_start(j, PL_SOCK, UV_READABLE);
 }
 
-int jail_zchild_new(Jail *zygote, const JailConfig *c, Jail **ret) {
+void jail_take_cgroup(Jail *j, Cgroup *ret) {
+        cgroup_init(ret);
+        if (!j->ended || !j->keep_cgroup)
+                return;
+        *ret = j->cg;
+        cgroup_init(&j->cg);
+}
+
+int jail_zchild_new(Jail *zygote, const JailConfig *c, Cgroup *reuse, Jail **ret) {
         int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, done[2] = { -1, -1 }, sp[2] = { -1, -1 };
         int r = host_init();
         if (r < 0)
@@ -1123,8 +1133,17 @@ int jail_zchild_new(Jail *zygote, const JailConfig *c, Jail **ret) {
          * zygote's devices; v2 has no such inheritance between siblings:
          * the child's own cgroup gets the same filter */
         bool v2 = host.cg.version == 2;
-        if ((r = cgroup_create(&host.cg, c->cgroup_parent, name, &o.cg, v2, &j->cg)) < 0 ||
-            (v2 && c->n_devices > 0 && (r = jail_cgroup_devices(&j->cg, c)) < 0) ||
+        j->keep_cgroup = reuse != NULL;
+        if (reuse && reuse->n > 0) {
+                /* one of its zygote's earlier children's (cgroup_recycle):
+                 * the same revision's, so the same devices */
+                j->cg = *reuse;
+                cgroup_init(reuse);
+                r = cgroup_set_limits(&j->cg, &o.cg);
+        } else if ((r = cgroup_create(&host.cg, c->cgroup_parent, name, &o.cg, v2, &j->cg)) >= 0 && v2 &&
+                   c->n_devices > 0)
+                r = jail_cgroup_devices(&j->cg, c);
+        if (r < 0 ||
             (r = make_pipe(in, false)) < 0 || (r = make_pipe(out, true)) < 0 || (r = make_pipe(err, true)) < 0 ||
             (r = make_pipe(done, true)) < 0)
                 goto fail;

@@ -66,7 +66,13 @@ bool jail_has_exited(Jail *j);
  * mounted in its jail, then ADOPT sent. On failure the template is in an
  * unknown state: kill it. */
 int jail_zygote_adopt(Jail *z, const JailConfig *c, char *why, size_t why_len);
-int jail_zchild_new(Jail *zygote, const JailConfig *c, Jail **ret);
+/* reuse: NULL, or a cgroup for the child: a recycled one of an earlier
+ * child's (taken), or an empty one (n == 0: a new one is made). Either
+ * way the child's cgroup then outlives it, for jail_take_cgroup(). */
+int jail_zchild_new(Jail *zygote, const JailConfig *c, Cgroup *reuse, Jail **ret);
+/* At END, a child made with reuse gives its cgroup up (n == 0 when there
+ * is none, or before END); else it is removed when the jail is freed. */
+void jail_take_cgroup(Jail *j, Cgroup *ret);
 /* go_data: what travels with GO (the request's environment, zygote_child.h) */
 int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t stdin_len, const void *go_data,
                    size_t go_len, jail_done_fn done, void *userdata);

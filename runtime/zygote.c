@@ -28,6 +28,11 @@ _Static_assert(ZYGOTE_ENV_MAX == ZYGOTE_GO_ENV_MAX && ZYGOTE_ENV_BYTES == ZYGOTE
 #define ZYGOTE_MEMORY_MIN (64ULL << 20)
 #define ZYGOTE_PIDS (8 + 2 * SPARES_MAX)
 
+/* Ended children's cgroups kept for the next ones: mkdir and rmdir of a
+ * cgroup cost the kernel milliseconds of work (v1's memory controller
+ * most), a write or two to reuse one costs microseconds. */
+#define ZYGOTE_CGROUPS_KEPT 16
+
 struct ZygoteChild {
         Zygote *z;
         Jail *j;
@@ -52,6 +57,8 @@ struct Zygote {
         unsigned spares, n_spares, n_running;
         unsigned failures;        /* spares in a row that died before being used */
         ZygoteChild *children;    /* spares and running children */
+        Cgroup cgroups[ZYGOTE_CGROUPS_KEPT]; /* ended children's, for the next ones */
+        unsigned n_cgroups;
         uv_timer_t timer;
         unsigned refs;            /* the timer, the zygote's jail, each child */
         char error[256];
@@ -73,6 +80,8 @@ static void config_clear(Zygote *z) {
 static void zygote_unref(Zygote *z) {
         if (--z->refs > 0)
                 return;
+        while (z->n_cgroups > 0)
+                (void) cgroup_destroy(&z->cgroups[--z->n_cgroups]);
         config_clear(z);
         free(z);
 }
@@ -151,6 +160,19 @@ static void child_release(ZygoteChild *c) {
         jail_free(c->j);
 }
 
+/* A child's cgroup after its END: kept for the next child while the
+ * zygote lives and it can be reused, else removed. */
+static void cgroup_keep(Zygote *z, Jail *j) {
+        Cgroup cg;
+        jail_take_cgroup(j, &cg);
+        if (cg.n == 0)
+                return;
+        if (z->dead || z->freed || z->n_cgroups == ZYGOTE_CGROUPS_KEPT || cgroup_recycle(&cg) < 0)
+                (void) cgroup_destroy(&cg);
+        else
+                z->cgroups[z->n_cgroups++] = cg;
+}
+
 static void child_event(Jail *j, JailEvent ev, int error, void *userdata) {
         ZygoteChild *c = userdata;
         Zygote *z = c->z;
@@ -159,8 +181,10 @@ static void child_event(Jail *j, JailEvent ev, int error, void *userdata) {
                 z->failures = 0;
                 return;
         }
-        /* END: the child, its pid namespace and its cgroup are gone */
+        /* END: the child and its pid namespace are gone; its cgroup, now
+         * empty, serves a later child (or is removed) */
         child_unlink(c);
+        cgroup_keep(z, j);
         if (!c->started) {
                 z->n_spares--;
                 if (!z->freed && !z->dead)
@@ -201,7 +225,13 @@ static int spare_new(Zygote *z, ZygoteChild **ret) {
         ZygoteChild *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        int r = jail_zchild_new(z->jail, &z->cfg, &c->j);
+        Cgroup cg;
+        if (z->n_cgroups > 0)
+                cg = z->cgroups[--z->n_cgroups];
+        else
+                cgroup_init(&cg);
+        int r = jail_zchild_new(z->jail, &z->cfg, &cg, &c->j);
+        (void) cgroup_destroy(&cg); /* only if it was not taken */
         if (r < 0) {
                 free(c);
                 return r;

@@ -271,6 +271,42 @@ TEST(zygote_timeout_and_memory) {
         ctx_end(&x);
 }
 
+/* An ended child's cgroup serves a later child of the same zygote: the
+ * OOM kill and the peak of the one before are not the next one's. */
+TEST(zygote_cgroup_reused) {
+        Ctx x;
+        JailConfig c;
+        ctx_init(&x, &c, JAIL_RUNTIME_PYTHON3, NULL);
+        c.code = code_file("reuse.py", "import sys\nw = sys.stdin.read()\n"
+                                       "if w == 'fill':\n"
+                                       "    b = bytearray(200 << 20)\n"
+                                       "    for i in range(0, len(b), 4096): b[i] = 1\n"
+                                       "print('small')\n");
+        c.limits.memory_bytes = 64ULL << 20;
+        make_zygote(&x, &c);
+        ZygoteChild *first;
+        ASSERT_EQ_INT(fork_in(&x, "fill", &first), 0);
+        char name[64];
+        snprintf(name, sizeof name, "%s", jail_cgroup_name(zygote_child_jail(first)));
+        RUN_UNTIL(&x, x.n_done == 1);
+        ASSERT_EQ_INT(x.results[0].status, JAIL_OUT_OF_MEMORY);
+        bool reused = false;
+        for (int i = 1; i < 8; i++) {
+                ZygoteChild *ch;
+                ASSERT_EQ_INT(fork_in(&x, "small", &ch), 0);
+                const char *n = jail_cgroup_name(zygote_child_jail(ch));
+                reused |= n && strcmp(n, name) == 0;
+                RUN_UNTIL(&x, x.n_done == i + 1);
+                JailResult *r = &x.results[i];
+                ASSERT_EQ_INT(r->status, JAIL_EXITED);
+                ASSERT_EQ_INT(r->exit_code, 0);
+                ASSERT_TRUE(r->out.len == 6 && memcmp(r->out.data, "small\n", 6) == 0);
+                ASSERT_TRUE(r->max_rss_kb < 64 * 1024);
+        }
+        ASSERT_TRUE(reused);
+        ctx_end(&x);
+}
+
 static void python_requests(void) {
         Ctx x;
         ctx_start(&x, JAIL_RUNTIME_PYTHON3,
