@@ -14,6 +14,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -86,7 +88,8 @@ struct Jail {
         /* a zygote's child (jail_zchild_new): not our child process; its
          * pidfd arrives with its HELLO, its usage with its EXIT */
         bool adopted;
-        bool keep_cgroup;         /* its cgroup outlives it: jail_take_cgroup() at END */
+        bool keep_cgroup;         /* its cgroup outlives it: jail_take_kept() at END */
+        int netns;                /* a zygote's child's network namespace (JAIL_MSG_NETNS), or -1 */
         long long cpu_base_ns;    /* the cgroup's CPU time before the request */
         jail_msg_fn msg_fn;       /* messages the jail does not handle itself */
         bool hung_up;             /* its control socket reached its end */
@@ -422,6 +425,17 @@ static void on_hello(Jail *j, int fd) {
                 (void) syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
 }
 
+/* A zygote's child's network namespace, once, before it is ready: kept
+ * for a later child (jail_take_kept). */
+static void on_netns(Jail *j, int fd) {
+        if (!j->adopted || j->ready || j->netns >= 0 || fd < 0 || ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET) {
+                safe_close(fd);
+                setup_failed(j, EPROTO, "network namespace from the child");
+                return;
+        }
+        j->netns = fd;
+}
+
 static void init_gone(Jail *j);
 
 static void sock_read(Jail *j) {
@@ -453,6 +467,8 @@ static void sock_read(Jail *j) {
                 m.what[sizeof m.what - 1] = 0;
                 if (m.type == JAIL_MSG_HELLO)
                         on_hello(j, fd);
+                else if (m.type == JAIL_MSG_NETNS)
+                        on_netns(j, fd);
                 else if (fd >= 0) {
                         safe_close(fd);
                         setup_failed(j, EPROTO, "unexpected fd from the jail");
@@ -628,6 +644,7 @@ static void maybe_report(Jail *j) {
 
 static void jail_release(Jail *j) {
         (void) cgroup_destroy(&j->cg); /* a kept one nobody took */
+        safe_close(j->netns);
         jail_result_clear(&j->result);
         free(j);
 }
@@ -769,7 +786,7 @@ static Jail *jail_new(uv_loop_t *loop) {
         Jail *j = calloc(1, sizeof *j);
         if (!j)
                 return NULL;
-        *j = (Jail) { .loop = loop, .pid = -1, .pidfd = -1 };
+        *j = (Jail) { .loop = loop, .pid = -1, .pidfd = -1, .netns = -1 };
         for (int i = 0; i < _PL_MAX; i++)
                 j->fds[i] = -1;
         cgroup_init(&j->cg);
@@ -1089,12 +1106,14 @@ int jail_zygote_adopt(Jail *z, const JailConfig *c, char *why, size_t why_len) {
 /* The child's end of everything: its control socket, the box's stdio,
  * and the procs files of its cgroup, opened by us (root): the child
  * writes "0" to them to join it, first thing. */
-static int zchild_send_fork(Jail *z, Jail *j, int sp, int in, int out, int err, int done) {
-        int fds[5 + _CG_MAX] = { sp, in, out, err, done };
+static int zchild_send_fork(Jail *z, Jail *j, int sp, int in, int out, int err, int done, int netns) {
+        int fds[6 + _CG_MAX] = { sp, in, out, err, done };
         size_t n = 5;
         for (int i = 0; i < j->cg.n; i++)
                 fds[n++] = j->cg.procs_fd[i];
-        JailMsg m = { .type = JAIL_MSG_FORK, .err = (int32_t) n };
+        if (netns >= 0)
+                fds[n++] = netns;
+        JailMsg m = { .type = JAIL_MSG_FORK, .err = (int32_t) n, .wstatus = netns >= 0 };
         if (z->exited || z->fds[PL_SOCK] < 0)
                 return -ENOTCONN;
         /* never blocks the loop: a zygote that does not read gets no child */
@@ -1109,15 +1128,18 @@ static int zchild_polls(Jail *j) {
         return poll_start(j, PL_SOCK, UV_READABLE);
 }
 
-void jail_take_cgroup(Jail *j, Cgroup *ret) {
-        cgroup_init(ret);
+void jail_take_kept(Jail *j, JailKept *ret) {
+        cgroup_init(&ret->cg);
+        ret->netns = -1;
         if (!j->ended || !j->keep_cgroup)
                 return;
-        *ret = j->cg;
+        ret->cg = j->cg;
         cgroup_init(&j->cg);
+        ret->netns = j->netns;
+        j->netns = -1;
 }
 
-int jail_zchild_new(Jail *zygote, const JailConfig *c, Cgroup *reuse, Jail **ret) {
+int jail_zchild_new(Jail *zygote, const JailConfig *c, JailKept *reuse, Jail **ret) {
         int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, done[2] = { -1, -1 }, sp[2] = { -1, -1 };
         int r = host_init();
         if (r < 0)
@@ -1134,11 +1156,11 @@ int jail_zchild_new(Jail *zygote, const JailConfig *c, Cgroup *reuse, Jail **ret
          * the child's own cgroup gets the same filter */
         bool v2 = host.cg.version == 2;
         j->keep_cgroup = reuse != NULL;
-        if (reuse && reuse->n > 0) {
+        if (reuse && reuse->cg.n > 0) {
                 /* one of its zygote's earlier children's (cgroup_recycle):
                  * the same revision's, so the same devices */
-                j->cg = *reuse;
-                cgroup_init(reuse);
+                j->cg = reuse->cg;
+                cgroup_init(&reuse->cg);
                 r = cgroup_set_limits(&j->cg, &o.cg);
         } else if ((r = cgroup_create(&host.cg, c->cgroup_parent, name, &o.cg, v2, &j->cg)) >= 0 && v2 &&
                    c->n_devices > 0)
@@ -1152,7 +1174,8 @@ int jail_zchild_new(Jail *zygote, const JailConfig *c, Cgroup *reuse, Jail **ret
                 r = negative_errno();
                 goto fail;
         }
-        if ((r = zchild_send_fork(zygote, j, sp[1], in[0], out[1], err[1], done[1])) < 0)
+        if ((r = zchild_send_fork(zygote, j, sp[1], in[0], out[1], err[1], done[1],
+                                  reuse ? reuse->netns : -1)) < 0)
                 goto fail;
         j->fds[PL_IN] = TAKE_FD(in[1]);
         j->fds[PL_OUT] = TAKE_FD(out[0]);

@@ -37,6 +37,7 @@ enum {
         JAIL_MSG_FORK,        /* parent -> zygote: make a child; its fds attached (err = count) */
         JAIL_MSG_HELLO,       /* child -> parent: in its cgroup; its own pidfd attached */
         JAIL_MSG_ADOPT,       /* parent -> template zygote: its revision (a memfd attached) */
+        JAIL_MSG_NETNS,       /* zygote's child -> parent: its network namespace (fd attached) */
 };
 
 typedef struct JailMsg {

@@ -66,13 +66,22 @@ bool jail_has_exited(Jail *j);
  * mounted in its jail, then ADOPT sent. On failure the template is in an
  * unknown state: kill it. */
 int jail_zygote_adopt(Jail *z, const JailConfig *c, char *why, size_t why_len);
-/* reuse: NULL, or a cgroup for the child: a recycled one of an earlier
- * child's (taken), or an empty one (n == 0: a new one is made). Either
- * way the child's cgroup then outlives it, for jail_take_cgroup(). */
-int jail_zchild_new(Jail *zygote, const JailConfig *c, Cgroup *reuse, Jail **ret);
-/* At END, a child made with reuse gives its cgroup up (n == 0 when there
- * is none, or before END); else it is removed when the jail is freed. */
-void jail_take_cgroup(Jail *j, Cgroup *ret);
+/* What an ended child of a zygote leaves for a later one: its emptied
+ * cgroup and its network namespace (an fd, or -1). */
+typedef struct JailKept {
+        Cgroup cg;
+        int netns;
+} JailKept;
+/* reuse: NULL, or what the child starts from: a recycled cgroup of an
+ * earlier child's (taken; n == 0: a new one is made) and a network
+ * namespace to offer it (-1: none; the caller keeps and closes it). Either
+ * way the child's cgroup and namespace then outlive it, for
+ * jail_take_kept(). */
+int jail_zchild_new(Jail *zygote, const JailConfig *c, JailKept *reuse, Jail **ret);
+/* At END, a child made with reuse gives up what it leaves (cg.n == 0 and
+ * netns -1 when nothing, or before END); else all is removed when the
+ * jail is freed. */
+void jail_take_kept(Jail *j, JailKept *ret);
 /* go_data: what travels with GO (the request's environment, zygote_child.h) */
 int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t stdin_len, const void *go_data,
                    size_t go_len, jail_done_fn done, void *userdata);

@@ -28,10 +28,11 @@ _Static_assert(ZYGOTE_ENV_MAX == ZYGOTE_GO_ENV_MAX && ZYGOTE_ENV_BYTES == ZYGOTE
 #define ZYGOTE_MEMORY_MIN (64ULL << 20)
 #define ZYGOTE_PIDS (8 + 2 * SPARES_MAX)
 
-/* Ended children's cgroups kept for the next ones: mkdir and rmdir of a
- * cgroup cost the kernel milliseconds of work (v1's memory controller
- * most), a write or two to reuse one costs microseconds. */
-#define ZYGOTE_CGROUPS_KEPT 16
+/* Ended children's cgroups and network namespaces kept for the next ones:
+ * mkdir and rmdir of a cgroup cost the kernel milliseconds of work (v1's
+ * memory controller most), a new network namespace a loopback device and
+ * a deferred cleanup; reusing them costs a few system calls. */
+#define ZYGOTE_KEPT 16
 
 struct ZygoteChild {
         Zygote *z;
@@ -57,8 +58,10 @@ struct Zygote {
         unsigned spares, n_spares, n_running;
         unsigned failures;        /* spares in a row that died before being used */
         ZygoteChild *children;    /* spares and running children */
-        Cgroup cgroups[ZYGOTE_CGROUPS_KEPT]; /* ended children's, for the next ones */
+        Cgroup cgroups[ZYGOTE_KEPT];   /* ended children's, for the next ones */
         unsigned n_cgroups;
+        int netns[ZYGOTE_KEPT];        /* ... and their network namespaces */
+        unsigned n_netns;
         uv_timer_t timer;
         unsigned refs;            /* the timer, the zygote's jail, each child */
         char error[256];
@@ -82,6 +85,8 @@ static void zygote_unref(Zygote *z) {
                 return;
         while (z->n_cgroups > 0)
                 (void) cgroup_destroy(&z->cgroups[--z->n_cgroups]);
+        while (z->n_netns > 0)
+                safe_close(z->netns[--z->n_netns]);
         config_clear(z);
         free(z);
 }
@@ -160,17 +165,26 @@ static void child_release(ZygoteChild *c) {
         jail_free(c->j);
 }
 
-/* A child's cgroup after its END: kept for the next child while the
- * zygote lives and it can be reused, else removed. */
-static void cgroup_keep(Zygote *z, Jail *j) {
-        Cgroup cg;
-        jail_take_cgroup(j, &cg);
-        if (cg.n == 0)
-                return;
-        if (z->dead || z->freed || z->n_cgroups == ZYGOTE_CGROUPS_KEPT || cgroup_recycle(&cg) < 0)
-                (void) cgroup_destroy(&cg);
-        else
-                z->cgroups[z->n_cgroups++] = cg;
+/* A child's cgroup and network namespace after its END: kept for the
+ * next child while the zygote lives and they can be reused, else removed
+ * (the namespace: let go; the child checks that it is empty before using
+ * it, zygote_child.c). */
+static void keep(Zygote *z, Jail *j) {
+        JailKept k;
+        jail_take_kept(j, &k);
+        bool live = !z->dead && !z->freed;
+        if (k.cg.n > 0) {
+                if (live && z->n_cgroups < ZYGOTE_KEPT && cgroup_recycle(&k.cg) >= 0)
+                        z->cgroups[z->n_cgroups++] = k.cg;
+                else
+                        (void) cgroup_destroy(&k.cg);
+        }
+        if (k.netns >= 0) {
+                if (live && z->n_netns < ZYGOTE_KEPT)
+                        z->netns[z->n_netns++] = k.netns;
+                else
+                        safe_close(k.netns);
+        }
 }
 
 static void child_event(Jail *j, JailEvent ev, int error, void *userdata) {
@@ -184,7 +198,7 @@ static void child_event(Jail *j, JailEvent ev, int error, void *userdata) {
         /* END: the child and its pid namespace are gone; its cgroup, now
          * empty, serves a later child (or is removed) */
         child_unlink(c);
-        cgroup_keep(z, j);
+        keep(z, j);
         if (!c->started) {
                 z->n_spares--;
                 if (!z->freed && !z->dead)
@@ -225,13 +239,14 @@ static int spare_new(Zygote *z, ZygoteChild **ret) {
         ZygoteChild *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        Cgroup cg;
+        JailKept k = { .netns = z->n_netns > 0 ? z->netns[--z->n_netns] : -1 };
         if (z->n_cgroups > 0)
-                cg = z->cgroups[--z->n_cgroups];
+                k.cg = z->cgroups[--z->n_cgroups];
         else
-                cgroup_init(&cg);
-        int r = jail_zchild_new(z->jail, &z->cfg, &cg, &c->j);
-        (void) cgroup_destroy(&cg); /* only if it was not taken */
+                cgroup_init(&k.cg);
+        int r = jail_zchild_new(z->jail, &z->cfg, &k, &c->j);
+        (void) cgroup_destroy(&k.cg); /* only if it was not taken */
+        safe_close(k.netns);            /* sent with FORK, or not */
         if (r < 0) {
                 free(c);
                 return r;

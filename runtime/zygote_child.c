@@ -12,8 +12,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
 #include <linux/securebits.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -32,12 +35,13 @@ static struct {
         int ctl;
         ZygoteParams p;
         struct sock_fprog prog;
-        int fds[ZYGOTE_FORK_FDS_MAX];   /* the FORK being served */
+        int fds[ZYGOTE_FORK_FDS_MAX];   /* the FORK being served, without its netns */
         int n_fds;
+        int netns;                      /* the FORK's network namespace to reuse, or -1 */
         bool exec_mode;                 /* in fnbox-runtime: the box process execs */
         int box_sock;
         int done_fd;                    /* the box process's end of its DONE pipe */
-} zs = { .ctl = -1, .box_sock = -1, .done_fd = -1 };
+} zs = { .ctl = -1, .box_sock = -1, .done_fd = -1, .netns = -1 };
 
 /* The GO of the box process's request and its environment. Written only
  * in a box process (after its fork): the zygote's copies stay empty. The
@@ -172,10 +176,13 @@ EXPORT int zygote_child_wait(void) {
         JailMsg m;
         int fds[ZYGOTE_FORK_FDS_MAX];
         int nfds = recv_ctl(&m, fds, ZYGOTE_FORK_FDS_MAX);
-        if (nfds < ZYGOTE_FORK_FDS_MIN || m.type != JAIL_MSG_FORK || m.err != nfds)
+        int has_netns = m.wstatus == 1;
+        if (nfds < ZYGOTE_FORK_FDS_MIN + has_netns || m.type != JAIL_MSG_FORK || m.err != nfds ||
+            (m.wstatus != 0 && !has_netns))
                 _exit(125); /* the runtime never sends this: stop rather than guess */
         memcpy(zs.fds, fds, sizeof fds);
-        zs.n_fds = nfds;
+        zs.n_fds = nfds - has_netns;
+        zs.netns = has_netns ? fds[nfds - 1] : -1;
         return 0;
 }
 
@@ -260,12 +267,60 @@ static void child_drop(int sock) {
         CHECK(sock, syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &zs.prog), "seccomp");
 }
 
+/* No unix socket in the network namespace this process is in: the only
+ * thing a box can leave in one (seccomp allows it no other socket family,
+ * and it holds no capability to change the namespace itself). False when
+ * the kernel cannot say (unix_diag). */
+static bool netns_empty(void) {
+        int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (fd < 0)
+                return false;
+        struct {
+                struct nlmsghdr h;
+                struct unix_diag_req r;
+        } q = { .h = { .nlmsg_len = sizeof q, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+                       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
+                .r = { .sdiag_family = AF_UNIX, .udiag_states = ~0U } };
+        union {
+                struct nlmsghdr h;
+                char b[4096];
+        } a;
+        bool empty = false;
+        if (send(fd, &q, sizeof q, 0) == (ssize_t) sizeof q) {
+                ssize_t n = recv(fd, &a, sizeof a, 0);
+                empty = n >= (ssize_t) sizeof a.h && NLMSG_OK(&a.h, (size_t) n) && a.h.nlmsg_type == NLMSG_DONE;
+        }
+        close(fd);
+        return empty;
+}
+
+/* The child's network namespace: an earlier child's that the runtime kept
+ * (that child and everything it started are gone) if nothing of it is
+ * left there, else a new one. Making and tearing down a namespace costs
+ * the kernel a loopback device, sysctl tables and an RCU-deferred cleanup
+ * per request; entering one costs a system call. Then the runtime gets it,
+ * to hand it to a later child once this one is gone. */
+static void child_net(int sock) {
+        bool reused = zs.netns >= 0 && setns(zs.netns, CLONE_NEWNET) == 0 && netns_empty();
+        if (zs.netns >= 0)
+                close(zs.netns);
+        zs.netns = -1;
+        if (!reused)
+                CHECK(sock, unshare(CLONE_NEWNET), "unshare network namespace");
+        int net = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (net < 0 || send_fd(sock, JAIL_MSG_NETNS, net) < 0)
+                fail(sock, "send network namespace");
+        close(net);
+}
+
 /* The child's own namespaces and filesystems: mount (a fresh /tmp, a /proc
  * of its own pid namespace), ipc (no SysV object outlives it or reaches a
- * sibling), net (no abstract socket name is shared with a sibling), and a
- * cgroup namespace rooted at the cgroup it has just joined. */
+ * sibling), net (no abstract socket name is shared with a sibling:
+ * child_net), and a cgroup namespace rooted at the cgroup it has just
+ * joined. */
 static void child_namespaces(int sock) {
-        CHECK(sock, unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP), "unshare namespaces");
+        child_net(sock);
+        CHECK(sock, unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP), "unshare namespaces");
         char opts[160];
         size_t n = strlen(zs.p.tmp_opts);
         memcpy(opts, zs.p.tmp_opts, n);
@@ -423,7 +478,10 @@ static int child_main(void) {
          * interpreter's files; only this child's own fds */
         int keep[ZYGOTE_FORK_FDS_MAX];
         memcpy(keep, zs.fds, sizeof keep);
-        if (close_all_but(keep, zs.n_fds) < 0)
+        int n_keep = zs.n_fds;
+        if (zs.netns >= 0)
+                keep[n_keep++] = zs.netns;
+        if (close_all_but(keep, n_keep) < 0)
                 _exit(126);
         /* its own session: a process group signal must not reach the zygote */
         CHECK(sock, setsid(), "setsid");
@@ -469,6 +527,9 @@ EXPORT int zygote_child_fork(void) {
         for (int i = 0; i < zs.n_fds; i++)
                 close(zs.fds[i]); /* a failed clone: the runtime sees the child's socket close */
         zs.n_fds = 0;
+        if (zs.netns >= 0)
+                close(zs.netns);
+        zs.netns = -1;
         return pid < 0 ? -err : (int) pid;
 }
 

@@ -20,10 +20,12 @@
 #define ZYGOTE_PARAMS_MAGIC 0x7a79676fU   /* "zygo" */
 #define ZYGOTE_FILTER_MAX 4096            /* BPF instructions */
 /* The fds a FORK message carries: the child's control socket, the box's
- * stdin, stdout and stderr, its DONE pipe (zygote_child_done), then one
- * cgroup.procs fd per hierarchy. */
+ * stdin, stdout and stderr, its DONE pipe (zygote_child_done), one
+ * cgroup.procs fd per hierarchy, and when the message's wstatus is 1, last,
+ * an earlier child's network namespace to reuse (the child sends the one
+ * it ends up in back with JAIL_MSG_NETNS). */
 #define ZYGOTE_FORK_FDS_MIN 6
-#define ZYGOTE_FORK_FDS_MAX 9
+#define ZYGOTE_FORK_FDS_MAX 10
 /* A request's own environment travels with its GO: the JailMsg (err = the
  * bytes that follow), then KEY=VALUE strings, each NUL-terminated, at most
  * ZYGOTE_GO_ENV_MAX of them and ZYGOTE_GO_ENV_BYTES in all (zygote.h's

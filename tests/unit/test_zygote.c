@@ -307,6 +307,50 @@ TEST(zygote_cgroup_reused) {
         ctx_end(&x);
 }
 
+/* A child's network namespace serves a later child once the first is
+ * gone and nothing of it is left there: a name the first bound is free
+ * again. Two children at once never share one. */
+TEST(zygote_netns_reused_never_shared) {
+        Ctx x;
+        JailConfig c;
+        ctx_init(&x, &c, JAIL_RUNTIME_PYTHON3, NULL);
+        c.code = code_file("netns.py", "import os, socket, sys, time\nw = sys.stdin.read()\n"
+                                       "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+                                       "s.bind(b'\\0fnbox-unit-netns')\n"
+                                       "print(os.stat('/proc/self/ns/net').st_ino, flush=True)\n"
+                                       "if w == 'hold': time.sleep(1.5)\n");
+        make_zygote(&x, &c);
+        unsigned long long ino[8];
+        bool repeated = false;
+        for (int i = 0; i < 8; i++) {
+                JailResult *r = one(&x, "x");
+                if (r->status != JAIL_EXITED || r->exit_code != 0)
+                        FAIL_AT("request %d: status %d code %d: %.*s", i, r->status, r->exit_code, (int) r->err.len,
+                                r->err.data ? r->err.data : "");
+                ino[i] = strtoull(r->out.data, NULL, 10);
+                ASSERT_TRUE(ino[i] > 0);
+                for (int k = 0; k < i; k++)
+                        repeated |= ino[k] == ino[i];
+                /* let the child end (its namespace goes back to the zygote) */
+                double until = now_ms() + 100;
+                while (now_ms() < until)
+                        uv_run(&x.loop, UV_RUN_NOWAIT);
+        }
+        ASSERT_TRUE(repeated);
+        ZygoteChild *a, *b;
+        int n = x.n_done;
+        ASSERT_EQ_INT(fork_in(&x, "hold", &a), 0);
+        double until = now_ms() + 300;
+        while (now_ms() < until)
+                uv_run(&x.loop, UV_RUN_NOWAIT);
+        ASSERT_EQ_INT(fork_in(&x, "x", &b), 0);
+        RUN_UNTIL(&x, x.n_done == n + 2);
+        for (int i = n; i < n + 2; i++)
+                ASSERT_TRUE(x.results[i].status == JAIL_EXITED && x.results[i].exit_code == 0);
+        ASSERT_TRUE(strtoull(x.results[n].out.data, NULL, 10) != strtoull(x.results[n + 1].out.data, NULL, 10));
+        ctx_end(&x);
+}
+
 static void python_requests(void) {
         Ctx x;
         ctx_start(&x, JAIL_RUNTIME_PYTHON3,
