@@ -88,7 +88,7 @@ struct Jail {
         /* a zygote's child (jail_zchild_new): not our child process; its
          * pidfd arrives with its HELLO, its usage with its EXIT */
         bool adopted;
-        bool keep_cgroup;         /* its cgroup outlives it: jail_take_kept() at END */
+        bool kept;                /* its cgroup and network namespace outlive it: jail_take_kept() */
         int netns;                /* a zygote's child's network namespace (JAIL_MSG_NETNS), or -1 */
         long long cpu_base_ns;    /* the cgroup's CPU time before the request */
         jail_msg_fn msg_fn;       /* messages the jail does not handle itself */
@@ -654,7 +654,7 @@ static void teardown(Jail *j) {
         for (int i = 0; i < _PL_MAX; i++)
                 j->fds[i] = safe_close(j->fds[i]); /* ends that were never polled */
         j->pidfd = safe_close(j->pidfd);
-        int r = j->keep_cgroup ? 0 : cgroup_destroy(&j->cg);
+        int r = j->kept ? 0 : cgroup_destroy(&j->cg);
         j->ended = true;
         if (j->free_requested) {
                 if (j->event)
@@ -1131,7 +1131,7 @@ static int zchild_polls(Jail *j) {
 void jail_take_kept(Jail *j, JailKept *ret) {
         cgroup_init(&ret->cg);
         ret->netns = -1;
-        if (!j->ended || !j->keep_cgroup)
+        if (!j->ended || !j->kept)
                 return;
         ret->cg = j->cg;
         cgroup_init(&j->cg);
@@ -1155,7 +1155,7 @@ int jail_zchild_new(Jail *zygote, const JailConfig *c, JailKept *reuse, Jail **r
          * zygote's devices; v2 has no such inheritance between siblings:
          * the child's own cgroup gets the same filter */
         bool v2 = host.cg.version == 2;
-        j->keep_cgroup = reuse != NULL;
+        j->kept = reuse != NULL;
         if (reuse && reuse->cg.n > 0) {
                 /* one of its zygote's earlier children's (cgroup_recycle):
                  * the same revision's, so the same devices */

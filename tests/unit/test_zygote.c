@@ -307,6 +307,13 @@ TEST(zygote_cgroup_reused) {
         ctx_end(&x);
 }
 
+/* Turn the loop for ms milliseconds. */
+static void run_for(Ctx *x, double ms) {
+        double until = now_ms() + ms;
+        while (now_ms() < until)
+                uv_run(&x->loop, UV_RUN_NOWAIT);
+}
+
 /* A child's network namespace serves a later child once the first is
  * gone and nothing of it is left there: a name the first bound is free
  * again. Two children at once never share one. */
@@ -331,18 +338,13 @@ TEST(zygote_netns_reused_never_shared) {
                 ASSERT_TRUE(ino[i] > 0);
                 for (int k = 0; k < i; k++)
                         repeated |= ino[k] == ino[i];
-                /* let the child end (its namespace goes back to the zygote) */
-                double until = now_ms() + 100;
-                while (now_ms() < until)
-                        uv_run(&x.loop, UV_RUN_NOWAIT);
+                run_for(&x, 100); /* the child ends: its namespace goes back to the zygote */
         }
         ASSERT_TRUE(repeated);
         ZygoteChild *a, *b;
         int n = x.n_done;
         ASSERT_EQ_INT(fork_in(&x, "hold", &a), 0);
-        double until = now_ms() + 300;
-        while (now_ms() < until)
-                uv_run(&x.loop, UV_RUN_NOWAIT);
+        run_for(&x, 300);
         ASSERT_EQ_INT(fork_in(&x, "x", &b), 0);
         RUN_UNTIL(&x, x.n_done == n + 2);
         for (int i = n; i < n + 2; i++)
