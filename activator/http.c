@@ -58,6 +58,7 @@ struct HttpConn {
         size_t head_len;                /* the current request's head in buf (0: not complete) */
         size_t scan;                    /* where the search for the head's end goes on */
         uint64_t last_ms;
+        uint64_t head_since;            /* the first byte of the head being read */
         bool reading;
 
         /* the request */
@@ -68,7 +69,6 @@ struct HttpConn {
         bool chunked, body_done, body_skip;
         uint64_t body_left;             /* Content-Length bytes, or the current chunk's, still to come */
         int ch_state;
-        size_t ch_line;                 /* bytes of the current chunk-size or trailer line */
         size_t trailer_bytes;
         uint64_t discarded;
         void *ctx;                      /* the handler's, from begin to done */
@@ -689,7 +689,6 @@ static bool parse_head(HttpConn *c) {
                 }
                 c->chunked = true;
                 c->ch_state = CH_SIZE;
-                c->ch_line = 0;
                 c->trailer_bytes = 0;
         } else if (cl) {
                 uint64_t v = 0;
@@ -732,8 +731,7 @@ static void body_input(HttpConn *c) {
                 if (!nl) {
                         if (have > HTTP_CHUNK_LINE_MAX)
                                 c->failed = true;
-                        c->ch_line = have;      /* a partial line: kept for the next read */
-                        break;
+                        break;                  /* a partial line: kept for the next read */
                 }
                 char *line = p;
                 size_t ll = (size_t) (nl - p) + 1;
@@ -742,7 +740,6 @@ static void body_input(HttpConn *c) {
                         break;
                 }
                 c->pos += ll;
-                c->ch_line = 0;
                 size_t body = ll - 1 - (ll >= 2 && line[ll - 2] == '\r');
                 if (c->ch_state == CH_DATA_END) {
                         if (body != 0) {
@@ -958,6 +955,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b _unused_) {
                 }
                 return;
         }
+        if (c->state == CS_HEAD && c->len == 0)
+                c->head_since = uv_now(c->s->loop);
         c->len += (size_t) n;
         c->last_ms = uv_now(c->s->loop);
         conn_input(c);
@@ -1040,6 +1039,7 @@ static void conn_next(HttpConn *c) {
                 return;
         }
         c->state = CS_HEAD;
+        c->head_since = uv_now(s->loop);
         c->head_len = 0;
         c->method = c->uri = NULL;
         c->n_hdr = 0;
@@ -1081,7 +1081,10 @@ static void on_sweep(uv_timer_t *t) {
                 uint64_t limit = c->state == CS_LINGER ? LINGER_MS : s->lim.idle_ms;
                 bool idle = c->state == CS_HEAD || c->state == CS_BODY || c->state == CS_LINGER ||
                             (c->state == CS_ANSWER && c->wq_n > 0);
-                if ((idle && now - c->last_ms > limit) ||
+                /* a head is due within the idle time of its first byte, however
+                 * slowly it trickles in */
+                bool slow_head = c->state == CS_HEAD && c->len > 0 && now - c->head_since > s->lim.idle_ms;
+                if ((idle && now - c->last_ms > limit) || slow_head ||
                     (c->state == CS_LINGER && now - c->linger_since > LINGER_MAX_MS))
                         conn_close(c);
         }
