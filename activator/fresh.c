@@ -37,8 +37,8 @@ static int invoke_put(Conn *c, Req *q) {
         snprintf(inv->session, sizeof inv->session, "%s", q->session);
         /* a broker call's depth (checked with its signature), for the
          * callee's own broker calls */
-        const char *depth = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Depth");
-        if (depth && MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Broker-Auth"))
+        const char *depth = http_header(q->conn, "X-Fnbox-Depth");
+        if (depth && http_header(q->conn, "X-Fnbox-Broker-Auth"))
                 inv->depth = (unsigned) atoi(depth) > PROTO_DEPTH_MAX ? PROTO_DEPTH_MAX : (unsigned) atoi(depth);
         int r = proto_put_invoke(&c->wbuf, inv);
         free(inv);
@@ -129,13 +129,13 @@ static int on_result(Conn *c, Req *q) {
         c->result_ok = true;
         if (!q)
                 return 0;
-        struct MHD_Response *r = req_stream_response(q, c->reply.out_len);
+        HttpResponse *r = req_stream_response(q, c->reply.out_len);
         if (!r) {
                 req_fail(q, ACT_INTERNAL, "out of memory");
                 conn_detach(c);
                 return 0;
         }
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+        http_response_header(r, "Content-Type", "application/octet-stream");
         req_start(q, r, 200);
         return 0;
 }

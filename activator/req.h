@@ -1,10 +1,10 @@
 /* activator/req.h: one request from a client, as a worker (worker.c) and
  * the backend clients (fresh.c, service.c) share it. It lives from the
- * moment libmicrohttpd hands us its URI until the last of its holders
+ * moment its head is in (http.h) until the last of its holders
  * lets go: the connection, the backend call, the streaming response. */
 #pragma once
 
-#include <microhttpd.h>
+#include "activator/http.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -28,17 +28,16 @@ typedef struct Req Req;
 enum {
         REQ_HEAD,        /* the URI and headers arrived */
         REQ_BODY,        /* reading the body */
-        REQ_WAIT,        /* suspended: queued, or waiting for the backend's answer */
-        REQ_READY,       /* a response waits to be queued */
-        REQ_SENT,        /* the response is queued with libmicrohttpd */
+        REQ_WAIT,        /* queued, or waiting for the backend's answer */
+        REQ_SENT,        /* answered (http_respond) */
 };
 
 struct Req {
         Worker *w;
-        struct MHD_Connection *conn;     /* NULL once libmicrohttpd is done with it */
+        HttpConn *conn;                  /* NULL once the connection is done with it (http.h) */
         unsigned refs;
         int phase;
-        bool suspended, reader_waiting, head_method, counted;
+        bool reader_waiting, head_method, counted;
         char *uri;                       /* as sent: path and query, percent-encoded */
         const char *method;
         FnPath path;
@@ -54,7 +53,6 @@ struct Req {
         RouteResult rt;                  /* rt.rev held; rt.slot taken while the backend runs */
         Waiter waiter;
         uv_timer_t timer;                /* the queue deadline, then the backend's */
-        uv_poll_t *hup;                  /* while queued: the client's hang-up */
         bool timer_init;
         Slot *tried[REQ_TRIES_MAX];
         size_t n_tried;
@@ -67,7 +65,6 @@ struct Req {
 
         unsigned status;
         ActError error;
-        struct MHD_Response *resp;       /* with REQ_READY */
         bool streaming;                  /* the response body comes from out */
         char *out;
         size_t out_len, out_off, out_cap;
@@ -101,12 +98,12 @@ void req_fail_detail(Req *q, ActError e, const char *msg, const OutcomeDetail *d
  * backend part. */
 void req_retry(Req *q, bool drop, const char *unreachable);
 /* The response's status and headers are known: body bytes follow through
- * req_out() (size: Content-Length or MHD_SIZE_UNKNOWN). Returns the
+ * req_out() (size: Content-Length or HTTP_SIZE_UNKNOWN). Returns the
  * response to add headers to before req_start() queues it. */
-struct MHD_Response *req_stream_response(Req *q, uint64_t size);
+HttpResponse *req_stream_response(Req *q, uint64_t size);
 /* A whole response in memory (takes body, malloc'd). */
-struct MHD_Response *req_buffer_response(Req *q, char *body, size_t len);
-void req_start(Req *q, struct MHD_Response *r, unsigned status);
+HttpResponse *req_buffer_response(Req *q, char *body, size_t len);
+void req_start(Req *q, HttpResponse *r, unsigned status);
 /* Response body bytes; false when the buffer is over REQ_OUT_HIGH (the
  * backend should stop reading until conn_read_again). */
 bool req_out(Req *q, const char *data, size_t len);

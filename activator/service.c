@@ -81,12 +81,12 @@ static bool header_skipped(const char *k) {
 
 /* The caller's fnbox token is for the platform: it never reaches a box
  * (which could call the control API with it). */
-static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind _unused_, const char *k, const char *v) {
+static bool copy_header(void *cls, const char *k, const char *v) {
         if (strcasecmp(k, "Authorization") == 0 && auth_is_fnbox_bearer(v))
-                return MHD_YES;
+                return true;
         if (!header_skipped(k))
-                head_field(cls, k, v ? v : "");
-        return MHD_YES;
+                head_field(cls, k, v);
+        return true;
 }
 
 /* Dotted quad into buf (INET_ADDRSTRLEN): inet_ntop does it with
@@ -106,13 +106,13 @@ static void ipv4_format(const struct in_addr *a, char *buf) {
 }
 
 static void forwarded_for(Req *q, Head *h) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *peer = http_peer(q->conn);
         char addr[INET6_ADDRSTRLEN] = "";
-        if (ci && ci->client_addr->sa_family == AF_INET)
-                ipv4_format(&((const struct sockaddr_in *) ci->client_addr)->sin_addr, addr);
-        else if (ci && ci->client_addr->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) ci->client_addr)->sin6_addr, addr, sizeof addr);
-        const char *prev = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Forwarded-For");
+        if (peer && peer->sa_family == AF_INET)
+                ipv4_format(&((const struct sockaddr_in *) peer)->sin_addr, addr);
+        else if (peer && peer->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) peer)->sin6_addr, addr, sizeof addr);
+        const char *prev = http_header(q->conn, "X-Forwarded-For");
         if (!addr[0] && !prev)
                 return;
         head_str(h, "X-Forwarded-For: ");
@@ -126,7 +126,7 @@ static void forwarded_for(Req *q, Head *h) {
 }
 
 static int head_build(Req *q, Head *h) {
-        const char *host = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Host");
+        const char *host = http_header(q->conn, "Host");
         char num[32];
         head_str(h, q->method);
         head_add(h, " ", 1);
@@ -140,7 +140,7 @@ static int head_build(Req *q, Head *h) {
         }
         head_str(h, " HTTP/1.1\r\n");
         head_field(h, "Host", host ? host : "localhost");
-        MHD_get_connection_values(q->conn, MHD_HEADER_KIND, copy_header, h);
+        http_headers_each(q->conn, copy_header, h);
         head_field(h, "X-Request-Id", q->reqid);
         head_field(h, "traceparent", q->trace);
         forwarded_for(q, h);
@@ -210,15 +210,15 @@ static bool response_header_skipped(const char *k) {
         return header_in(k, skip, ELEMENTSOF(skip));
 }
 
-static void response_headers(const HttpResp *p, struct MHD_Response *r) {
+static void response_headers(const HttpResp *p, HttpResponse *r) {
         for (size_t i = 0; i < p->n_headers; i++)
                 if (!response_header_skipped(p->headers[i].name))
-                        MHD_add_response_header(r, p->headers[i].name, p->headers[i].value);
+                        http_response_header(r, p->headers[i].name, p->headers[i].value);
 }
 
 /* The response starts: buffered when it is all here (done), else streamed. */
 static void response_begin(Conn *c, Req *q, bool done) {
-        struct MHD_Response *r;
+        HttpResponse *r;
         if (done) {
                 char *body = TAKE_PTR(q->out);
                 size_t len = q->out_len - q->out_off;
@@ -227,7 +227,7 @@ static void response_begin(Conn *c, Req *q, bool done) {
                 q->out_len = q->out_off = q->out_cap = 0;
                 r = req_buffer_response(q, body, len);
         } else
-                r = req_stream_response(q, c->hp->has_length && !q->head_method ? c->hp->length : MHD_SIZE_UNKNOWN);
+                r = req_stream_response(q, c->hp->has_length && !q->head_method ? c->hp->length : HTTP_SIZE_UNKNOWN);
         if (!r) {
                 req_fail(q, ACT_INTERNAL, "out of memory");
                 return;
@@ -258,7 +258,7 @@ void service_input(Conn *c, const char *data, size_t len) {
                         if (q)
                                 more = req_out(q, body, body_len) && more;
                 } else if (ev == HTTPRESP_DONE) {
-                        if (q && !q->streaming && q->phase != REQ_SENT && q->phase != REQ_READY)
+                        if (q && !q->streaming && q->phase != REQ_SENT)
                                 response_begin(c, q, true);
                         if (q)
                                 req_backend_done(q, true);
@@ -267,7 +267,7 @@ void service_input(Conn *c, const char *data, size_t len) {
                 } else
                         break;
         }
-        if (q && c->headers_seen && !q->streaming && q->phase != REQ_READY && q->phase != REQ_SENT)
+        if (q && c->headers_seen && !q->streaming && q->phase != REQ_SENT)
                 response_begin(c, q, false);
         if (!more && c->reading) {
                 uv_read_stop(&c->h.stream);

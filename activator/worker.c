@@ -1,5 +1,5 @@
 /* activator/worker.c: the client side of the data plane (see worker.h):
- * libmicrohttpd in external epoll mode, driven from a libuv loop; the /fn/
+ * an HTTP/1.1 server (http.h) on the worker's libuv loop; the /fn/
  * requests from their headers to their answer: limits, ids, routing, the
  * queue, the handover to a backend (fresh.c, service.c) and the response,
  * buffered or streamed; /metrics and /healthz. */
@@ -27,7 +27,6 @@
 
 #define PROG "fnbox-activator"
 #define BODY_CHUNK (16u << 10)
-#define GW_STREAM_BLOCK (16u << 10)     /* a gateway stream's events are small: a smaller calloc per answer */
 #define SPARE_REQS 256          /* freed requests a worker keeps: a Req is past malloc's per-thread cache */
 
 struct Worker {
@@ -37,13 +36,10 @@ struct Worker {
         pthread_t thread;
         bool thread_started;
         uv_loop_t loop;
-        uv_poll_t poll;
-        uv_timer_t mhd_timer;
-        uv_idle_t idle;
         uv_async_t async;
-        struct MHD_Daemon *daemon;
+        HttpServer *http;
+        bool loop_init;
         int listen_fd;
-        bool kicked;
         RouterInbox inbox;
         AuthCache *auth_cache;           /* with cfg->auth: tokens that matched, to skip hashing */
         Backends *backends;
@@ -71,10 +67,6 @@ typedef struct ReqLink {
         Req *prev, *next;
 } ReqLink;
 
-static void mhd_run(Worker *w);
-static void on_idle(uv_idle_t *h);
-static void on_mhd_timer(uv_timer_t *t);
-
 /* ---- small helpers --------------------------------------------------------- */
 
 static uint64_t worker_random(Worker *w) {
@@ -94,22 +86,6 @@ AuthCache *req_auth_cache(Req *q) {
 
 uint64_t req_random(Req *q) {
         return worker_random(q->w);
-}
-
-/* Have MHD_run called soon (before the loop blocks again). */
-static void worker_kick(Worker *w) {
-        if (w->kicked)
-                return;
-        w->kicked = true;
-        uv_idle_start(&w->idle, on_idle);
-}
-
-static void req_resume(Req *q) {
-        if (!q->suspended || !q->conn)
-                return;
-        q->suspended = false;
-        MHD_resume_connection(q->conn);
-        worker_kick(q->w);
 }
 
 static bool budget_reserve(size_t n) {
@@ -144,12 +120,12 @@ static void req_uncount(Req *q) {
 
 /* ---- responses -------------------------------------------------------------- */
 
-static void response_common(Req *q, struct MHD_Response *r) {
-        MHD_add_response_header(r, "X-Request-Id", q->reqid);
+static void response_common(Req *q, HttpResponse *r) {
+        http_response_header(r, "X-Request-Id", q->reqid);
         if (q->session[0])
-                MHD_add_response_header(r, "X-Fnbox-Session", q->session);
+                http_response_header(r, "X-Fnbox-Session", q->session);
         if (q->trace[0])
-                MHD_add_response_header(r, "traceparent", q->trace);
+                http_response_header(r, "traceparent", q->trace);
 }
 
 /* Whether q is the LLM gateway's: its errors are in OpenAI's shape. */
@@ -167,48 +143,48 @@ static int error_json(Req *q, ActError e, const char *msg, char *buf, size_t siz
 }
 
 /* An error response with the body given (copied, or taken with take). */
-static struct MHD_Response *error_response_body(Req *q, ActError e, char *body, size_t len, bool take) {
-        struct MHD_Response *r = MHD_create_response_from_buffer(len, body, take ? MHD_RESPMEM_MUST_FREE
-                                                                                  : MHD_RESPMEM_MUST_COPY);
-        if (!r) {
-                if (take)
-                        free(body);
+static HttpResponse *error_response_body(Req *q, ActError e, char *body, size_t len, bool take) {
+        HttpResponse *r = take ? http_response_buffer(body, len) : http_response_copy(body, len);
+        if (!r)
                 return NULL;
-        }
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        MHD_add_response_header(r, "X-Fnbox-Error", act_error_type(e));
+        http_response_header(r, "Content-Type", "application/json");
+        http_response_header(r, "Cache-Control", "no-store");
+        http_response_header(r, "X-Fnbox-Error", act_error_type(e));
         if (e == ACT_UNAUTHENTICATED)
-                MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"fnbox\"");
+                http_response_header(r, "WWW-Authenticate", "Bearer realm=\"fnbox\"");
         if (e == ACT_QUEUE_FULL || e == ACT_UNAVAILABLE || e == ACT_SHUTTING_DOWN)
-                MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+                http_response_header(r, "Retry-After", "1");
         if (q)
                 response_common(q, r);
         return r;
 }
 
-static struct MHD_Response *error_response(Req *q, ActError e, const char *msg) {
+static HttpResponse *error_response(Req *q, ActError e, const char *msg) {
         char body[2048];
         int n = error_json(q, e, msg, body, sizeof body);
         return error_response_body(q, e, body, (size_t) n, false);
 }
 
-/* Queue a response now (inside the access handler). */
-static enum MHD_Result send_now(Req *q, struct MHD_Response *r, unsigned status) {
-        if (!r)
-                return MHD_NO;
-        enum MHD_Result res = MHD_queue_response(q->conn, status, r);
-        MHD_destroy_response(r);
-        if (res == MHD_YES) {
+/* Answer now (r taken). Without r (out of memory) the connection ends. */
+static int send_now(Req *q, HttpResponse *r, unsigned status) {
+        if (!q->conn) {
+                http_response_free(r);
+                return -EPIPE;
+        }
+        if (!r) {
+                http_close(q->conn);
+                return -ENOMEM;
+        }
+        int res = http_respond(q->conn, status, r);
+        if (res == 0) {
                 q->status = status;
                 q->phase = REQ_SENT;
         }
         return res;
 }
 
-static enum MHD_Result send_error_now(Req *q, ActError e, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static enum MHD_Result send_error_now(Req *q, ActError e, const char *fmt, ...) {
+static int send_error_now(Req *q, ActError e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int send_error_now(Req *q, ActError e, const char *fmt, ...) {
         char msg[1024];
         va_list ap;
         va_start(ap, fmt);
@@ -218,24 +194,18 @@ static enum MHD_Result send_error_now(Req *q, ActError e, const char *fmt, ...) 
         return send_now(q, error_response(q, e, msg), act_error_status(e));
 }
 
-/* A response made outside the access handler: queued once it runs again. */
-static void req_ready(Req *q, struct MHD_Response *r, unsigned status) {
-        if (q->resp)
-                MHD_destroy_response(q->resp);
-        q->resp = r;
-        q->status = r ? status : 500;
-        q->phase = REQ_READY;
-        req_resume(q);
+static void req_ready(Req *q, HttpResponse *r, unsigned status) {
+        send_now(q, r, status);
 }
 
-void req_start(Req *q, struct MHD_Response *r, unsigned status) {
+void req_start(Req *q, HttpResponse *r, unsigned status) {
         response_common(q, r);
         req_ready(q, r, status);
 }
 
 /* ---- streaming ------------------------------------------------------------------ */
 
-static ssize_t stream_read(void *cls, uint64_t pos _unused_, char *buf, size_t max) {
+static ssize_t stream_read(void *cls, char *buf, size_t max) {
         Req *q = cls;
         size_t have = q->out_len - q->out_off;
         if (have > 0) {
@@ -251,14 +221,12 @@ static ssize_t stream_read(void *cls, uint64_t pos _unused_, char *buf, size_t m
                 return (ssize_t) n;
         }
         if (q->out_failed)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
+                return HTTP_READER_ERROR;
         if (q->out_done)
-                return MHD_CONTENT_READER_END_OF_STREAM;
+                return HTTP_READER_END;
         if (!q->conn)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
+                return HTTP_READER_ERROR;
         q->reader_waiting = true;
-        q->suspended = true;
-        MHD_suspend_connection(q->conn);
         return 0;
 }
 
@@ -266,9 +234,8 @@ static void stream_free(void *cls) {
         req_unref(cls);
 }
 
-struct MHD_Response *req_stream_response(Req *q, uint64_t size) {
-        struct MHD_Response *r = MHD_create_response_from_callback(size, q->gw ? GW_STREAM_BLOCK : 64u << 10, stream_read, q,
-                                                                   stream_free);
+HttpResponse *req_stream_response(Req *q, uint64_t size) {
+        HttpResponse *r = http_response_stream(size, stream_read, q, stream_free);
         if (r) {
                 q->refs++;
                 q->streaming = true;
@@ -276,18 +243,14 @@ struct MHD_Response *req_stream_response(Req *q, uint64_t size) {
         return r;
 }
 
-struct MHD_Response *req_buffer_response(Req *q _unused_, char *body, size_t len) {
-        struct MHD_Response *r = MHD_create_response_from_buffer(len, body ? body : (char *) "",
-                                                                 body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-        if (!r)
-                free(body);
-        return r;
+HttpResponse *req_buffer_response(Req *q _unused_, char *body, size_t len) {
+        return http_response_buffer(body, body ? len : 0);
 }
 
 static void reader_wake(Req *q) {
         if (q->reader_waiting) {
                 q->reader_waiting = false;
-                req_resume(q);
+                http_resume(q->conn);
         }
 }
 
@@ -395,40 +358,20 @@ static void go(Req *q) {
         backend_start(q->w->backends, q);
 }
 
-static void hup_closed(uv_handle_t *h) {
-        free(h);
-}
-
-static void hup_stop(Req *q) {
-        if (!q->hup)
+/* The client closed its end: a queued request leaves the queue now, not
+ * at its deadline; a gateway call stops its upstream. One that runs on an
+ * instance runs on (its answer is written, or fails, as it comes). */
+static void on_hangup(void *ctx) {
+        Req *q = ctx;
+        if (q->gw) {
+                gateway_hangup(q);
                 return;
-        uv_close((uv_handle_t *) q->hup, hup_closed);
-        q->hup = NULL;
-}
-
-/* A queued client hung up (libmicrohttpd does not watch suspended
- * connections): it leaves the queue now, not at its deadline. */
-static void on_hup(uv_poll_t *h, int status _unused_, int events _unused_) {
-        Req *q = h->data;
-        hup_stop(q);
-        if (!router_unqueue(q->w->router, &q->waiter))
+        }
+        if (q->waiter.state != WAITER_QUEUED || !router_unqueue(q->w->router, &q->waiter))
                 return;
         uv_timer_stop(&q->timer);
         req_fail(q, ACT_UNAVAILABLE, "the client left the queue");
         req_unref(q);
-}
-
-static void hup_watch(Req *q) {
-        const union MHD_ConnectionInfo *ci = q->conn ? MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
-        if (q->hup || !ci || !(q->hup = malloc(sizeof *q->hup)))
-                return;
-        if (uv_poll_init_socket(&q->w->loop, q->hup, ci->connect_fd) < 0) {
-                free(q->hup);
-                q->hup = NULL;
-                return;
-        }
-        q->hup->data = q;
-        uv_poll_start(q->hup, UV_DISCONNECT, on_hup);
 }
 
 /* A queued (or parked) request holds a reference until it leaves the queue
@@ -437,7 +380,6 @@ static void enqueued(Req *q, uint64_t wait_ms) {
         q->refs++;
         q->phase = REQ_WAIT;
         uv_timer_start(&q->timer, queue_deadline, wait_ms, 0);
-        hup_watch(q);
 }
 
 void req_retry(Req *q, bool drop, const char *unreachable) {
@@ -472,7 +414,6 @@ static void queue_deadline(uv_timer_t *t) {
         Req *q = t->data;
         if (!router_unqueue(q->w->router, &q->waiter))
                 return;         /* dispatched meanwhile: it is in the inbox */
-        hup_stop(q);
         q->wait_ns = router_now_ns() - q->waiter.since_ns;
         if (q->rt.parked)
                 req_fail(q, ACT_NOT_FOUND, "%s (the controller did not answer within %.1fs)", q->rt.message,
@@ -503,7 +444,6 @@ static void reroute(Req *q) {
 
 static void dispatch_waiter(Req *q) {
         uv_timer_stop(&q->timer);
-        hup_stop(q);
         if (q->waiter.reroute) {
                 reroute(q);
                 return;
@@ -534,30 +474,27 @@ static void inbox_wake(RouterInbox *inbox) {
 }
 
 /* Route a request whose body is complete. */
-static enum MHD_Result req_route(Req *q) {
+static void req_route(Req *q) {
         Worker *w = q->w;
         if (q->gw) {
                 req_count(q);
                 q->phase = REQ_WAIT;
-                q->suspended = true;
-                MHD_suspend_connection(q->conn);
                 gateway_start(q);
-                return MHD_YES;
+                return;
         }
         /* a broker call (req_authorize_broker) has no token: its key is empty */
         router_route(w->router, &q->path, w->cfg->auth && q->auth_key.id[0] ? &q->auth_key : NULL, worker_random(w), &q->waiter,
                      w->cfg->queue_depth, router_now_ns(), &q->rt);
-        if (q->rt.error != ACT_OK)
-                return send_error_now(q, q->rt.error, "%s", q->rt.message);
+        if (q->rt.error != ACT_OK) {
+                send_error_now(q, q->rt.error, "%s", q->rt.message);
+                return;
+        }
         q->phase = REQ_WAIT;
-        q->suspended = true;
-        MHD_suspend_connection(q->conn);
         if (q->rt.parked) {
                 snprintf(q->rt.message, sizeof q->rt.message, "no %s %s", q->path.skill ? "skill" : "function", q->uri);
                 enqueued(q, WORKER_MISS_WAIT_MS);
         } else
                 routed(q);
-        return MHD_YES;
 }
 
 /* Routed with a slot or a place in a queue. */
@@ -571,8 +508,7 @@ static void routed(Req *q) {
 
 /* ---- the libmicrohttpd callbacks ------------------------------------------------------------ */
 
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
-        Worker *w = cls;
+static Req *req_new(Worker *w, HttpConn *conn) {
         Req *q = w->spare;
         if (q) {
                 w->spare = ((ReqLink *) (q + 1))->next;
@@ -584,7 +520,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
         q->conn = conn;
         q->refs = 1;
         q->start_ns = router_now_ns();
-        q->uri = strdup(uri);
+        q->uri = strdup(http_uri(conn));
         uv_timer_init(&w->loop, &q->timer);
         q->timer.data = q;
         q->timer_init = true;
@@ -622,8 +558,6 @@ static void req_free(Req *q) {
         if (l->next)
                 ((ReqLink *) (l->next + 1))->prev = l->prev;
         router_put(w->router, q->rt.rev);
-        if (q->resp)
-                MHD_destroy_response(q->resp);
         budget_release(q->body_reserved);
         free(q->body);
         free(q->out);
@@ -638,15 +572,9 @@ void req_unref(Req *q) {
                 req_free(q);
 }
 
-static enum MHD_Result count_bytes(void *cls, enum MHD_ValueKind kind _unused_, const char *key, const char *value) {
-        size_t *sum = cls;
-        *sum += strlen(key) + (value ? strlen(value) : 0) + 4;
-        return MHD_YES;
-}
-
 static void ids_take(Req *q) {
-        const char *id = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Request-Id");
-        const char *tp = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "traceparent");
+        const char *id = http_header(q->conn, "X-Request-Id");
+        const char *tp = http_header(q->conn, "traceparent");
         if (reqid_ok(id))       /* at most REQID_MAX bytes */
                 memcpy(q->reqid, id, strlen(id) + 1);
         else
@@ -659,7 +587,7 @@ static void ids_take(Req *q) {
 }
 
 static uint64_t content_length(Req *q) {
-        const char *cl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl = http_header(q->conn, "Content-Length");
         if (!cl)
                 return 0;
         char *end;
@@ -668,7 +596,7 @@ static uint64_t content_length(Req *q) {
         return errno || end == cl || *end ? UINT64_MAX : v;
 }
 
-static enum MHD_Result serve_metrics(Req *q) {
+static int serve_metrics(Req *q) {
         size_t len;
         char *text = router_metrics_text(q->w->router, &len);
         if (text && q->w->cfg->gateway) {
@@ -683,13 +611,13 @@ static enum MHD_Result serve_metrics(Req *q) {
         }
         if (!text)
                 return send_error_now(q, ACT_INTERNAL, "out of memory");
-        struct MHD_Response *r = req_buffer_response(q, text, len);
+        HttpResponse *r = req_buffer_response(q, text, len);
         if (r)
-                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+                http_response_header(r, "Content-Type", "text/plain; version=0.0.4");
         return send_now(q, r, 200);
 }
 
-static enum MHD_Result serve_other(Req *q) {
+static int serve_other(Req *q) {
         bool get = strcmp(q->method, "GET") == 0 || q->head_method;
         if (strcmp(q->uri, "/metrics") == 0 && get)
                 return serve_metrics(q);
@@ -711,8 +639,8 @@ static ActError req_authorize_broker(Req *q, const char *sig, char *msg, size_t 
         char ns[FNPATH_NAME_MAX + 1];
         unsigned depth;
         int r = auth_broker_verify(q->w->cfg->invoke_secret,
-                                   MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Caller"),
-                                   MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Depth"), sig,
+                                   http_header(q->conn, "X-Fnbox-Caller"),
+                                   http_header(q->conn, "X-Fnbox-Depth"), sig,
                                    (long long) time(NULL), ns, sizeof ns, &depth);
         if (r < 0) {
                 snprintf(msg, msg_len, "%s", r == -ENOKEY ? "broker calls are refused: this activator has no --invoke-secret-file"
@@ -735,10 +663,10 @@ static ActError req_authorize_broker(Req *q, const char *sig, char *msg, size_t 
 
 static ActError req_authorize(Req *q, char *msg, size_t msg_len) {
         Worker *w = q->w;
-        const char *sig = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Broker-Auth");
+        const char *sig = http_header(q->conn, "X-Fnbox-Broker-Auth");
         if (sig)
                 return req_authorize_broker(q, sig, msg, msg_len);
-        const char *h = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        const char *h = http_header(q->conn, "Authorization");
         bool hit = false;
         int r = auth_key_from_header(h, w->auth_cache, &q->auth_key, &hit);
         if (r < 0) {
@@ -761,9 +689,8 @@ static size_t req_body_max(const Req *q) {
 }
 
 /* Everything decided from the request line and headers. */
-static enum MHD_Result req_head(Req *q) {
-        size_t head = strlen(q->method) + strlen(q->uri) + 12;
-        MHD_get_connection_values(q->conn, MHD_HEADER_KIND, count_bytes, &head);
+static int req_head(Req *q) {
+        size_t head = http_head_size(q->conn);
         ids_take(q);
         if (strlen(q->uri) > FNPATH_URI_MAX)
                 return send_error_now(q, ACT_URI_TOO_LONG, "the URL is over %u bytes", FNPATH_URI_MAX);
@@ -781,18 +708,18 @@ static enum MHD_Result req_head(Req *q) {
                 return send_error_now(q, ACT_NOT_FOUND, "not a function URL: /fn/NAME, /fn/NAMESPACE/NAME or /fn/NAME@TAG");
         if (q->w->quiesced)
                 return send_error_now(q, ACT_SHUTTING_DOWN, "the activator is stopping; retry elsewhere");
-        const char *sid = gw ? NULL : MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Session");
+        const char *sid = gw ? NULL : http_header(q->conn, "X-Fnbox-Session");
         if (sid && !proto_session_valid(sid))
                 return send_error_now(q, ACT_BAD_REQUEST, "X-Fnbox-Session: expected a session id (s- and 32 hex "
                                       "digits) from POST /v1/sessions");
         if (sid)
                 snprintf(q->session, sizeof q->session, "%s", sid);
-        const char *se = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Stderr");
+        const char *se = http_header(q->conn, "X-Fnbox-Stderr");
         q->stderr_asked = !gw && se && strcmp(se, "1") == 0 &&
-                          !MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Fnbox-Broker-Auth");
+                          !http_header(q->conn, "X-Fnbox-Broker-Auth");
         if (gw) {
                 unsigned st;
-                struct MHD_Response *resp = gateway_head(q->w->gw, q, &st);
+                HttpResponse *resp = gateway_head(q->w->gw, q, &st);
                 if (st)
                         return send_now(q, resp, st);
         } else if (q->w->cfg->auth) {
@@ -815,53 +742,25 @@ static enum MHD_Result req_head(Req *q) {
                 q->body_cap = cl;
         }
         q->phase = REQ_BODY;
-        return MHD_YES;
+        return 0;
 }
 
-/* Answer in the middle of a body, which libmicrohttpd cannot do: the
- * answer (with Connection: close) goes straight to the socket, which
- * nothing else has written to for this request; the rest of the body is
- * read and dropped (up to WORKER_DISCARD_MAX bytes), and the connection
- * ends with the request. The client reads the answer and stops sending. */
-static enum MHD_Result answer_mid_body(Req *q, ActError e, const char *msg) {
-        char body[1024], head[1024];
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        int bl = error_json(q, e, msg, body, sizeof body);
-        unsigned st = act_error_status(e);
-        int hl = snprintf(head, sizeof head,
-                          "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                          "Connection: close\r\nX-Fnbox-Error: %s\r\nX-Request-Id: %s\r\ntraceparent: %s\r\n%s\r\n",
-                          st, st == 413 ? "Content Too Large" : "Service Unavailable", bl, act_error_type(e), q->reqid,
-                          q->trace, st == 503 ? "Retry-After: 1\r\n" : "");
-        if (!ci || bl < 0 || hl < 0 || (size_t) hl >= sizeof head)
-                return MHD_NO;
-        struct iovec iov[2] = { { head, (size_t) hl }, { body, (size_t) bl } };
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-        if (sendmsg(ci->connect_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != hl + bl)
-                return MHD_NO;
-        /* The answer is complete: say so (the client then stops sending and
-         * reads it). libmicrohttpd may notice the client's close only at its
-         * connection timeout; such a request does not hold up a stop (it was
-         * never routed: req_count). */
-        shutdown(ci->connect_fd, SHUT_WR);
+/* Answer in the middle of a body: the connection ends after the answer,
+ * and what is left of the body is read and dropped (http.h) up to
+ * WORKER_DISCARD_MAX bytes. The client reads the answer and stops sending. */
+static int answer_mid_body(Req *q, ActError e, const char *msg) {
         q->refused = e;
-        q->status = st;
-        q->error = e;
         free(q->body);
         q->body = NULL;
         budget_release(q->body_reserved);
         q->body_reserved = q->body_len = q->body_cap = 0;
-        return MHD_YES;
+        return send_error_now(q, e, "%s", msg);
 }
 
 /* Keep a piece of body; over the limit, answer 413 at once. */
-static enum MHD_Result req_body(Req *q, const char *data, size_t len) {
+static int req_body(Req *q, const char *data, size_t len) {
         size_t max = req_body_max(q);
         char msg[128];
-        if (q->refused != ACT_OK) {
-                q->discarded += len;
-                return q->discarded <= WORKER_DISCARD_MAX ? MHD_YES : MHD_NO;
-        }
         if (len > max - q->body_len) {
                 snprintf(msg, sizeof msg, "the request body is over %s limit of %zu bytes", q->gw ? "the gateway's" : "its",
                          max);
@@ -885,57 +784,40 @@ static enum MHD_Result req_body(Req *q, const char *data, size_t len) {
         }
         memcpy(q->body + q->body_len, data, len);
         q->body_len += len;
-        return MHD_YES;
+        return 0;
 }
 
-static enum MHD_Result on_access(void *cls _unused_, struct MHD_Connection *conn, const char *url _unused_,
-                                 const char *method, const char *version _unused_, const char *upload_data,
-                                 size_t *upload_data_size, void **con_cls) {
-        Req *q = *con_cls;
+/* ---- the server's callbacks (http.h) ---------------------------------------------------------- */
+
+static void *on_begin(void *cls, HttpConn *conn) {
+        Req *q = req_new(cls, conn);
         if (!q)
-                return MHD_NO;
-        switch (q->phase) {
-        case REQ_HEAD:
-                q->conn = conn;
-                q->method = method;
-                q->head_method = strcmp(method, "HEAD") == 0;
-                if (!q->uri)
-                        return send_error_now(q, ACT_INTERNAL, "out of memory");
-                return req_head(q);
-        case REQ_BODY:
-                if (*upload_data_size > 0) {
-                        size_t n = *upload_data_size;
-                        *upload_data_size = 0;
-                        return req_body(q, upload_data, n);
-                }
-                if (q->refused != ACT_OK)
-                        return MHD_NO;          /* answered already (answer_mid_body) */
-                return req_route(q);
-        case REQ_READY: {
-                struct MHD_Response *r = TAKE_PTR(q->resp);
-                return send_now(q, r, q->status);
-        }
-        case REQ_SENT:
-                *upload_data_size = 0;          /* answered already: drop the rest */
-                return MHD_YES;
-        default:                                /* woken early: wait on */
-                q->suspended = true;
-                MHD_suspend_connection(conn);
-                return MHD_YES;
-        }
+                return NULL;
+        q->method = http_method(conn);
+        q->head_method = strcmp(q->method, "HEAD") == 0;
+        if (!q->uri)
+                send_error_now(q, ACT_INTERNAL, "out of memory");
+        else
+                req_head(q);
+        return q;
 }
 
-static void on_completed(void *cls _unused_, struct MHD_Connection *conn _unused_, void **con_cls,
-                         enum MHD_RequestTerminationCode toe _unused_) {
-        Req *q = *con_cls;
-        if (!q)
-                return;
-        *con_cls = NULL;
+static void on_body(void *ctx, const char *data, size_t len) {
+        Req *q = ctx;
+        if (q->phase == REQ_BODY && q->refused == ACT_OK)
+                req_body(q, data, len);
+}
+
+static void on_body_end(void *ctx) {
+        Req *q = ctx;
+        if (q->phase == REQ_BODY && q->refused == ACT_OK)
+                req_route(q);
+}
+
+static void on_done(void *ctx, bool ok _unused_) {
+        Req *q = ctx;
         Worker *w = q->w;
         q->conn = NULL;
-        hup_stop(q);
-        if (q->resp)            /* made but never queued: it holds a reference to q */
-                MHD_destroy_response(TAKE_PTR(q->resp));
         if (q->waiter.state == WAITER_QUEUED && router_unqueue(w->router, &q->waiter)) {
                 uv_timer_stop(&q->timer);
                 q->refs--;      /* the queue's; ours follows */
@@ -951,6 +833,20 @@ static void on_completed(void *cls _unused_, struct MHD_Connection *conn _unused
         req_unref(q);
 }
 
+/* A request refused before it began (malformed, over a limit). */
+static HttpResponse *on_refuse(void *cls _unused_, ActError e, const char *msg) {
+        return error_response(NULL, e, msg);
+}
+
+static const HttpHandler handler = {
+        .begin = on_begin,
+        .body = on_body,
+        .body_end = on_body_end,
+        .hangup = on_hangup,
+        .done = on_done,
+        .refuse = on_refuse,
+};
+
 /* ---- the loop ------------------------------------------------------------------------------ */
 
 static void on_inbox(Worker *w) {
@@ -964,41 +860,14 @@ static void on_inbox(Worker *w) {
         }
 }
 
-static void mhd_run(Worker *w) {
-        MHD_UNSIGNED_LONG_LONG ms;
-        if (!w->daemon)
-                return;
-        MHD_run(w->daemon);
-        if (MHD_get_timeout(w->daemon, &ms) == MHD_YES)
-                uv_timer_start(&w->mhd_timer, on_mhd_timer, ms, 0);
-        else
-                uv_timer_stop(&w->mhd_timer);
-}
-
-static void on_idle(uv_idle_t *h) {
-        Worker *w = h->data;
-        w->kicked = false;
-        uv_idle_stop(h);
-        mhd_run(w);
-}
-
-static void on_mhd_timer(uv_timer_t *t) {
-        mhd_run(t->data);
-}
-
-static void on_poll(uv_poll_t *p, int status _unused_, int events _unused_) {
-        mhd_run(p->data);
-}
-
-/* End what is left (stopping): every suspended request is answered. Each
- * is held while it is handled (backend_abort lets the backend's
- * reference go). */
+/* End what is left (stopping): every request waiting for its answer is
+ * answered. Each is held while it is handled (backend_abort lets the
+ * backend's reference go). */
 static void worker_flush(Worker *w) {
         for (Req *q = w->reqs, *next; q; q = next) {
                 q->refs++;
                 if (q->waiter.state == WAITER_QUEUED && router_unqueue(w->router, &q->waiter)) {
                         uv_timer_stop(&q->timer);
-                        hup_stop(q);
                         req_fail(q, ACT_SHUTTING_DOWN, "the activator is stopping");
                         q->refs--;
                 } else if (q->be) {
@@ -1017,21 +886,13 @@ static void worker_flush(Worker *w) {
 
 /* Stopping: a request whose body is still arriving gets 503 shutting_down
  * now (it was never routed: no box saw it), rather than a cut connection
- * when the daemon stops; the rest of its body is dropped. One whose
+ * when the server stops; the rest of its body is dropped. One whose
  * headers are still arriving gets the same from req_head if they complete
  * before then. Neither holds the stop up (req_count). */
 static void worker_refuse_unread(Worker *w) {
-        for (Req *q = w->reqs; q; q = ((ReqLink *) (q + 1))->next) {
-                if (q->phase != REQ_BODY || q->refused != ACT_OK || !q->conn)
-                        continue;
-                if (answer_mid_body(q, ACT_SHUTTING_DOWN, "the activator is stopping; retry elsewhere") == MHD_YES)
-                        continue;
-                /* not even the answer could be written: end the connection */
-                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-                if (ci)
-                        shutdown(ci->connect_fd, SHUT_RDWR);
-        }
-        worker_kick(w);
+        for (Req *q = w->reqs; q; q = ((ReqLink *) (q + 1))->next)
+                if (q->phase == REQ_BODY && q->refused == ACT_OK && q->conn)
+                        answer_mid_body(q, ACT_SHUTTING_DOWN, "the activator is stopping; retry elsewhere");
 }
 
 static void on_close_noop(uv_handle_t *h _unused_) {
@@ -1039,18 +900,12 @@ static void on_close_noop(uv_handle_t *h _unused_) {
 
 static void worker_close(Worker *w) {
         worker_flush(w);
-        for (int i = 0; i < 3; i++)
-                MHD_run(w->daemon);
-        uv_poll_stop(&w->poll);
-        MHD_stop_daemon(w->daemon);
-        w->daemon = NULL;
+        http_server_close(w->http);
+        w->http = NULL;
         backends_free(w->backends);
         w->backends = NULL;
         gateway_worker_free(w->gw);
         w->gw = NULL;
-        uv_close((uv_handle_t *) &w->poll, on_close_noop);
-        uv_close((uv_handle_t *) &w->mhd_timer, on_close_noop);
-        uv_close((uv_handle_t *) &w->idle, on_close_noop);
         uv_close((uv_handle_t *) &w->async, on_close_noop);
 }
 
@@ -1060,9 +915,7 @@ static void worker_quiesce(Worker *w) {
         if (w->quiesced)
                 return;
         w->quiesced = true;
-        MHD_socket fd = MHD_quiesce_daemon(w->daemon);
-        if (fd != MHD_INVALID_SOCKET)
-                close(fd);
+        http_server_quiesce(w->http);
         worker_refuse_unread(w);
 }
 
@@ -1072,7 +925,7 @@ static void on_async(uv_async_t *a) {
         int cmd = atomic_exchange(&w->command, CMD_NONE);
         if (cmd == CMD_QUIESCE || cmd == CMD_STOP)
                 worker_quiesce(w);
-        if (cmd == CMD_STOP)
+        if (cmd == CMD_STOP && w->http)
                 worker_close(w);
 }
 
@@ -1080,17 +933,6 @@ static void *worker_main(void *arg) {
         Worker *w = arg;
         uv_run(&w->loop, UV_RUN_DEFAULT);
         return NULL;
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap) {
-        Worker *w = cls;
-        char buf[512];
-        vsnprintf(buf, sizeof buf, fmt, ap);
-        buf[strcspn(buf, "\n")] = 0;
-        /* clients that hang up mid-answer are routine, not news */
-        if (strstr(buf, "Failed to send") || strstr(buf, "closed by remote") || strstr(buf, "no longer available"))
-                return;
-        fprintf(stderr, PROG ": worker %u: http: %s\n", w->index, buf);
 }
 
 static int worker_init(Worker *w, const ActConfig *cfg, unsigned index, int fd) {
@@ -1107,46 +949,44 @@ static int worker_init(Worker *w, const ActConfig *cfg, unsigned index, int fd) 
         int r = uv_loop_init(&w->loop);
         if (r < 0)
                 return r;
+        w->loop_init = true;
         unsigned conns = cfg->max_connections / cfg->threads;
-        w->daemon = MHD_start_daemon(
-                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                on_access, w,
-                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w,
-                MHD_OPTION_LISTEN_SOCKET, (MHD_socket) fd,
-                MHD_OPTION_CONNECTION_LIMIT, conns ? conns : 1,
-                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) WORKER_TIMEOUT_S,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) WORKER_MHD_MEMORY,
-                MHD_OPTION_URI_LOG_CALLBACK, on_uri, w,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-                MHD_OPTION_END);
-        if (!w->daemon)
-                return -EIO;
-        w->listen_fd = -1;      /* the daemon's now */
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-        if (!info)
-                return -EIO;
+        HttpLimits lim = {
+                .max_conns = conns ? conns : 1,
+                .idle_ms = WORKER_TIMEOUT_S * 1000u,
+                .head_max = WORKER_HEADERS_MAX,
+                .uri_max = FNPATH_URI_MAX,
+                .discard_max = WORKER_DISCARD_MAX,
+        };
+        r = http_server_new(&w->loop, fd, &lim, &handler, w, &w->http);
+        w->listen_fd = -1;      /* the server's now, or closed */
+        if (r < 0)
+                return r;
         if ((r = backends_new(w, &w->loop, cfg->invoke_secret, &w->backends)) < 0)
                 return r;
         if (cfg->gateway && (r = gateway_worker_new(cfg->gateway, &w->loop, &w->gw)) < 0)
                 return r;
-        uv_poll_init(&w->loop, &w->poll, info->epoll_fd);
-        uv_timer_init(&w->loop, &w->mhd_timer);
-        uv_idle_init(&w->loop, &w->idle);
         uv_async_init(&w->loop, &w->async, on_async);
-        w->poll.data = w->mhd_timer.data = w->idle.data = w->async.data = w;
-        uv_poll_start(&w->poll, UV_READABLE, on_poll);
-        worker_kick(w);
+        w->async.data = w;
         return 0;
 }
 
 static void worker_destroy(Worker *w) {
         if (w->thread_started)
                 pthread_join(w->thread, NULL);
-        else if (w->daemon) {   /* never ran: close it here */
-                worker_close(w);
+        else if (w->loop_init) {        /* never ran: close it here */
+                if (w->http)
+                        worker_close(w);
+                else {
+                        backends_free(w->backends);
+                        gateway_worker_free(w->gw);
+                        if (w->async.data)
+                                uv_close((uv_handle_t *) &w->async, on_close_noop);
+                }
                 uv_run(&w->loop, UV_RUN_DEFAULT);
         }
-        uv_loop_close(&w->loop);
+        if (w->loop_init)
+                uv_loop_close(&w->loop);
         while (w->spare) {
                 Req *q = w->spare;
                 w->spare = ((ReqLink *) (q + 1))->next;
@@ -1189,7 +1029,7 @@ static unsigned workers_active(Workers *ws) {
 
 static void workers_command(Workers *ws, int cmd) {
         for (unsigned i = 0; i < ws->n; i++)
-                if (ws->w[i].daemon || ws->w[i].thread_started) {
+                if (ws->w[i].http || ws->w[i].thread_started) {
                         atomic_store(&ws->w[i].command, cmd);
                         uv_async_send(&ws->w[i].async);
                 }

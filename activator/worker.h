@@ -1,9 +1,9 @@
 /* activator/worker.h: the threads that serve clients. Each worker runs one
- * libuv loop with its own libmicrohttpd daemon in external epoll mode on
- * its own SO_REUSEPORT listening socket, and the backend connections of
- * the requests it accepted: a request never changes thread, and no thread
- * waits on a socket. Queued requests are suspended connections (no thread,
- * a few KiB each). */
+ * libuv loop with its own HTTP server (http.h) on its own SO_REUSEPORT
+ * listening socket, and the backend connections of the requests it
+ * accepted: a request never changes thread, and no thread waits on a
+ * socket. Queued requests are connections waiting for their answer (no
+ * thread, a few KiB each). */
 #pragma once
 
 #include <stddef.h>
@@ -15,7 +15,6 @@ typedef struct Gateway Gateway;
 
 #define WORKERS_MAX           64
 #define WORKER_HEADERS_MAX    (16u << 10)       /* request line and headers: 431 beyond */
-#define WORKER_MHD_MEMORY     (32u << 10)       /* libmicrohttpd's per-connection pool */
 #define WORKER_TIMEOUT_S      30                /* idle client connections */
 #define WORKER_DISCARD_MAX    (4ull << 30)      /* body bytes read and dropped before a 413 */
 #define WORKER_BODY_BUDGET    (1ull << 30)      /* request bodies held at once, all workers */

@@ -24,11 +24,6 @@
  * after [DONE] are read and dropped, else the connection goes. */
 #define GW_LINGER_MS 1000
 #define GW_AFTER_DONE_MAX (64u << 10)
-/* The caller's hang-up is watched once a call has waited this long: the
- * watch (a uv_poll on its socket: three syscalls to set up, one to end)
- * was about 9 us of each call's 250, and a call that is answered sooner
- * has no use for it. */
-#define GW_HUP_AFTER_MS 20
 
 static void attempt_next(GwCall *c);
 
@@ -75,19 +70,9 @@ static void attempt_reset(GwCall *c) {
         oai_sse_clear(&c->sse);
 }
 
-static void hup_closed(uv_handle_t *h) {
-        free(h);
-}
-
+/* The caller's hang-up stops the call only while it waits on us. */
 static void hup_stop(GwCall *c) {
-        if (c->hup_timer) {
-                uv_close((uv_handle_t *) c->hup_timer, hup_closed);
-                c->hup_timer = NULL;
-        }
-        if (c->hup) {
-                uv_close((uv_handle_t *) c->hup, hup_closed);
-                c->hup = NULL;
-        }
+        c->watching = false;
 }
 
 /* Stop the upstream request under way, if any. */
@@ -118,13 +103,13 @@ void gw_call_free(GwCall *c) {
 /* ---- answers ---------------------------------------------------------------------------- */
 
 static void respond(GwCall *c, unsigned status, char *body, size_t len, const char *retry_after) {
-        struct MHD_Response *r = req_buffer_response(c->q, body, len);
+        HttpResponse *r = req_buffer_response(c->q, body, len);
         if (r) {
-                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+                http_response_header(r, "Content-Type", "application/json");
                 if (retry_after)
-                        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+                        http_response_header(r, "Retry-After", retry_after);
                 if (c->rec.upstream[0])
-                        MHD_add_response_header(r, "X-Fnbox-Upstream", c->rec.upstream);
+                        http_response_header(r, "X-Fnbox-Upstream", c->rec.upstream);
         }
         c->final_status = status;
         req_start(c->q, r, status);
@@ -194,12 +179,12 @@ static void out_event(GwCall *c, const char *p, size_t len) {
 }
 
 static int commit(GwCall *c) {
-        struct MHD_Response *r = req_stream_response(c->q, MHD_SIZE_UNKNOWN);
+        HttpResponse *r = req_stream_response(c->q, HTTP_SIZE_UNKNOWN);
         if (!r)
                 return -ENOMEM;
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-        MHD_add_response_header(r, "X-Fnbox-Upstream", c->member->up->name);
+        http_response_header(r, "Content-Type", "text/event-stream");
+        http_response_header(r, "Cache-Control", "no-cache");
+        http_response_header(r, "X-Fnbox-Upstream", c->member->up->name);
         snprintf(c->rec.upstream, sizeof c->rec.upstream, "%s", c->member->up->name);
         c->committed = true;
         c->final_status = 200;
@@ -723,12 +708,13 @@ static bool admit(GwCall *c) {
         return true;
 }
 
-/* The caller hung up while we wait on an upstream (libmicrohttpd does not
- * watch a suspended connection, and a stream's connection is suspended
- * between events): stop the upstream now, not at its timeout, and let the
- * connection end. */
-static void on_hup(uv_poll_t *h, int status _unused_, int events _unused_) {
-        GwCall *c = h->data;
+/* The caller hung up (its connection says so: activator/http.h) while we
+ * wait on an upstream or stream its answer: stop the upstream now, not at
+ * its timeout, and let the connection end. */
+void gateway_hangup(Req *q) {
+        GwCall *c = q->gw;
+        if (!c || !c->watching)
+                return;
         hup_stop(c);
         call_cancel(c);
         attempt_release(c, NULL);
@@ -742,28 +728,8 @@ static void on_hup(uv_poll_t *h, int status _unused_, int events _unused_) {
         finish(c);
 }
 
-static void on_hup_timer(uv_timer_t *t) {
-        GwCall *c = t->data;
-        Req *q = c->q;
-        uv_close((uv_handle_t *) TAKE_PTR(c->hup_timer), hup_closed);
-        const union MHD_ConnectionInfo *ci = q->conn ? MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
-        if (!ci || !(c->hup = malloc(sizeof *c->hup)))
-                return;
-        if (uv_poll_init_socket(req_loop(q), c->hup, ci->connect_fd) < 0) {
-                free(c->hup);
-                c->hup = NULL;
-                return;
-        }
-        c->hup->data = c;
-        uv_poll_start(c->hup, UV_DISCONNECT, on_hup);
-}
-
 static void hup_watch(GwCall *c) {
-        if (!(c->hup_timer = malloc(sizeof *c->hup_timer)))
-                return;
-        uv_timer_init(req_loop(c->q), c->hup_timer);
-        c->hup_timer->data = c;
-        uv_timer_start(c->hup_timer, on_hup_timer, GW_HUP_AFTER_MS, 0);
+        c->watching = true;
 }
 
 void gateway_start(Req *q) {

@@ -396,9 +396,9 @@ bool gateway_path(const char *uri) {
         return strncmp(uri, "/v1/", 4) == 0 || strcmp(uri, "/v1") == 0;
 }
 
-static struct MHD_Response *head_error(Req *q, unsigned status, const char *type, const char *code, const char *param,
+static HttpResponse *head_error(Req *q, unsigned status, const char *type, const char *code, const char *param,
                                        const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static struct MHD_Response *head_error(Req *q, unsigned status, const char *type, const char *code, const char *param,
+static HttpResponse *head_error(Req *q, unsigned status, const char *type, const char *code, const char *param,
                                        const char *fmt, ...) {
         char msg[1024];
         size_t len;
@@ -407,29 +407,27 @@ static struct MHD_Response *head_error(Req *q, unsigned status, const char *type
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
         char *body = oai_error_json(msg, type, param, code, &len);
-        struct MHD_Response *r = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
-        if (!r) {
-                free(body);
+        HttpResponse *r = body ? http_response_buffer(body, len) : NULL;     /* takes body */
+        if (!r)
                 return NULL;
-        }
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        MHD_add_response_header(r, "X-Request-Id", q->reqid);
+        http_response_header(r, "Content-Type", "application/json");
+        http_response_header(r, "X-Request-Id", q->reqid);
         if (status == 401)
-                MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"fnbox\"");
+                http_response_header(r, "WWW-Authenticate", "Bearer realm=\"fnbox\"");
         if (status == 405)
-                MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, q->gw && q->gw->models ? "GET" : "POST");
+                http_response_header(r, "Allow", q->gw && q->gw->models ? "GET" : "POST");
         if (status == 503)
-                MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+                http_response_header(r, "Retry-After", "1");
         return r;
 }
 
 static const char *header(Req *q, const char *name) {
-        return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, name);
+        return http_header(q->conn, name);
 }
 
 /* A broker call: X-Fnbox-Caller, X-Fnbox-Depth and X-Fnbox-Broker-Auth
  * ("v1 TIME HEX") signed with the invoke secret (docs/internals.md). */
-static struct MHD_Response *identify_broker(GwCall *c, const char *sig, unsigned *st) {
+static HttpResponse *identify_broker(GwCall *c, const char *sig, unsigned *st) {
         Req *q = c->q;
         const char *caller = header(q, "X-Fnbox-Caller"), *depth_h = header(q, "X-Fnbox-Depth");
         const char *ns_h = header(q, "X-Fnbox-Namespace");
@@ -464,7 +462,7 @@ static struct MHD_Response *identify_broker(GwCall *c, const char *sig, unsigned
         return NULL;
 }
 
-static struct MHD_Response *identify(GwCall *c, unsigned *st) {
+static HttpResponse *identify(GwCall *c, unsigned *st) {
         Req *q = c->q;
         const char *sig = header(q, "X-Fnbox-Broker-Auth"), *ns = header(q, "X-Fnbox-Namespace");
         char msg[256];
@@ -482,7 +480,7 @@ static struct MHD_Response *identify(GwCall *c, unsigned *st) {
         }
         /* the worker's token cache, as /fn/ calls use it: no hashing per request */
         bool hit = false;
-        const char *authorization = header(q, MHD_HTTP_HEADER_AUTHORIZATION);
+        const char *authorization = header(q, "Authorization");
         int r = auth_key_from_header(authorization, req_auth_cache(q), &q->auth_key, &hit);
         if (r < 0) {
                 *st = r == -EIO ? 500 : 401;
@@ -558,7 +556,7 @@ static int endpoint_of(const char *uri, GwCall *c, OaiEndpoint *ret) {
 }
 
 static uint64_t content_length(Req *q) {
-        const char *cl = header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl = header(q, "Content-Length");
         if (!cl)
                 return 0;
         char *end;
@@ -614,9 +612,9 @@ int gateway_error_json(Req *q, ActError e, const char *msg, char *buf, size_t si
         return (int) len;
 }
 
-struct MHD_Response *gateway_head(GwWorker *gw, Req *q, unsigned *st) {
+HttpResponse *gateway_head(GwWorker *gw, Req *q, unsigned *st) {
         GwCall *c = gw_call_new(gw, q);
-        struct MHD_Response *r = NULL;
+        HttpResponse *r = NULL;
         *st = 0;
         if (!c) {
                 *st = 500;

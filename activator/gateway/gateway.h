@@ -6,7 +6,7 @@
  * the worker's loop. worker.c hands it the requests under /v1/. */
 #pragma once
 
-#include <microhttpd.h>
+#include "activator/http.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
@@ -43,7 +43,7 @@ void gateway_worker_free(GwWorker *gw);
 bool gateway_path(const char *uri);
 /* The request line and headers are in: NULL to read the body (q->gw is
  * set), or an error response to queue with *ret_status. */
-struct MHD_Response *gateway_head(GwWorker *gw, Req *q, unsigned *ret_status);
+HttpResponse *gateway_head(GwWorker *gw, Req *q, unsigned *ret_status);
 /* The largest body the gateway takes for q (its limits.max_body; the
  * activator's --max-body may be lower); UINT64_MAX when q is not the
  * gateway's. */
@@ -54,8 +54,11 @@ uint64_t gateway_body_max(const Req *q);
  * -ENOBUFS), and, when q->gw is set, the request's audit record takes
  * the status. */
 int gateway_error_json(Req *q, ActError e, const char *msg, char *buf, size_t size);
-/* The body is in (the connection is suspended): answer, now or later. */
+/* The body is in: answer, now or later. */
 void gateway_start(Req *q);
+/* The caller closed its end while the call waits on an upstream or
+ * streams: stop it (499 client_closed in the audit). */
+void gateway_hangup(Req *q);
 /* The client is gone: stop the upstream call, account, audit. */
 void gateway_abort(Req *q);
 /* Stopping: answer 503 now (or end the stream with an error event). */

@@ -107,8 +107,7 @@ struct GwCall {
         char fail_type[48], fail_code[48], fail_msg[512], fail_retry[64];
         QuotaReservation res;
         AuditRecord rec;
-        uv_poll_t *hup;                  /* the caller's hang-up, watched while its connection waits on us */
-        uv_timer_t *hup_timer;           /* until then: hup is made once a call has waited GW_HUP_AFTER_MS */
+        bool watching;                   /* the caller's hang-up stops the call (gateway_hangup) */
 };
 
 /* gateway.c */

@@ -133,16 +133,16 @@ def request_limits(build):
         st, body, _ = p.invoke("lim", b"", path="/fn/lim@no-such-tag")
         check(st == 404, "unknown tag", st, body)
 
-        # headers over 16 KiB: 431 (JSON from the activator); far over: 431 all the same
-        for size, json_body in ((20 << 10, True), (256 << 10, False)):
+        # headers over 16 KiB: 431 with its JSON error, and far over the same
+        for size, json_body in ((20 << 10, True), (256 << 10, True)):
             head = (b"POST /fn/lim HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nX-Big: " + b"a" * size
                     + b"\r\n\r\n")
             st, raw = raw_http(p.url, head)
             check(st == 431, "%d KiB of headers: expected 431" % (size >> 10), st, raw[:300])
             if json_body:
                 check(b'"headers_too_large"' in raw, "431 without its JSON error", raw[:400])
-        # a URL over 8 KiB: 414
-        for size, json_body in ((10 << 10, True), (256 << 10, False)):
+        # a URL over 8 KiB: 414 with its JSON error, and far over the same
+        for size, json_body in ((10 << 10, True), (256 << 10, True)):
             head = b"POST /fn/lim?q=" + b"a" * size + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
             st, raw = raw_http(p.url, head)
             check(st == 414, "a %d KiB URL: expected 414" % (size >> 10), st, raw[:300])
