@@ -18,6 +18,7 @@
 #define LINGER_MS   2000u           /* after an early answer: the rest of the body, while it keeps coming */
 #define LINGER_MAX_MS 10000u        /* ...and no longer than this */
 #define SWEEP_MS    1000u
+#define BLANK_MAX   64u             /* CR and LF bytes before a request line */
 
 enum {
         CS_HEAD,        /* reading a request's line and headers (or idle between requests) */
@@ -57,8 +58,11 @@ struct HttpConn {
         size_t len, cap, pos;           /* bytes in buf; its size; the next byte to handle */
         size_t head_len;                /* the current request's head in buf (0: not complete) */
         size_t scan;                    /* where the search for the head's end goes on */
-        uint64_t last_ms;
-        uint64_t head_since;            /* the first byte of the head being read */
+        uint64_t last_ms;               /* the last byte read or written, or the queue seen draining */
+        size_t last_queued;             /* the socket's write queue at the last sweep */
+        uint64_t head_since;            /* the first byte of the head being read (with head_started) */
+        bool head_started;
+        unsigned blank_lines;           /* empty lines before the request: a few are allowed */
         bool reading;
 
         /* the request */
@@ -71,6 +75,7 @@ struct HttpConn {
         int ch_state;
         size_t trailer_bytes;
         uint64_t discarded;
+        bool bad_body;                  /* malformed chunked framing */
         void *ctx;                      /* the handler's, from begin to done */
         bool eof, hung_up;
 
@@ -232,6 +237,7 @@ static void on_written(uv_write_t *req, int status) {
 
 /* Write n buffers: at once what the socket takes, the rest queued (copied). */
 static int conn_write(HttpConn *c, uv_buf_t *b, unsigned n) {
+        c->last_ms = uv_now(c->s->loop);
         size_t total = 0;
         for (unsigned i = 0; i < n; i++)
                 total += b[i].len;
@@ -373,7 +379,7 @@ int http_respond(HttpConn *c, unsigned status, HttpResponse *r) {
                 http_response_free(r);
                 return -EALREADY;
         }
-        if (r->oom || status < 100 || status > 999) {
+        if (r->oom || status < 200 || status > 999 || (!r->reader && r->len > UINT32_MAX)) {
                 http_response_free(r);
                 return -EINVAL;
         }
@@ -393,7 +399,7 @@ int http_respond(HttpConn *c, unsigned status, HttpResponse *r) {
                         c->body_skip = true;
                 }
         }
-        if (!c->keep_alive || c->s->quiescing || c->eof)
+        if (!c->keep_alive || c->s->quiescing || (c->eof && c->pos == c->len))
                 c->close_after = true;
         bool no_body = c->head_method || status == 204 || status == 304 || (status >= 100 && status < 200);
         bool stream = r->reader != NULL;
@@ -555,6 +561,7 @@ const struct sockaddr *http_peer(HttpConn *c) {
 static void refuse(HttpConn *c, ActError e, const char *msg) {
         HttpServer *s = c->s;
         c->keep_alive = false;
+        c->head_method = false;         /* an error answer has its body, whatever came before */
         /* whatever follows is dropped, so that the client reads the answer
          * instead of a reset */
         c->chunked = false;
@@ -570,6 +577,11 @@ static void refuse(HttpConn *c, ActError e, const char *msg) {
 /* Parse the head in buf[0, head_len): false when refused. */
 static bool parse_head(HttpConn *c) {
         char *p = c->buf, *end = c->buf + c->head_len;
+        c->head_method = c->http10 = c->expect_continue = false;
+        if (memchr(p, 0, c->head_len)) {
+                refuse(c, ACT_BAD_REQUEST, "a NUL byte in the request line or headers");
+                return false;
+        }
         while (p < end && (*p == '\r' || *p == '\n'))   /* empty lines before a request */
                 p++;
         char *eol = memchr(p, '\n', (size_t) (end - p));
@@ -612,8 +624,8 @@ static bool parse_head(HttpConn *c) {
         c->method = p;
         c->uri = sp1 + 1;
         c->n_hdr = 0;
-        const char *cl = NULL, *te = NULL, *conn = NULL, *expect = NULL;
-        bool host = false;
+        const char *cl = NULL, *te = NULL, *expect = NULL;
+        bool host = false, conn_close = false, conn_keep = false;
         for (p = eol + 1; p < end;) {
                 eol = memchr(p, '\n', (size_t) (end - p));
                 line_end = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
@@ -661,19 +673,25 @@ static bool parse_head(HttpConn *c) {
                                 return false;
                         }
                         te = v;
-                } else if (strcasecmp(p, "Connection") == 0)
-                        conn = v;
-                else if (strcasecmp(p, "Expect") == 0)
+                } else if (strcasecmp(p, "Connection") == 0) {
+                        conn_close = conn_close || list_has(v, "close");
+                        conn_keep = conn_keep || list_has(v, "keep-alive");
+                } else if (strcasecmp(p, "Expect") == 0)
                         expect = v;
-                else if (strcasecmp(p, "Host") == 0)
+                else if (strcasecmp(p, "Host") == 0) {
+                        if (host) {
+                                refuse(c, ACT_BAD_REQUEST, "more than one Host header");
+                                return false;
+                        }
                         host = true;
+                }
                 p = eol + 1;
         }
         if (!c->http10 && !host) {
                 refuse(c, ACT_BAD_REQUEST, "an HTTP/1.1 request needs a Host header");
                 return false;
         }
-        c->keep_alive = c->http10 ? conn && list_has(conn, "keep-alive") : !(conn && list_has(conn, "close"));
+        c->keep_alive = c->http10 ? conn_keep && !conn_close : !conn_close;
         c->head_method = strcmp(c->method, "HEAD") == 0;
         c->expect_continue = expect && strcasecmp(expect, "100-continue") == 0 && !c->http10;
         c->chunked = false;
@@ -707,7 +725,7 @@ static bool parse_head(HttpConn *c) {
 /* Hand the body in buf[pos, len) to the handler (or drop it). */
 static void body_input(HttpConn *c) {
         HttpServer *s = c->s;
-        while (!c->body_done && c->pos < c->len && c->state != CS_CLOSED) {
+        while (!c->body_done && !c->bad_body && c->pos < c->len && c->state != CS_CLOSED) {
                 char *p = c->buf + c->pos;
                 size_t have = c->len - c->pos;
                 if (!c->chunked || c->ch_state == CH_DATA) {
@@ -730,20 +748,20 @@ static void body_input(HttpConn *c) {
                 char *nl = memchr(p, '\n', have);
                 if (!nl) {
                         if (have > HTTP_CHUNK_LINE_MAX)
-                                c->failed = true;
+                                c->bad_body = true;
                         break;                  /* a partial line: kept for the next read */
                 }
                 char *line = p;
                 size_t ll = (size_t) (nl - p) + 1;
-                if (ll > HTTP_CHUNK_LINE_MAX) {
-                        c->failed = true;
+                if (ll > HTTP_CHUNK_LINE_MAX || ll < 2 || line[ll - 2] != '\r') {
+                        c->bad_body = true;       /* framing lines end in CRLF */
                         break;
                 }
                 c->pos += ll;
-                size_t body = ll - 1 - (ll >= 2 && line[ll - 2] == '\r');
+                size_t body = ll - 2;
                 if (c->ch_state == CH_DATA_END) {
                         if (body != 0) {
-                                c->failed = true;
+                                c->bad_body = true;
                                 break;
                         }
                         c->ch_state = CH_SIZE;
@@ -757,13 +775,16 @@ static void body_input(HttpConn *c) {
                                 if (d < 0)
                                         break;
                                 if (v >> 56) {
-                                        c->failed = true;
+                                        c->bad_body = true;
                                         return;
                                 }
                                 v = v * 16 + (uint64_t) d;
                         }
-                        if (i == 0 || (i < body && line[i] != ';' && line[i] != ' ' && line[i] != '\t')) {
-                                c->failed = true;
+                        size_t e = i;
+                        while (e < body && (line[e] == ' ' || line[e] == '\t'))
+                                e++;
+                        if (i == 0 || (e < body && line[e] != ';')) {
+                                c->bad_body = true;       /* only ;extensions after the size */
                                 break;
                         }
                         c->body_left = v;
@@ -771,7 +792,7 @@ static void body_input(HttpConn *c) {
                 } else {                        /* CH_TRAILER: up to the empty line */
                         c->trailer_bytes += ll;
                         if (c->trailer_bytes > s->lim.head_max) {
-                                c->failed = true;
+                                c->bad_body = true;
                                 break;
                         }
                         if (body == 0) {
@@ -838,6 +859,11 @@ static void conn_input(HttpConn *c) {
                         size_t lead = 0;
                         while (lead < c->len && (c->buf[lead] == '\r' || c->buf[lead] == '\n'))
                                 lead++;
+                        c->blank_lines += (unsigned) lead;
+                        if (c->blank_lines > BLANK_MAX) {
+                                c->failed = true;
+                                break;
+                        }
                         if (lead) {
                                 memmove(c->buf, c->buf + lead, c->len - lead);
                                 c->len -= lead;
@@ -891,6 +917,15 @@ static void conn_input(HttpConn *c) {
                                         c->failed = true;
                         } else
                                 body_input(c);
+                        if (c->bad_body) {
+                                c->bad_body = false;
+                                if (c->answered || c->state != CS_BODY) {
+                                        c->failed = true;
+                                        break;
+                                }
+                                refuse(c, ACT_BAD_REQUEST, "malformed chunked body");
+                                continue;
+                        }
                         if (c->failed)
                                 break;
                         /* the handled part of the body is not kept: new input goes after the head */
@@ -948,15 +983,20 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b _unused_) {
                         conn_close(c);
                         return;
                 }
-                /* waiting or answering: the handler may stop early */
-                if (c->ctx && !c->hung_up && (c->state == CS_WAIT || (c->state == CS_ANSWER && !c->answer_written))) {
+                /* waiting or answering: the handler may stop early, unless more
+                 * requests came before the close (a client that half-closes
+                 * after pipelining them wants their answers) */
+                if (c->ctx && !c->hung_up && c->pos == c->len &&
+                    (c->state == CS_WAIT || (c->state == CS_ANSWER && !c->answer_written))) {
                         c->hung_up = true;
                         c->s->h.hangup(c->ctx);
                 }
                 return;
         }
-        if (c->state == CS_HEAD && c->len == 0)
+        if (c->state == CS_HEAD && !c->head_started) {
+                c->head_started = true;
                 c->head_since = uv_now(c->s->loop);
+        }
         c->len += (size_t) n;
         c->last_ms = uv_now(c->s->loop);
         conn_input(c);
@@ -1020,7 +1060,7 @@ static void conn_next(HttpConn *c) {
         http_response_free(r);
         if (c->state == CS_CLOSED)
                 return;
-        if (c->close_after || c->eof) {
+        if (c->close_after || s->quiescing || (c->eof && c->pos == c->len)) {
                 if (!c->body_done && !c->eof) {
                         /* the client may still be sending: read and drop it, so that it
                          * sees the answer rather than a reset */
@@ -1039,12 +1079,17 @@ static void conn_next(HttpConn *c) {
                 return;
         }
         c->state = CS_HEAD;
-        c->head_since = uv_now(s->loop);
+        c->last_ms = uv_now(s->loop);
+        c->head_started = c->len > 0;
+        c->head_since = c->last_ms;
+        c->blank_lines = 0;
         c->head_len = 0;
         c->method = c->uri = NULL;
         c->n_hdr = 0;
         reading(c, true);
         conn_input(c);          /* a pipelined request */
+        if (c->eof && c->state == CS_HEAD)
+                conn_close(c);  /* what the client sent before closing is answered */
 }
 
 static void on_check(uv_check_t *h) {
@@ -1083,7 +1128,11 @@ static void on_sweep(uv_timer_t *t) {
                             (c->state == CS_ANSWER && c->wq_n > 0);
                 /* a head is due within the idle time of its first byte, however
                  * slowly it trickles in */
-                bool slow_head = c->state == CS_HEAD && c->len > 0 && now - c->head_since > s->lim.idle_ms;
+                bool slow_head = c->state == CS_HEAD && c->head_started && now - c->head_since > s->lim.idle_ms;
+                size_t queued = uv_stream_get_write_queue_size((uv_stream_t *) &c->tcp);
+                if (queued < c->last_queued)
+                        c->last_ms = now;       /* the client reads: the queue drains */
+                c->last_queued = queued;
                 if ((idle && now - c->last_ms > limit) || slow_head ||
                     (c->state == CS_LINGER && now - c->linger_since > LINGER_MAX_MS))
                         conn_close(c);
@@ -1131,14 +1180,16 @@ int http_server_new(uv_loop_t *loop, int listen_fd, const HttpLimits *lim, const
         int r = uv_tcp_init(loop, &s->listener);
         if (r < 0) {
                 free(s);
+                close(listen_fd);
                 return r;
         }
         s->listener.data = s;
         s->handles = 1;
-        if ((r = uv_tcp_open(&s->listener, listen_fd)) < 0 || (r = uv_listen((uv_stream_t *) &s->listener, 4096,
-                                                                             on_connection)) < 0) {
+        if ((r = uv_tcp_open(&s->listener, listen_fd)) < 0)
+                close(listen_fd);       /* not the handle's */
+        if (r < 0 || (r = uv_listen((uv_stream_t *) &s->listener, 4096, on_connection)) < 0) {
                 uv_close((uv_handle_t *) &s->listener, on_handle_closed);
-                return r;               /* freed by the close; listen_fd with it */
+                return r;               /* s is freed by the close (listen_fd with it, once opened) */
         }
         s->listening = true;
         uv_check_init(loop, &s->check);

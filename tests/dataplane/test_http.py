@@ -126,6 +126,22 @@ def http_protocol(build):
         check(hdrs.get("connection") == "close" and closed(s), "the connection closes after an early answer", hdrs)
         s.close()
 
+        # every Connection header counts: close in the first, another in the second
+        s = connect(p)
+        s.sendall(post(b"/fn/h", b"cc", auth, b"Connection: close\r\nConnection: x-other\r\n"))
+        st, hdrs, body, _ = read_answer(s)
+        check(st == 200 and hdrs.get("connection") == "close" and closed(s), "Connection: close in the first of two",
+              st, hdrs)
+        s.close()
+        # pipelined, then half-closed: both are answered
+        s = connect(p)
+        s.sendall(post(b"/fn/h", b"h1", auth) + post(b"/fn/h", b"h2", auth))
+        s.shutdown(socket.SHUT_WR)
+        st1, _, b1, rest = read_answer(s)
+        st2, _, b2, _ = read_answer(s, rest)
+        check((st1, b1, st2, b2) == (200, b"echo:h1", 200, b"echo:h2"), "pipelined then half-closed", st1, b1, st2, b2)
+        s.close()
+
         # HEAD on a service (echo-service has no HEAD: its 501 passes through):
         # a head and no body, and the connection goes on
         s = connect(p)
@@ -160,6 +176,10 @@ def http_protocol(build):
             "HTTP/2.0 on this port": b"POST /fn/h HTTP/2.0\r\nHost: t\r\n\r\n",
             "no version": b"POST /fn/h\r\nHost: t\r\n\r\n",
             "a space in the target": b"POST /fn/h x HTTP/1.1\r\nHost: t\r\n\r\n",
+            "two Host headers": b"POST /fn/h HTTP/1.1\r\nHost: t\r\nHost: u\r\nContent-Length: 0\r\n\r\n",
+            "a NUL after the version": b"POST /fn/h HTTP/1.1\x00 x\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+            "junk after a chunk size": b"POST /fn/h HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3 junk\r\nabc\r\n0\r\n\r\n",
+            "a chunk line without CR": b"POST /fn/h HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n",
         }
         for what, raw in bad.items():
             s = connect(p)
