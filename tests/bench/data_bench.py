@@ -591,6 +591,7 @@ def bench_queue(p, tmp, n):
         t.cancel()
     loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
     loop.close()
+    remove(p, "never")      # its starting instance holds CPU on the node that later sections need
     print()
     print("Activator memory with %d requests waiting for a service that never becomes ready" % n)
     print("  RSS idle %.1f MiB, with the requests %.1f MiB: %.2f KiB per queued request" % (
