@@ -569,7 +569,7 @@ static void refuse(HttpConn *c, ActError e, const char *msg) {
         c->body_done = false;
         c->body_skip = true;
         c->close_after = true;
-        HttpResponse *r = s->h.refuse(s->cls, e, msg);
+        HttpResponse *r = s->h.refuse(s->cls, c->ctx, e, msg);
         if (!r || http_respond(c, act_error_status(e), r) < 0)
                 conn_fail_later(c);
 }

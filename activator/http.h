@@ -54,9 +54,10 @@ typedef struct HttpHandler {
         /* The request is over: answered and written (ok), or its connection
          * is gone. ctx is not used again. */
         void (*done)(void *ctx, bool ok);
-        /* An answer for a request refused before begin (malformed, or over
-         * a limit): e says which, msg why. */
-        HttpResponse *(*refuse)(void *cls, ActError e, const char *msg);
+        /* An answer for a request refused by the server (malformed, or over
+         * a limit): e says which, msg why. ctx is the request's when begin
+         * made one (a malformed chunked body), else NULL. */
+        HttpResponse *(*refuse)(void *cls, void *ctx, ActError e, const char *msg);
 } HttpHandler;
 
 typedef struct HttpLimits {

@@ -194,13 +194,9 @@ static int send_error_now(Req *q, ActError e, const char *fmt, ...) {
         return send_now(q, error_response(q, e, msg), act_error_status(e));
 }
 
-static void req_ready(Req *q, HttpResponse *r, unsigned status) {
-        send_now(q, r, status);
-}
-
 void req_start(Req *q, HttpResponse *r, unsigned status) {
         response_common(q, r);
-        req_ready(q, r, status);
+        send_now(q, r, status);
 }
 
 /* ---- streaming ------------------------------------------------------------------ */
@@ -312,7 +308,7 @@ void req_fail(Req *q, ActError e, const char *fmt, ...) {
                 return;
         }
         q->error = e;
-        req_ready(q, error_response(q, e, msg), act_error_status(e));
+        send_now(q, error_response(q, e, msg), act_error_status(e));
 }
 
 void req_fail_detail(Req *q, ActError e, const char *msg, const OutcomeDetail *d) {
@@ -325,7 +321,7 @@ void req_fail_detail(Req *q, ActError e, const char *msg, const OutcomeDetail *d
         }
         slot_release(q);
         q->error = e;
-        req_ready(q, error_response_body(q, e, body, len, true), act_error_status(e));
+        send_now(q, error_response_body(q, e, body, len, true), act_error_status(e));
 }
 
 /* ---- routing -------------------------------------------------------------------------- */
@@ -506,7 +502,7 @@ static void routed(Req *q) {
                 go(q);
 }
 
-/* ---- the libmicrohttpd callbacks ------------------------------------------------------------ */
+/* ---- a request's life ------------------------------------------------------------------------ */
 
 static Req *req_new(Worker *w, HttpConn *conn) {
         Req *q = w->spare;
@@ -833,9 +829,16 @@ static void on_done(void *ctx, bool ok _unused_) {
         req_unref(q);
 }
 
-/* A request refused before it began (malformed, over a limit). */
-static HttpResponse *on_refuse(void *cls _unused_, ActError e, const char *msg) {
-        return error_response(NULL, e, msg);
+/* A request the server refused (malformed, over a limit): with its ids
+ * and counted with its status when it had begun. */
+static HttpResponse *on_refuse(void *cls _unused_, void *ctx, ActError e, const char *msg) {
+        Req *q = ctx;
+        if (q) {
+                q->error = e;
+                q->status = act_error_status(e);
+                q->phase = REQ_SENT;
+        }
+        return error_response(q, e, msg);
 }
 
 static const HttpHandler handler = {

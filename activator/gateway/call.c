@@ -70,11 +70,6 @@ static void attempt_reset(GwCall *c) {
         oai_sse_clear(&c->sse);
 }
 
-/* The caller's hang-up stops the call only while it waits on us. */
-static void hup_stop(GwCall *c) {
-        c->watching = false;
-}
-
 /* Stop the upstream request under way, if any. */
 static void call_cancel(GwCall *c) {
         if (c->call) {
@@ -86,7 +81,7 @@ static void call_cancel(GwCall *c) {
 void gw_call_free(GwCall *c) {
         if (!c)
                 return;
-        hup_stop(c);
+        c->watching = false;
         call_cancel(c);
         attempt_release(c, NULL);
         json_decref(c->body);
@@ -209,7 +204,7 @@ static void stream_finish(GwCall *c) {
         out_event(c, "[DONE]", 6);
         c->stream_ended = true;
         c->end_ns = gw_now_ns();
-        hup_stop(c);                    /* answered: the caller may go */
+        c->watching = false;                    /* answered: the caller may go */
         req_backend_done(c->q, true);
 }
 
@@ -715,7 +710,7 @@ void gateway_hangup(Req *q) {
         GwCall *c = q->gw;
         if (!c || !c->watching)
                 return;
-        hup_stop(c);
+        c->watching = false;
         call_cancel(c);
         attempt_release(c, NULL);
         snprintf(c->error_type, sizeof c->error_type, "client_closed");
@@ -726,10 +721,6 @@ void gateway_hangup(Req *q) {
         } else if (!c->committed && !c->final_status)
                 gw_respond_error(c, 499, "client_closed", NULL, NULL, NULL, "the caller left");
         finish(c);
-}
-
-static void hup_watch(GwCall *c) {
-        c->watching = true;
 }
 
 void gateway_start(Req *q) {
@@ -745,7 +736,7 @@ void gateway_start(Req *q) {
                 finish(c);
                 return;
         }
-        hup_watch(c);
+        c->watching = true;      /* the caller's hang-up stops the call while it waits on us */
         attempt_next(c);
 }
 
@@ -754,7 +745,7 @@ void gateway_abort(Req *q) {
         if (!c)
                 return;
         if (c->call && c->stream_ended) {       /* answered; the upstream's end is awaited, on_done finishes */
-                hup_stop(c);
+                c->watching = false;
                 return;
         }
         call_cancel(c);

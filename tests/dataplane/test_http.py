@@ -188,6 +188,8 @@ def http_protocol(build):
             err = json.loads(body).get("error", {}) if body.startswith(b"{") else {}
             check(st == 400 and err.get("type") == "bad_request", "%s: expected 400 bad_request" % what, st, body)
             check(closed(s), "%s: the connection closes" % what)
+            if what in ("junk after a chunk size", "a chunk line without CR"):  # refused once begun: its id comes back
+                check(hdrs.get("x-request-id"), "%s: X-Request-Id on the 400" % what, hdrs)
             s.close()
         # too many header fields: 431
         s = connect(p)
