@@ -74,7 +74,7 @@ CONTROLLER_CORE_SRCS := $(wildcard controller/kpa.c controller/scheduler.c contr
 GATEWAY_POLICY_SRCS := $(wildcard activator/gateway/rules.c activator/gateway/quota.c activator/gateway/audit.c)
 ACTIVATOR_SRCS := $(sort $(wildcard activator/*.c activator/gateway/*.c) $(GATEWAY_POLICY_SRCS))
 # the activator's pure parts (no I/O), which the unit suite links too
-ACTIVATOR_CORE_SRCS := $(wildcard activator/fnpath.c activator/reqid.c activator/outcome.c activator/table.c activator/httpresp.c activator/metrics.c activator/router.c activator/auth.c)
+ACTIVATOR_CORE_SRCS := $(wildcard activator/fnpath.c activator/reqid.c activator/outcome.c activator/table.c activator/httpresp.c activator/httpreq.c activator/metrics.c activator/router.c activator/auth.c)
 # the LLM gateway's parts without I/O on a loop (config, routing, the wire
 # format, the policy pieces), which the unit suite links too
 GATEWAY_CORE_SRCS := $(sort $(filter-out activator/gateway/gateway.c activator/gateway/call.c activator/gateway/upstream.c,$(wildcard activator/gateway/*.c)) $(GATEWAY_POLICY_SRCS))
@@ -251,9 +251,14 @@ test-skills: all
 FUZZ_TIME ?= 60
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_LINK = clang -std=gnu11 -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined $^ -o $@ $(SPEC_LIBS)
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SPEC_LIB_SRCS) $(LIB_SRCS)
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined $^ -o $@ $(SPEC_LIBS)
+	$(FUZZ_LINK)
+# the activator's request parser (pure) and its error table
+$(BUILD)/fuzz/fuzz_httpreq: tests/fuzz/fuzz_httpreq.c activator/httpreq.c activator/outcome.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_LINK)
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do ./tests/fuzz/run.sh $$f $(FUZZ_TIME) || exit 1; done

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "activator/httpreq.h"
 #include "lib/util.h"
 
 #define BUF_START   4096u           /* a connection's read buffer at first; it grows for a long head */
@@ -18,7 +19,6 @@
 #define LINGER_MS   2000u           /* after an early answer: the rest of the body, while it keeps coming */
 #define LINGER_MAX_MS 10000u        /* ...and no longer than this */
 #define SWEEP_MS    1000u
-#define BLANK_MAX   64u             /* CR and LF bytes before a request line */
 
 enum {
         CS_HEAD,        /* reading a request's line and headers (or idle between requests) */
@@ -28,12 +28,6 @@ enum {
         CS_LINGER,      /* answered early and written: dropping the rest of the body until EOF */
         CS_CLOSED,
 };
-
-enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER, CH_DONE };
-
-typedef struct Header {
-        const char *name, *value;
-} Header;
 
 struct HttpResponse {
         char *body;
@@ -57,23 +51,18 @@ struct HttpConn {
         char *buf;                      /* the head (while a request lives), then input not handled yet */
         size_t len, cap, pos;           /* bytes in buf; its size; the next byte to handle */
         size_t head_len;                /* the current request's head in buf (0: not complete) */
-        size_t scan;                    /* where the search for the head's end goes on */
+        HttpReqScan scan;               /* the search for the head's end */
         uint64_t last_ms;               /* the last byte read or written, or the queue seen draining */
         size_t last_queued;             /* the socket's write queue at the last sweep */
         uint64_t head_since;            /* the first byte of the head being read (with head_started) */
         bool head_started;
-        unsigned blank_lines;           /* empty lines before the request: a few are allowed */
         bool reading;
 
         /* the request */
-        const char *method, *uri;
-        bool http10, keep_alive, head_method, expect_continue;
-        Header hdr[HTTP_HEADERS_COUNT];
-        unsigned n_hdr;
-        bool chunked, body_done, body_skip;
-        uint64_t body_left;             /* Content-Length bytes, or the current chunk's, still to come */
-        int ch_state;
-        size_t trailer_bytes;
+        HttpReq rq;                     /* its line and headers, parsed in buf */
+        bool body_done, body_skip;
+        uint64_t body_left;             /* Content-Length bytes still to come */
+        HttpChunked chunks;             /* a chunked body's framing */
         uint64_t discarded;
         bool bad_body;                  /* malformed chunked framing */
         void *ctx;                      /* the handler's, from begin to done */
@@ -100,6 +89,7 @@ struct HttpServer {
         uv_timer_t sweep;
         unsigned handles;               /* open: the server is freed when they are closed */
         HttpLimits lim;
+        HttpReqLimits rlim;             /* what the request parser takes of lim */
         HttpHandler h;
         void *cls;
         HttpConn *conns, *pend, *pend_tail;
@@ -165,28 +155,6 @@ static const char *reason(unsigned status) {
         case 507: return "Insufficient Storage";
         default: return "";
         }
-}
-
-/* RFC 9110 token characters (method, header names). */
-static bool tchar(unsigned char ch) {
-        static const char extra[] = "!#$%&'*+-.^_`|~";
-        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-               (ch && strchr(extra, ch));
-}
-
-static bool list_has(const char *v, const char *token) {
-        size_t n = strlen(token);
-        for (const char *p = v; p && *p;) {
-                p += strspn(p, " \t,");
-                size_t k = strcspn(p, ",");
-                size_t t = k;
-                while (t > 0 && (p[t - 1] == ' ' || p[t - 1] == '\t'))
-                        t--;
-                if (t == n && strncasecmp(p, token, n) == 0)
-                        return true;
-                p += k;
-        }
-        return false;
 }
 
 static void server_unref(HttpServer *s) {
@@ -293,7 +261,7 @@ static void conn_fail_later(HttpConn *c) {
 static void pump(HttpConn *c) {
         HttpServer *s = c->s;
         HttpResponse *r = c->resp;
-        bool chunked = r->size == HTTP_SIZE_UNKNOWN && !c->http10;
+        bool chunked = r->size == HTTP_SIZE_UNKNOWN && !c->rq.http10;
         while (!c->stream_ended && !c->failed && c->wq_bytes < WRITE_HIGH) {
                 char *data = s->scratch + 24;
                 ssize_t n = r->reader(r->cls, data, STREAM_MAX);
@@ -390,7 +358,7 @@ int http_respond(HttpConn *c, unsigned status, HttpResponse *r) {
                 /* a Content-Length body already read in full is skipped; the
                  * rest of one still arriving is dropped and the connection
                  * ends after the answer */
-                if (!c->chunked && c->state == CS_BODY && c->body_left <= c->len - c->pos) {
+                if (!c->rq.chunked && c->state == CS_BODY && c->body_left <= c->len - c->pos) {
                         c->pos += (size_t) c->body_left;
                         c->body_left = 0;
                         c->body_done = true;
@@ -399,13 +367,13 @@ int http_respond(HttpConn *c, unsigned status, HttpResponse *r) {
                         c->body_skip = true;
                 }
         }
-        if (!c->keep_alive || c->s->quiescing || (c->eof && c->pos == c->len))
+        if (!c->rq.keep_alive || c->s->quiescing || (c->eof && c->pos == c->len))
                 c->close_after = true;
-        bool no_body = c->head_method || status == 204 || status == 304 || (status >= 100 && status < 200);
+        bool no_body = c->rq.head_method || status == 204 || status == 304 || (status >= 100 && status < 200);
         bool stream = r->reader != NULL;
         uint64_t length = stream ? r->size : r->len;
-        bool chunked = stream && length == HTTP_SIZE_UNKNOWN && !c->http10;
-        if (stream && length == HTTP_SIZE_UNKNOWN && c->http10)
+        bool chunked = stream && length == HTTP_SIZE_UNKNOWN && !c->rq.http10;
+        if (stream && length == HTTP_SIZE_UNKNOWN && c->rq.http10)
                 c->close_after = true;          /* the body runs to the close */
         char line[160];
         int ll = snprintf(line, sizeof line, "HTTP/1.1 %u %s\r\n", status, reason(status));
@@ -418,7 +386,7 @@ int http_respond(HttpConn *c, unsigned status, HttpResponse *r) {
                 tl += snprintf(tail + tl, sizeof tail - (size_t) tl, "Transfer-Encoding: chunked\r\n");
         if (c->close_after)
                 tl += snprintf(tail + tl, sizeof tail - (size_t) tl, "Connection: close\r\n");
-        else if (c->http10)
+        else if (c->rq.http10)
                 tl += snprintf(tail + tl, sizeof tail - (size_t) tl, "Connection: keep-alive\r\n");
         tl += snprintf(tail + tl, sizeof tail - (size_t) tl, "\r\n");
         const char *date = date_line(c->s);
@@ -520,23 +488,20 @@ void http_response_free(HttpResponse *r) {
 /* ---- the request ------------------------------------------------------------------------------ */
 
 const char *http_method(const HttpConn *c) {
-        return c->method;
+        return c->rq.method;
 }
 
 const char *http_uri(const HttpConn *c) {
-        return c->uri;
+        return c->rq.uri;
 }
 
 const char *http_header(const HttpConn *c, const char *name) {
-        for (unsigned i = 0; i < c->n_hdr; i++)
-                if (strcasecmp(c->hdr[i].name, name) == 0)
-                        return c->hdr[i].value;
-        return NULL;
+        return httpreq_header(&c->rq, name);
 }
 
 void http_headers_each(const HttpConn *c, bool (*fn)(void *cls, const char *name, const char *value), void *cls) {
-        for (unsigned i = 0; i < c->n_hdr; i++)
-                if (!fn(cls, c->hdr[i].name, c->hdr[i].value))
+        for (unsigned i = 0; i < c->rq.n_hdr; i++)
+                if (!fn(cls, c->rq.hdr[i].name, c->rq.hdr[i].value))
                         return;
 }
 
@@ -560,11 +525,11 @@ const struct sockaddr *http_peer(HttpConn *c) {
  * ends after it. */
 static void refuse(HttpConn *c, ActError e, const char *msg) {
         HttpServer *s = c->s;
-        c->keep_alive = false;
-        c->head_method = false;         /* an error answer has its body, whatever came before */
+        c->rq.keep_alive = false;
+        c->rq.head_method = false;      /* an error answer has its body, whatever came before */
         /* whatever follows is dropped, so that the client reads the answer
          * instead of a reset */
-        c->chunked = false;
+        c->rq.chunked = false;
         c->body_left = UINT64_MAX;
         c->body_done = false;
         c->body_skip = true;
@@ -576,230 +541,48 @@ static void refuse(HttpConn *c, ActError e, const char *msg) {
 
 /* Parse the head in buf[0, head_len): false when refused. */
 static bool parse_head(HttpConn *c) {
-        char *p = c->buf, *end = c->buf + c->head_len;
-        c->head_method = c->http10 = c->expect_continue = false;
-        if (memchr(p, 0, c->head_len)) {
-                refuse(c, ACT_BAD_REQUEST, "a NUL byte in the request line or headers");
+        HttpReqRefusal no;
+        if (httpreq_parse(&c->rq, c->buf, c->head_len, &c->s->rlim, &no) < 0) {
+                refuse(c, no.error, no.message);
                 return false;
         }
-        while (p < end && (*p == '\r' || *p == '\n'))   /* empty lines before a request */
-                p++;
-        char *eol = memchr(p, '\n', (size_t) (end - p));
-        char *line_end = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
-        *line_end = 0;
-        /* METHOD SP target SP HTTP/1.x */
-        char *sp1 = strchr(p, ' ');
-        char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-        if (!sp1 || !sp2 || sp1 == p || sp2 == sp1 + 1 || strchr(sp2 + 1, ' ')) {
-                refuse(c, ACT_BAD_REQUEST, "malformed request line");
-                return false;
-        }
-        *sp1 = *sp2 = 0;
-        for (char *m = p; *m; m++)
-                if (!tchar((unsigned char) *m)) {
-                        refuse(c, ACT_BAD_REQUEST, "malformed request method");
-                        return false;
-                }
-        if ((size_t) (sp2 - sp1 - 1) > c->s->lim.uri_max) {
-                char msg[64];
-                snprintf(msg, sizeof msg, "the URL is over %zu bytes", c->s->lim.uri_max);
-                refuse(c, ACT_URI_TOO_LONG, msg);
-                return false;
-        }
-        for (char *u = sp1 + 1; *u; u++)
-                if ((unsigned char) *u <= 0x20 || *u == 0x7f) {
-                        refuse(c, ACT_BAD_REQUEST, "malformed request target");
-                        return false;
-                }
-        const char *ver = sp2 + 1;
-        if (strcmp(ver, "HTTP/1.1") == 0)
-                c->http10 = false;
-        else if (strcmp(ver, "HTTP/1.0") == 0)
-                c->http10 = true;
-        else {
-                refuse(c, ACT_BAD_REQUEST, strncmp(ver, "HTTP/", 5) == 0 ? "HTTP version not supported: 1.0 and 1.1 are"
-                                                                          : "malformed request line");
-                return false;
-        }
-        c->method = p;
-        c->uri = sp1 + 1;
-        c->n_hdr = 0;
-        const char *cl = NULL, *te = NULL, *expect = NULL;
-        bool host = false, conn_close = false, conn_keep = false;
-        for (p = eol + 1; p < end;) {
-                eol = memchr(p, '\n', (size_t) (end - p));
-                line_end = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
-                if (line_end == p)
-                        break;                  /* the empty line */
-                if (*p == ' ' || *p == '\t') {
-                        refuse(c, ACT_BAD_REQUEST, "folded header lines are not accepted");
-                        return false;
-                }
-                char *colon = p;
-                while (colon < line_end && tchar((unsigned char) *colon))
-                        colon++;
-                if (colon == p || colon == line_end || *colon != ':') {
-                        refuse(c, ACT_BAD_REQUEST, "malformed header line");
-                        return false;
-                }
-                if (c->n_hdr == HTTP_HEADERS_COUNT) {
-                        char msg[64];
-                        snprintf(msg, sizeof msg, "more than %u header fields", HTTP_HEADERS_COUNT);
-                        refuse(c, ACT_HEADERS_TOO_LARGE, msg);
-                        return false;
-                }
-                *colon = 0;
-                char *v = colon + 1, *ve = line_end;
-                while (v < ve && (*v == ' ' || *v == '\t'))
-                        v++;
-                while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-                        ve--;
-                for (char *x = v; x < ve; x++)
-                        if (((unsigned char) *x < 0x20 && *x != '\t') || *x == 0x7f) {
-                                refuse(c, ACT_BAD_REQUEST, "a header value has control characters");
-                                return false;
-                        }
-                *ve = 0;
-                c->hdr[c->n_hdr++] = (Header) { p, v };
-                if (strcasecmp(p, "Content-Length") == 0) {
-                        if (cl && strcmp(cl, v) != 0) {
-                                refuse(c, ACT_BAD_REQUEST, "conflicting Content-Length headers");
-                                return false;
-                        }
-                        cl = v;
-                } else if (strcasecmp(p, "Transfer-Encoding") == 0) {
-                        if (te) {
-                                refuse(c, ACT_BAD_REQUEST, "more than one Transfer-Encoding header");
-                                return false;
-                        }
-                        te = v;
-                } else if (strcasecmp(p, "Connection") == 0) {
-                        conn_close = conn_close || list_has(v, "close");
-                        conn_keep = conn_keep || list_has(v, "keep-alive");
-                } else if (strcasecmp(p, "Expect") == 0)
-                        expect = v;
-                else if (strcasecmp(p, "Host") == 0) {
-                        if (host) {
-                                refuse(c, ACT_BAD_REQUEST, "more than one Host header");
-                                return false;
-                        }
-                        host = true;
-                }
-                p = eol + 1;
-        }
-        if (!c->http10 && !host) {
-                refuse(c, ACT_BAD_REQUEST, "an HTTP/1.1 request needs a Host header");
-                return false;
-        }
-        c->keep_alive = c->http10 ? conn_keep && !conn_close : !conn_close;
-        c->head_method = strcmp(c->method, "HEAD") == 0;
-        c->expect_continue = expect && strcasecmp(expect, "100-continue") == 0 && !c->http10;
-        c->chunked = false;
-        c->body_left = 0;
-        if (te) {
-                if (cl) {
-                        refuse(c, ACT_BAD_REQUEST, "both Content-Length and Transfer-Encoding");
-                        return false;
-                }
-                if (strcasecmp(te, "chunked") != 0 || c->http10) {
-                        refuse(c, ACT_BAD_REQUEST, "Transfer-Encoding: only chunked is accepted (HTTP/1.1)");
-                        return false;
-                }
-                c->chunked = true;
-                c->ch_state = CH_SIZE;
-                c->trailer_bytes = 0;
-        } else if (cl) {
-                uint64_t v = 0;
-                if (!*cl || strlen(cl) > 18 || cl[strspn(cl, "0123456789")]) {
-                        refuse(c, ACT_BAD_REQUEST, "malformed Content-Length");
-                        return false;
-                }
-                for (const char *d = cl; *d; d++)
-                        v = v * 10 + (uint64_t) (*d - '0');
-                c->body_left = v;
-        }
-        c->body_done = !c->chunked && c->body_left == 0;
+        c->body_left = c->rq.length;
+        if (c->rq.chunked)
+                httpreq_chunked_init(&c->chunks, c->s->lim.head_max);
+        c->body_done = !c->rq.chunked && c->body_left == 0;
         return true;
 }
 
 /* Hand the body in buf[pos, len) to the handler (or drop it). */
 static void body_input(HttpConn *c) {
         HttpServer *s = c->s;
-        while (!c->body_done && !c->bad_body && c->pos < c->len && c->state != CS_CLOSED) {
-                char *p = c->buf + c->pos;
-                size_t have = c->len - c->pos;
-                if (!c->chunked || c->ch_state == CH_DATA) {
-                        size_t n = have < c->body_left ? have : (size_t) c->body_left;
+        while (!c->body_done && c->pos < c->len && c->state != CS_CLOSED) {
+                const char *p = c->buf + c->pos;
+                size_t n = c->len - c->pos;
+                if (!c->rq.chunked) {
+                        if (n > c->body_left)
+                                n = (size_t) c->body_left;
                         c->pos += n;
                         c->body_left -= n;
-                        if (c->body_skip)
-                                c->discarded += n;
-                        else
-                                s->h.body(c->ctx, p, n);
-                        if (c->body_left == 0) {
-                                if (!c->chunked)
-                                        c->body_done = true;
-                                else
-                                        c->ch_state = CH_DATA_END;
-                        }
-                        continue;
-                }
-                /* a line of chunk framing: size, the CRLF after data, a trailer */
-                char *nl = memchr(p, '\n', have);
-                if (!nl) {
-                        if (have > HTTP_CHUNK_LINE_MAX)
-                                c->bad_body = true;
-                        break;                  /* a partial line: kept for the next read */
-                }
-                char *line = p;
-                size_t ll = (size_t) (nl - p) + 1;
-                if (ll > HTTP_CHUNK_LINE_MAX || ll < 2 || line[ll - 2] != '\r') {
-                        c->bad_body = true;       /* framing lines end in CRLF */
-                        break;
-                }
-                c->pos += ll;
-                size_t body = ll - 2;
-                if (c->ch_state == CH_DATA_END) {
-                        if (body != 0) {
+                } else {
+                        const char *d = p;
+                        size_t left = n;
+                        int ev = httpreq_chunked_feed(&c->chunks, &d, &left, &p, &n);
+                        c->pos = (size_t) (d - c->buf);
+                        if (ev < 0) {
                                 c->bad_body = true;
                                 break;
                         }
-                        c->ch_state = CH_SIZE;
-                } else if (c->ch_state == CH_SIZE) {
-                        uint64_t v = 0;
-                        size_t i = 0;
-                        for (; i < body; i++) {
-                                char ch = line[i];
-                                int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                                                                          : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-                                if (d < 0)
-                                        break;
-                                if (v >> 56) {
-                                        c->bad_body = true;
-                                        return;
-                                }
-                                v = v * 16 + (uint64_t) d;
-                        }
-                        size_t e = i;
-                        while (e < body && (line[e] == ' ' || line[e] == '\t'))
-                                e++;
-                        if (i == 0 || (e < body && line[e] != ';')) {
-                                c->bad_body = true;       /* only ;extensions after the size */
-                                break;
-                        }
-                        c->body_left = v;
-                        c->ch_state = v ? CH_DATA : CH_TRAILER;
-                } else {                        /* CH_TRAILER: up to the empty line */
-                        c->trailer_bytes += ll;
-                        if (c->trailer_bytes > s->lim.head_max) {
-                                c->bad_body = true;
-                                break;
-                        }
-                        if (body == 0) {
-                                c->ch_state = CH_DONE;
-                                c->body_done = true;
-                        }
+                        c->body_done = ev == HTTPREQ_DONE;
+                        if (ev != HTTPREQ_BODY)
+                                break;          /* done, or a partial line kept for the next read */
                 }
+                if (c->body_skip)
+                        c->discarded += n;
+                else
+                        s->h.body(c->ctx, p, n);
+                if (!c->rq.chunked && c->body_left == 0)
+                        c->body_done = true;
         }
         if (c->body_skip && c->discarded > s->lim.discard_max)
                 c->failed = true;
@@ -830,12 +613,12 @@ static void request_begin(HttpConn *c) {
         c->ctx = s->h.begin(s->cls, c);
         if (!c->ctx) {
                 if (!c->answered) {
-                        c->keep_alive = false;
+                        c->rq.keep_alive = false;
                         refuse(c, ACT_INTERNAL, "out of memory");
                 }
                 return;
         }
-        if (!c->answered && !c->body_done && c->expect_continue && c->pos == c->len) {
+        if (!c->answered && !c->body_done && c->rq.expect_continue && c->pos == c->len) {
                 uv_buf_t b = uv_buf_init((char *) "HTTP/1.1 100 Continue\r\n\r\n", 25);
                 if (conn_write(c, &b, 1) < 0)
                         c->failed = true;
@@ -853,59 +636,21 @@ static void conn_input(HttpConn *c) {
                                 memmove(c->buf, c->buf + c->pos, c->len - c->pos);
                                 c->len -= c->pos;
                                 c->pos = 0;
-                                c->scan = 0;
+                                c->scan.scan = 0;
                         }
-                        /* empty lines before a request are dropped (RFC 9112 2.2) */
-                        size_t lead = 0;
-                        while (lead < c->len && (c->buf[lead] == '\r' || c->buf[lead] == '\n'))
-                                lead++;
-                        c->blank_lines += (unsigned) lead;
-                        if (c->blank_lines > BLANK_MAX) {
-                                c->failed = true;
+                        HttpReqRefusal no;
+                        int r = httpreq_head_end(&c->scan, c->buf, &c->len, &s->rlim, &c->head_len, &no);
+                        if (r == -EPROTO) {
+                                c->failed = true;       /* too many empty lines before a request */
                                 break;
                         }
-                        if (lead) {
-                                memmove(c->buf, c->buf + lead, c->len - lead);
-                                c->len -= lead;
-                                c->scan = 0;
-                        }
-                        /* the head ends at an empty line */
-                        size_t i = c->scan;
-                        bool found = false;
-                        while (i < c->len) {
-                                char *nl = memchr(c->buf + i, '\n', c->len - i);
-                                if (!nl)
-                                        break;
-                                size_t at = (size_t) (nl - c->buf);
-                                bool empty = at == i || (at == i + 1 && c->buf[i] == '\r');
-                                i = at + 1;
-                                if (empty) {
-                                        found = true;
-                                        break;
-                                }
-                        }
-                        if (!found) {
-                                c->scan = i;
-                                if (c->len > s->lim.head_max) {
-                                        char msg[96];
-                                        bool long_line = !memchr(c->buf, '\n', c->len);
-                                        if (long_line)
-                                                snprintf(msg, sizeof msg, "the URL is over %zu bytes", s->lim.uri_max);
-                                        else
-                                                snprintf(msg, sizeof msg, "the request line and headers exceed %zu bytes",
-                                                         s->lim.head_max);
-                                        refuse(c, long_line ? ACT_URI_TOO_LONG : ACT_HEADERS_TOO_LARGE, msg);
-                                }
-                                break;
-                        }
-                        c->head_len = i;
-                        if (c->head_len > s->lim.head_max) {
-                                char msg[96];
-                                snprintf(msg, sizeof msg, "the request line and headers exceed %zu bytes", s->lim.head_max);
+                        if (r < 0) {
                                 c->pos = c->head_len;
-                                refuse(c, ACT_HEADERS_TOO_LARGE, msg);
+                                refuse(c, no.error, no.message);
                                 break;
                         }
+                        if (r == 0)
+                                break;
                         request_begin(c);
                         continue;
                 }
@@ -929,7 +674,7 @@ static void conn_input(HttpConn *c) {
                         if (c->failed)
                                 break;
                         /* the handled part of the body is not kept: new input goes after the head */
-                        if (c->chunked && c->pos < c->len && c->pos > c->head_len) {
+                        if (c->rq.chunked && c->pos < c->len && c->pos > c->head_len) {
                                 /* a partial framing line stays */
                                 size_t keep = c->len - c->pos;
                                 memmove(c->buf + c->head_len, c->buf + c->pos, keep);
@@ -1082,10 +827,10 @@ static void conn_next(HttpConn *c) {
         c->last_ms = uv_now(s->loop);
         c->head_started = c->len > 0;
         c->head_since = c->last_ms;
-        c->blank_lines = 0;
+        httpreq_scan_init(&c->scan);
         c->head_len = 0;
-        c->method = c->uri = NULL;
-        c->n_hdr = 0;
+        c->rq.method = c->rq.uri = NULL;
+        c->rq.n_hdr = 0;
         reading(c, true);
         conn_input(c);          /* a pipelined request */
         if (c->eof && c->state == CS_HEAD)
@@ -1175,6 +920,7 @@ int http_server_new(uv_loop_t *loop, int listen_fd, const HttpLimits *lim, const
                 return -ENOMEM;
         s->loop = loop;
         s->lim = *lim;
+        s->rlim = (HttpReqLimits) { .head_max = lim->head_max, .uri_max = lim->uri_max };
         s->h = *h;
         s->cls = cls;
         int r = uv_tcp_init(loop, &s->listener);

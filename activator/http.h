@@ -28,8 +28,6 @@
 #define HTTP_SIZE_UNKNOWN   UINT64_MAX
 #define HTTP_READER_END     ((ssize_t) -1)
 #define HTTP_READER_ERROR   ((ssize_t) -2)
-#define HTTP_HEADERS_COUNT  128               /* header fields in a request (431 beyond) */
-#define HTTP_CHUNK_LINE_MAX 1024              /* a chunk-size line or a trailer field */
 
 typedef struct HttpServer HttpServer;
 typedef struct HttpConn HttpConn;
