@@ -277,70 +277,85 @@ TEST(activator_httpreq_blank_lines) {
         ASSERT_EQ_INT(parse_all_splits(text, strlen(text), &LIM).result, -EPROTO);
 }
 
-TEST(activator_httpreq_refused_framing) {
-        refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc", 400,
-                "bad_request", "both Content-Length and Transfer-Encoding");
-        refused("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400,
-                "bad_request", "both Content-Length and Transfer-Encoding");
-        refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400,
-                "bad_request", "conflicting Content-Length headers");
-        refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc", 400, "bad_request",
-                "malformed Content-Length");
-        refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400, "bad_request",
-                "malformed Content-Length");
-        refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", 400, "bad_request",
-                "malformed Content-Length");
-        refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400, "bad_request",
-                "malformed Content-Length");
-        refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1234567890123456789\r\n\r\n", 400, "bad_request",
-                "malformed Content-Length");
-        refused("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400, "bad_request",
-                "Transfer-Encoding: only chunked is accepted (HTTP/1.1)");
-        refused("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400, "bad_request",
-                "Transfer-Encoding: only chunked is accepted (HTTP/1.1)");
-        refused("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "bad_request",
-                "Transfer-Encoding: only chunked is accepted (HTTP/1.1)");
-        refused("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-                400, "bad_request", "more than one Transfer-Encoding header");
+typedef struct Refusal {
+        const char *text, *message;          /* each a 400 bad_request */
+} Refusal;
+
+static void refused_400(const Refusal *t, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                refused(t[i].text, 400, "bad_request", t[i].message);
 }
+
+#define BOTH "both Content-Length and Transfer-Encoding"
+#define BAD_CL "malformed Content-Length"
+#define ONLY_CHUNKED "Transfer-Encoding: only chunked is accepted (HTTP/1.1)"
+
+TEST(activator_httpreq_refused_framing) {
+        static const Refusal t[] = {
+                { "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc", BOTH },
+                { "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", BOTH },
+                { "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+                  "conflicting Content-Length headers" },
+                { "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc", BAD_CL },
+                { "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", BAD_CL },
+                { "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", BAD_CL },
+                { "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", BAD_CL },
+                { "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1234567890123456789\r\n\r\n", BAD_CL },
+                { "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", ONLY_CHUNKED },
+                { "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", ONLY_CHUNKED },
+                { "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", ONLY_CHUNKED },
+                { "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                  "more than one Transfer-Encoding header" },
+        };
+        refused_400(t, sizeof t / sizeof t[0]);
+}
+
+#define FOLDED "folded header lines are not accepted"
+#define BAD_LINE "malformed header line"
+#define CONTROL "a header value has control characters"
+#define NUL "a NUL byte in the request line or headers"
+#define TWO_HOSTS "more than one Host header"
 
 TEST(activator_httpreq_refused_lines) {
-        refused("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400, "bad_request",
-                "folded header lines are not accepted");
-        refused("GET / HTTP/1.1\r\nHost: a\r\n\tX-A: b\r\n\r\n", 400, "bad_request",
-                "folded header lines are not accepted");
-        refused("GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n", 400, "bad_request", "malformed header line");
-        refused("GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n", 400, "bad_request", "malformed header line");
-        refused("GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400, "bad_request", "malformed header line");
-        refused("GET / HTTP/1.1\r\nHost: a\r\nX(A): b\r\n\r\n", 400, "bad_request", "malformed header line");
-        refused("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\001c\r\n\r\n", 400, "bad_request",
-                "a header value has control characters");
-        refused("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n", 400, "bad_request",
-                "a header value has control characters");
-        refused("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\177\r\n\r\n", 400, "bad_request",
-                "a header value has control characters");
+        static const Refusal t[] = {
+                { "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", FOLDED },
+                { "GET / HTTP/1.1\r\nHost: a\r\n\tX-A: b\r\n\r\n", FOLDED },
+                { "GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n", BAD_LINE },
+                { "GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n", BAD_LINE },
+                { "GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", BAD_LINE },
+                { "GET / HTTP/1.1\r\nHost: a\r\nX(A): b\r\n\r\n", BAD_LINE },
+                { "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\001c\r\n\r\n", CONTROL },
+                { "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n", CONTROL },
+                { "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\177\r\n\r\n", CONTROL },
+                { "GET / HTTP/1.1\r\n\r\n", "an HTTP/1.1 request needs a Host header" },
+                { "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", TWO_HOSTS },
+                { "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", TWO_HOSTS },
+        };
+        refused_400(t, sizeof t / sizeof t[0]);
         static const char nul[] = "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n";
-        refused_lim(nul, sizeof nul - 1, &LIM, 400, "bad_request", "a NUL byte in the request line or headers");
+        refused_lim(nul, sizeof nul - 1, &LIM, 400, "bad_request", NUL);
         static const char nul_line[] = "GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n";
-        refused_lim(nul_line, sizeof nul_line - 1, &LIM, 400, "bad_request",
-                    "a NUL byte in the request line or headers");
-        refused("GET / HTTP/1.1\r\n\r\n", 400, "bad_request", "an HTTP/1.1 request needs a Host header");
-        refused("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400, "bad_request", "more than one Host header");
-        refused("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400, "bad_request", "more than one Host header");
+        refused_lim(nul_line, sizeof nul_line - 1, &LIM, 400, "bad_request", NUL);
 }
 
+#define VERSION "HTTP version not supported: 1.0 and 1.1 are"
+#define BAD_REQUEST_LINE "malformed request line"
+
 TEST(activator_httpreq_refused_request_line) {
-        refused("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 400, "bad_request", "HTTP version not supported: 1.0 and 1.1 are");
-        refused("GET / HTTP/0.9\r\n\r\n", 400, "bad_request", "HTTP version not supported: 1.0 and 1.1 are");
-        refused("GET / HTTP/1.1x\r\nHost: a\r\n\r\n", 400, "bad_request", "HTTP version not supported: 1.0 and 1.1 are");
-        refused("GET / http/1.1\r\nHost: a\r\n\r\n", 400, "bad_request", "malformed request line");
-        refused("GET /\r\nHost: a\r\n\r\n", 400, "bad_request", "malformed request line");
-        refused("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "bad_request", "malformed request line");
-        refused(" GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "bad_request", "malformed request line");
-        refused("GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400, "bad_request", "malformed request line");
-        refused("G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "bad_request", "malformed request method");
-        refused("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400, "bad_request", "malformed request target");
-        refused("GET /a\177 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "bad_request", "malformed request target");
+        static const Refusal t[] = {
+                { "GET / HTTP/2.0\r\nHost: a\r\n\r\n", VERSION },
+                { "GET / HTTP/0.9\r\n\r\n", VERSION },
+                { "GET / HTTP/1.1x\r\nHost: a\r\n\r\n", VERSION },
+                { "GET / http/1.1\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
+                { "GET /\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
+                { "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
+                { " GET / HTTP/1.1\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
+                { "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
+                { "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", "malformed request method" },
+                { "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", "malformed request target" },
+                { "GET /a\177 HTTP/1.1\r\nHost: a\r\n\r\n", "malformed request target" },
+        };
+        refused_400(t, sizeof t / sizeof t[0]);
 }
 
 TEST(activator_httpreq_limits) {
