@@ -1217,25 +1217,30 @@ int jail_zchild_go(Jail *j, const JailConfig *c, const void *stdin_data, size_t 
         j->output_cap = c->limits.output_bytes;
         j->stdin_buf = uv_buf_init((char *) stdin_data, (unsigned) stdin_len);
         j->cpu_base_ns = cgroup_cpu_usage_ns(&j->cg);
-        JailMsg go = { .type = JAIL_MSG_GO, .err = (int32_t) go_len };
-        struct iovec iov[2] = { { &go, sizeof go }, { (void *) go_data, go_len } };
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = go_len ? 2 : 1 };
-        const char *what = "send the request";
-        int r = sendmsg(j->fds[PL_SOCK], &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t) (sizeof go + go_len)
-                        ? 0 : negative_errno();
-        if (r >= 0)
-                what = "arm the deadline", r = arm_timer(j->fds[PL_TIMER], j->t_start_ns + c->limits.timeout_ns);
+        /* Everything is in place before GO wakes the box: the deadline,
+         * the watches, and the body in its pipe (it usually fits), so that
+         * the box finds its stdin there and this loop goes back to waiting
+         * at once instead of competing with it for the CPU. */
+        const char *what = "arm the deadline";
+        int r = arm_timer(j->fds[PL_TIMER], j->t_start_ns + c->limits.timeout_ns);
         if (r >= 0) {
                 what = "watch the jail";
                 if ((r = poll_start(j, PL_OUT, UV_READABLE)) >= 0 && (r = poll_start(j, PL_ERR, UV_READABLE)) >= 0 &&
                     (r = poll_start(j, PL_DONE, UV_READABLE)) >= 0)
                         r = poll_start(j, PL_TIMER, UV_READABLE);
         }
-        /* the body goes into the pipe now (it usually fits): no loop turn */
         if (r >= 0)
                 stdin_write(j);
         if (r >= 0 && j->poll_open[PL_IN])
                 r = poll_start(j, PL_IN, UV_WRITABLE);
+        if (r >= 0) {
+                JailMsg go = { .type = JAIL_MSG_GO, .err = (int32_t) go_len };
+                struct iovec iov[2] = { { &go, sizeof go }, { (void *) go_data, go_len } };
+                struct msghdr mh = { .msg_iov = iov, .msg_iovlen = go_len ? 2 : 1 };
+                what = "send the request";
+                r = sendmsg(j->fds[PL_SOCK], &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t) (sizeof go + go_len)
+                            ? 0 : negative_errno();
+        }
         if (r < 0)
                 setup_failed(j, -r, what);
         return 0;

@@ -94,6 +94,48 @@ def _warm(data, env):
         del data[k]
 
 
+# An import of a module already loaded, as most boxes start (_warm_stdio).
+_IMPORT = compile("import sys", "<warm>", "exec", dont_inherit=True)
+
+
+def _warm_stdio():
+    """What nearly every box does first: import, read its stdin to the
+    end, write its stdout and flush it. Each writes dozens of the
+    zygote's pages (the file objects, their buffers and decoders, the
+    method and import caches): done once here, on pipes of its own put
+    at fds 0 and 1 for the time being, the box's own request costs
+    ~0.25 ms less. The real stdin and stdout are back before GO, and
+    the file objects are at EOF with empty buffers, as they were."""
+    opened = []
+    try:
+        opened += [os.dup(0), os.dup(1)]
+        r_in, w_in = os.pipe()
+        opened += [r_in, w_in]
+        r_out, w_out = os.pipe()
+        opened += [r_out, w_out]
+        os.write(w_in, b"w")
+        os.dup2(r_in, 0)
+        os.dup2(w_out, 1)
+        for fd in opened[2:]:
+            if fd != r_out:
+                os.close(fd)
+        opened[2:] = [r_out]
+        exec(_IMPORT, {"__builtins__": __builtins__})
+        if sys.stdin is not None and sys.stdout is not None:
+            sys.stdout.write("w" + sys.stdin.read())
+            sys.stdout.flush()
+    except Exception:
+        pass
+    try:
+        if len(opened) >= 2:
+            os.dup2(opened[0], 0)
+            os.dup2(opened[1], 1)
+        for fd in opened:
+            os.close(fd)
+    except OSError:
+        os._exit(125)
+
+
 def _request(lib):
     """Wait for the request's GO; then its environment, which came with
     it, goes into os.environ. The C environment has it already
@@ -103,6 +145,7 @@ def _request(lib):
     env_len = ctypes.c_size_t.in_dll(lib, "zygote_go_env_len")
     data = os.environ._data
     _warm(data, env)
+    _warm_stdio()
     lib.zygote_child_go()
     n = env_len.value
     if n:

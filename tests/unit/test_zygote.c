@@ -400,6 +400,48 @@ static void expect_ok(const JailResult *r) {
                         r->err.data ? r->err.data : "");
 }
 
+/* The box process warms its stdio on pipes of its own before GO
+ * (zygote_driver.py, _warm_stdio): the box reads exactly its body and
+ * writes exactly its output, as text or as bytes, empty or larger than a
+ * pipe's buffer, and no fd of the warm-up is left (beyond 0-2: listdir's
+ * own and the DONE pipe). */
+TEST(zygote_python_stdio_exact) {
+        Ctx x;
+        ctx_start(&x, JAIL_RUNTIME_PYTHON3,
+                  code_file("io.py", "import os, sys\n"
+                                     "b = sys.stdin.buffer.read() if os.environ.get('FNBOX_PATH') == '/b' else "
+                                     "sys.stdin.read().encode()\n"
+                                     "fds = sorted(os.listdir('/proc/self/fd'), key=int)\n"
+                                     "fds = '%s +%d' % (' '.join(fds[:3]), len(fds) - 3)\n"
+                                     "sys.stdout.write('%d %s [%s] [%s]' % (len(b), sum(b) % 65521, b[:4].decode(), fds))\n"));
+        static const char *const as_bytes[] = { "FNBOX_PATH=/b" };
+        size_t big = 300 * 1024;
+        char *in = malloc(big + 1);
+        ASSERT_TRUE(in != NULL);
+        unsigned sum = 0;
+        for (size_t i = 0; i < big; i++) {
+                in[i] = (char) ('a' + i % 26);
+                sum += (unsigned char) in[i];
+        }
+        in[big] = 0;
+        char want[128];
+        for (int round = 0; round < 2; round++) {
+                const char *const *env = round ? as_bytes : NULL;
+                JailResult *r = one_with(&x, "", env, round, 0);
+                expect_ok(r);
+                ASSERT_EQ_STR(r->out.data, "0 0 [] [0 1 2 +2]");
+                r = one_with(&x, "abc", env, round, 0);
+                expect_ok(r);
+                ASSERT_EQ_STR(r->out.data, "3 294 [abc] [0 1 2 +2]");
+                r = one_with(&x, in, env, round, 0);
+                expect_ok(r);
+                snprintf(want, sizeof want, "%zu %u [abcd] [0 1 2 +2]", big, sum % 65521);
+                ASSERT_EQ_STR(r->out.data, want);
+        }
+        free(in);
+        ctx_end(&x);
+}
+
 /* A box's environment: the revision's, with the request's on top, and
  * nothing of an earlier request's. */
 static void env_requests(JailRuntime rt, const char *code) {
