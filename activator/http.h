@@ -1,7 +1,8 @@
 /* activator/http.h: the client side of the activator's HTTP/1.1, on the
- * worker's libuv loop: accept, read and check a request's line and headers
- * (bounded), hand its body over in pieces (Content-Length or chunked), and
- * write the answer, whole or streamed, with keep-alive and pipelining.
+ * worker's libuv loop: accept, read a request's line and headers (bounded,
+ * and checked by activator/httpreq.c), hand its body over in pieces
+ * (Content-Length or chunked), and write the answer, whole or streamed,
+ * with keep-alive and pipelining.
  *
  * Why not libmicrohttpd here (docs/internals.md, "The activator's HTTP"):
  * in front of a fast service every request paid for zeroing its 32 KiB
