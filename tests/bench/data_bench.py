@@ -26,22 +26,29 @@ measured in the same run:
                else runs).
   service      wrk through the activator to an echo instance (service mode),
                against nginx reverse-proxying the same instance's unix socket
-               (keep-alive upstream; one worker, and one per CPU; passing
-               the backend what the activator passes: X-Forwarded-For,
-               X-Request-Id and traceparent, and not the caller's token:
-               a python3 backend spends ~11 us more per request parsing
-               those three than nginx's bare Authorization), runs
-               alternated A B B A. For two backends: functions/echo-service
+               (keep-alive upstream; passing the backend what the activator
+               passes: X-Forwarded-For, X-Request-Id and traceparent, and
+               not the caller's token: a python3 backend spends ~11 us more
+               per request parsing those three than nginx's bare
+               Authorization). Each proxy runs with one worker and with one
+               per CPU: nginx with worker_processes 1 and auto, the
+               platform's activator (its default, one per CPU) and a second
+               activator beside it with --threads 1. Runs alternated
+               A B C D D C B A. For two backends: functions/echo-service
                (python3) and tests/dataplane/functions/echo-native (C, built
                here). Also each proxy's own CPU per request (utime+stime
                of the activator, of nginx's processes, over each wrk run):
                with wrk and the backend on the same CPUs, that decides the
-               ratio. Goal: activator >= 1.0x nginx's req/s. With the
-               native echo the proxy is what limits the rate; the python3
-               echo-service (one process, a thread per connection, one GIL)
-               answers ~4k req/s whoever forwards to it, and there the two
-               nginx configurations differ between themselves by 1% to 14%
-               from run to run: printed beside the ratios, to read them by.
+               ratio. Goal: activator >= 1.0x nginx's req/s, each compared
+               with the nginx that has as many workers. With the native echo
+               the proxy is what limits the rate; the python3 echo-service
+               (one process, a thread per connection, one GIL) answers ~4k
+               req/s whoever forwards to it, and there a proxy's second
+               worker takes CPU from the GIL's holder on a 2-CPU machine:
+               the activator with one CPU per worker against nginx with one
+               worker is printed too, for that. The two nginx
+               configurations differ between themselves by 1% to 14% from
+               run to run: printed beside the ratios, to read them by.
   burst        1,000 concurrent requests at a python3 function scaled to zero:
                how many answered 200, time to the first and to the last.
   queue memory the activator's RSS with 10,000 requests queued for a service
@@ -450,6 +457,9 @@ def build_native_echo(tmp):
 
 
 def bench_service(p, tmp, seconds, conns):
+    """Each proxy with one worker and with one per CPU: the platform's
+    activator (its default, one per CPU) and a second one with --threads 1,
+    against nginx with worker_processes 1 and auto."""
     backends = [("python3 echo-service", "echo-py", ECHO_SERVICE, "python3")]
     try:
         backends.append(("native echo", "echo-c", build_native_echo(tmp), "exec"))
@@ -459,63 +469,85 @@ def bench_service(p, tmp, seconds, conns):
     print()
     print("Service mode, wrk %ds, %d connections: through the activator vs nginx to the same instance" % (
         seconds, conns))
+    print("  (each with one worker, and with one per CPU: %d here)" % os.cpu_count())
     print("  %-40s %10s %9s %9s" % ("", "req/s", "p50 ms", "p99 ms"))
-    for label, name, code, runtime in backends:
-        rev = p.deploy(name, code, runtime=runtime,
-                       spec={"mode": "service", "scale": {"min": 1, "max": 1, "target": 1000},
-                             "concurrency": 1000, "limits": {"timeout": "5s", "pids": 1024}})
-        inst = p.wait_instances(rev, lambda i: len(i) == 1, 60)
-        sock = inst[0]["endpoint"][len("unix:"):]
-        st, body = post(p.url, "/fn/" + name, b"ping", token=p.token)
-        if st != 200 or body != b"ping":
-            raise PlatformError("service call: %s %r" % (st, body[:200]))
-        peers = {}
-        for workers in ("1", "auto"):
-            try:
-                peers["nginx-%s" % workers] = Nginx(tmp, sock, workers)
-            except PlatformError as e:
-                print("  (nginx %s: %s)" % (workers, e))
-        runs = {"activator": []}
-        for k in peers:
-            runs[k] = []
-        order = ["activator"] + list(peers)
-        for seq in (order, list(reversed(order))):      # A B C C B A
-            for k in seq:
-                url = (p.url + "/fn/" + name) if k == "activator" else peers[k].url + "/fn/" + name
-                pids = [p.activator.pid] if k == "activator" else proc_tree(peers[k].proc.pid)
-                c0 = cpu_seconds(pids)
-                # the same request bytes for both: nginx passes the header on
-                r = wrk(url, seconds, conns, token=p.token)
-                # the proxy's own CPU per request: what decides the ratio
-                # on a machine that wrk and the backend share with it
-                r["cpu_us"] = (cpu_seconds(pids) - c0) * 1e6 / r["requests"] if r["requests"] else None
-                runs[k].append(r)
-        for n in peers.values():
-            n.stop()
-        remove(p, name)
-        res = {}
-        for k, rs in runs.items():
-            cpu = [r["cpu_us"] for r in rs if r["cpu_us"] is not None]
-            res[k] = {"rps": sum(r["rps"] for r in rs) / len(rs), "p50": statistics.median(r["p50"] for r in rs),
-                      "p99": max(r["p99"] for r in rs), "non2xx": sum(r["non2xx"] for r in rs),
-                      "errors": sum(r["errors"] for r in rs),
-                      "cpu_us": statistics.median(cpu) if cpu else None}
-            wrk_line("%s: %s" % (label, "fnbox-activator" if k == "activator" else k), res[k])
-        print("    CPU per request (median, us): " + ", ".join(
-            "%s %.1f" % (k, res[k]["cpu_us"]) for k in runs if res[k]["cpu_us"] is not None))
-        nginx_rps = [res[k]["rps"] for k in peers]
-        spread = max(nginx_rps) / min(nginx_rps) - 1 if len(nginx_rps) > 1 else None
-        res["nginx_spread"] = spread
-        for k in peers:
-            ratio = res["activator"]["rps"] / res[k]["rps"]
-            print("    activator / %s: %.2fx req/s, p99 %.2f vs %.2f ms  (goal >= %.1fx: %s)" % (
-                k, ratio, res["activator"]["p99"], res[k]["p99"], GOAL_SERVICE_RATIO,
-                verdict(ratio >= GOAL_SERVICE_RATIO)))
-            res["ratio_over_" + k] = ratio
-        if spread is not None:
-            print("    (nginx-1 and nginx-auto differ by %.0f%% between themselves in this run)" % (spread * 100))
-        out[label] = res
+    urls = {"activator-auto": p.url}
+    pids = {"activator-auto": [p.activator.pid]}
+    try:
+        urls["activator-1"] = p.start_another_activator("act-bench-1", ["--threads", "1"])
+        pids["activator-1"] = [p.more_activators[-1].pid]
+    except PlatformError as e:
+        print("  (activator with one worker: %s)" % e)
+    try:
+        for label, name, code, runtime in backends:
+            out[label] = service_backend(p, tmp, seconds, conns, urls, pids, label, name, code, runtime)
+    finally:
+        for dm in p.more_activators:
+            dm.stop()
     return out
+
+
+def service_backend(p, tmp, seconds, conns, urls, pids, label, name, code, runtime):
+    rev = p.deploy(name, code, runtime=runtime,
+                   spec={"mode": "service", "scale": {"min": 1, "max": 1, "target": 1000},
+                         "concurrency": 1000, "limits": {"timeout": "5s", "pids": 1024}})
+    inst = p.wait_instances(rev, lambda i: len(i) == 1, 60)
+    sock = inst[0]["endpoint"][len("unix:"):]
+    for u in urls.values():
+        wait_for("%s routed by %s" % (name, u),
+                 lambda u=u: post(u, "/fn/" + name, b"ping", token=p.token) == (200, b"ping"), 30)
+    peers = {}
+    for workers in ("1", "auto"):
+        try:
+            peers["nginx-%s" % workers] = Nginx(tmp, sock, workers)
+        except PlatformError as e:
+            print("  (nginx %s: %s)" % (workers, e))
+    order = list(urls) + list(peers)
+    runs = {k: [] for k in order}
+    for seq in (order, list(reversed(order))):      # A B C D D C B A
+        for k in seq:
+            url = (urls[k] if k in urls else peers[k].url) + "/fn/" + name
+            ps = pids[k] if k in pids else proc_tree(peers[k].proc.pid)
+            c0 = cpu_seconds(ps)
+            # the same request bytes for both: nginx passes the header on
+            r = wrk(url, seconds, conns, token=p.token)
+            # the proxy's own CPU per request: what decides the ratio
+            # on a machine that wrk and the backend share with it
+            r["cpu_us"] = (cpu_seconds(ps) - c0) * 1e6 / r["requests"] if r["requests"] else None
+            runs[k].append(r)
+    for n in peers.values():
+        n.stop()
+    remove(p, name)
+    res = {}
+    for k, rs in runs.items():
+        cpu = [r["cpu_us"] for r in rs if r["cpu_us"] is not None]
+        res[k] = {"rps": sum(r["rps"] for r in rs) / len(rs), "p50": statistics.median(r["p50"] for r in rs),
+                  "p99": max(r["p99"] for r in rs), "non2xx": sum(r["non2xx"] for r in rs),
+                  "errors": sum(r["errors"] for r in rs),
+                  "cpu_us": statistics.median(cpu) if cpu else None}
+        wrk_line("%s: %s" % (label, k), res[k])
+    print("    CPU per request (median, us): " + ", ".join(
+        "%s %.1f" % (k, res[k]["cpu_us"]) for k in runs if res[k]["cpu_us"] is not None))
+    # the goal compares like with like: as many workers on each side
+    for w in ("1", "auto"):
+        a, n = "activator-" + w, "nginx-" + w
+        if a not in res or n not in res:
+            continue
+        ratio = res[a]["rps"] / res[n]["rps"]
+        print("    %s / %s: %.2fx req/s, p99 %.2f vs %.2f ms  (goal >= %.1fx: %s)" % (
+            a, n, ratio, res[a]["p99"], res[n]["p99"], GOAL_SERVICE_RATIO, verdict(ratio >= GOAL_SERVICE_RATIO)))
+        res["ratio_%s_over_%s" % (a, n)] = ratio
+    if "activator-auto" in res and "nginx-1" in res:
+        ratio = res["activator-auto"]["rps"] / res["nginx-1"]["rps"]
+        res["ratio_activator-auto_over_nginx-1"] = ratio
+        print("    (activator-auto / nginx-1: %.2fx; more workers than nginx's one, on CPUs the backend"
+              " and wrk share)" % ratio)
+    nginx_rps = [res[k]["rps"] for k in peers]
+    spread = max(nginx_rps) / min(nginx_rps) - 1 if len(nginx_rps) > 1 else None
+    res["nginx_spread"] = spread
+    if spread is not None:
+        print("    (nginx-1 and nginx-auto differ by %.0f%% between themselves in this run)" % (spread * 100))
+    return res
 
 
 # ---- many requests at once, asyncio -------------------------------------------------------

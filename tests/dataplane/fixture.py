@@ -409,6 +409,7 @@ class Platform:
         os.makedirs(self.logs)
         self.controller = None
         self.activator = None
+        self.more_activators = []   # start_another_activator's
         self.runtimes = {}          # node name -> Daemon
         self.node_paths = {}        # node name -> {socket, invoke, state, cgroup}
         self.netns = {}             # node name -> netns name
@@ -651,6 +652,20 @@ class Platform:
         self.activator.stop()
         return self.start_activator_daemon()
 
+    def start_another_activator(self, name, args=()):
+        """A further activator beside the first (the same controller, token
+        and secret; its own port, --id NAME and args): as an operator runs
+        several. Stopped and checked with the rest. Returns its URL."""
+        argv = [os.path.join(self.bin, "fnbox-activator"),
+                "--listen", "%s:%d" % (self.host_addr, free_port(self.host_addr)),
+                "--controller", self.api_url, "--token-file", self.token_file,
+                "--invoke-secret-file", self.secret_file, "--id", name] + list(args)
+        dm = Daemon("activator", name, argv, os.path.join(self.logs, name + ".log"), self.env())
+        self.more_activators.append(dm)
+        m = dm.start()
+        self._note_pids()
+        return m.group(1)
+
     def _note_pids(self):
         """Remember every process the daemons have started, to check later
         that none outlives them."""
@@ -667,7 +682,7 @@ class Platform:
         out += list(self.runtimes.values())
         if self.activator:
             out.append(self.activator)
-        return out
+        return out + self.more_activators
 
     # ---- stop and check ------------------------------------------------------------------
 
@@ -689,8 +704,8 @@ class Platform:
                 except PlatformError as e:
                     problems.append("restart of killed node %s failed: %s" % (name, e))
         sockets = []
-        order = ([self.activator] if self.activator else []) + list(self.runtimes.values()) \
-            + ([self.controller] if self.controller else [])
+        order = ([self.activator] if self.activator else []) + self.more_activators \
+            + list(self.runtimes.values()) + ([self.controller] if self.controller else [])
         for dm in order:
             was_running = dm.running()
             rc, clean = dm.stop()
