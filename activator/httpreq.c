@@ -3,6 +3,7 @@
  * framing of a chunked body. No I/O; activator/http.c drives it. */
 #include "activator/httpreq.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -128,10 +129,11 @@ static int request_line(HttpReq *rq, char *p, const HttpReqLimits *lim, HttpReqR
                 rq->http10 = false;
         else if (strcmp(ver, "HTTP/1.0") == 0)
                 rq->http10 = true;
+        else if (strncmp(ver, "HTTP/", 5) == 0 && isdigit((unsigned char) ver[5]) && ver[6] == '.' &&
+                 isdigit((unsigned char) ver[7]) && !ver[8])
+                return refuse(ret_refusal, ACT_VERSION_NOT_SUPPORTED, "HTTP version not supported: 1.0 and 1.1 are");
         else
-                return refuse(ret_refusal, ACT_BAD_REQUEST, "%s",
-                              strncmp(ver, "HTTP/", 5) == 0 ? "HTTP version not supported: 1.0 and 1.1 are"
-                                                            : "malformed request line");
+                return refuse(ret_refusal, ACT_BAD_REQUEST, "malformed request line");
         rq->method = p;
         rq->uri = sp1 + 1;
         return 0;

@@ -25,7 +25,8 @@ typedef struct HttpReqLimits {
 } HttpReqLimits;
 
 /* What a request is refused with: ACT_BAD_REQUEST (400), ACT_URI_TOO_LONG
- * (414) or ACT_HEADERS_TOO_LARGE (431), and why. */
+ * (414), ACT_HEADERS_TOO_LARGE (431) or ACT_VERSION_NOT_SUPPORTED (505),
+ * and why. */
 typedef struct HttpReqRefusal {
         ActError error;
         char message[96];

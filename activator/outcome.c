@@ -33,6 +33,7 @@ static const struct {
         [ACT_SHUTTING_DOWN] = { 503, "shutting_down" },
         [ACT_TIMEOUT] = { 504, "timeout" },
         [ACT_QUEUE_TIMEOUT] = { 504, "queue_timeout" },
+        [ACT_VERSION_NOT_SUPPORTED] = { 505, "http_version_not_supported" },
         [ACT_OUT_OF_MEMORY] = { 507, "out_of_memory" },
 };
 

@@ -26,6 +26,7 @@ typedef enum ActError {
         ACT_SHUTTING_DOWN,       /* 503 shutting_down */
         ACT_TIMEOUT,             /* 504 timeout: the box ran past its timeout */
         ACT_QUEUE_TIMEOUT,       /* 504 queue_timeout: no instance in time */
+        ACT_VERSION_NOT_SUPPORTED, /* 505 http_version_not_supported: HTTP/2.0, HTTP/1.2 ... */
         ACT_OUT_OF_MEMORY,       /* 507 out_of_memory */
         _ACT_ERROR_MAX,
 } ActError;

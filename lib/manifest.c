@@ -1064,7 +1064,7 @@ static int document_finish(Ctx *c, Builder *b, ManifestList *list) {
         if (!m || !(m->source = strdup(c->file)))
                 return -ENOMEM;
         m->line = b->doc_line;
-        m->scale = (ManifestScale) { UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, 0, 0, 0, 0, 0 };
+        m->scale = (ManifestScale) { .min = UINT32_MAX, .max = UINT32_MAX, .initial = UINT32_MAX, .target = UINT32_MAX };
         c->path[0] = 0;
         int r = WALK(c, root, root_fields, m);
         if (r >= 0)

@@ -580,6 +580,7 @@ int gateway_error_json(Req *q, ActError e, const char *msg, char *buf, size_t si
         case ACT_NOT_FOUND:
         case ACT_URI_TOO_LONG:
         case ACT_HEADERS_TOO_LARGE:
+        case ACT_VERSION_NOT_SUPPORTED:
                 type = "invalid_request_error";
                 break;
         case ACT_UNAUTHENTICATED:

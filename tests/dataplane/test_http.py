@@ -173,7 +173,6 @@ def http_protocol(build):
             "a space before the colon": b"POST /fn/h HTTP/1.1\r\nHost: t\r\nContent-Length : 0\r\n\r\n",
             "a control character in a value": b"POST /fn/h HTTP/1.1\r\nHost: t\r\nX-A: a\x01b\r\n\r\n",
             "no Host": b"POST /fn/h HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-            "HTTP/2.0 on this port": b"POST /fn/h HTTP/2.0\r\nHost: t\r\n\r\n",
             "no version": b"POST /fn/h\r\nHost: t\r\n\r\n",
             "a space in the target": b"POST /fn/h x HTTP/1.1\r\nHost: t\r\n\r\n",
             "two Host headers": b"POST /fn/h HTTP/1.1\r\nHost: t\r\nHost: u\r\nContent-Length: 0\r\n\r\n",
@@ -190,6 +189,15 @@ def http_protocol(build):
             check(closed(s), "%s: the connection closes" % what)
             if what in ("junk after a chunk size", "a chunk line without CR"):  # refused once begun: its id comes back
                 check(hdrs.get("x-request-id"), "%s: X-Request-Id on the 400" % what, hdrs)
+            s.close()
+        # a version it does not speak: 505, JSON, closed
+        for raw in (b"POST /fn/h HTTP/2.0\r\nHost: t\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"):
+            s = connect(p)
+            s.sendall(raw)
+            st, hdrs, body, _ = read_answer(s)
+            err = json.loads(body).get("error", {}) if body.startswith(b"{") else {}
+            check(st == 505 and err.get("type") == "http_version_not_supported", "%r: 505" % raw[:16], st, body)
+            check(closed(s), "%r: the connection closes" % raw[:16])
             s.close()
         # too many header fields: 431
         s = connect(p)

@@ -62,7 +62,8 @@ static void drop(Feeder *f, size_t n) {
 static void check_refusal(const HttpReqRefusal *no) {
         unsigned st = act_error_status(no->error);
         if (!((no->error == ACT_BAD_REQUEST && st == 400) || (no->error == ACT_URI_TOO_LONG && st == 414) ||
-              (no->error == ACT_HEADERS_TOO_LARGE && st == 431)))
+              (no->error == ACT_HEADERS_TOO_LARGE && st == 431) ||
+              (no->error == ACT_VERSION_NOT_SUPPORTED && st == 505)))
                 abort();
         if (!no->message[0] || !memchr(no->message, 0, sizeof no->message))
                 abort();

@@ -342,10 +342,18 @@ TEST(activator_httpreq_refused_lines) {
 #define BAD_REQUEST_LINE "malformed request line"
 
 TEST(activator_httpreq_refused_request_line) {
+        /* a well-formed version other than 1.0 and 1.1: 505 */
+        static const char *const v505[] = {
+                "GET / HTTP/2.0\r\nHost: a\r\n\r\n", "GET / HTTP/0.9\r\n\r\n", "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+                "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        };
+        for (size_t i = 0; i < sizeof v505 / sizeof v505[0]; i++)
+                refused(v505[i], 505, "http_version_not_supported", VERSION);
         static const Refusal t[] = {
-                { "GET / HTTP/2.0\r\nHost: a\r\n\r\n", VERSION },
-                { "GET / HTTP/0.9\r\n\r\n", VERSION },
-                { "GET / HTTP/1.1x\r\nHost: a\r\n\r\n", VERSION },
+                { "GET / HTTP/1.1x\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
+                { "GET / HTTP/11.1\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
+                { "GET / HTTP/1.\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
+                { "GET / HTTP/\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
                 { "GET / http/1.1\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
                 { "GET /\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
                 { "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", BAD_REQUEST_LINE },
