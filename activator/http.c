@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "activator/httpreq.h"
+#include "lib/list.h"
 #include "lib/util.h"
 
 #define BUF_START   4096u           /* a connection's read buffer at first; it grows for a long head */
@@ -171,12 +172,7 @@ static void pend(HttpConn *c) {
         if (c->pending || c->state == CS_CLOSED)
                 return;
         c->pending = true;
-        c->pend_next = NULL;
-        if (s->pend_tail)
-                s->pend_tail->pend_next = c;
-        else
-                s->pend = c;
-        s->pend_tail = c;
+        QUEUE_PUSH(s->pend, s->pend_tail, c, pend_next);
         uv_idle_start(&s->idle, on_idle);
 }
 
@@ -774,12 +770,7 @@ static void conn_close(HttpConn *c) {
                 return;
         int prev = c->state;
         c->state = CS_CLOSED;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                s->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(s->conns, c);
         s->n_conns--;
         void *ctx = TAKE_PTR(c->ctx);
         HttpResponse *r = TAKE_PTR(c->resp);
@@ -900,10 +891,7 @@ static void on_connection(uv_stream_t *ls, int status) {
                 return;
         }
         uv_tcp_nodelay(&c->tcp, 1);
-        c->next = s->conns;
-        if (s->conns)
-                s->conns->prev = c;
-        s->conns = c;
+        LIST_PREPEND(s->conns, c);
         s->n_conns++;
         c->state = CS_HEAD;
         c->last_ms = uv_now(s->loop);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/list.h"
 #include "lib/util.h"
 
 #define HASH_SIZE 4096   /* buckets of each map (chained; they never need to grow much) */
@@ -226,12 +227,7 @@ static void params_of(const RouteRevision *rev, RouteParams *p) {
 static void inbox_push(Waiter *w) {
         RouterInbox *in = w->inbox;
         w->state = WAITER_READY;
-        w->inbox_next = NULL;
-        if (in->tail)
-                in->tail->inbox_next = w;
-        else
-                in->head = w;
-        in->tail = w;
+        QUEUE_PUSH(in->head, in->tail, w, inbox_next);
         in->wake(in);
 }
 

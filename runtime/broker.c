@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/list.h"
 #include "lib/util.h"
 
 #define HEAD_MS 10000                    /* the request head must be in within this */
@@ -249,12 +250,7 @@ static void conn_close(BrokerConn *c) {
         if (c->phase != PH_HEAD || c->in_len)
                 audit(c);
         BrokerBox *x = c->box;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                x->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(x->conns, c);
         x->n_conns--;
         uv_close((uv_handle_t *) &c->pipe, on_conn_handle_closed);
         uv_close((uv_handle_t *) &c->timer, on_conn_handle_closed);
@@ -872,10 +868,7 @@ static void on_connection(uv_stream_t *server, int status) {
         c->pipe.data = c->timer.data = c;
         c->handles = 2;
         x->handles++;
-        c->next = x->conns;
-        if (x->conns)
-                x->conns->prev = c;
-        x->conns = c;
+        LIST_PREPEND(x->conns, c);
         x->n_conns++;
         if (uv_accept(server, (uv_stream_t *) &c->pipe) < 0) {
                 conn_close(c);

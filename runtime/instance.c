@@ -16,6 +16,7 @@
 
 #include "jail_internal.h"
 #include "session_run.h"
+#include "lib/list.h"
 #include "lib/util.h"
 
 #define ZYGOTE_RETRY_MIN_MS 100
@@ -664,12 +665,7 @@ static void call_finish(InstanceCall *c, JailResult *r) {
                 call_session_end(c, r, c->cancelled ? "the client went away" : "the box did not run");
                 return;
         }
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                i->calls = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(i->calls, c);
         i->inflight--;
         if (r)
                 instance_log_output(i, &r->err);
@@ -875,10 +871,7 @@ int instance_invoke(Instance *i, const ProtoInvoke *inv, const char *body, size_
                 return PROTO_INVOKE_FAILED;
         }
 linked:
-        c->next = i->calls;
-        if (i->calls)
-                i->calls->prev = c;
-        i->calls = c;
+        LIST_PREPEND(i->calls, c);
         i->inflight++;
         *ret = c;
         return 0;

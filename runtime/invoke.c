@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "lib/list.h"
 #include "lib/util.h"
 #include "proto.h"
 
@@ -79,12 +80,7 @@ static void conn_close(Conn *c) {
         c->closing = true;
         if (c->call)
                 instance_call_cancel(TAKE_PTR(c->call));
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                c->s->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(c->s->conns, c);
         c->s->n_conns--;
         uv_close((uv_handle_t *) &c->poll, conn_on_closed);
         uv_close((uv_handle_t *) &c->timer, conn_on_closed);
@@ -320,10 +316,8 @@ static bool server_accept(Listener *l) {
                 close(fd);
                 return true;
         }
-        *c = (Conn) { .s = s, .fd = fd, .tcp = l->tcp, .next = s->conns };
-        if (s->conns)
-                s->conns->prev = c;
-        s->conns = c;
+        *c = (Conn) { .s = s, .fd = fd, .tcp = l->tcp };
+        LIST_PREPEND(s->conns, c);
         s->n_conns++;
         uv_poll_init(s->loop, &c->poll, fd);
         uv_timer_init(s->loop, &c->timer);

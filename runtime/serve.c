@@ -20,6 +20,7 @@
 #include "broker.h"
 #include "jail.h"
 #include "lib/quantity.h"
+#include "lib/list.h"
 #include "lib/util.h"
 #include "node.h"
 #include "nodeconf.h"
@@ -98,12 +99,7 @@ static void conn_close(Conn *c) {
         Server *s = c->s;
         if (c->jail)
                 c->jail = jail_free(c->jail);
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                s->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(s->conns, c);
         s->n_conns--;
         uv_close((uv_handle_t *) &c->poll, conn_on_closed);
         uv_close((uv_handle_t *) &c->timer, conn_on_closed);
@@ -345,10 +341,8 @@ static bool server_accept(Server *s) {
                 close(fd);
                 return true;
         }
-        *c = (Conn) { .s = s, .fd = fd, .code_fd = -1, .next = s->conns };
-        if (s->conns)
-                s->conns->prev = c;
-        s->conns = c;
+        *c = (Conn) { .s = s, .fd = fd, .code_fd = -1 };
+        LIST_PREPEND(s->conns, c);
         s->n_conns++;
         uv_poll_init(&s->loop, &c->poll, fd);
         uv_timer_init(&s->loop, &c->timer);

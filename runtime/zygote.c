@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <sys/wait.h>
 
+#include "lib/list.h"
 #include "lib/util.h"
 
 _Static_assert(ZYGOTE_ENV_MAX == ZYGOTE_GO_ENV_MAX && ZYGOTE_ENV_BYTES == ZYGOTE_GO_ENV_BYTES,
@@ -147,13 +148,7 @@ static int copy_config(Zygote *z, const JailConfig *c) {
 
 static void child_unlink(ZygoteChild *c) {
         Zygote *z = c->z;
-        if (c->prev)
-                c->prev->next = c->next;
-        else if (z->children == c)
-                z->children = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        c->prev = c->next = NULL;
+        LIST_REMOVE(z->children, c);
 }
 
 static void refill(Zygote *z);
@@ -254,10 +249,7 @@ static int spare_new(Zygote *z, ZygoteChild **ret) {
         c->z = z;
         z->refs++;
         jail_set_events(c->j, child_event, c);
-        c->next = z->children;
-        if (z->children)
-                z->children->prev = c;
-        z->children = c;
+        LIST_PREPEND(z->children, c);
         z->n_spares++;
         *ret = c;
         return 0;

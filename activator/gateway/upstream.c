@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/list.h"
 #include "lib/util.h"
 
 typedef struct UpSock {
@@ -63,12 +64,7 @@ static void timer_closed(uv_handle_t *h) {
 /* Out of curl and the list; freed once its timer has closed. */
 static void call_free(UpCall *c) {
         UpClient *u = c->u;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                u->calls = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(u->calls, c);
         curl_multi_remove_handle(u->multi, c->easy);
         curl_easy_cleanup(c->easy);
         curl_slist_free_all(c->headers);
@@ -256,10 +252,7 @@ int up_call_start(UpClient *u, const UpParams *p, const UpHandlers *h, void *ud,
                 uv_close((uv_handle_t *) &c->deadline, timer_closed);
                 return -EIO;
         }
-        c->next = u->calls;
-        if (u->calls)
-                u->calls->prev = c;
-        u->calls = c;
+        LIST_PREPEND(u->calls, c);
         if (p->first_byte_ms)
                 uv_timer_start(&c->deadline, on_first_byte_timeout, p->first_byte_ms, 0);
         *ret = c;
@@ -280,12 +273,7 @@ static void sock_closed(uv_handle_t *h) {
 }
 
 static void sock_drop(UpClient *u, UpSock *k) {
-        if (k->prev)
-                k->prev->next = k->next;
-        else
-                u->socks = k->next;
-        if (k->next)
-                k->next->prev = k->prev;
+        LIST_REMOVE(u->socks, k);
         uv_poll_stop(&k->poll);
         uv_close((uv_handle_t *) &k->poll, sock_closed);
 }
@@ -322,10 +310,7 @@ static int on_socket(CURL *e _unused_, curl_socket_t s, int what, void *userp, v
                 k->fd = s;
                 k->u = u;
                 k->poll.data = k;
-                k->next = u->socks;
-                if (u->socks)
-                        u->socks->prev = k;
-                u->socks = k;
+                LIST_PREPEND(u->socks, k);
                 curl_multi_assign(u->multi, s, k);
         }
         int ev = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
