@@ -360,6 +360,7 @@ static const char *reason_phrase(unsigned st) {
         case 502: return "Bad Gateway";
         case 503: return "Service Unavailable";
         case 504: return "Gateway Timeout";
+        case 505: return "HTTP Version Not Supported";
         case 508: return "Loop Detected";
         default: return "Error";
         }
@@ -575,8 +576,12 @@ static int parse_request_line(const char *p, size_t len, Head *h, size_t *ret_us
         h->target_len = (size_t) (sp2 - sp1 - 1);
         if (h->target_len > TARGET_MAX)
                 return -ENAMETOOLONG;
-        if ((size_t) (end - sp2 - 1) != 8 || (memcmp(sp2 + 1, "HTTP/1.1", 8) && memcmp(sp2 + 1, "HTTP/1.0", 8)))
+        const char *v = sp2 + 1;
+        if ((size_t) (end - v) != 8 || memcmp(v, "HTTP/", 5) || !isdigit((unsigned char) v[5]) || v[6] != '.' ||
+            !isdigit((unsigned char) v[7]))
                 return -EBADMSG;
+        if (memcmp(v, "HTTP/1.1", 8) && memcmp(v, "HTTP/1.0", 8))
+                return -EPROTONOSUPPORT;        /* well-formed, not one we speak: 505 */
         for (size_t i = 0; i < h->target_len; i++)
                 if ((unsigned char) h->target[i] <= 0x20 || h->target[i] == 0x7f)
                         return -EBADMSG;
@@ -763,6 +768,8 @@ static void head_done(BrokerConn *c) {
         int r = parse_request_line(c->in, c->head_len, &h, &used);
         if (r == -ENAMETOOLONG)
                 FAIL(c, 414, "uri_too_long", "the request target is over %u bytes", TARGET_MAX);
+        if (r == -EPROTONOSUPPORT)
+                FAIL(c, 505, "http_version_not_supported", "only HTTP/1.1 and HTTP/1.0 are served here");
         if (r < 0)
                 FAIL(c, 400, "bad_request", "malformed request line (expected METHOD /path HTTP/1.1)");
         snprintf(c->method, sizeof c->method, "%s", h.method);

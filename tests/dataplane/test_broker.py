@@ -132,6 +132,15 @@ def nothing_else_reachable(build):
             j = json.loads(body)
             check(st == 200 and j["status"] == want, "%s %s through the broker: want %d" % (method, path, want), j)
             check(isinstance(json.loads(j["body"]).get("error"), (dict, str)), "%s %s: not a JSON error" % (method, path), j)
+        # HTTP versions: a well-formed one other than 1.1 and 1.0 is 505, a malformed one 400
+        for line, want in (("GET /fn/x HTTP/2.0", 505), ("GET /fn/x HTTP/0.9", 505), ("GET /fn/x HTTP/1.1x", 400),
+                           ("GET /fn/x HTTP/11.1", 400), ("GET /fn/x HTTP/", 400)):
+            st, body = ask(p, "prober", {"bytes": line + "\r\nHost: x\r\n\r\n"})
+            j = json.loads(body)
+            err = json.loads(j["body"]).get("error", {}) if j["body"].startswith("{") else {}
+            check(st == 200 and j["status"] == want and
+                  err.get("code") == ("http_version_not_supported" if want == 505 else "bad_request"),
+                  "%r through the broker: want %d" % (line, want), j)
         # a huge header, a body over the broker's 8 MiB
         st, body = ask(p, "prober", {"raw": ["GET", "/fn/x", {"X-Big": "a" * 20000}, None]})
         check(json.loads(body)["status"] == 431, "20 KB of headers", body)

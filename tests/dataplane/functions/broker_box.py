@@ -4,6 +4,8 @@
 #   {"raw": [METHOD, PATH, {headers}, BODY]}  one request, exactly that:
 #                                  {"status", "body", "headers"} back
 #                                  ("big": N: a body of N bytes instead)
+#   {"bytes": TEXT}                TEXT as it is on a new connection:
+#                                  {"status", "body"} of what comes back
 #   {"many": N, "path": PATH}      N requests one after the other:
 #                                  {"statuses": [...]}
 #   {"recurse": NAME}              calls NAME with the same body; answers
@@ -14,6 +16,7 @@
 #                                  {"rc", "out"}
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -32,6 +35,20 @@ elif "raw" in req:
     st, _, hdrs, data = fnbox.request(method, path, body.encode() if body is not None else None, headers)
     out.write(json.dumps({"status": st, "body": data.decode("utf-8", "replace"),
                           "headers": {k.lower(): v for k, v in hdrs}}))
+elif "bytes" in req:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect(os.environ["FNBOX_BROKER"])
+        s.sendall(req["bytes"].encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    st = int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else None
+    out.write(json.dumps({"status": st, "body": body.decode("utf-8", "replace")}))
 elif "many" in req:
     sts = []
     for _ in range(req["many"]):
