@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/httpver.h"
+
 enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER, CH_DONE };
 
 /* Fill *r and return -EBADMSG. */
@@ -125,15 +127,12 @@ static int request_line(HttpReq *rq, char *p, const HttpReqLimits *lim, HttpReqR
                 if ((unsigned char) *u <= 0x20 || *u == 0x7f)
                         return refuse(ret_refusal, ACT_BAD_REQUEST, "malformed request target");
         const char *ver = sp2 + 1;
-        if (strcmp(ver, "HTTP/1.1") == 0)
-                rq->http10 = false;
-        else if (strcmp(ver, "HTTP/1.0") == 0)
-                rq->http10 = true;
-        else if (strncmp(ver, "HTTP/", 5) == 0 && isdigit((unsigned char) ver[5]) && ver[6] == '.' &&
-                 isdigit((unsigned char) ver[7]) && !ver[8])
+        int v = http_version_parse(ver, strlen(ver));
+        if (v == -EPROTONOSUPPORT)
                 return refuse(ret_refusal, ACT_VERSION_NOT_SUPPORTED, "HTTP version not supported: 1.0 and 1.1 are");
-        else
+        if (v < 0)
                 return refuse(ret_refusal, ACT_BAD_REQUEST, "malformed request line");
+        rq->http10 = v == 10;
         rq->method = p;
         rq->uri = sp1 + 1;
         return 0;

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/httpver.h"
 #include "lib/list.h"
 #include "lib/util.h"
 
@@ -576,12 +577,9 @@ static int parse_request_line(const char *p, size_t len, Head *h, size_t *ret_us
         h->target_len = (size_t) (sp2 - sp1 - 1);
         if (h->target_len > TARGET_MAX)
                 return -ENAMETOOLONG;
-        const char *v = sp2 + 1;
-        if ((size_t) (end - v) != 8 || memcmp(v, "HTTP/", 5) || !isdigit((unsigned char) v[5]) || v[6] != '.' ||
-            !isdigit((unsigned char) v[7]))
-                return -EBADMSG;
-        if (memcmp(v, "HTTP/1.1", 8) && memcmp(v, "HTTP/1.0", 8))
-                return -EPROTONOSUPPORT;        /* well-formed, not one we speak: 505 */
+        int v = http_version_parse(sp2 + 1, (size_t) (end - sp2 - 1));
+        if (v < 0)
+                return v;       /* -EPROTONOSUPPORT: well-formed, not one we speak (505) */
         for (size_t i = 0; i < h->target_len; i++)
                 if ((unsigned char) h->target[i] <= 0x20 || h->target[i] == 0x7f)
                         return -EBADMSG;

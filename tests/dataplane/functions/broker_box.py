@@ -14,6 +14,7 @@
 #   {"env": true}                  FNBOX_BROKER and whether it is a socket
 #   {"cli": [ARGS]}                runs /run/fnbox/fnbox-call ARGS:
 #                                  {"rc", "out"}
+import http.client
 import json
 import os
 import socket
@@ -40,15 +41,9 @@ elif "bytes" in req:
         s.settimeout(20)
         s.connect(os.environ["FNBOX_BROKER"])
         s.sendall(req["bytes"].encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    st = int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else None
-    out.write(json.dumps({"status": st, "body": body.decode("utf-8", "replace")}))
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        out.write(json.dumps({"status": r.status, "body": r.read().decode("utf-8", "replace")}))
 elif "many" in req:
     sts = []
     for _ in range(req["many"]):
