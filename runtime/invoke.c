@@ -36,7 +36,7 @@ typedef struct Conn {
         JailResult result;
         ProtoReplyWriter w;
         ProtoBuf error;
-        struct iovec iov[2];
+        struct iovec iov[PROTO_REPLY_IOV];
         int iovcnt;
 } Conn;
 

@@ -434,19 +434,24 @@ void proto_reply_clear(ProtoReply *p) {
 
 /* ----- the reply, daemon side ----- */
 
-static int chunk(ProtoReplyWriter *w, uint32_t type, const JailOutput *o, struct iovec iov[2]) {
+static int chunk(ProtoReplyWriter *w, uint32_t type, const JailOutput *o, uint8_t *head, struct iovec iov[2]) {
         size_t n = o->len - w->off;
         if (n > PROTO_CHUNK_MAX)
                 n = PROTO_CHUNK_MAX;
         uint32_t h[2] = { type, (uint32_t) n };
-        memcpy(w->head, h, sizeof h);
-        iov[0] = (struct iovec) { w->head, sizeof w->head };
+        memcpy(head, h, sizeof h);
+        iov[0] = (struct iovec) { head, PROTO_HEADER_SIZE };
         iov[1] = (struct iovec) { o->data + w->off, n };
         w->off += n;
         return 2;
 }
 
-int proto_reply_next(ProtoReplyWriter *w, struct iovec iov[2]) {
+/* One frame into iov, which has room slots, its header in head: the number
+ * of iovecs, 0 when the reply is all given, -ENOBUFS when the frame needs
+ * more room. */
+static int reply_frame(ProtoReplyWriter *w, uint8_t *head, struct iovec *iov, int room) {
+        if (room < 1)
+                return -ENOBUFS;
         for (;;)
                 switch (w->phase) {
                 case 0: {
@@ -464,21 +469,37 @@ int proto_reply_next(ProtoReplyWriter *w, struct iovec iov[2]) {
                 case 2: {
                         const JailOutput *o = w->phase == 1 ? &w->r->out : &w->r->err;
                         if (w->off < o->len && !(w->phase == 2 && w->no_stderr))
-                                return chunk(w, w->phase == 1 ? PROTO_STDOUT : PROTO_STDERR, o, iov);
+                                return room < 2 ? -ENOBUFS
+                                                : chunk(w, w->phase == 1 ? PROTO_STDOUT : PROTO_STDERR, o, head, iov);
                         w->phase++;
                         w->off = 0;
                         break;
                 }
                 case 3: {
                         uint32_t h[2] = { PROTO_END, 0 };
-                        memcpy(w->head, h, sizeof h);
-                        iov[0] = (struct iovec) { w->head, sizeof w->head };
+                        memcpy(head, h, sizeof h);
+                        iov[0] = (struct iovec) { head, PROTO_HEADER_SIZE };
                         w->phase = 4;
                         return 1;
                 }
                 default:
                         return 0;
                 }
+}
+
+int proto_reply_next(ProtoReplyWriter *w, struct iovec iov[PROTO_REPLY_IOV]) {
+        int n = 0;
+        unsigned heads = 0;
+        while (heads < PROTO_REPLY_IOV / 2) {
+                int r = reply_frame(w, w->heads[heads], iov + n, PROTO_REPLY_IOV - n);
+                if (r == -ENOBUFS || r == 0)
+                        break;
+                if (r < 0)
+                        return n > 0 ? n : r;
+                heads += iov[n].iov_base == (void *) w->heads[heads];
+                n += r;
+        }
+        return n;
 }
 
 void proto_reply_writer_clear(ProtoReplyWriter *w) {

@@ -150,14 +150,17 @@ void proto_reply_init(ProtoReply *p);
 int proto_reply_feed(ProtoReply *p, const ProtoFrame *f);
 void proto_reply_clear(ProtoReply *p);
 
-/* ----- the reply, as the daemon writes it: a frame at a time ----- */
+/* ----- the reply, as the daemon writes it: whole frames, a batch at a time ----- */
+
+/* The iovecs of one batch: RESULT, up to seven output chunks, END. */
+#define PROTO_REPLY_IOV 16
 
 typedef struct ProtoReplyWriter {
         const JailResult *r;
         bool no_stderr;          /* the invoke socket: RESULT announces no stderr */
         int phase;               /* RESULT, STDOUT, STDERR, END, then done */
         size_t off;
-        uint8_t head[PROTO_HEADER_SIZE];
+        uint8_t heads[PROTO_REPLY_IOV / 2][PROTO_HEADER_SIZE];   /* the batch's chunk and END headers */
         ProtoBuf fixed;          /* the RESULT frame */
 } ProtoReplyWriter;
 
@@ -213,6 +216,10 @@ int proto_invoke_feed(ProtoInvokeRequest *q, const ProtoFrame *f);
 /* Free the body and make q ready for the next request (stdin_max kept). */
 void proto_invoke_request_clear(ProtoInvokeRequest *q);
 
-/* The next frame as up to two iovecs (header, data); 0 when all was given. */
-int proto_reply_next(ProtoReplyWriter *w, struct iovec iov[2]);
+/* The next whole frames of the reply, as many as PROTO_REPLY_IOV iovecs
+ * hold: the number of iovecs, 0 when all was given. They stay valid until
+ * the next call. A reply of up to seven chunks is one batch, so one writev:
+ * a daemon killed while it answers leaves all of it or none of it on the
+ * socket, not a RESULT whose output never comes. */
+int proto_reply_next(ProtoReplyWriter *w, struct iovec iov[PROTO_REPLY_IOV]);
 void proto_reply_writer_clear(ProtoReplyWriter *w);

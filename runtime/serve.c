@@ -52,7 +52,7 @@ typedef struct Conn {
         JailResult result;
         ProtoReplyWriter w;        /* the reply, or ... */
         ProtoBuf error;            /* ... an ERROR frame */
-        struct iovec iov[2];
+        struct iovec iov[PROTO_REPLY_IOV];
         int iovcnt;
         bool closing;
 } Conn;

@@ -244,32 +244,50 @@ TEST(proto_stdin_bounded) {
         proto_buf_clear(&b);
 }
 
-/* Write a reply with the daemon's writer, read it back with the client's. */
-static int reply_round_trip(const JailResult *r, ProtoReply *p) {
-        ProtoReplyWriter w = { .r = r };
-        struct iovec iov[2];
-        int n, frames = 0;
-        while ((n = proto_reply_next(&w, iov)) > 0) {
-                ProtoBuf one = { 0 };
+typedef struct ReplyRead {
+        unsigned frames, stderr_frames, batches;
+} ReplyRead;
+
+/* Write a reply with the daemon's writer, a batch at a time, and read each
+ * batch back with the client's reader into p: every batch is whole frames.
+ * proto_reply_feed's last answer (1: complete) or the first error. */
+static int reply_read(ProtoReplyWriter *w, ProtoReply *p, ReplyRead *ret) {
+        struct iovec iov[PROTO_REPLY_IOV];
+        int n, fed = 0;
+        *ret = (ReplyRead) { 0 };
+        while ((n = proto_reply_next(w, iov)) > 0) {
+                ASSERT_TRUE(n <= PROTO_REPLY_IOV);
+                size_t len = 0;
+                for (int i = 0; i < n; i++)
+                        len += iov[i].iov_len;
+                uint8_t *batch = malloc(len);
+                ASSERT_TRUE(batch);
+                len = 0;
                 for (int i = 0; i < n; i++) {
-                        size_t at = one.len;
-                        one.len += iov[i].iov_len;
-                        one.data = realloc(one.data, one.len);
-                        memcpy(one.data + at, iov[i].iov_base, iov[i].iov_len);
+                        memcpy(batch + len, iov[i].iov_base, iov[i].iov_len);
+                        len += iov[i].iov_len;
                 }
-                ProtoReader rd = { .buf = one.data, .len = one.len, .cap = one.len };
+                ProtoReader rd = { .buf = batch, .len = len, .cap = len };
                 ProtoFrame f;
-                ASSERT_EQ_INT(proto_reader_next(&rd, &f), 1);
-                int fr = proto_reply_feed(p, &f);
-                free(one.data);
-                frames++;
-                if (fr != 0) {
-                        proto_reply_writer_clear(&w);
-                        return fr < 0 ? fr : frames;
+                ret->batches++;
+                while (fed >= 0 && proto_reader_next(&rd, &f) == 1) {
+                        ret->frames++;
+                        ret->stderr_frames += f.type == PROTO_STDERR;
+                        fed = fed == 1 ? -EBADMSG : proto_reply_feed(p, &f);    /* nothing after END */
                 }
+                ASSERT_TRUE(fed < 0 || rd.start == len);
+                free(batch);
+                if (fed < 0)
+                        return fed;
         }
+        return n < 0 ? n : fed;
+}
+
+static int reply_round_trip(const JailResult *r, ProtoReply *p, ReplyRead *ret) {
+        ProtoReplyWriter w = { .r = r };
+        int fed = reply_read(&w, p, ret);
         proto_reply_writer_clear(&w);
-        return -EPIPE;
+        return fed;
 }
 
 TEST(proto_reply_round_trip) {
@@ -283,9 +301,12 @@ TEST(proto_reply_round_trip) {
         r.err.len = 4;
         snprintf(r.error, sizeof r.error, "nothing");
         ProtoReply p;
+        ReplyRead rr;
         proto_reply_init(&p);
-        /* RESULT, three STDOUT pieces, one STDERR, END */
-        ASSERT_EQ_INT(reply_round_trip(&r, &p), 6);
+        /* RESULT, three STDOUT pieces, one STDERR, END: one batch */
+        ASSERT_EQ_INT(reply_round_trip(&r, &p, &rr), 1);
+        ASSERT_EQ_UINT(rr.frames, 6);
+        ASSERT_EQ_UINT(rr.batches, 1);
         ASSERT_EQ_INT(p.result.status, JAIL_EXITED);
         ASSERT_EQ_INT(p.result.exit_code, 3);
         ASSERT_TRUE(p.result.wall_ms == 2.5 && p.result.cpu_ms == 1.25);
@@ -300,7 +321,8 @@ TEST(proto_reply_round_trip) {
         /* nothing at all on either stream */
         JailResult empty = { .status = JAIL_SIGNALED, .signal = 9 };
         proto_reply_init(&p);
-        ASSERT_EQ_INT(reply_round_trip(&empty, &p), 2);
+        ASSERT_EQ_INT(reply_round_trip(&empty, &p, &rr), 1);
+        ASSERT_EQ_UINT(rr.frames, 2);
         ASSERT_EQ_INT(p.result.signal, 9);
         ASSERT_EQ_UINT(p.result.out.len + p.result.err.len, 0);
         proto_reply_clear(&p);
@@ -594,31 +616,56 @@ TEST(proto_invoke_reply_without_stderr) {
         res.err = (JailOutput) { strdup("secret stderr"), 13, false };
         ProtoReplyWriter w = { .r = &res, .no_stderr = true };
         ProtoReply rep;
+        ReplyRead rr;
         proto_reply_init(&rep);
-        struct iovec iov[2];
-        int n, done = 0;
-        size_t frames = 0;
-        while ((n = proto_reply_next(&w, iov)) > 0) {
-                uint8_t buf[256];
-                size_t len = 0;
-                for (int i = 0; i < n; i++) {
-                        memcpy(buf + len, iov[i].iov_base, iov[i].iov_len);
-                        len += iov[i].iov_len;
-                }
-                ProtoFrame f;
-                memcpy(&f.type, buf, 4);
-                memcpy(&f.len, buf + 4, 4);
-                f.payload = buf + 8;
-                ASSERT_TRUE(f.type != PROTO_STDERR);
-                done = proto_reply_feed(&rep, &f);
-                ASSERT_TRUE(done >= 0);
-                frames++;
-        }
-        ASSERT_EQ_INT(done, 1);
-        ASSERT_EQ_UINT(frames, 3);
+        ASSERT_EQ_INT(reply_read(&w, &rep, &rr), 1);
+        ASSERT_EQ_UINT(rr.frames, 3);
+        ASSERT_EQ_UINT(rr.stderr_frames, 0);
         ASSERT_EQ_UINT(rep.result.out.len, 3);
         ASSERT_EQ_UINT(rep.result.err.len, 0);
         proto_reply_clear(&rep);
         proto_reply_writer_clear(&w);
         jail_result_clear(&res);
+}
+
+/* The same with stderr asked for (a skill's test run): RESULT announces it
+ * and a STDERR frame carries it before END. */
+TEST(proto_invoke_reply_with_stderr) {
+        JailResult res = { .status = JAIL_EXITED, .exit_code = 3 };
+        res.out = (JailOutput) { strdup("out"), 3, false };
+        res.err = (JailOutput) { strdup("the tail"), 8, true };
+        ProtoReplyWriter w = { .r = &res, .no_stderr = false };
+        ProtoReply rep;
+        ReplyRead rr;
+        proto_reply_init(&rep);
+        ASSERT_EQ_INT(reply_read(&w, &rep, &rr), 1);
+        ASSERT_EQ_UINT(rr.stderr_frames, 1);
+        ASSERT_EQ_UINT(rep.err_len, 8);
+        ASSERT_TRUE(rep.result.err.truncated && memcmp(rep.result.err.data, "the tail", 8) == 0);
+        ASSERT_EQ_INT(rep.result.exit_code, 3);
+        proto_reply_clear(&rep);
+        proto_reply_writer_clear(&w);
+        jail_result_clear(&res);
+}
+
+/* A reply past one batch (nine chunks: PROTO_REPLY_IOV holds RESULT, seven
+ * and END) goes out in whole frames over two batches. */
+TEST(proto_reply_batches) {
+        JailResult r = { .status = JAIL_EXITED };
+        size_t big = 9 * (size_t) PROTO_CHUNK_MAX;
+        r.out.data = malloc(big);
+        ASSERT_TRUE(r.out.data);
+        for (size_t i = 0; i < big; i++)
+                r.out.data[i] = (char) ('a' + i % 23);
+        r.out.len = big;
+        ProtoReply p;
+        ReplyRead rr;
+        proto_reply_init(&p);
+        ASSERT_EQ_INT(reply_round_trip(&r, &p, &rr), 1);
+        ASSERT_EQ_UINT(rr.frames, 11);
+        ASSERT_EQ_UINT(rr.batches, 2);
+        ASSERT_EQ_UINT(p.result.out.len, big);
+        ASSERT_TRUE(memcmp(p.result.out.data, r.out.data, big) == 0);
+        proto_reply_clear(&p);
+        jail_result_clear(&r);
 }
