@@ -58,8 +58,9 @@ SPEC_LIB_SRCS := lib/manifest.c lib/artifact.c
 YAML_LIB_SRCS := lib/yamltree.c
 STORE_LIB_SRCS := lib/token.c lib/store.c lib/store_sqlite.c lib/store_pg.c
 CTL_LIB_SRCS := $(SPEC_LIB_SRCS) $(STORE_LIB_SRCS)
-# Every runtime/*.c but the entry point and the build-time seccomp compiler.
-RUNTIME_SRCS := $(filter-out runtime/main.c runtime/seccomp.c runtime/seccomp_gen.c,$(wildcard runtime/*.c))
+# Every runtime/*.c but the entry point, the build-time seccomp compiler
+# and fnbox-zygote-init (a program of its own, below).
+RUNTIME_SRCS := $(filter-out runtime/main.c runtime/seccomp.c runtime/seccomp_gen.c runtime/zygote_init.c,$(wildcard runtime/*.c))
 # What a client of the runtime's sockets links (the activator): the framed
 # protocol without the jail.
 PROTO_SRCS   := runtime/proto.c runtime/jail_config.c
@@ -185,7 +186,13 @@ ZYGOTE_BLOB := $(BUILD)/obj/gen/zygote_blob.o
 $(ZYGOTE_SO): runtime/zygote_child.c runtime/zygote_child.h runtime/jail_child.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -I. -O2 -fPIC -shared -fvisibility=hidden -fstack-protector-strong -Wl,-z,relro,-z,now $< -o $@
-$(ZYGOTE_BLOB): runtime/zygote_blob.S $(ZYGOTE_SO) runtime/zygote_driver.py $(wildcard runtime/box/*)
+# the init of a python3 zygote's children: static, so that it runs from a
+# memfd in any jail, and never sanitized
+ZYGOTE_INIT := $(BUILD)/gen/fnbox-zygote-init
+$(ZYGOTE_INIT): runtime/zygote_init.c runtime/jail_child.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -I. -O2 -static -fstack-protector-strong $< -o $@
+$(ZYGOTE_BLOB): runtime/zygote_blob.S $(ZYGOTE_SO) $(ZYGOTE_INIT) runtime/zygote_driver.py $(wildcard runtime/box/*)
 	@mkdir -p $(dir $@)
 	$(CC) -c -Wa,-I$(BUILD)/gen -Wa,-Iruntime $< -o $@
 $(BUILD)/bin/fnbox-runtime $(UNIT_BIN): $(ZYGOTE_BLOB)

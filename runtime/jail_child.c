@@ -501,9 +501,21 @@ static void zygote_params(const JailChildArgs *a, const JailRequest *q, ZygotePa
         memcpy(p->tmp_opts, q->m.tmp_opts, sizeof p->tmp_opts);
 }
 
-/* A memfd holding len bytes of data, at fd number at least 10. */
-static int memfd_with(const JailChildArgs *a, const char *name, const void *d1, size_t l1, const void *d2, size_t l2) {
-        int fd = memfd_create(name, MFD_CLOEXEC);
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+/* A memfd holding len bytes of data, at fd number at least 10. One to be
+ * executed asks for that (a kernel before 6.3 knows no such flag: any
+ * memfd may be executed there); -1 where the host forbids it
+ * (vm.memfd_noexec = 2). */
+static int memfd_with(const JailChildArgs *a, const char *name, bool exec, const void *d1, size_t l1,
+                      const void *d2, size_t l2) {
+        int fd = memfd_create(name, MFD_CLOEXEC | (exec ? MFD_EXEC : 0));
+        if (fd < 0 && exec && errno == EINVAL)
+                fd = memfd_create(name, MFD_CLOEXEC);
+        if (fd < 0 && exec && errno == EACCES)
+                return -1;
         if (fd < 0 || write_all(fd, d1, l1) < 0 || (l2 && write_all(fd, d2, l2) < 0))
                 fail(a, name);
         int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
@@ -516,16 +528,22 @@ static int memfd_with(const JailChildArgs *a, const char *name, const void *d1, 
 /* python3: exec the interpreter with the driver (zygote_driver.py), which
  * imports the common modules and then serves FORKs through the shared
  * object. fds: 0-2 the zygote's own stdio (the jail's pipes), 3 the
- * control socket, 4 the shared object, 5 the parameters and the filter. */
+ * control socket, 4 the shared object, 5 the parameters and the filter,
+ * 6 the init of its children (fnbox-zygote-init) unless the host forbids
+ * executable memfds. */
 _Noreturn static void zygote_exec_python(const JailChildArgs *a, const JailRequest *q, const ZygoteParams *p) {
-        int so = memfd_with(a, "fnbox-zygote.so", zygote_so_start, (size_t) (zygote_so_end - zygote_so_start), NULL, 0);
-        int params = memfd_with(a, "fnbox-zygote-params", p, sizeof *p, a->filter->filter,
+        int so = memfd_with(a, "fnbox-zygote.so", false, zygote_so_start,
+                            (size_t) (zygote_so_end - zygote_so_start), NULL, 0);
+        int params = memfd_with(a, "fnbox-zygote-params", false, p, sizeof *p, a->filter->filter,
                                 a->filter->len * sizeof(struct sock_filter));
+        int init = memfd_with(a, "fnbox-zygote-init", true, zygote_init_start,
+                              (size_t) (zygote_init_end - zygote_init_start), NULL, 0);
         int ctl = fcntl(a->sock, F_DUPFD_CLOEXEC, 10);
         if (ctl < 0 || dup2(ctl, ZYGOTE_FD_CTL) < 0 || dup2(so, ZYGOTE_FD_SO) < 0 ||
-            dup2(params, ZYGOTE_FD_PARAMS) < 0)
+            dup2(params, ZYGOTE_FD_PARAMS) < 0 || (init >= 0 && dup2(init, ZYGOTE_FD_INIT) < 0))
                 fail(a, "zygote fds");
-        CHECK(a, syscall(SYS_close_range, ZYGOTE_FD_PARAMS + 1, ~0U, 0), "close_range");
+        CHECK(a, syscall(SYS_close_range, init >= 0 ? ZYGOTE_FD_INIT + 1 : ZYGOTE_FD_PARAMS + 1, ~0U, 0),
+              "close_range");
         execve(q->exec_path, q->argv, q->envp);
         send_msg(ZYGOTE_FD_CTL, JAIL_MSG_SETUP_ERROR, errno, 0, q->exec_path);
         _exit(127);

@@ -82,6 +82,8 @@ enum { JAIL_ZYGOTE_NONE, JAIL_ZYGOTE_EXEC, JAIL_ZYGOTE_PYTHON, JAIL_ZYGOTE_TEMPL
 /* The python3 zygote's shared object and driver, linked in from
  * zygote_blob.S (the driver is NUL-terminated). */
 extern const char zygote_so_start[], zygote_so_end[], zygote_driver_py[];
+/* fnbox-zygote-init (runtime/zygote_init.c), a static program */
+extern const char zygote_init_start[], zygote_init_end[];
 
 /* Limits of what a START message may ask for. */
 #define JAIL_SPEC_MAX   (16U << 20)   /* bytes of the argv/env spec */

@@ -1,7 +1,8 @@
-/* runtime/zygote_blob.S: fnbox-zygote.so (built from zygote_child.c) and
- * the python3 zygote's driver (zygote_driver.py, NUL-terminated), linked
+/* runtime/zygote_blob.S: fnbox-zygote.so (built from zygote_child.c), the
+ * python3 zygote's driver (zygote_driver.py, NUL-terminated) and the init
+ * of its children (fnbox-zygote-init, from zygote_init.c), linked
  * into fnbox-runtime as read-only data: a python3 zygote gets them through
- * a memfd and -c, so that nothing has to be installed where the jail can
+ * memfds and -c, so that nothing has to be installed where the jail can
  * see it. Assembled with the build's gen/ folder and runtime/ on the
  * include path (see the Makefile's zygote rules). The broker's helpers
  * for boxes (runtime/box/: fnbox-call, fnbox.py, fnbox.js, each
@@ -19,6 +20,12 @@ zygote_so_end:
 zygote_driver_py:
         .incbin "zygote_driver.py"
         .byte 0
+        .balign 64
+        .globl zygote_init_start
+        .globl zygote_init_end
+zygote_init_start:
+        .incbin "fnbox-zygote-init"
+zygote_init_end:
         .globl broker_helper_call
         .globl broker_helper_py
         .globl broker_helper_js

@@ -41,7 +41,16 @@ static struct {
         bool exec_mode;                 /* in fnbox-runtime: the box process execs */
         int box_sock;
         int done_fd;                    /* the box process's end of its DONE pipe */
-} zs = { .ctl = -1, .box_sock = -1, .done_fd = -1, .netns = -1 };
+        int init_fd;                    /* python3: fnbox-zygote-init (ZYGOTE_FD_INIT), or -1 */
+} zs = { .ctl = -1, .box_sock = -1, .done_fd = -1, .netns = -1, .init_fd = -1 };
+
+/* A python3 zygote's child runs on this stack, in the zygote's memory,
+ * while the zygote waits (CLONE_VM | CLONE_VFORK: zygote_child_fork). The
+ * box process, forked from it, goes back to the zygote's own stack
+ * through box_return (a copy of the zygote's frames, which are intact: the
+ * zygote is held in clone() until its child has exec'd). */
+static char child_stack[128 << 10] __attribute__((aligned(64)));
+static void *box_return[5];
 
 /* The GO of the box process's request and its environment. Written only
  * in a box process (after its fork): the zygote's copies stay empty. The
@@ -124,8 +133,12 @@ EXPORT int zygote_child_init_with(int ctl, const ZygoteParams *p, const struct s
         return init_common(ctl);
 }
 
-/* The python3 zygote: the parameters and the filter from a memfd. */
+/* The python3 zygote: the parameters and the filter from a memfd, and
+ * fnbox-zygote-init at ZYGOTE_FD_INIT where the runtime could give it
+ * (else each child is a copy of the interpreter, as in exec mode). */
 EXPORT int zygote_child_init(int ctl, int params_fd) {
+        if (fcntl(ZYGOTE_FD_INIT, F_SETFD, FD_CLOEXEC) == 0)
+                zs.init_fd = ZYGOTE_FD_INIT;
         ZygoteParams p;
         if (pread(params_fd, &p, sizeof p, 0) != (ssize_t) sizeof p)
                 return -EINVAL;
@@ -469,9 +482,34 @@ _Noreturn static void child_init(int sock, pid_t box) {
         jail_init_reap(sock, box);
 }
 
+/* The same, as a program of its own (runtime/zygote_init.c), for a child
+ * that shares the zygote's memory: the exec leaves that memory to the
+ * zygote and frees it to go on. */
+_Noreturn static void child_exec_init(int sock, pid_t box) {
+        for (int i = F_IN; i <= F_DONE; i++)
+                close(zs.fds[i]);
+        char sock_s[12], box_s[12];
+        char *argv[] = { "fnbox-zygote-init", sock_s, box_s, NULL }, *envp[] = { NULL };
+        const int vals[2] = { sock, box };
+        char *outs[2] = { sock_s, box_s };
+        for (int k = 0; k < 2; k++) {   /* no snprintf: system calls only */
+                char tmp[12];
+                int n = 0;
+                for (unsigned v = (unsigned) vals[k]; n == 0 || v > 0; v /= 10)
+                        tmp[n++] = (char) ('0' + v % 10);
+                for (int i = 0; i < n; i++)
+                        outs[k][i] = tmp[n - 1 - i];
+                outs[k][n] = 0;
+        }
+        syscall(SYS_execveat, zs.init_fd, "", argv, envp, AT_EMPTY_PATH);
+        fail(sock, "exec fnbox-zygote-init");
+}
+
 /* In the clone, pid 1 of a new pid namespace, still with the zygote's
  * capabilities in the jail's user namespace. Returns only in the box
- * process, with everything dropped. */
+ * process, with everything dropped. With init_fd it shares the zygote's
+ * memory: it writes nothing of zs (the zygote's own copy of its state),
+ * and the box process is the one copy of the zygote made. */
 static int child_main(void) {
         int sock = zs.fds[F_SOCK];
         /* nothing of the zygote's: not its control socket, not the
@@ -481,6 +519,8 @@ static int child_main(void) {
         int n_keep = zs.n_fds;
         if (zs.netns >= 0)
                 keep[n_keep++] = zs.netns;
+        if (zs.init_fd >= 0)
+                keep[n_keep++] = zs.init_fd;
         if (close_all_but(keep, n_keep) < 0)
                 _exit(126);
         /* its own session: a process group signal must not reach the zygote */
@@ -511,24 +551,47 @@ static int child_main(void) {
                 box_stdio(sock);
                 return 0; /* the box process, before its request */
         }
+        if (zs.init_fd >= 0)
+                child_exec_init(sock, box);
         child_init(sock, box);
+}
+
+/* The child of a python3 zygote, on child_stack in the zygote's memory. */
+static int child_vm(void *arg) {
+        (void) arg;
+        child_main();
+        __builtin_longjmp(box_return, 1); /* the box process: out of zygote_child_fork */
 }
 
 EXPORT int zygote_child_fork(void) {
         if (zs.n_fds < ZYGOTE_FORK_FDS_MIN)
                 return -EINVAL;
-        /* fork-like: the child is pid 1 of a new pid namespace (owned by
-         * the jail's user namespace), so it and all it starts can name
-         * neither the zygote nor a sibling */
-        long pid = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, 0);
-        int err = errno;
-        if (pid == 0)
-                return child_main();
-        for (int i = 0; i < zs.n_fds; i++)
-                close(zs.fds[i]); /* a failed clone: the runtime sees the child's socket close */
-        zs.n_fds = 0;
+        /* what the zygote closes after: a child sharing its memory may
+         * change zs */
+        int fds[ZYGOTE_FORK_FDS_MAX + 1], n = zs.n_fds;
+        memcpy(fds, zs.fds, sizeof zs.fds);
         if (zs.netns >= 0)
-                close(zs.netns);
+                fds[n++] = zs.netns;
+        /* the child is pid 1 of a new pid namespace (owned by the jail's
+         * user namespace), so it and all it starts can name neither the
+         * zygote nor a sibling */
+        long pid;
+        int err;
+        if (zs.init_fd >= 0) {
+                if (__builtin_setjmp(box_return))
+                        return 0; /* the box process, before its request */
+                pid = clone(child_vm, child_stack + sizeof child_stack,
+                            CLONE_VM | CLONE_VFORK | CLONE_NEWPID | SIGCHLD, NULL);
+                err = errno;
+        } else {
+                pid = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, 0);
+                err = errno;
+                if (pid == 0)
+                        return child_main();
+        }
+        for (int i = 0; i < n; i++)
+                close(fds[i]); /* a failed clone: the runtime sees the child's socket close */
+        zs.n_fds = 0;
         zs.netns = -1;
         return pid < 0 ? -err : (int) pid;
 }

@@ -64,8 +64,9 @@ typedef struct ZygoteAdopt {
         struct rlimit rl_core, rl_fsize, rl_nofile, rl_stack;
 } ZygoteAdopt;
 
-/* fd numbers in a python3 zygote (the driver, runtime/zygote_driver.py) */
-enum { ZYGOTE_FD_CTL = 3, ZYGOTE_FD_SO = 4, ZYGOTE_FD_PARAMS = 5 };
+/* fd numbers in a python3 zygote (the driver, runtime/zygote_driver.py);
+ * ZYGOTE_FD_INIT, fnbox-zygote-init (runtime/zygote_init.c), may be absent */
+enum { ZYGOTE_FD_CTL = 3, ZYGOTE_FD_SO = 4, ZYGOTE_FD_PARAMS = 5, ZYGOTE_FD_INIT = 6 };
 
 /* The .so's entry points (also linked into fnbox-runtime). The zygote:
  * init once (0, or -errno), then wait for a FORK (returns when one came;

@@ -1049,6 +1049,37 @@ def t_zygote_python_state():
     check("distinct random numbers", 3, len(seen))
 
 
+@test("zygote_python_child_init", paths=("zygote", "template"))
+def t_zygote_python_init():
+    # a python3 zygote's child is pid 1 of its namespace as a program of its
+    # own (fnbox-zygote-init, exec'd from memory the zygote shares): the box
+    # must find it as it finds a copy of the interpreter, hidden and out of
+    # reach, its signals ignored, and the box itself pid 2
+    code = script("init.py", "import errno, os, signal, sys\n"
+                  "print('pids:', ' '.join(p for p in sorted(os.listdir('/proc')) if p.isdigit()))\n"
+                  "print('me:', os.getpid(), os.getppid())\n"
+                  "def step(name, fn, *a):\n"
+                  "    try:\n"
+                  "        fn(*a)\n"
+                  "        print(name + ': ok')\n"
+                  "    except OSError as e:\n"
+                  "        print(name + ':', errno.errorcode[e.errno])\n"
+                  "for p in ('/proc/1', '/proc/1/fd/3', '/proc/1/exe', '/proc/1/mem', '/proc/1/root'):\n"
+                  "    step('open ' + p, lambda q: os.close(os.open(q, os.O_RDONLY)), p)\n"
+                  "step('kill 1 TERM', os.kill, 1, signal.SIGTERM)\n"
+                  "step('kill 1 KILL', os.kill, 1, signal.SIGKILL)\n"
+                  "step('kill 1 STOP', os.kill, 1, signal.SIGSTOP)\n"
+                  "print('fds:', ' '.join(sorted(os.listdir('/proc/self/fd'))))\n"
+                  "sys.stdout.flush()\n")
+    for r in run_many(code, 3, runtime="python3"):
+        expect_status(r, "exited", 0)
+        # the fds: stdio, the DONE pipe (no control socket), the listing's own
+        expect_steps(r, [("pids", "2"), ("me", "2 1")] +
+                     [(f"open {p}", "ENOENT") for p in ("/proc/1", "/proc/1/fd/3", "/proc/1/exe", "/proc/1/mem",
+                                                         "/proc/1/root")] +
+                     [("kill 1 TERM", "ok"), ("kill 1 KILL", "ok"), ("kill 1 STOP", "ok")], more=True)
+
+
 # ----- the daemon's own door: requests that `run` would never send -----
 
 PROTO_RUN, PROTO_STDIN, PROTO_GO, PROTO_RESULT, PROTO_END, PROTO_ERROR = 1, 2, 3, 16, 19, 20
