@@ -482,12 +482,94 @@ _Noreturn static void child_init(int sock, pid_t box) {
         jail_init_reap(sock, box);
 }
 
-/* The same, as a program of its own (runtime/zygote_init.c), for a child
- * that shares the zygote's memory: the exec leaves that memory to the
- * zygote and frees it to go on. */
-_Noreturn static void child_exec_init(int sock, pid_t box) {
-        for (int i = F_IN; i <= F_DONE; i++)
+/* In the clone, pid 1 of a new pid namespace, still with the zygote's
+ * capabilities in the jail's user namespace: nothing of the zygote's fds
+ * (not its control socket, not the interpreter's files), only this
+ * child's own, and its own session (a process group signal must not
+ * reach the zygote). */
+static void child_fds(int sock) {
+        int keep[ZYGOTE_FORK_FDS_MAX + 2];
+        memcpy(keep, zs.fds, sizeof zs.fds);
+        int n_keep = zs.n_fds;
+        if (zs.netns >= 0)
+                keep[n_keep++] = zs.netns;
+        if (zs.init_fd >= 0)
+                keep[n_keep++] = zs.init_fd;
+        if (close_all_but(keep, n_keep) < 0)
+                _exit(126);
+        CHECK(sock, setsid(), "setsid");
+}
+
+/* The jail of the box's process tree: the child's own cgroup (the
+ * runtime opened it as root) joined before anything else happens in it,
+ * HELLO with the pidfd of the pid namespace's init, the namespaces, then
+ * every privilege dropped. */
+static void child_jail(int sock, pid_t init) {
+        for (int i = F_PROCS; i < zs.n_fds; i++) {
+                CHECK(sock, write(zs.fds[i], "0", 1), "join cgroup");
                 close(zs.fds[i]);
+        }
+        int pidfd = (int) syscall(SYS_pidfd_open, init, 0);
+        if (pidfd < 0 || send_fd(sock, JAIL_MSG_HELLO, pidfd) < 0)
+                fail(sock, "hello");
+        close(pidfd);
+        child_namespaces(sock);
+        child_drop(sock);
+}
+
+/* The child as a copy of the zygote (exec, sh and node, whose zygote is
+ * fnbox-runtime; python3 where fnbox-zygote-init cannot be executed): it
+ * makes the jail, forks the box and stays as its init. */
+static int child_main(void) {
+        int sock = zs.fds[F_SOCK];
+        child_fds(sock);
+        child_jail(sock, getpid());
+        /* the box's SIGCHLD is the default one (the zygote ignores it) */
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        CHECK(sock, sigaction(SIGCHLD, &dfl, NULL), "SIGCHLD");
+        /* In fnbox-runtime the box process only execs: a bare clone, without
+         * the atfork handlers of the runtime's libraries (libuv's would
+         * close and remake fds it thinks are its own). python3 needs glibc's
+         * fork, which keeps its idea of the thread up to date. */
+        pid_t box = zs.exec_mode ? (pid_t) syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0) : fork();
+        if (box < 0)
+                fail(sock, "fork box");
+        if (box == 0) {
+                box_stdio(sock);
+                return 0; /* the box process, before its request */
+        }
+        child_init(sock, box);
+}
+
+/* python3: the child shares the zygote's memory and runs on child_stack
+ * while the zygote waits, so it does only what must come before the box
+ * exists: its fds, a fork (glibc's, which keeps the thread's idea of
+ * itself up to date: the one copy of the interpreter), and an exec of
+ * fnbox-zygote-init with nothing but the socket, which frees the zygote.
+ * It writes nothing of zs. The box process makes its jail itself (it is
+ * a copy of the zygote, with the same capabilities the child has), in
+ * parallel with the zygote's next child, and says READY. */
+static int child_vm(void *arg) {
+        (void) arg;
+        int sock = zs.fds[F_SOCK];
+        child_fds(sock);
+        /* the init reaps the box: SIGCHLD is the default one (the zygote
+         * ignores it, and an ignored signal stays ignored across exec) */
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        CHECK(sock, sigaction(SIGCHLD, &dfl, NULL), "SIGCHLD");
+        pid_t box = fork();
+        if (box < 0)
+                fail(sock, "fork box");
+        if (box == 0) {
+                child_jail(sock, 1);
+                box_stdio(sock);
+                send_msg(sock, JAIL_MSG_READY, 0, 0, NULL);
+                __builtin_longjmp(box_return, 1); /* out of zygote_child_fork */
+        }
+        int keep[2] = { sock, zs.init_fd };
+        if (close_all_but(keep, 2) < 0)
+                _exit(126);
+        child_drop(sock);
         char sock_s[12], box_s[12];
         char *argv[] = { "fnbox-zygote-init", sock_s, box_s, NULL }, *envp[] = { NULL };
         const int vals[2] = { sock, box };
@@ -503,64 +585,6 @@ _Noreturn static void child_exec_init(int sock, pid_t box) {
         }
         syscall(SYS_execveat, zs.init_fd, "", argv, envp, AT_EMPTY_PATH);
         fail(sock, "exec fnbox-zygote-init");
-}
-
-/* In the clone, pid 1 of a new pid namespace, still with the zygote's
- * capabilities in the jail's user namespace. Returns only in the box
- * process, with everything dropped. With init_fd it shares the zygote's
- * memory: it writes nothing of zs (the zygote's own copy of its state),
- * and the box process is the one copy of the zygote made. */
-static int child_main(void) {
-        int sock = zs.fds[F_SOCK];
-        /* nothing of the zygote's: not its control socket, not the
-         * interpreter's files; only this child's own fds */
-        int keep[ZYGOTE_FORK_FDS_MAX];
-        memcpy(keep, zs.fds, sizeof keep);
-        int n_keep = zs.n_fds;
-        if (zs.netns >= 0)
-                keep[n_keep++] = zs.netns;
-        if (zs.init_fd >= 0)
-                keep[n_keep++] = zs.init_fd;
-        if (close_all_but(keep, n_keep) < 0)
-                _exit(126);
-        /* its own session: a process group signal must not reach the zygote */
-        CHECK(sock, setsid(), "setsid");
-        /* the runtime opened these as root: join the child's own cgroup
-         * before anything else happens in it */
-        for (int i = F_PROCS; i < zs.n_fds; i++) {
-                CHECK(sock, write(zs.fds[i], "0", 1), "join cgroup");
-                close(zs.fds[i]);
-        }
-        int pidfd = (int) syscall(SYS_pidfd_open, getpid(), 0);
-        if (pidfd < 0 || send_fd(sock, JAIL_MSG_HELLO, pidfd) < 0)
-                fail(sock, "hello");
-        close(pidfd);
-        child_namespaces(sock);
-        child_drop(sock);
-        /* the box's SIGCHLD is the default one (the zygote ignores it) */
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        CHECK(sock, sigaction(SIGCHLD, &dfl, NULL), "SIGCHLD");
-        /* In fnbox-runtime the box process only execs: a bare clone, without
-         * the atfork handlers of the runtime's libraries (libuv's would
-         * close and remake fds it thinks are its own). python3 needs glibc's
-         * fork, which keeps its idea of the thread up to date. */
-        pid_t box = zs.exec_mode ? (pid_t) syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0) : fork();
-        if (box < 0)
-                fail(sock, "fork box");
-        if (box == 0) {
-                box_stdio(sock);
-                return 0; /* the box process, before its request */
-        }
-        if (zs.init_fd >= 0)
-                child_exec_init(sock, box);
-        child_init(sock, box);
-}
-
-/* The child of a python3 zygote, on child_stack in the zygote's memory. */
-static int child_vm(void *arg) {
-        (void) arg;
-        child_main();
-        __builtin_longjmp(box_return, 1); /* the box process: out of zygote_child_fork */
 }
 
 EXPORT int zygote_child_fork(void) {

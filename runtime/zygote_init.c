@@ -4,8 +4,10 @@
  * memory and then execs this small static program, so that the only copy
  * of the interpreter a request pays for is the box's own. It is run as
  * `fnbox-zygote-init SOCK BOX` with the child's control socket and the
- * box's pid; everything else about it (its namespaces, cgroup, no
- * capabilities, seccomp filter, parent-death signal) it inherits.
+ * box's pid, and reports the box's exit there (the box itself says READY
+ * once it has made its jail). No capabilities, the boxes' seccomp filter
+ * and the parent-death signal it inherits; it stays in the zygote's
+ * cgroup and mount, network and IPC namespaces, which the box leaves.
  * Linked into fnbox-runtime as data (zygote_blob.S) and executed from a
  * memfd: nothing is installed where a jail can see it. Never sanitized. */
 #define _GNU_SOURCE
@@ -34,7 +36,5 @@ int main(int argc, char **argv) {
         for (int sig = 1; sig < NSIG; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP)
                         (void) sigaction(sig, &dfl, NULL);
-        JailMsg m = { .type = JAIL_MSG_READY };
-        (void) send(sock, &m, sizeof m, MSG_NOSIGNAL);
         jail_init_reap(sock, box);
 }
