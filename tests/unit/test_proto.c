@@ -608,44 +608,32 @@ TEST(proto_invoke_request_order_and_limits) {
         proto_request_clear(&rq);
 }
 
-/* The invoke reply: RESULT announces no stderr and none is sent, and the
- * client side parses it as a complete reply. */
-TEST(proto_invoke_reply_without_stderr) {
-        JailResult res = { .status = JAIL_EXITED, .exit_code = 0, .wall_ms = 1.5 };
-        res.out = (JailOutput) { strdup("out"), 3, false };
-        res.err = (JailOutput) { strdup("secret stderr"), 13, false };
-        ProtoReplyWriter w = { .r = &res, .no_stderr = true };
-        ProtoReply rep;
-        ReplyRead rr;
-        proto_reply_init(&rep);
-        ASSERT_EQ_INT(reply_read(&w, &rep, &rr), 1);
-        ASSERT_EQ_UINT(rr.frames, 3);
-        ASSERT_EQ_UINT(rr.stderr_frames, 0);
-        ASSERT_EQ_UINT(rep.result.out.len, 3);
-        ASSERT_EQ_UINT(rep.result.err.len, 0);
-        proto_reply_clear(&rep);
-        proto_reply_writer_clear(&w);
-        jail_result_clear(&res);
-}
-
-/* The same with stderr asked for (a skill's test run): RESULT announces it
- * and a STDERR frame carries it before END. */
-TEST(proto_invoke_reply_with_stderr) {
-        JailResult res = { .status = JAIL_EXITED, .exit_code = 3 };
-        res.out = (JailOutput) { strdup("out"), 3, false };
-        res.err = (JailOutput) { strdup("the tail"), 8, true };
-        ProtoReplyWriter w = { .r = &res, .no_stderr = false };
-        ProtoReply rep;
-        ReplyRead rr;
-        proto_reply_init(&rep);
-        ASSERT_EQ_INT(reply_read(&w, &rep, &rr), 1);
-        ASSERT_EQ_UINT(rr.stderr_frames, 1);
-        ASSERT_EQ_UINT(rep.err_len, 8);
-        ASSERT_TRUE(rep.result.err.truncated && memcmp(rep.result.err.data, "the tail", 8) == 0);
-        ASSERT_EQ_INT(rep.result.exit_code, 3);
-        proto_reply_clear(&rep);
-        proto_reply_writer_clear(&w);
-        jail_result_clear(&res);
+/* The invoke reply, read back as the client reads it: without "stderr"
+ * RESULT announces none and none is sent; with it (a skill's test run)
+ * RESULT announces the tail and a STDERR frame carries it before END. */
+TEST(proto_invoke_reply_stderr_or_not) {
+        for (int want = 0; want < 2; want++) {
+                JailResult res = { .status = JAIL_EXITED, .exit_code = 3, .wall_ms = 1.5 };
+                res.out = (JailOutput) { strdup("out"), 3, false };
+                res.err = (JailOutput) { strdup("the tail"), 8, true };
+                ProtoReplyWriter w = { .r = &res, .no_stderr = !want };
+                ProtoReply rep;
+                ReplyRead rr;
+                proto_reply_init(&rep);
+                ASSERT_EQ_INT(reply_read(&w, &rep, &rr), 1);
+                ASSERT_EQ_UINT(rr.frames, 3 + (unsigned) want);
+                ASSERT_EQ_UINT(rr.stderr_frames, (unsigned) want);
+                ASSERT_EQ_UINT(rep.result.out.len, 3);
+                ASSERT_EQ_INT(rep.result.exit_code, 3);
+                ASSERT_EQ_UINT(rep.err_len, want ? 8 : 0);
+                if (want)
+                        ASSERT_TRUE(rep.result.err.truncated && memcmp(rep.result.err.data, "the tail", 8) == 0);
+                else
+                        ASSERT_TRUE(rep.result.err.len == 0 && !rep.result.err.truncated);
+                proto_reply_clear(&rep);
+                proto_reply_writer_clear(&w);
+                jail_result_clear(&res);
+        }
 }
 
 /* A reply past one batch (nine chunks: PROTO_REPLY_IOV holds RESULT, seven
