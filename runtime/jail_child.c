@@ -518,6 +518,12 @@ static int memfd_with(const JailChildArgs *a, const char *name, bool exec, const
                 return -1;
         if (fd < 0 || write_all(fd, d1, l1) < 0 || (l2 && write_all(fd, d2, l2) < 0))
                 fail(a, name);
+        /* execute-only: a program its runner may not read is not dumpable
+         * from the exec on (the kernel's would_dump), before its first
+         * instruction, so no box ever finds fnbox-zygote-init readable
+         * through /proc, not even until its own prctl */
+        if (exec && fchmod(fd, S_IXUSR) < 0)
+                fail(a, name);
         int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
         if (high < 0)
                 fail(a, name);

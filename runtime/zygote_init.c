@@ -24,8 +24,9 @@ static int number(const char *s) {
 }
 
 int main(int argc, char **argv) {
-        /* execve made this process readable through /proc again: the box,
-         * under the same uid, must not reach the socket the result goes on */
+        /* not dumpable: the box, under the same uid, must not reach the
+         * socket the result goes on. The exec already made it so (the
+         * memfd is execute-only: jail_child.c); this holds wherever not */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || argc != 3)
                 _exit(125);
         int sock = number(argv[1]);
