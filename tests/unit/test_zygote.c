@@ -8,8 +8,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -390,14 +395,115 @@ static void python_requests(void) {
         ctx_end(&x);
 }
 
-TEST(zygote_python_requests) {
-        python_requests();
-}
-
 static void expect_ok(const JailResult *r) {
         if (r->status != JAIL_EXITED || r->exit_code != 0)
                 FAIL_AT("status %s %d: %s / %s", jail_status_to_string(r->status), r->exit_code, r->error,
                         r->err.data ? r->err.data : "");
+}
+
+/* Processes descended from this one that run fnbox-zygote-init (comm is
+ * the memfd's name, cut to 15 bytes). */
+static unsigned inits_below_me(void) {
+        struct { int pid, ppid; bool init; } ps[4096];
+        size_t n = 0;
+        DIR *d = opendir("/proc");
+        ASSERT_TRUE(d != NULL);
+        for (struct dirent *e; n < 4096 && (e = readdir(d));) {
+                int pid = atoi(e->d_name);
+                char path[64], buf[512];
+                if (pid <= 0)
+                        continue;
+                snprintf(path, sizeof path, "/proc/%d/stat", pid);
+                FILE *f = fopen(path, "r");
+                if (!f)
+                        continue;
+                size_t len = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                buf[len] = 0;
+                char *open_ = strchr(buf, '('), *close_ = strrchr(buf, ')');
+                if (!open_ || !close_ || strlen(close_) < 5)
+                        continue;
+                ps[n].pid = pid;
+                ps[n].init = strncmp(open_ + 1, "memfd:fnbox-zyg)", 16) == 0;
+                ps[n++].ppid = atoi(close_ + 4);        /* ") S PPID" */
+        }
+        closedir(d);
+        /* this process as /proc names it (it may be pid 1 of a namespace of its own) */
+        char self[32] = "";
+        ASSERT_TRUE(readlink("/proc/self", self, sizeof self - 1) > 0);
+        int me = atoi(self);
+        unsigned count = 0;
+        for (size_t i = 0; i < n; i++) {
+                int up = ps[i].pid;
+                for (int hops = 0; ps[i].init && up > 1 && up != me && hops < 64; hops++) {
+                        int next = 0;
+                        for (size_t j = 0; j < n && !next; j++)
+                                next = ps[j].pid == up ? ps[j].ppid : 0;
+                        up = next;
+                }
+                count += ps[i].init && up == me;
+        }
+        return count;
+}
+
+TEST(zygote_python_requests) {
+        python_requests();
+        /* the children's init is fnbox-zygote-init, not a copy of python3 */
+        Ctx x;
+        ctx_start(&x, JAIL_RUNTIME_PYTHON3, code_file("one.py", "print('one')\n"));
+        expect_ok(one(&x, ""));
+        ASSERT_TRUE(inits_below_me() > 0);
+        ctx_end(&x);
+}
+
+/* A host that forbids executable memfds (vm.memfd_noexec = 2, a pid
+ * namespace's setting: set here in one of the test's own, whose pid 1
+ * runs the requests, with a mount namespace and /proc of its own) gets no fnbox-zygote-init; a python3 zygote's
+ * children are then copies of the interpreter, as before it, and serve
+ * the same requests. */
+static void without_init(void) {
+        /* a /proc of this pid namespace: the runtime names its jails' processes there */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                FAIL_AT("a mount namespace with its own /proc: %s", strerror(errno));
+        int fd = open("/proc/sys/vm/memfd_noexec", O_WRONLY);
+        if (fd < 0 || write(fd, "2", 1) != 1)
+                FAIL_AT("vm.memfd_noexec = 2 in a pid namespace of the test's own: %s", strerror(errno));
+        close(fd);
+        python_requests();
+        Ctx x;
+        ctx_start(&x, JAIL_RUNTIME_PYTHON3, code_file("one.py", "print('one')\n"));
+        expect_ok(one(&x, ""));
+        ASSERT_EQ_INT(inits_below_me(), 0);
+        ctx_end(&x);
+}
+
+TEST(zygote_python_without_init) {
+        if (access("/proc/sys/vm/memfd_noexec", W_OK) < 0) {
+                printf("    no vm.memfd_noexec (a kernel before 6.3): every memfd may be executed there\n");
+                return;
+        }
+        /* LeakSanitizer cannot stop the world in a process whose children
+         * go to another pid namespace, nor from a pid 1: the namespace is
+         * made in a process of its own, and its pid 1 leaves without the
+         * check (this process's is made) */
+        pid_t child = fork();
+        ASSERT_TRUE(child >= 0);
+        if (child == 0) {
+                if (unshare(CLONE_NEWPID) < 0)
+                        FAIL_AT("unshare a pid namespace: %s", strerror(errno));
+                pid_t init = fork();
+                if (init == 0) {
+                        without_init();
+                        _exit(0);
+                }
+                int st = 0;
+                _exit(init > 0 && waitpid(init, &st, 0) == init && WIFEXITED(st) ? WEXITSTATUS(st) : 2);
+        }
+        int st = 0;
+        ASSERT_EQ_INT(waitpid(child, &st, 0), child);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                FAIL_AT("the requests without fnbox-zygote-init: wait status 0x%x", st);
 }
 
 /* The box process warms its stdio on pipes of its own before GO
