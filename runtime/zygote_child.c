@@ -541,6 +541,16 @@ static int child_main(void) {
         child_init(sock, box);
 }
 
+/* v in decimal into out (no snprintf: system calls only). */
+static char *decimal(char out[12], unsigned v) {
+        char *p = out + 11;
+        *p = 0;
+        do
+                *--p = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+        return memmove(out, p, (size_t) (out + 12 - p));
+}
+
 /* python3: the child shares the zygote's memory and runs on child_stack
  * while the zygote waits, so it does only what must come before the box
  * exists: its fds, a fork (glibc's, which keeps the thread's idea of
@@ -571,18 +581,8 @@ static int child_vm(void *arg) {
                 _exit(126);
         child_drop(sock);
         char sock_s[12], box_s[12];
-        char *argv[] = { "fnbox-zygote-init", sock_s, box_s, NULL }, *envp[] = { NULL };
-        const int vals[2] = { sock, box };
-        char *outs[2] = { sock_s, box_s };
-        for (int k = 0; k < 2; k++) {   /* no snprintf: system calls only */
-                char tmp[12];
-                int n = 0;
-                for (unsigned v = (unsigned) vals[k]; n == 0 || v > 0; v /= 10)
-                        tmp[n++] = (char) ('0' + v % 10);
-                for (int i = 0; i < n; i++)
-                        outs[k][i] = tmp[n - 1 - i];
-                outs[k][n] = 0;
-        }
+        char *argv[] = { "fnbox-zygote-init", decimal(sock_s, (unsigned) sock), decimal(box_s, (unsigned) box), NULL };
+        char *envp[] = { NULL };
         syscall(SYS_execveat, zs.init_fd, "", argv, envp, AT_EMPTY_PATH);
         fail(sock, "exec fnbox-zygote-init");
 }
