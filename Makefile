@@ -223,6 +223,7 @@ test: deps
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN)
+	./tests/unit/clone_child.sh $(BUILD)
 
 # The same conformance suite against SQLite and against a PostgreSQL server
 # that the script starts in a temporary folder (and tears down).

@@ -38,6 +38,7 @@ typedef struct JailHost {
         JailAlt alts[JAIL_ALTS_MAX];
         size_t n_alts;
         cap_t no_caps;
+        cap_t zygote_caps;
         int cap_last;
         char binds[JAIL_BINDS_MAX][JAIL_BIND_LEN];  /* jail_host_binds */
         size_t n_binds;
@@ -115,6 +116,21 @@ int jail_stdio_fill(void) {
 /* The library links of /etc/alternatives (names with ".so"), whose targets
  * are absolute paths outside /etc, /proc, /sys and /dev: the jail's /etc
  * gets the same links (jail_child.c). Nothing else of /etc/alternatives. */
+/* What a zygote keeps, as libcap's set: made here, since the child may
+ * not allocate (jail_child.c). */
+static cap_t zygote_caps_new(void) {
+        cap_t caps = cap_init();
+        if (!caps)
+                return NULL;
+        if (cap_set_flag(caps, CAP_PERMITTED, JAIL_ZYGOTE_KEEP, jail_zygote_keep, CAP_SET) < 0 ||
+            cap_set_flag(caps, CAP_EFFECTIVE, JAIL_ZYGOTE_KEEP, jail_zygote_keep, CAP_SET) < 0 ||
+            cap_set_flag(caps, CAP_INHERITABLE, JAIL_ZYGOTE_KEEP, jail_zygote_keep, CAP_SET) < 0) {
+                cap_free(caps);
+                return NULL;
+        }
+        return caps;
+}
+
 static void host_alternatives(void) {
         DIR *d = opendir("/etc/alternatives");
         struct dirent *de;
@@ -182,6 +198,9 @@ static int host_init(void) {
         host_alternatives();
         host.no_caps = cap_init();
         if (!host.no_caps)
+                return -ENOMEM;
+        host.zygote_caps = zygote_caps_new();
+        if (!host.zygote_caps)
                 return -ENOMEM;
         host.cap_last = cap_max_bits() - 1;
         host.ready = true;
@@ -738,7 +757,8 @@ static int spawn_child(Jail *j, bool background) {
                 .topdirs = host.topdirs, .n_topdirs = ELEMENTSOF(host.topdirs),
                 .ld_cache = host.ld_cache, .ld_cache_len = host.ld_cache_len,
                 .alts = host.alts, .n_alts = host.n_alts,
-                .filter = &host.filter, .no_caps = host.no_caps, .cap_last = host.cap_last,
+                .filter = &host.filter, .no_caps = host.no_caps,
+                .zygote_caps = host.zygote_caps, .cap_last = host.cap_last,
                 .background = background, .binds = host.binds, .n_binds = host.n_binds,
         };
         int pidfd = -1;

@@ -5,7 +5,13 @@
  * request it mounts the code and /tmp, makes the root read-only, enters a new
  * user namespace whose only mapping is the box uid, drops every privilege,
  * loads the seccomp filter, and forks the box. It stays as the jail's pid 1
- * until the box exits; its exit kills the rest. */
+ * until the box exits; its exit kills the rest.
+ *
+ * It is a raw clone of the runtime, which has other threads (the reporter,
+ * libuv's pool, template adoption): any lock one of them held at that moment
+ * stays held here for good, malloc's arena locks among them. So nothing
+ * here allocates or takes a lock: what it needs (the capability sets, the
+ * filter, the ld.so cache) is made before the clone (jail.c). */
 #define _GNU_SOURCE
 #include "jail_child.h"
 
@@ -469,24 +475,18 @@ static void prepare(const JailChildArgs *a) {
  * that they survive the interpreter's execve. The zygote runs no seccomp
  * filter (it needs unshare, clone and mount); it runs only fnbox's code and
  * the host's interpreter, never the box's. */
+const cap_value_t jail_zygote_keep[JAIL_ZYGOTE_KEEP] = { CAP_SYS_ADMIN, CAP_SETPCAP };
+
 static void zygote_privileges(const JailChildArgs *a) {
-        static const int keep[] = { CAP_SYS_ADMIN, CAP_SETPCAP };
         for (int c = 0; c <= a->cap_last; c++)
-                if (c != keep[0] && c != keep[1])
+                if (c != jail_zygote_keep[0] && c != jail_zygote_keep[1])
                         CHECK(a, prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "drop bounding set");
         CHECK(a, prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps");
         CHECK(a, prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
                        SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED, 0, 0, 0), "securebits");
-        cap_t caps = cap_init();
-        if (!caps)
-                fail(a, "capabilities");
-        cap_value_t v[2] = { CAP_SYS_ADMIN, CAP_SETPCAP };
-        CHECK(a, cap_set_flag(caps, CAP_PERMITTED, 2, v, CAP_SET), "capabilities");
-        CHECK(a, cap_set_flag(caps, CAP_EFFECTIVE, 2, v, CAP_SET), "capabilities");
-        CHECK(a, cap_set_flag(caps, CAP_INHERITABLE, 2, v, CAP_SET), "capabilities");
-        CHECK(a, cap_set_proc(caps), "keep the zygote's capabilities");
-        for (size_t i = 0; i < ELEMENTSOF(keep); i++)
-                CHECK(a, prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, keep[i], 0, 0), "ambient caps");
+        CHECK(a, cap_set_proc(a->zygote_caps), "keep the zygote's capabilities");
+        for (size_t i = 0; i < JAIL_ZYGOTE_KEEP; i++)
+                CHECK(a, prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, jail_zygote_keep[i], 0, 0), "ambient caps");
         CHECK(a, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
         struct rlimit none = { 0, 0 };
         CHECK(a, setrlimit(RLIMIT_CORE, &none), "rlimit core");

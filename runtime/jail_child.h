@@ -144,11 +144,17 @@ typedef struct JailChildArgs {
         size_t ld_cache_len;
         const struct sock_fprog *filter;
         cap_t no_caps;
+        cap_t zygote_caps;            /* what a zygote keeps (jail_child.c) */
         int cap_last;
         bool background;              /* prepared ahead: SCHED_IDLE until START */
         const char (*binds)[JAIL_BIND_LEN]; /* more host folders, bound read-only */
         size_t n_binds;
 } JailChildArgs;
+
+/* The capabilities a zygote keeps (jail_child.c, zygote_privileges); the
+ * parent makes their cap_t (JailChildArgs.zygote_caps) before any clone. */
+#define JAIL_ZYGOTE_KEEP 2
+extern const cap_value_t jail_zygote_keep[JAIL_ZYGOTE_KEEP];
 
 /* Runs in the cloned child; never returns. */
 _Noreturn void jail_child_main(const JailChildArgs *a);
