@@ -462,6 +462,7 @@ static void on_zygote_event(Zygote *z, ZygoteEvent ev, int error, void *userdata
         /* died: its running requests end on their own; build another one
          * (the dead one is released first, out of its own callback). Until
          * then requests run in pool jails. */
+        fprintf(stderr, "fnbox-runtime: instance %s: %s; another follows\n", i->id, zygote_error(z));
         i->zygote_failures++;
         fresh_ready(i);
         if (i->state == INSTANCE_DRAINING && !i->calls)

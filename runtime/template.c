@@ -47,6 +47,7 @@ static void on_event(Zygote *z, ZygoteEvent ev, int error, void *userdata) {
                 return;
         }
         /* died before it was adopted: another, more and more slowly */
+        fprintf(stderr, "fnbox-runtime: a template zygote: %s\n", zygote_error(z));
         s->ready = false;
         s->failures++;
         uint64_t ms = TEMPLATE_RETRY_MIN_MS << (s->failures > 6 ? 6 : s->failures - 1);

@@ -35,6 +35,11 @@ _Static_assert(ZYGOTE_ENV_MAX == ZYGOTE_GO_ENV_MAX && ZYGOTE_ENV_BYTES == ZYGOTE
  * a deferred cleanup; reusing them costs a few system calls. */
 #define ZYGOTE_KEPT 16
 
+/* A zygote not ready by then is killed (and its instance builds another,
+ * running requests in pool jails meanwhile): python3's start-up takes a
+ * fraction of a second; minutes would only hold its instance back. */
+unsigned zygote_start_ms = 20000;
+
 struct ZygoteChild {
         Zygote *z;
         Jail *j;
@@ -55,6 +60,7 @@ struct Zygote {
         zygote_event_fn fn;
         void *userdata;
         bool ready, dead, freed;
+        bool start_timed_out;     /* killed for not being ready in time */
         bool template_;           /* no revision yet: adopted once (zygote_adopt) */
         unsigned spares, n_spares, n_running;
         unsigned failures;        /* spares in a row that died before being used */
@@ -63,7 +69,7 @@ struct Zygote {
         unsigned n_cgroups;
         int netns[ZYGOTE_KEPT];        /* ... and their network namespaces */
         unsigned n_netns;
-        uv_timer_t timer;
+        uv_timer_t timer;         /* the start deadline, then refills */
         unsigned refs;            /* the timer, the zygote's jail, each child */
         char error[256];
 };
@@ -294,6 +300,7 @@ static void zygote_msg(Jail *j, const JailMsg *m, void *userdata) {
         if (m->type != JAIL_MSG_ZYGOTE_READY || z->ready || z->dead)
                 return;
         z->ready = true;
+        uv_timer_stop(&z->timer); /* the start deadline */
         refill(z);
         if (z->fn && !z->freed)
                 z->fn(z, ZYGOTE_EVENT_READY, 0, z->userdata);
@@ -313,7 +320,10 @@ static void zygote_done(Jail *j, JailResult *r, void *userdata) {
         Zygote *z = userdata;
         (void) j;
         z->dead = true;
-        if (r->status == JAIL_SETUP_ERROR)
+        uv_timer_stop(&z->timer);
+        if (z->start_timed_out)
+                snprintf(z->error, sizeof z->error, "zygote not ready within %u ms", zygote_start_ms);
+        else if (r->status == JAIL_SETUP_ERROR)
                 snprintf(z->error, sizeof z->error, "zygote setup failed: %s", r->error);
         else if (r->status == JAIL_EXITED)
                 snprintf(z->error, sizeof z->error, "zygote exited %d", r->exit_code);
@@ -337,6 +347,14 @@ static void zygote_jail_event(Jail *j, JailEvent ev, int error, void *userdata) 
         jail_free(j);
         z->jail = NULL;
         zygote_unref(z);
+}
+
+static void on_start_deadline(uv_timer_t *t) {
+        Zygote *z = t->data;
+        if (z->ready || z->dead || !z->jail)
+                return;
+        z->start_timed_out = true;
+        jail_kill(z->jail); /* zygote_done follows */
 }
 
 static void on_timer_closed(uv_handle_t *h) {
@@ -382,6 +400,7 @@ static int zygote_spawn(uv_loop_t *loop, const JailConfig *c, int kind, zygote_e
         jail_set_events(z->jail, zygote_jail_event, z);
         uv_timer_init(loop, &z->timer);
         z->timer.data = z;
+        uv_timer_start(&z->timer, on_start_deadline, zygote_start_ms, 0);
         *ret = z;
         return 0;
 }

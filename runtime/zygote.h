@@ -118,6 +118,10 @@ int zygote_set_spares(Zygote *z, unsigned n);
 /* Why the zygote died, or why its children keep failing ("" if nothing). */
 const char *zygote_error(const Zygote *z);
 
+/* How long a zygote may take to get ready before it is killed (and
+ * reported, as dead); tests shorten it. */
+extern unsigned zygote_start_ms;
+
 bool zygote_is_ready(const Zygote *z);
 unsigned zygote_children(const Zygote *z);
 /* Kill the zygote and its children (running ones still report done, with

@@ -737,6 +737,30 @@ TEST(zygote_died_is_reported) {
         ctx_end(&x);
 }
 
+/* A zygote that never says it is ready (here: stopped as it starts) is
+ * killed at its start deadline and reported dead, with the reason, and
+ * nothing of it is left. */
+TEST(zygote_start_deadline) {
+        unsigned saved = zygote_start_ms;
+        zygote_start_ms = 300;
+        Ctx x;
+        JailConfig c;
+        ctx_init(&x, &c, JAIL_RUNTIME_PYTHON3, code_file("main.py", "print('never')\n"));
+        ASSERT_EQ_INT(zygote_new(&x.loop, &c, on_event, &x, &x.z), 0);
+        pid_t pid = zygote_pid();
+        ASSERT_TRUE(pid > 0);
+        ASSERT_EQ_INT(kill(pid, SIGSTOP), 0);
+        double t0 = now_ms();
+        RUN_UNTIL(&x, x.died);
+        zygote_start_ms = saved;
+        ASSERT_TRUE(!x.ready);
+        ASSERT_TRUE(now_ms() - t0 < 5000);
+        if (!strstr(zygote_error(x.z), "not ready within 300 ms"))
+                FAIL_AT("error: %s", zygote_error(x.z));
+        ctx_end(&x);
+        ASSERT_EQ_INT(zygote_pid(), -1);
+}
+
 TEST(zygote_refuses_bad_config) {
         uv_loop_t loop;
         ASSERT_EQ_INT(uv_loop_init(&loop), 0);
