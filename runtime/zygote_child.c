@@ -260,8 +260,11 @@ EXPORT int zygote_child_adopt(void) {
 /* Every capability and privilege goes, as in a one-shot jail's init
  * (jail_child.c, drop_privileges), then the same seccomp filter. */
 static void child_drop(int sock) {
+        /* each drop is a new set of credentials (and an RCU free of the
+         * old): only the zygote's two are left to drop */
         for (int c = 0; c <= zs.p.cap_last; c++)
-                CHECK(sock, prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "drop bounding set");
+                if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 0)
+                        CHECK(sock, prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "drop bounding set");
         CHECK(sock, prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps");
         CHECK(sock, prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
                           SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
