@@ -113,9 +113,6 @@ int jail_stdio_fill(void) {
         return stdio_fill();
 }
 
-/* The library links of /etc/alternatives (names with ".so"), whose targets
- * are absolute paths outside /etc, /proc, /sys and /dev: the jail's /etc
- * gets the same links (jail_child.c). Nothing else of /etc/alternatives. */
 /* What a zygote keeps, as libcap's set: made here, since the child may
  * not allocate (jail_child.c). */
 static cap_t zygote_caps_new(void) {
@@ -131,6 +128,9 @@ static cap_t zygote_caps_new(void) {
         return caps;
 }
 
+/* The library links of /etc/alternatives (names with ".so"), whose targets
+ * are absolute paths outside /etc, /proc, /sys and /dev: the jail's /etc
+ * gets the same links (jail_child.c). Nothing else of /etc/alternatives. */
 static void host_alternatives(void) {
         DIR *d = opendir("/etc/alternatives");
         struct dirent *de;
