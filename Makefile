@@ -187,11 +187,12 @@ $(ZYGOTE_SO): runtime/zygote_child.c runtime/zygote_child.h runtime/jail_child.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -I. -O2 -fPIC -shared -fvisibility=hidden -fstack-protector-strong -Wl,-z,relro,-z,now $< -o $@
 # the init of a python3 zygote's children: static, so that it runs from a
-# memfd in any jail, and never sanitized
+# memfd in any jail, without a C library (its own _start and system
+# calls: it runs once per request), and never sanitized
 ZYGOTE_INIT := $(BUILD)/gen/fnbox-zygote-init
 $(ZYGOTE_INIT): runtime/zygote_init.c runtime/jail_child.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 $(WARN) -I. -O2 -static -fstack-protector-strong $< -o $@
+	$(CC) -std=gnu11 $(WARN) -I. -O2 -static -nostdlib -ffreestanding -fno-stack-protector -fno-pie -no-pie $< -o $@
 $(ZYGOTE_BLOB): runtime/zygote_blob.S $(ZYGOTE_SO) $(ZYGOTE_INIT) runtime/zygote_driver.py $(wildcard runtime/box/*)
 	@mkdir -p $(dir $@)
 	$(CC) -c -Wa,-I$(BUILD)/gen -Wa,-Iruntime $< -o $@

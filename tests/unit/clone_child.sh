@@ -36,5 +36,16 @@ for sym in $(nm -u "$OBJ" | awk '{ print $2 }'); do
                 ;;
         esac
 done
+
+# fnbox-zygote-init, exec'd once per python3 request, is built without a
+# C library (runtime/zygote_init.c): glibc's start-up alone costs more CPU
+# than the rest of it
+INIT=$BUILD/gen/fnbox-zygote-init
+if nm "$INIT" | grep -q __libc_start_main; then
+        echo "clone_child: FAIL: $INIT is linked with the C library (see runtime/zygote_init.c)"
+        failed=$((failed + 1))
+else
+        passed=$((passed + 1))
+fi
 echo "clone_child: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
