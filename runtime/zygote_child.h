@@ -102,6 +102,11 @@ int zygote_child_go(void);
  * the driver adds it to os.environ. */
 extern char zygote_go_env[ZYGOTE_GO_ENV_BYTES];
 extern size_t zygote_go_env_len;
+/* fnbox-zygote-init's seccomp filter (zygote_child.c): an allow-list of
+ * the system calls it makes, on the architectures it is written for */
+#if defined(__x86_64__) || defined(__aarch64__)
+extern const struct sock_fprog zygote_init_filter;
+#endif
 /* exec, sh and node: wait for GO (zygote_child_go), then exec path with
  * envp plus the request's environment (its names replace the same names
  * of envp). */

@@ -12,14 +12,19 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <linux/seccomp.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/util.h"
 #include "runtime/zygote.h"
+#include "runtime/zygote_child.h"
 
 static char zdir[64];
 
@@ -736,6 +741,41 @@ TEST(zygote_died_is_reported) {
         ASSERT_TRUE(strstr(zygote_error(x.z), "zygote") != NULL);
         ctx_end(&x);
 }
+
+#if defined(__x86_64__) || defined(__aarch64__)
+/* fnbox-zygote-init's filter lets a process make the calls the init makes
+ * (its wait, its usage, its report, its exit) and kills it at any other.
+ * Raw system calls only in the child: a sanitizer's wrappers may make
+ * calls of their own. */
+TEST(zygote_init_filter_allow_list) {
+        for (int other = 0; other < 2; other++) {
+                pid_t pid = fork();
+                ASSERT_TRUE(pid >= 0);
+                if (pid == 0) {
+                        int sv[2], st;
+                        struct rusage ru;
+                        if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0 ||
+                            prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+                            syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &zygote_init_filter) < 0)
+                                syscall(SYS_exit_group, 3);
+                        if (syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
+                            syscall(SYS_wait4, -1, &st, WNOHANG, NULL) != -1 ||
+                            syscall(SYS_getrusage, RUSAGE_CHILDREN, &ru) < 0 ||
+                            syscall(SYS_sendto, sv[0], "x", 1, MSG_NOSIGNAL, NULL, 0) != 1)
+                                syscall(SYS_exit_group, 4);
+                        if (other)
+                                (void) syscall(SYS_getpid);
+                        syscall(SYS_exit_group, 0);
+                }
+                int st;
+                ASSERT_EQ_INT(waitpid(pid, &st, 0), pid);
+                if (other && !(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS))
+                        FAIL_AT("getpid under the init's filter: wait status 0x%x, not SIGSYS", st);
+                if (!other && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                        FAIL_AT("the init's own calls under its filter: wait status 0x%x", st);
+        }
+}
+#endif
 
 /* A zygote that never says it is ready (here: stopped as it starts) is
  * killed at its start deadline and reported dead, with the reason, and
