@@ -253,17 +253,23 @@ static void mount_request(const JailChildArgs *a, const JailRequest *q) {
 }
 
 /* Enter a user namespace in which the box uid is the only uid. The parent
- * writes the maps (it has CAP_SETUID over the host ids); we wait for it. */
+ * writes the maps (it has CAP_SETUID over the host ids); we wait for it.
+ * The ids change with the system calls themselves, not glibc's wrappers:
+ * in a process it believes multi-threaded (this clone of the runtime), a
+ * wrapper applies the change to every thread, and first waits for any
+ * thread that was being created at the clone. That thread is the
+ * parent's, and never comes: the child hung on a futex whenever the
+ * runtime happened to be starting a thread. */
 static void enter_userns(const JailChildArgs *a) {
-        CHECK(a, setgroups(0, NULL), "setgroups");
+        CHECK(a, syscall(SYS_setgroups, 0, NULL), "setgroups");
         CHECK(a, unshare(CLONE_NEWUSER), "unshare user namespace");
         send_msg(a->sock, JAIL_MSG_USERNS, 0, 0, NULL);
         JailMsg m;
         ssize_t n = recv(a->sock, &m, sizeof m, 0);
         if (n != sizeof m || m.type != JAIL_MSG_GO)
                 _exit(126); /* the parent gave up on us */
-        CHECK(a, setresgid(JAIL_BOX_UID, JAIL_BOX_UID, JAIL_BOX_UID), "setresgid");
-        CHECK(a, setresuid(JAIL_BOX_UID, JAIL_BOX_UID, JAIL_BOX_UID), "setresuid");
+        CHECK(a, syscall(SYS_setresgid, JAIL_BOX_UID, JAIL_BOX_UID, JAIL_BOX_UID), "setresgid");
+        CHECK(a, syscall(SYS_setresuid, JAIL_BOX_UID, JAIL_BOX_UID, JAIL_BOX_UID), "setresuid");
 }
 
 /* Drop every capability the user namespace gave us, for good: bounding set,
