@@ -375,6 +375,13 @@ static int write_maps(Jail *j, uid_t uid, gid_t gid) {
         return write_file_str(path, map);
 }
 
+/* The timerfd fires at deadline_ns (CLOCK_MONOTONIC); 0 disarms it. */
+static int arm_timer(int fd, uint64_t deadline_ns) {
+        struct itimerspec its = { .it_value = { (time_t) (deadline_ns / 1000000000ULL),
+                                                (long) (deadline_ns % 1000000000ULL) } };
+        return timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? negative_errno() : 0;
+}
+
 static void setup_failed(Jail *j, int err, const char *what) {
         if (!j->got_setup_error) {
                 j->setup_error = (JailMsg) { .type = JAIL_MSG_SETUP_ERROR, .err = err };
@@ -388,6 +395,10 @@ static void on_message(Jail *j, const JailMsg *m) {
         switch (m->type) {
         case JAIL_MSG_READY:
                 j->ready = true;
+                if (!j->started && j->poll_open[PL_TIMER]) { /* the prepare deadline is met */
+                        (void) arm_timer(j->fds[PL_TIMER], 0);
+                        uv_poll_stop(&j->polls[PL_TIMER]);
+                }
                 if (j->event && !j->started)
                         j->event(j, JAIL_EVENT_READY, 0, j->event_userdata);
                 break;
@@ -579,8 +590,15 @@ static void on_poll(uv_poll_t *h, int status, int events) {
                 break;
         case PL_TIMER: {
                 uint64_t ticks;
-                if (read(j->fds[PL_TIMER], &ticks, sizeof ticks) == sizeof ticks)
+                if (read(j->fds[PL_TIMER], &ticks, sizeof ticks) != sizeof ticks)
+                        break; /* re-armed since it fired */
+                if (j->started) {
                         jail_signal(j, KILL_TIMEOUT);
+                } else {
+                        char what[64];
+                        snprintf(what, sizeof what, "prepare the jail within %u ms", jail_prepare_ms);
+                        setup_failed(j, ETIMEDOUT, what);
+                }
                 poll_stop(j, PL_TIMER);
                 break;
         }
@@ -826,6 +844,8 @@ static void jail_abort(Jail *j) {
         free(j);
 }
 
+unsigned jail_prepare_ms = 20000;
+
 static int prepare_with(uv_loop_t *loop, const char *cgroup_parent, const CgroupLimits *l, bool background,
                         Jail **ret) {
         int r = host_init();
@@ -853,7 +873,12 @@ static int prepare_with(uv_loop_t *loop, const char *cgroup_parent, const Cgroup
                 jail_abort(j);
                 return r;
         }
-        if ((r = polls_init(j)) < 0) {
+        /* a jail prepared ahead that never gets READY (its child stuck on
+         * anything) is killed, and the pool makes another, rather than
+         * wait for a request that would then wait out its deadline */
+        if ((r = polls_init(j)) < 0 ||
+            (background && ((r = arm_timer(j->fds[PL_TIMER], now_ns() + jail_prepare_ms * 1000000ULL)) < 0 ||
+                            (r = poll_start(j, PL_TIMER, UV_READABLE)) < 0))) {
                 /* a started handle will still deliver the exit */
                 jail_signal(j, KILL_SETUP);
                 j->free_requested = true;
@@ -870,12 +895,6 @@ int jail_prepare(uv_loop_t *loop, const char *cgroup_parent, Jail **ret) {
 }
 
 /* ----- start ----- */
-
-static int arm_timer(int fd, uint64_t deadline_ns) {
-        struct itimerspec its = { .it_value = { (time_t) (deadline_ns / 1000000000ULL),
-                                                (long) (deadline_ns % 1000000000ULL) } };
-        return timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? negative_errno() : 0;
-}
 
 /* Send one message with n fds attached (SCM_RIGHTS). */
 #define SEND_FDS_MAX (5 + _CG_MAX)   /* a FORK's: zchild_send_fork */
@@ -943,8 +962,8 @@ static int commit_steps(Jail *j, const JailConfig *c, const StartOpts *o, const 
         *what = "scheduling policy";
         if (j->background && sched_setscheduler(j->pid, SCHED_OTHER, &sp) < 0 && errno != ESRCH)
                 return negative_errno();
-        *what = "arm the deadline";
-        if (o->timeout_ns && (r = arm_timer(j->fds[PL_TIMER], j->t_start_ns + o->timeout_ns)) < 0)
+        *what = "arm the deadline";   /* it replaces the prepare deadline; none (0) for a zygote */
+        if ((r = arm_timer(j->fds[PL_TIMER], o->timeout_ns ? j->t_start_ns + o->timeout_ns : 0)) < 0)
                 return r;
         *what = "send the request";
         if ((r = send_start(j, p)) < 0)

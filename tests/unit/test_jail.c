@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -235,6 +236,33 @@ TEST(jail_prepare_then_start) {
         ASSERT_EQ_STR(p.out, "pooled:in\n");
         ASSERT_TRUE(kill(jail_pid(j), 0) < 0);
         jail_free(j);
+        ASSERT_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+/* A prepared jail that never gets READY (here: its child stopped as it
+ * starts) is killed at the prepare deadline and ends, unused, with
+ * nothing of it left. */
+TEST(jail_prepare_deadline) {
+        unsigned saved = jail_prepare_ms;
+        jail_prepare_ms = 300;
+        uv_loop_t loop;
+        ASSERT_EQ_INT(uv_loop_init(&loop), 0);
+        Prep p = { 0 };
+        Jail *j;
+        ASSERT_EQ_INT(jail_prepare(&loop, "fnbox", &j), 0);
+        jail_prepare_ms = saved;
+        jail_set_events(j, prep_event, &p);
+        pid_t pid = jail_pid(j);
+        ASSERT_EQ_INT(kill(pid, SIGSTOP), 0);
+        time_t t0 = time(NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ_INT(p.ready, 0);
+        ASSERT_EQ_INT(p.ended, 1);
+        ASSERT_TRUE(time(NULL) - t0 < 5);
+        ASSERT_TRUE(kill(pid, 0) < 0);
+        ASSERT_TRUE(!jail_is_started(j));
+        jail_free(j);
+        uv_run(&loop, UV_RUN_DEFAULT);
         ASSERT_EQ_INT(uv_loop_close(&loop), 0);
 }
 
