@@ -191,8 +191,8 @@ int jail_spawn(uv_loop_t *loop, const JailConfig *c, jail_done_fn done, void *us
  * back to SCHED_OTHER. */
 int jail_prepare(uv_loop_t *loop, const char *cgroup_parent, Jail **ret);
 /* A prepared jail that is not READY within this many ms of jail_prepare()
- * (and not started) is killed: JAIL_EVENT_DIED, with the setup error
- * "prepare the jail within N ms". Tests shorten it. */
+ * (and not started) is killed, with the setup error "prepare the jail
+ * within N ms", and ends unused (JAIL_EVENT_END). Tests shorten it. */
 extern unsigned jail_prepare_ms;
 /* Give a prepared jail its request: check c (the code's fd included),
  * write the cgroup limits, and send the code, the /tmp size, rlimits, argv
