@@ -113,7 +113,7 @@ Jail *zygote_child_jail(const ZygoteChild *c);
 
 /* How many spares to keep (1..16, default ZYGOTE_SPARES_DEFAULT): as many
  * as requests that may arrive faster than one is replaced (a few ms). */
-#define ZYGOTE_SPARES_DEFAULT 2
+#define ZYGOTE_SPARES_DEFAULT 3
 int zygote_set_spares(Zygote *z, unsigned n);
 /* Why the zygote died, or why its children keep failing ("" if nothing). */
 const char *zygote_error(const Zygote *z);
