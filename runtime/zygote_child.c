@@ -264,12 +264,12 @@ EXPORT int zygote_child_adopt(void) {
  * but it is 129 instructions, and every install of a filter costs its
  * check, its JIT and the kernel's per-syscall cache of its answers: this
  * one is a fifth of that, and allows far less. */
+#ifdef ZYGOTE_INIT_FILTER
 #if defined(__x86_64__)
 #define INIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
+#else
 #define INIT_ARCH AUDIT_ARCH_AARCH64
 #endif
-#ifdef INIT_ARCH
 #define INIT_ALLOW(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
 static const struct sock_filter init_insns[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
@@ -611,7 +611,7 @@ static int child_vm(void *arg) {
         int keep[2] = { sock, zs.init_fd };
         if (close_all_but(keep, 2) < 0)
                 _exit(126);
-#ifdef INIT_ARCH
+#ifdef ZYGOTE_INIT_FILTER
         child_drop(sock, &zygote_init_filter);
 #else
         child_drop(sock, &zs.prog);

@@ -103,8 +103,10 @@ int zygote_child_go(void);
 extern char zygote_go_env[ZYGOTE_GO_ENV_BYTES];
 extern size_t zygote_go_env_len;
 /* fnbox-zygote-init's seccomp filter (zygote_child.c): an allow-list of
- * the system calls it makes, on the architectures it is written for */
+ * the system calls it makes, on the architectures it is written for
+ * (elsewhere the init runs under the boxes' filter) */
 #if defined(__x86_64__) || defined(__aarch64__)
+#define ZYGOTE_INIT_FILTER 1
 extern const struct sock_fprog zygote_init_filter;
 #endif
 /* exec, sh and node: wait for GO (zygote_child_go), then exec path with

@@ -742,7 +742,7 @@ TEST(zygote_died_is_reported) {
         ctx_end(&x);
 }
 
-#if defined(__x86_64__) || defined(__aarch64__)
+#ifdef ZYGOTE_INIT_FILTER
 /* fnbox-zygote-init's filter lets a process make the calls the init makes
  * (its wait, its usage, its report, its exit) and kills it at any other.
  * Raw system calls only in the child: a sanitizer's wrappers may make
