@@ -281,6 +281,13 @@ TEST(zygote_timeout_and_memory) {
         ctx_end(&x);
 }
 
+/* Turn the loop for ms milliseconds. */
+static void run_for(Ctx *x, double ms) {
+        double until = now_ms() + ms;
+        while (now_ms() < until)
+                uv_run(&x->loop, UV_RUN_NOWAIT);
+}
+
 /* An ended child's cgroup serves a later child of the same zygote: the
  * OOM kill and the peak of the one before are not the next one's. */
 TEST(zygote_cgroup_reused) {
@@ -300,8 +307,14 @@ TEST(zygote_cgroup_reused) {
         snprintf(name, sizeof name, "%s", jail_cgroup_name(zygote_child_jail(first)));
         RUN_UNTIL(&x, x.n_done == 1);
         ASSERT_EQ_INT(x.results[0].status, JAIL_OUT_OF_MEMORY);
+        /* The first child's cgroup comes back once its 64 MiB are torn
+         * down, and kept cgroups are taken last in, first out: let it
+         * come back before the next child ends, so that it is the one
+         * the next spare takes. The spares made before (3) have cgroups
+         * of their own, so it serves a request a few requests later. */
+        run_for(&x, 500);
         bool reused = false;
-        for (int i = 1; i < 8; i++) {
+        for (int i = 1; i < 40 && !reused; i++) {
                 ZygoteChild *ch;
                 ASSERT_EQ_INT(fork_in(&x, "small", &ch), 0);
                 const char *n = jail_cgroup_name(zygote_child_jail(ch));
@@ -315,13 +328,6 @@ TEST(zygote_cgroup_reused) {
         }
         ASSERT_TRUE(reused);
         ctx_end(&x);
-}
-
-/* Turn the loop for ms milliseconds. */
-static void run_for(Ctx *x, double ms) {
-        double until = now_ms() + ms;
-        while (now_ms() < until)
-                uv_run(&x->loop, UV_RUN_NOWAIT);
 }
 
 /* A child's network namespace serves a later child once the first is
